@@ -1,0 +1,1 @@
+"""Fluxora: electric load forecasting platform."""

@@ -1,0 +1,1 @@
+"""The FastAPI forecast service. Imports no training, Prefect or Evidently code."""

@@ -1,0 +1,192 @@
+"""The `fluxora` command. Thin: parse arguments, set up the environment, call the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from fluxora.errors import ConfigError, FluxoraError
+
+STEPS = ("ingest", "validate", "features", "train", "monitor")
+EXIT_ERROR, EXIT_CONFIG = 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="fluxora",
+        description="Fluxora: electric load forecasting for many series, kept good in production.",
+        epilog="Run-time state lives in $FLUXORA_HOME (default: .fluxora/ in the project). "
+        "Overrides use Hydra syntax, e.g. `fluxora run train.horizon=48 data.n_series=5`.",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the whole pipeline as a Prefect flow (ingest → monitor)")
+    run.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model=xgboost train.horizon=24")
+
+    status = sub.add_parser("status", help="champion model, online-store freshness and latest drift result")
+    status.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+    serve = sub.add_parser("serve", help="start the forecast API on the champion model")
+    serve.add_argument("--host", help="bind address (default: serve.host from config)")
+    serve.add_argument("--port", type=int, help="port (default: serve.port from config)")
+    serve.add_argument("overrides", nargs="*", help="Hydra overrides")
+
+    config = sub.add_parser("config", help="show or export the composed configuration")
+    csub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    show = csub.add_parser("show", help="print the composed configuration as YAML")
+    show.add_argument("overrides", nargs="*", help="Hydra overrides")
+    export = csub.add_parser("export", help="write params.yaml (DVC's view of conf/)")
+    export.add_argument("--output", type=Path, help="file to write (default: params.yaml in the project)")
+    export.add_argument("--check", action="store_true", help="do not write; exit 1 if the file is out of date")
+
+    stage = sub.add_parser("stage", help="run one pipeline step with params.yaml (used by `dvc repro`)")
+    stage.add_argument("name", choices=STEPS)
+    stage.add_argument("--params", type=Path, help="params file (default: params.yaml in the project)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        handler = {"run": _run, "status": _status, "serve": _serve, "config": _config, "stage": _stage}
+        return handler[args.command](args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except FluxoraError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _prepare_runtime() -> Any:
+    from fluxora.runtime import prepare
+
+    return prepare()
+
+
+def _run(args: argparse.Namespace) -> int:
+    from fluxora.config import compose
+
+    cfg = compose(args.overrides)  # fail fast on a bad override, before anything is written
+    home = _prepare_runtime()
+    started = time.perf_counter()
+    print(f"fluxora run: FLUXORA_HOME={home.root}", flush=True)
+    from flows.pipeline import pipeline_flow
+
+    state = pipeline_flow(overrides=list(args.overrides), return_state=True)
+    if not state.is_completed():
+        exc = _flow_exception(state)
+        if isinstance(exc, FluxoraError):
+            raise exc
+        print(f"error: pipeline failed: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    results = state.result()
+    _print_summary(results, cfg, home, time.perf_counter() - started)
+    return 0
+
+
+def _flow_exception(state: Any) -> BaseException:
+    try:
+        state.result()
+    except BaseException as exc:  # the flow's own exception, re-raised by Prefect
+        return exc
+    return RuntimeError(f"flow ended in state {state.type}")
+
+
+def _print_summary(results: dict[str, Any], cfg: Any, home: Any, seconds: float) -> None:
+    train, drift = results["train"], results["monitor"]
+    m, model = train["metrics"], train["model"]
+    alias = "champion" if model["champion"] else "no alias (did not beat seasonal naive)"
+    print()
+    print(f"Fluxora run finished in {seconds:.0f} s")
+    print(f"  data      {results['validate']['rows']} rows, {results['validate']['series']} series, "
+          f"{results['validate']['start']} .. {results['validate']['end']}")
+    print(f"  features  {results['features']['rows']} origin states, online store materialized until "
+          f"{results['features']['materialized_until']}")
+    print(f"  model     {model['name']} version {model['version']} -> {alias}")
+    print(f"            holdout MAE {m['mae']:.3f} vs seasonal naive daily {m['naive_daily_mae']:.3f} / "
+          f"weekly {m['naive_weekly_mae']:.3f}  (skill {m['skill_mae']:+.1%})")
+    print(f"            holdout MAPE {m['mape']:.2f}% vs naive daily {m['naive_daily_mape']:.2f}% / "
+          f"weekly {m['naive_weekly_mape']:.2f}%")
+    print(f"  drift     {'DRIFT' if drift['drifted'] else 'no drift'} (share {drift['drift_share']:.2f}); "
+          f"report {drift['html']}")
+    print()
+    print("Next:")
+    print(f"  mlflow ui --backend-store-uri {home.mlflow_tracking_uri}   # browse runs and the registry")
+    print("  make serve                                                   # or: fluxora serve")
+    print("  fluxora status")
+
+
+def _status(args: argparse.Namespace) -> int:
+    from fluxora.config import compose
+    from fluxora.status import collect, render
+
+    cfg = compose([])
+    home = _prepare_runtime()
+    report = collect(cfg, home)
+    print(json.dumps(report, indent=2, default=str) if args.json else render(report))
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from fluxora.api.app import create_app
+    from fluxora.api.settings import ServiceSettings
+    from fluxora.config import compose
+
+    cfg = compose(args.overrides)
+    home = _prepare_runtime()
+    settings = ServiceSettings.from_config(cfg, home)
+    host, port = args.host or cfg.serve.host, args.port or cfg.serve.port
+    print(f"fluxora serve: http://{host}:{port}  (docs at /docs, model {settings.model_name}@champion)", flush=True)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    return 0
+
+
+def _config(args: argparse.Namespace) -> int:
+    from fluxora.config import compose, to_yaml
+    from fluxora.paths import project_root
+
+    if args.config_command == "show":
+        print(to_yaml(compose(args.overrides)), end="")
+        return 0
+    text = to_yaml(compose([]))
+    target = args.output or project_root() / "params.yaml"
+    if args.check:
+        current = target.read_text() if target.is_file() else ""
+        if current != text:
+            print(f"{target} is out of date with conf/; run `fluxora config export`", file=sys.stderr)
+            return EXIT_ERROR
+        print(f"{target} is up to date")
+        return 0
+    from fluxora.data.io import atomic_write_text
+
+    atomic_write_text(target, text)
+    print(f"wrote {target}")
+    return 0
+
+
+def _stage(args: argparse.Namespace) -> int:
+    from fluxora import pipeline
+    from fluxora.config import from_params
+    from fluxora.paths import project_root
+
+    cfg = from_params(args.params or project_root() / "params.yaml")
+    home = _prepare_runtime()
+    result = getattr(pipeline, args.name)(cfg, home)
+    print(json.dumps(result.to_dict(), indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Data sources, the canonical long format, and validation."""

@@ -1,0 +1,1 @@
+"""Feature engineering (pure) and the Feast wrapper."""

@@ -1,0 +1,76 @@
+"""State-at-origin features: what is known about a series at a forecast origin.
+
+The Feast online store keeps only the latest row per entity, so features are stored as
+the state at the origin `o` (arrays of the most recent hourly load and temperature) and
+expanded into one design row per forecast step by `fluxora.features.design`, the same way
+in training and serving. Every value in a row stamped `o` is observed at or before `o`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from numpy.lib.stride_tricks import sliding_window_view
+
+from fluxora.config import FeaturesConfig
+from fluxora.data.schema import LOAD, SERIES_ID, TEMPERATURE, TIMESTAMP
+
+EVENT_TIMESTAMP = "event_timestamp"
+LOAD_HISTORY = "load_history"  # float32[load_history_hours]: load at o-(L-1) .. o
+TEMP_HISTORY = "temp_history"  # float32[temp_history_hours]: temperature at o-(L-1) .. o
+LOAD_MEAN_24H = "load_mean_24h"
+TEMP_MEAN_24H = "temp_mean_24h"
+STATE_FEATURES = (LOAD_HISTORY, TEMP_HISTORY, LOAD_MEAN_24H, TEMP_MEAN_24H)
+
+
+def origin_states(data: pd.DataFrame, cfg: FeaturesConfig) -> pa.Table:
+    """One row per (series, origin) with a full history window, from validated canonical data.
+
+    `data` must be sorted by (series_id, timestamp) with a regular hourly step (see `validate`).
+    """
+    lh, lt = cfg.load_history_hours, cfg.temp_history_hours
+    window = max(lh, lt, 24)
+    ids: list[np.ndarray] = []
+    stamps: list[np.ndarray] = []
+    loads: list[np.ndarray] = []
+    temps: list[np.ndarray] = []
+    for series_id, group in data.groupby(SERIES_ID, sort=True):
+        n = len(group)
+        if n < window:
+            continue
+        load = group[LOAD].to_numpy(dtype="float32")
+        temp = group[TEMPERATURE].to_numpy(dtype="float32")
+        loads.append(sliding_window_view(load, lh)[window - lh :])
+        temps.append(sliding_window_view(temp, lt)[window - lt :])
+        stamps.append(group[TIMESTAMP].to_numpy(dtype="datetime64[ns]")[window - 1 :])
+        ids.append(np.full(n - window + 1, str(series_id), dtype=object))
+    if not ids:
+        raise ValueError(f"no series has the {window} hours of history needed for features")
+    load_hist = np.concatenate(loads)
+    temp_hist = np.concatenate(temps)
+    event_ts = pd.DatetimeIndex(np.concatenate(stamps)).tz_localize("UTC")
+    return pa.table(
+        {
+            SERIES_ID: pa.array(np.concatenate(ids), pa.string()),
+            EVENT_TIMESTAMP: pa.array(event_ts),
+            LOAD_HISTORY: _list_array(load_hist),
+            TEMP_HISTORY: _list_array(temp_hist),
+            LOAD_MEAN_24H: pa.array(load_hist[:, -24:].mean(axis=1, dtype="float64")),
+            TEMP_MEAN_24H: pa.array(temp_hist[:, -24:].mean(axis=1, dtype="float64")),
+        }
+    )
+
+
+def _list_array(matrix: np.ndarray) -> pa.ListArray:
+    rows, width = matrix.shape
+    offsets = pa.array(np.arange(0, (rows + 1) * width, width, dtype="int32"))
+    return pa.ListArray.from_arrays(offsets, pa.array(np.ascontiguousarray(matrix).ravel(), pa.float32()))
+
+
+def stack(values: object, width: int) -> np.ndarray:
+    """Turn a column of equal-length arrays (from Feast or Arrow) into a 2-D float64 matrix."""
+    matrix = np.stack([np.asarray(v, dtype="float64") for v in values])  # type: ignore[union-attr]
+    if matrix.ndim != 2 or matrix.shape[1] != width:
+        raise ValueError(f"expected history arrays of length {width}, got shape {matrix.shape}")
+    return matrix

@@ -1,0 +1,1 @@
+"""Forecasters, training, evaluation."""

@@ -1,0 +1,1 @@
+"""Production monitoring: data drift reports between a reference and a current window."""

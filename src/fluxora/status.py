@@ -1,0 +1,67 @@
+"""`fluxora status`: what is in production and how fresh it is."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fluxora.config import FluxoraConfig
+from fluxora.paths import Home
+from fluxora.pipeline import DRIFT_REPORT_NAME
+
+
+def collect(cfg: FluxoraConfig, home: Home) -> dict[str, Any]:
+    """Champion and its metrics, per-series online freshness, latest drift result."""
+    from fluxora import registry
+
+    return {
+        "home": str(home.root),
+        "champion": registry.champion(home, cfg.train.registered_model_name) if home.mlflow_db.is_file() else None,
+        "online_store": _freshness(cfg, home),
+        "drift": _drift(home),
+    }
+
+
+def _freshness(cfg: FluxoraConfig, home: Home) -> dict[str, Any] | None:
+    from fluxora.features import store as fs
+
+    if not fs.offline_path(home).is_file() or not (home.feast_repo / "registry.db").is_file():
+        return None
+    series = fs.offline_latest(home)["series_id"].tolist()
+    online = fs.online(fs.open_store(home), series, cfg.features.feature_service)
+    stamps = online[fs.ONLINE_TIMESTAMP]
+    return {sid: (ts.isoformat() if ts is not None else None) for sid, ts in zip(series, stamps, strict=True)}
+
+
+def _drift(home: Home) -> dict[str, Any] | None:
+    path = home.reports / f"{DRIFT_REPORT_NAME}.json"
+    if not path.is_file():
+        return None
+    raw = json.loads(path.read_text())
+    keep = ("drifted", "drift_share", "n_drifted", "n_columns", "html_path", "json_path")
+    return {k: raw.get(k) for k in keep} | {"report": str(path)}
+
+
+def render(report: dict[str, Any]) -> str:
+    lines = [f"FLUXORA_HOME  {report['home']}"]
+    champ = report["champion"]
+    if champ:
+        m = champ["metrics"]
+        lines.append(f"champion      {champ['name']} v{champ['version']}  MAE {m.get('mae', float('nan')):.3f}  "
+                     f"MAPE {m.get('mape', float('nan')):.2f}%  (best seasonal naive MAE "
+                     f"{m.get('baseline_mae', float('nan')):.3f})")
+    else:
+        lines.append("champion      none (run `fluxora run`)")
+    online = report["online_store"]
+    if online:
+        lines.append("online store  latest feature timestamp per series:")
+        lines += [f"  {sid:<20} {ts or 'missing'}" for sid, ts in online.items()]
+    else:
+        lines.append("online store  not materialized (run `fluxora run`)")
+    drift = report["drift"]
+    if drift:
+        lines.append(f"drift         {'DRIFT' if drift['drifted'] else 'no drift'} "
+                     f"(share {drift['drift_share']:.2f}); report {drift['html_path']}")
+    else:
+        lines.append("drift         no report yet")
+    return "\n".join(lines)

@@ -1,0 +1,49 @@
+"""Shared fixtures. Every test session gets its own FLUXORA_HOME; the repo's .fluxora is never touched."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fluxora.config import FluxoraConfig, compose
+from fluxora.paths import HOME_ENV, Home
+
+# Small enough for seconds, long enough for a week of history, training origins and a holdout.
+TINY_OVERRIDES = [
+    "data.n_series=2",
+    "data.days=45",
+    "train.holdout_days=7",
+    "train.min_train_days=14",
+    "train.origin_stride_hours=6",
+    "model.n_estimators=40",
+    "monitor.reference_days=14",
+    "monitor.current_days=7",
+]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    session_home = Path(tempfile.mkdtemp(prefix="fluxora-test-home-"))
+    os.environ[HOME_ENV] = str(session_home)
+    # One Prefect home for the session: its database is created once (see PITFALLS).
+    os.environ["PREFECT_HOME"] = str(session_home / "prefect")
+
+
+@pytest.fixture(scope="session")
+def tiny_cfg() -> FluxoraConfig:
+    return compose(TINY_OVERRIDES)
+
+
+@pytest.fixture(scope="session")
+def trained_home(tmp_path_factory: pytest.TempPathFactory, tiny_cfg: FluxoraConfig) -> Iterator[Home]:
+    """A FLUXORA_HOME where the whole pipeline ran (library functions, no Prefect) on tiny data."""
+    from fluxora import pipeline
+    from fluxora.runtime import prepare
+
+    home = prepare(Home(tmp_path_factory.mktemp("trained-home")))
+    for step in (pipeline.ingest, pipeline.validate, pipeline.features, pipeline.train, pipeline.monitor):
+        step(tiny_cfg, home)
+    yield home
