@@ -48,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     stage = sub.add_parser("stage", help="run one pipeline step with params.yaml (used by `dvc repro`)")
     stage.add_argument("name", choices=STEPS)
     stage.add_argument("--params", type=Path, help="params file (default: params.yaml in the project)")
+    stage.add_argument("--home", type=Path, help="FLUXORA_HOME for this step (DVC pins it so outputs match dvc.yaml)")
     return p
 
 
@@ -182,6 +183,8 @@ def _stage(args: argparse.Namespace) -> int:
     from fluxora.paths import project_root
 
     cfg = from_params(args.params or project_root() / "params.yaml")
+    if args.home:
+        os.environ["FLUXORA_HOME"] = str(args.home.resolve())
     home = _prepare_runtime()
     result = getattr(pipeline, args.name)(cfg, home)
     print(json.dumps(result.to_dict(), indent=2, default=str))

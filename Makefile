@@ -1,0 +1,55 @@
+# Fluxora — `make help` lists the targets. Only python3 and make are assumed: uv is bootstrapped
+# into .tools/, the environment is created in .venv/ from the committed uv.lock.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+UV := .tools/bin/uv
+BIN := .venv/bin
+ARGS ?=
+
+.PHONY: help install run test serve status repro lint format bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-9s %s\n", $$1, $$2}'
+	@echo "  (pass extra arguments with ARGS='...', e.g. make run ARGS='train.horizon=48')"
+
+$(UV):
+	@echo "bootstrapping uv $(UV_VERSION) into .tools/"
+	@$(PYTHON) -m venv .tools && .tools/bin/python -m pip install --quiet "uv==$(UV_VERSION)" \
+	  || { rm -rf .tools && $(PYTHON) -m pip install --quiet --target .tools/lib "uv==$(UV_VERSION)" \
+	       && mkdir -p .tools/bin && ln -sf ../lib/bin/uv $(UV); }
+
+.venv/.synced: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+install: .venv/.synced ## create .venv from the lock file (done by run/test/serve)
+
+run: install ## run the whole pipeline on the built-in data (ARGS = Hydra overrides)
+	$(BIN)/fluxora run $(ARGS)
+
+test: install ## run the test suite
+	$(BIN)/python -m pytest $(ARGS)
+
+serve: install ## start the forecast API on the champion model
+	$(BIN)/fluxora serve $(ARGS)
+
+status: install ## champion, feature freshness, latest drift
+	$(BIN)/fluxora status $(ARGS)
+
+repro: install ## reproduce the pipeline with DVC (dvc repro) and show its metrics
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro $(ARGS) && PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc metrics show
+
+lint: install ## ruff, ruff format --check, mypy
+	$(BIN)/ruff check src flows tests benchmarks feature_repo
+	$(BIN)/ruff format --check src flows tests benchmarks feature_repo
+	$(BIN)/mypy src flows
+
+format: install ## apply ruff's formatting and safe fixes
+	$(BIN)/ruff check --fix src flows tests benchmarks feature_repo
+	$(BIN)/ruff format src flows tests benchmarks feature_repo
+
+clean: ## delete local run-time state (.fluxora/): resets the platform
+	rm -rf .fluxora
