@@ -40,7 +40,6 @@ class FeaturesConfig:
     temp_history_hours: int = 24
     heating_base_c: float = 15.0  # below this, heating load rises (degree-hours)
     cooling_base_c: float = 22.0  # above this, cooling load rises
-    ttl_hours: int = 2  # short on purpose: lags are precomputed columns, not TTL look-backs
     feature_service: str = "load_forecast_v1"
 
 
@@ -157,7 +156,7 @@ def from_params(path: Path) -> FluxoraConfig:
         merged = OmegaConf.merge(OmegaConf.structured(FluxoraConfig), OmegaConf.load(path))
         obj = OmegaConf.to_object(merged)
     except Exception as exc:
-        raise ConfigError(f"{path}: {_first_line(exc)}") from None
+        raise ConfigError(f"{path}: {_explain(exc, ())}") from None
     assert isinstance(obj, FluxoraConfig)
     return obj
 

@@ -97,7 +97,11 @@ def train(cfg: FluxoraConfig, home: Home) -> StepResult:
     outputs = {"metrics": result.metrics, "model": registered.to_dict(),
                "train_rows": result.n_train_rows, "holdout_rows": result.n_holdout_rows,
                "holdout_start": str(result.holdout_start)}
-    io.atomic_write_text(home.metrics_dir / "train.json", json.dumps(outputs, indent=2, default=str))
+    # DVC metrics are numbers only; the run reference for later steps goes in its own file.
+    io.atomic_write_text(home.metrics_dir / "train_run.json", json.dumps(outputs, indent=2, default=str))
+    io.atomic_write_text(home.metrics_dir / "train.json", json.dumps(
+        result.metrics | {"model_version": int(registered.version), "champion": int(registered.champion),
+                          "train_rows": result.n_train_rows, "holdout_rows": result.n_holdout_rows}, indent=2))
     return StepResult("train", outputs)
 
 
@@ -128,7 +132,7 @@ def monitor(cfg: FluxoraConfig, home: Home, run_id: str | None = None) -> StepRe
 
 
 def _last_train_run(home: Home) -> str | None:
-    path = home.metrics_dir / "train.json"
+    path = home.metrics_dir / "train_run.json"
     if not path.is_file():
         return None
     return str(json.loads(path.read_text())["model"]["run_id"])

@@ -15,6 +15,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from fluxora.config import FeaturesConfig
 from fluxora.data.schema import LOAD, SERIES_ID, TEMPERATURE, TIMESTAMP
+from fluxora.errors import InsufficientDataError
 
 EVENT_TIMESTAMP = "event_timestamp"
 LOAD_HISTORY = "load_history"  # float32[load_history_hours]: load at o-(L-1) .. o
@@ -46,7 +47,7 @@ def origin_states(data: pd.DataFrame, cfg: FeaturesConfig) -> pa.Table:
         stamps.append(group[TIMESTAMP].to_numpy(dtype="datetime64[ns]")[window - 1 :])
         ids.append(np.full(n - window + 1, str(series_id), dtype=object))
     if not ids:
-        raise ValueError(f"no series has the {window} hours of history needed for features")
+        raise InsufficientDataError(f"no series has the {window} hours of history needed for features")
     load_hist = np.concatenate(loads)
     temp_hist = np.concatenate(temps)
     event_ts = pd.DatetimeIndex(np.concatenate(stamps)).tz_localize("UTC")

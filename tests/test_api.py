@@ -1,0 +1,248 @@
+"""The forecast API end to end: real Feast online store, real MLflow registry, real XGBoost model.
+
+Every expectation is read independently of the service (offline parquet, registry, validated data).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from fastapi.testclient import TestClient
+
+from fluxora import registry
+from fluxora.api.app import create_app
+from fluxora.api.settings import ServiceSettings
+from fluxora.config import FluxoraConfig
+from fluxora.data import io
+from fluxora.data.schema import LOAD, SERIES_ID, TIMESTAMP
+from fluxora.features import store as fs
+from fluxora.features.build import EVENT_TIMESTAMP, LOAD_HISTORY, TEMP_HISTORY
+from fluxora.models.native import CONTRACT_FILE, MODEL_FILE, NativeForecaster
+from fluxora.paths import Home
+
+SERIES = "series_000"
+FORECAST = "/v1/forecast"
+
+
+@pytest.fixture(scope="module")
+def client(tiny_cfg: FluxoraConfig, trained_home: Home) -> Iterator[TestClient]:
+    # The context manager runs the lifespan, which loads the champion.
+    with TestClient(create_app(ServiceSettings.from_config(tiny_cfg, trained_home))) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def champion_version(tiny_cfg: FluxoraConfig, trained_home: Home) -> str:
+    info = registry.champion(trained_home, tiny_cfg.train.registered_model_name)
+    assert info is not None, "the tiny pipeline must register a champion"
+    return str(info["version"])
+
+
+@pytest.fixture(scope="module")
+def latest_state(trained_home: Home) -> dict[str, Any]:
+    """The offline row at the series' latest timestamp: what materialization loaded online."""
+    latest = fs.offline_latest(trained_home)
+    origin = latest.loc[latest[SERIES_ID] == SERIES, EVENT_TIMESTAMP].item()
+    table = pq.read_table(fs.offline_path(trained_home)).to_pandas()
+    row = table[(table[SERIES_ID] == SERIES) & (table[EVENT_TIMESTAMP] == origin)]
+    assert len(row) == 1
+    return {
+        "origin": pd.Timestamp(origin).tz_convert("UTC"),
+        "load": np.asarray(row[LOAD_HISTORY].iloc[0], dtype="float64"),
+        "temp": np.asarray(row[TEMP_HISTORY].iloc[0], dtype="float64"),
+    }
+
+
+@pytest.fixture(scope="module")
+def direct_forecaster(
+    tiny_cfg: FluxoraConfig, trained_home: Home, tmp_path_factory: pytest.TempPathFactory
+) -> NativeForecaster:
+    """The champion fetched straight from MLflow by alias, not through the service's code."""
+    dst = tmp_path_factory.mktemp("direct-champion")
+    local = Path(mlflow.artifacts.download_artifacts(
+        artifact_uri=f"models:/{tiny_cfg.train.registered_model_name}@champion",
+        dst_path=str(dst), tracking_uri=trained_home.mlflow_tracking_uri,
+    ))
+    dirs = [p.parent for p in local.rglob(CONTRACT_FILE) if (p.parent / MODEL_FILE).is_file()]
+    assert len(dirs) == 1
+    return NativeForecaster.load(dirs[0])
+
+
+def _get(client: TestClient, **params: object) -> Any:
+    return client.get(FORECAST, params=params)
+
+
+def _values(body: dict[str, Any]) -> np.ndarray:
+    return np.array([p["value"] for p in body["points"]], dtype="float64")
+
+
+def _times(body: dict[str, Any]) -> list[datetime]:
+    return [datetime.fromisoformat(p["timestamp"]) for p in body["points"]]
+
+
+def test_liveness(client: TestClient) -> None:
+    r = client.get("/health/live")
+    assert r.status_code == 200
+    assert r.json() == {"status": "alive"}
+
+
+def test_ready_reports_champion_version(client: TestClient, champion_version: str) -> None:
+    r = client.get("/health/ready")
+    assert r.status_code == 200
+    assert r.json()["status"] == "ready"
+    assert r.json()["model_version"] == champion_version
+
+
+def test_forecast_shape_origin_and_version(
+    client: TestClient, champion_version: str, latest_state: dict[str, Any]
+) -> None:
+    r = _get(client, series_id=SERIES, horizon=24)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["series_id"] == SERIES
+    assert body["horizon"] == 24
+    assert body["model_version"] == champion_version
+    origin = datetime.fromisoformat(body["origin"])
+    assert origin == latest_state["origin"].to_pydatetime()
+    times = _times(body)
+    assert len(times) == 24
+    assert times == [origin + timedelta(hours=k) for k in range(1, 25)]
+    assert all(t.utcoffset() == timedelta(0) for t in times)
+
+
+def test_forecast_values_are_plausible(client: TestClient, trained_home: Home) -> None:
+    data = io.read_parquet(trained_home.validated_data)
+    recent = data[data[SERIES_ID] == SERIES].sort_values(TIMESTAMP)[LOAD].tail(168).mean()
+    values = _values(_get(client, series_id=SERIES, horizon=24).json())
+    assert np.isfinite(values).all()
+    assert (values > 0).all()
+    assert ((values > recent / 3) & (values < recent * 3)).all(), (values, recent)
+
+
+def test_served_forecast_equals_direct_native_forecast(
+    client: TestClient, latest_state: dict[str, Any], direct_forecaster: NativeForecaster
+) -> None:
+    body = _get(client, series_id=SERIES, horizon=24).json()
+    origin = np.array([latest_state["origin"].tz_localize(None).to_datetime64()], dtype="datetime64[ns]")
+    times, values = direct_forecaster.forecast(latest_state["load"][None, :], latest_state["temp"][None, :], origin, 24)
+    np.testing.assert_allclose(_values(body), values[0], rtol=1e-9, atol=0)
+    served_times = np.array([np.datetime64(t.replace(tzinfo=None), "ns") for t in _times(body)])
+    np.testing.assert_array_equal(served_times, times[0])
+
+
+@pytest.mark.parametrize("horizon", [1, 12])
+def test_shorter_horizon_is_a_prefix_of_the_full_forecast(client: TestClient, horizon: int) -> None:
+    # Direct multi-horizon: the row for step k does not depend on how many steps were asked for.
+    full = _values(_get(client, series_id=SERIES, horizon=24).json())
+    r = _get(client, series_id=SERIES, horizon=horizon)
+    assert r.status_code == 200
+    assert r.json()["horizon"] == horizon
+    np.testing.assert_allclose(_values(r.json()), full[:horizon], rtol=1e-12)
+
+
+def test_model_max_horizon_works(client: TestClient, tiny_cfg: FluxoraConfig) -> None:
+    h = tiny_cfg.train.horizon
+    r = _get(client, series_id=SERIES, horizon=h)
+    assert r.status_code == 200
+    assert len(r.json()["points"]) == h
+
+
+def test_default_horizon_is_24(client: TestClient) -> None:
+    r = _get(client, series_id=SERIES)
+    assert r.status_code == 200
+    assert r.json()["horizon"] == 24
+    assert len(r.json()["points"]) == 24
+
+
+@pytest.mark.parametrize("horizon", ["0", "-1", "169", "abc", "1.5", ""])
+def test_invalid_horizon_is_422(client: TestClient, horizon: str) -> None:
+    r = _get(client, series_id=SERIES, horizon=horizon)
+    assert r.status_code == 422
+    detail = r.json()["detail"]
+    assert detail
+    assert any(e["loc"] == ["query", "horizon"] for e in detail)
+
+
+def test_horizon_beyond_model_contract_is_422(client: TestClient, tiny_cfg: FluxoraConfig) -> None:
+    max_h = tiny_cfg.train.horizon
+    assert max_h < 168, "this check needs a model trained below the API's absolute cap"
+    r = _get(client, series_id=SERIES, horizon=max_h + 1)
+    assert r.status_code == 422
+    assert str(max_h) in r.json()["detail"]
+
+
+def test_missing_or_empty_series_id_is_422(client: TestClient) -> None:
+    for params in ({}, {"series_id": ""}):
+        r = client.get(FORECAST, params=params)
+        assert r.status_code == 422
+        assert any(e["loc"] == ["query", "series_id"] for e in r.json()["detail"])
+
+
+def test_unknown_series_is_404(client: TestClient) -> None:
+    r = _get(client, series_id="no_such_series", horizon=24)
+    assert r.status_code == 404
+    assert "no_such_series" in r.json()["detail"]
+
+
+def test_every_known_series_is_served(client: TestClient, trained_home: Home) -> None:
+    latest = fs.offline_latest(trained_home)
+    assert len(latest) >= 2
+    for sid, origin in zip(latest[SERIES_ID], latest[EVENT_TIMESTAMP], strict=True):
+        r = _get(client, series_id=sid, horizon=6)
+        assert r.status_code == 200, (sid, r.text)
+        assert datetime.fromisoformat(r.json()["origin"]) == pd.Timestamp(origin).to_pydatetime()
+
+
+def test_service_without_champion_is_alive_but_not_ready(tmp_path: Path) -> None:
+    settings = ServiceSettings(home=tmp_path, tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", retry_after_s=7)
+    with TestClient(create_app(settings)) as c:
+        assert c.get("/health/live").status_code == 200
+
+        ready = c.get("/health/ready")
+        assert ready.status_code == 503
+        assert ready.headers["Retry-After"] == "7"
+        assert ready.json()["status"] == "not ready"
+        assert ready.json()["model_version"] is None
+        assert settings.model_name in ready.json()["detail"]
+
+        r = c.get(FORECAST, params={"series_id": SERIES, "horizon": 24})
+        assert r.status_code == 503
+        assert r.headers["Retry-After"] == "7"
+        assert isinstance(r.json()["detail"], str) and r.json()["detail"]
+
+        for params in ({}, {"series_id": "x", "horizon": "abc"}, {"series_id": "x", "horizon": 0}):
+            assert c.get(FORECAST, params=params).status_code != 500
+
+
+def test_missing_feature_store_is_503_not_500(tiny_cfg: FluxoraConfig, trained_home: Home, tmp_path: Path) -> None:
+    # A champion is in the registry, but this home's Feast repo was never applied.
+    settings = ServiceSettings(home=tmp_path, tracking_uri=trained_home.mlflow_tracking_uri,
+                               model_name=tiny_cfg.train.registered_model_name)
+    with TestClient(create_app(settings)) as c:
+        assert c.get("/health/ready").status_code == 200
+        r = c.get(FORECAST, params={"series_id": SERIES, "horizon": 24})
+        assert r.status_code == 503
+        assert r.headers["Retry-After"] == str(settings.retry_after_s)
+        assert "feature store" in r.json()["detail"]
+
+
+def test_openapi_documents_forecast(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    op = spec["paths"][FORECAST]["get"]
+    ok = op["responses"]["200"]["content"]["application/json"]["schema"]
+    name = ok["$ref"].rsplit("/", 1)[-1]
+    schema = spec["components"]["schemas"][name]
+    assert {"series_id", "model_version", "origin", "horizon", "points"} <= set(schema["properties"])
+    assert {"404", "422", "503"} <= set(op["responses"])
+    params = {p["name"]: p for p in op["parameters"]}
+    assert params["series_id"]["required"] is True
+    assert params["horizon"]["schema"]["minimum"] == 1
+    assert params["horizon"]["schema"]["maximum"] == 168

@@ -1,0 +1,102 @@
+"""End to end: the whole flow as a real Prefect flow run, then the CLI on its results."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import TINY_OVERRIDES
+from fluxora.config import FluxoraConfig
+from fluxora.paths import Home
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def prefect_harness() -> Iterator[None]:
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
+
+
+@pytest.fixture(scope="module")
+def flow_home(tmp_path_factory: pytest.TempPathFactory, prefect_harness: None) -> Iterator[tuple[Home, dict]]:
+    from flows.pipeline import pipeline_flow
+    from fluxora.runtime import prepare
+
+    mp = pytest.MonkeyPatch()
+    home = prepare(Home(tmp_path_factory.mktemp("flow-home")))
+    mp.setenv("FLUXORA_HOME", str(home.root))
+    state = pipeline_flow(overrides=TINY_OVERRIDES, return_state=True)
+    assert state.is_completed(), state
+    yield home, state.result()
+    mp.undo()
+
+
+def test_flow_registers_a_champion(flow_home: tuple[Home, dict], tiny_cfg: FluxoraConfig) -> None:
+    from fluxora import registry
+
+    home, results = flow_home
+    assert set(results) == {"ingest", "validate", "features", "train", "monitor"}
+    champion = registry.champion(home, tiny_cfg.train.registered_model_name)
+    assert champion is not None
+    assert champion["version"] == results["train"]["model"]["version"]
+    m = champion["metrics"]
+    assert m["mae"] < min(m["naive_daily_mae"], m["naive_weekly_mae"])
+    assert champion["tags"]["fluxora.config_hash"] == tiny_cfg.fingerprint()
+    assert len(champion["tags"]["fluxora.data_version"]) == 32
+
+
+def test_flow_materialized_online_features(flow_home: tuple[Home, dict], tiny_cfg: FluxoraConfig) -> None:
+    from fluxora.features.store import offline_latest
+    from fluxora.status import collect
+
+    home, _ = flow_home
+    online = collect(tiny_cfg, home)["online_store"]
+    expected = offline_latest(home)
+    assert set(online) == set(expected["series_id"])
+    for sid, ts in zip(expected["series_id"], expected["event_timestamp"], strict=True):
+        assert online[sid] == ts.isoformat()
+
+
+def test_flow_wrote_and_logged_drift_report(flow_home: tuple[Home, dict]) -> None:
+    from fluxora import registry
+
+    home, results = flow_home
+    drift = results["monitor"]
+    html, summary = Path(drift["html"]), Path(drift["json"])
+    assert html.is_file() and html.stat().st_size > 1000
+    assert home.reports in html.parents
+    assert json.loads(summary.read_text())["n_columns"] >= 1
+    client = registry.configure(home)
+    logged = {Path(a.path).name for a in client.list_artifacts(results["train"]["model"]["run_id"], "reports")}
+    assert {"drift.html", "drift.json"} <= logged
+
+
+def test_cli_status_json(flow_home: tuple[Home, dict], capsys: pytest.CaptureFixture[str],
+                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from fluxora.cli import main
+
+    home, results = flow_home
+    monkeypatch.setenv("FLUXORA_HOME", str(home.root))
+    assert main(["status", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["champion"]["version"] == results["train"]["model"]["version"]
+    assert report["drift"]["drifted"] == results["monitor"]["drifted"]
+    assert all(report["online_store"].values())
+
+
+def test_cli_run_reports_a_failed_step_in_one_line(prefect_harness: None, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from fluxora.cli import main
+
+    monkeypatch.setenv("FLUXORA_HOME", str(tmp_path / "home"))
+    assert main(["run", "data.days=3"]) == 1  # three days cannot fill a week of history
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: ") and "history" in err[-1]
+    assert not (tmp_path / "home" / "features" / "origin_state.parquet").exists()

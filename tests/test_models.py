@@ -1,0 +1,138 @@
+"""Data and schema models: the synthetic generator, validation rules, origin states, the contract."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fluxora.config import DataConfig, FeaturesConfig
+from fluxora.data.schema import CANONICAL_COLUMNS, LOAD, SERIES_ID, TEMPERATURE, TIMESTAMP
+from fluxora.data.synthetic import generate
+from fluxora.data.validate import validate
+from fluxora.errors import DataValidationError, InsufficientDataError
+from fluxora.features.build import EVENT_TIMESTAMP, LOAD_HISTORY, TEMP_HISTORY, origin_states
+from fluxora.models.native import Contract
+
+
+@pytest.fixture(scope="module")
+def year() -> pd.DataFrame:
+    return generate(DataConfig(n_series=3, days=366))
+
+
+def test_generator_canonical_format(year: pd.DataFrame) -> None:
+    assert tuple(year.columns) == CANONICAL_COLUMNS
+    assert str(year[TIMESTAMP].dt.tz) == "UTC"
+    assert year[SERIES_ID].nunique() == 3
+    per_series = year.groupby(SERIES_ID)[TIMESTAMP].agg(["min", "max", "count"])
+    assert (per_series["count"] == 366 * 24).all()
+    assert ((per_series["max"] - per_series["min"]) >= pd.Timedelta(days=365)).all()
+    assert np.isfinite(year[[LOAD, TEMPERATURE]].to_numpy()).all()
+    assert (year[LOAD] > 0).all()
+
+
+def test_generator_is_deterministic_and_seeded() -> None:
+    cfg = DataConfig(n_series=2, days=10)
+    pd.testing.assert_frame_equal(generate(cfg), generate(cfg))
+    assert not generate(cfg).equals(generate(replace(cfg, seed=cfg.seed + 1)))
+
+
+def test_generator_has_daily_weekly_and_annual_cycles(year: pd.DataFrame) -> None:
+    one = year[year[SERIES_ID] == "series_000"].set_index(TIMESTAMP)
+    by_hour = one[LOAD].groupby(one.index.hour).mean()
+    assert by_hour.max() / by_hour.min() > 1.2  # daily profile
+    weekday = one[LOAD][one.index.dayofweek < 5].mean()
+    weekend = one[LOAD][one.index.dayofweek >= 5].mean()
+    assert weekend < 0.95 * weekday  # weekly cycle
+    monthly_temp = one[TEMPERATURE].groupby(one.index.month).mean()
+    assert monthly_temp.max() - monthly_temp.min() > 10  # annual cycle
+
+
+def test_generator_load_responds_to_temperature(year: pd.DataFrame) -> None:
+    for _, one in year.groupby(SERIES_ID):
+        daily = one.set_index(TIMESTAMP)[[LOAD, TEMPERATURE]].resample("D").mean()
+        cold = daily[daily[TEMPERATURE] < 5][LOAD].mean()
+        mild = daily[(daily[TEMPERATURE] > 15) & (daily[TEMPERATURE] < 20)][LOAD].mean()
+        assert cold > 1.1 * mild  # heating load
+
+
+def test_generator_rejects_empty_request() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        generate(DataConfig(n_series=0))
+
+
+def _small() -> pd.DataFrame:
+    return generate(DataConfig(n_series=2, days=3))
+
+
+def test_validate_sorts_and_summarises() -> None:
+    df = _small().sample(frac=1.0, random_state=0)
+    out, summary = validate(df)
+    assert summary.rows == len(df) and summary.series == 2
+    assert out.equals(out.sort_values([SERIES_ID, TIMESTAMP]))
+    assert summary.step == pd.Timedelta(hours=1)
+
+
+def _expect(check: str, df: pd.DataFrame) -> DataValidationError:
+    with pytest.raises(DataValidationError) as info:
+        validate(df)
+    assert info.value.check == check
+    return info.value
+
+
+def test_validate_rules() -> None:
+    df = _small()
+    _expect("columns", df.drop(columns=[TEMPERATURE]))
+    _expect("non_empty", df.iloc[:0])
+    _expect("timestamp_utc", df.assign(**{TIMESTAMP: df[TIMESTAMP].dt.tz_localize(None)}))
+    _expect("numeric", df.assign(**{LOAD: df[LOAD].astype(str)}))
+    bad = df.copy()
+    bad.loc[5, LOAD] = np.inf
+    assert _expect("finite", bad).series_id == "series_000"
+    bad = df.copy()
+    bad.loc[7, TEMPERATURE] = np.nan
+    _expect("finite", bad)
+    _expect("unique_timestamps", pd.concat([df, df.iloc[[3]]]))
+    err = _expect("regular_step", df.drop(index=10))
+    assert err.series_id == "series_000" and "1:00:00" in str(err)
+
+
+def test_origin_states_end_at_the_origin() -> None:
+    cfg = FeaturesConfig()
+    data, _ = validate(generate(DataConfig(n_series=2, days=10)))
+    states = origin_states(data, cfg).to_pandas()
+    per_series = len(data) // 2 - cfg.load_history_hours + 1
+    assert len(states) == 2 * per_series
+    row = states.iloc[50]
+    one = data[data[SERIES_ID] == row[SERIES_ID]].set_index(TIMESTAMP)
+    window = one.loc[: row[EVENT_TIMESTAMP]]
+    np.testing.assert_allclose(row[LOAD_HISTORY], window[LOAD].iloc[-cfg.load_history_hours :], rtol=1e-6)
+    np.testing.assert_allclose(row[TEMP_HISTORY], window[TEMPERATURE].iloc[-cfg.temp_history_hours :], rtol=1e-6)
+    assert window.index[-1] == row[EVENT_TIMESTAMP]  # the last value is at the origin, none after
+
+
+def test_origin_states_need_a_full_week() -> None:
+    data, _ = validate(generate(DataConfig(n_series=1, days=5)))
+    with pytest.raises(InsufficientDataError, match="history"):
+        origin_states(data, FeaturesConfig())
+
+
+def _contract() -> Contract:
+    return Contract(model="xgboost", horizon=24, load_history_hours=168, temp_history_hours=24,
+                    heating_base_c=15.0, cooling_base_c=22.0, feature_service="load_forecast_v1")
+
+
+def test_contract_round_trip() -> None:
+    c = _contract()
+    assert Contract.from_json(c.to_json()) == c
+
+
+def test_contract_rejects_other_versions_and_features() -> None:
+    raw = json.loads(_contract().to_json())
+    with pytest.raises(ValueError, match="version"):
+        Contract.from_json(json.dumps(raw | {"version": 99}))
+    with pytest.raises(ValueError, match="feature set"):
+        Contract.from_json(json.dumps(raw | {"feature_names": ["step"]}))

@@ -1,0 +1,339 @@
+"""Forecasting service logic: model store, native forecaster, design matrix, online features.
+
+Design-matrix expectations are computed by hand from histories whose values identify their
+own time, so an off-by-one or a look past the origin shows up as a wrong number.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from fluxora import registry
+from fluxora.api.model_store import ModelStore
+from fluxora.api.online import OnlineFeatures
+from fluxora.api.settings import ServiceSettings
+from fluxora.config import FluxoraConfig
+from fluxora.data import io
+from fluxora.data.schema import LOAD, SERIES_ID, TEMPERATURE, TIMESTAMP
+from fluxora.errors import FeatureStoreError, RegistryError
+from fluxora.features import store as fs
+from fluxora.features.build import EVENT_TIMESTAMP, LOAD_HISTORY, TEMP_HISTORY
+from fluxora.features.design import FEATURE_NAMES, design_matrix, seasonal_naive
+from fluxora.models.native import CONTRACT_FILE, MODEL_FILE, Contract, NativeForecaster
+from fluxora.models.xgboost_model import XGBoostForecaster
+from fluxora.paths import Home
+
+HOUR = pd.Timedelta(hours=1)
+COL = {name: i for i, name in enumerate(FEATURE_NAMES)}
+HEAT, COOL = 15.0, 22.0
+ORIGINS = pd.DatetimeIndex(["2024-03-10 05:00", "2024-07-01 23:00"])  # UTC, naive
+
+
+def _histories(lh: int = 168, lt: int = 24) -> tuple[np.ndarray, np.ndarray]:
+    """Two origins. load[k, i] = 1000 (k + 1) + i and temp[k, i] = 100 k + i: each value names its index."""
+    load = np.stack([1000.0 * (k + 1) + np.arange(lh) for k in range(len(ORIGINS))])
+    temp = np.stack([100.0 * k + np.arange(lt, dtype="float64") for k in range(len(ORIGINS))])
+    return load, temp
+
+
+def _design(load: np.ndarray, temp: np.ndarray, horizon: int):  # type: ignore[no-untyped-def]
+    return design_matrix(load, temp, ORIGINS.to_numpy(), horizon, HEAT, COOL)
+
+
+def _by_time(values: np.ndarray, origin: pd.Timestamp) -> pd.Series:
+    """History as a time series: the last value is observed at the origin."""
+    return pd.Series(values, index=origin - HOUR * np.arange(len(values))[::-1])
+
+
+# --- ModelStore -------------------------------------------------------------------------------
+
+
+def test_model_store_loads_registry_champion(tiny_cfg: FluxoraConfig, trained_home: Home) -> None:
+    champion = registry.champion(trained_home, tiny_cfg.train.registered_model_name)
+    assert champion is not None
+    store = ModelStore(ServiceSettings.from_config(tiny_cfg, trained_home))
+    assert store.current is None
+    loaded = store.load_champion()
+    assert loaded.version == champion["version"]
+    assert store.current is loaded
+    assert store.last_error is None
+    contract = loaded.forecaster.contract
+    assert contract.horizon == tiny_cfg.train.horizon
+    assert contract.load_history_hours == tiny_cfg.features.load_history_hours
+    assert contract.feature_service == tiny_cfg.features.feature_service
+
+
+def test_model_store_with_empty_registry_raises_and_stays_empty(tmp_path: Path) -> None:
+    store = ModelStore(ServiceSettings(home=tmp_path, tracking_uri=f"sqlite:///{tmp_path}/mlflow.db"))
+    with pytest.raises(RegistryError, match="champion"):
+        store.load_champion()
+    assert store.current is None
+    assert store.last_error is not None
+
+
+# --- NativeForecaster -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def champion_dir(tiny_cfg: FluxoraConfig, trained_home: Home, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    local = Path(mlflow.artifacts.download_artifacts(
+        artifact_uri=f"models:/{tiny_cfg.train.registered_model_name}@champion",
+        dst_path=str(tmp_path_factory.mktemp("champion")), tracking_uri=trained_home.mlflow_tracking_uri,
+    ))
+    dirs = [p.parent for p in local.rglob(CONTRACT_FILE) if (p.parent / MODEL_FILE).is_file()]
+    assert len(dirs) == 1
+    return dirs[0]
+
+
+@pytest.fixture
+def model_copy(champion_dir: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(champion_dir, tmp_path / "model"))
+
+
+def test_native_round_trip_reproduces_fitted_model(tiny_cfg: FluxoraConfig, tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    n, horizon = 40, 6
+    load = 100 + 20 * rng.random((n, 168))
+    temp = 10 + 5 * rng.random((n, 24))
+    origins = np.datetime64("2024-01-01T00") + np.arange(n) * np.timedelta64(1, "h")
+    design = design_matrix(load, temp, origins, horizon, HEAT, COOL)
+    model = XGBoostForecaster(replace(tiny_cfg.model, n_estimators=8, n_jobs=1))
+    model.fit(design.X, rng.normal(1.0, 0.1, len(design.X)))
+
+    model.save(tmp_path)
+    contract = Contract(model="xgboost", horizon=horizon, load_history_hours=168, temp_history_hours=24,
+                        heating_base_c=HEAT, cooling_base_c=COOL, feature_service="load_forecast_v1")
+    (tmp_path / CONTRACT_FILE).write_text(contract.to_json())
+
+    loaded = NativeForecaster.load(tmp_path)
+    assert loaded.contract == contract
+    times, values = loaded.forecast(load, temp, origins, horizon)
+    assert times.shape == values.shape == (n, horizon)
+    expected = model.predict(design.X) * design.scale
+    np.testing.assert_allclose(values.reshape(-1), expected, rtol=1e-6)
+    np.testing.assert_array_equal(times.reshape(-1), design.target_times)
+
+
+def test_native_loads_registered_champion(champion_dir: Path, tiny_cfg: FluxoraConfig) -> None:
+    forecaster = NativeForecaster.load(champion_dir)
+    assert forecaster.contract.horizon == tiny_cfg.train.horizon
+    assert forecaster.contract.feature_names == FEATURE_NAMES
+    load, temp = _histories()
+    _, values = forecaster.forecast(load, temp, ORIGINS.to_numpy(), tiny_cfg.train.horizon)
+    assert np.isfinite(values).all()
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ({"version": 2}, "contract version"),
+        ({"version": None}, "contract version"),
+        ({"feature_names": list(reversed(FEATURE_NAMES))}, "different feature set"),
+        ({"feature_names": list(FEATURE_NAMES[:-1])}, "different feature set"),
+        ({"feature_names": [*FEATURE_NAMES, "holiday"]}, "different feature set"),
+    ],
+)
+def test_contract_mismatch_is_refused(model_copy: Path, edit: dict[str, object], message: str) -> None:
+    path = model_copy / CONTRACT_FILE
+    path.write_text(json.dumps(json.loads(path.read_text()) | edit))
+    with pytest.raises(ValueError, match=message):
+        NativeForecaster.load(model_copy)
+
+
+def test_forecast_horizon_outside_contract_is_refused(champion_dir: Path) -> None:
+    forecaster = NativeForecaster.load(champion_dir)
+    load, temp = _histories()
+    origins = ORIGINS.to_numpy()
+    for horizon in (0, -1, forecaster.contract.horizon + 1):
+        with pytest.raises(ValueError, match="horizon"):
+            forecaster.forecast(load, temp, origins, horizon)
+    for horizon in (1, forecaster.contract.horizon):
+        _, values = forecaster.forecast(load, temp, origins, horizon)
+        assert values.shape == (len(ORIGINS), horizon)
+
+
+# --- design matrix ----------------------------------------------------------------------------
+
+
+def test_design_shape_order_and_target_times() -> None:
+    load, temp = _histories()
+    horizon = 30
+    design = _design(load, temp, horizon)
+    n = len(ORIGINS)
+    assert design.X.shape == (n * horizon, len(FEATURE_NAMES))
+    assert design.scale.shape == design.target_times.shape == (n * horizon,)
+    expected = [o + s * HOUR for o in ORIGINS for s in range(1, horizon + 1)]  # origin-major
+    np.testing.assert_array_equal(design.target_times, pd.DatetimeIndex(expected).to_numpy())
+    np.testing.assert_array_equal(design.X[:, COL["step"]], np.tile(np.arange(1, horizon + 1), n))
+    np.testing.assert_allclose(design.scale, np.repeat(load[:, -168:].mean(axis=1), horizon))
+
+
+@pytest.mark.parametrize("horizon", [1, 23, 24, 25, 48, 49, 168])
+def test_lags_and_calendar_by_hand(horizon: int) -> None:
+    load, temp = _histories()
+    design = _design(load, temp, horizon)
+    for k, origin in enumerate(ORIGINS):
+        load_at, temp_at = _by_time(load[k], origin), _by_time(temp[k], origin)
+        scale = load[k, -168:].mean()
+        for step in range(1, horizon + 1):
+            row = design.X[k * horizon + step - 1]
+            target = origin + step * HOUR
+            yesterday = target - 24 * math.ceil(step / 24) * HOUR  # latest observed same hour
+            assert yesterday <= origin
+            assert row[COL["lag_same_hour_day"]] == pytest.approx(load_at[yesterday] / scale, rel=1e-6)
+            assert row[COL["lag_same_hour_week"]] == pytest.approx(load_at[target - 168 * HOUR] / scale, rel=1e-6)
+            assert row[COL["temp_same_hour_day"]] == pytest.approx(temp_at[yesterday], rel=1e-6)
+            assert row[COL["heating_degrees"]] == pytest.approx(max(HEAT - temp_at[yesterday], 0.0), abs=1e-5)
+            assert row[COL["cooling_degrees"]] == pytest.approx(max(temp_at[yesterday] - COOL, 0.0), abs=1e-5)
+            assert row[COL["hour"]] == target.hour
+            assert row[COL["dayofweek"]] == target.dayofweek
+            assert row[COL["load_last"]] == pytest.approx(load_at[origin] / scale, rel=1e-6)
+            assert row[COL["load_mean_24h"]] == pytest.approx(load[k, -24:].mean() / scale, rel=1e-6)
+            assert row[COL["log_scale"]] == pytest.approx(math.log(scale), rel=1e-6)
+            assert row[COL["temp_mean_24h"]] == pytest.approx(temp[k, -24:].mean(), rel=1e-6)
+
+
+def test_lag_sources_are_never_after_origin() -> None:
+    load, temp = _histories()
+    horizon = 168
+    design = _design(load, temp, horizon)
+    lh, lt = load.shape[1], temp.shape[1]
+    for k in range(len(ORIGINS)):
+        rows = slice(k * horizon, (k + 1) * horizon)
+        scale = design.scale[rows]
+        # Values name their own history index; index lh-1 is the origin.
+        for name, base, width, unscale in (("lag_same_hour_day", 1000.0 * (k + 1), lh, scale),
+                                           ("lag_same_hour_week", 1000.0 * (k + 1), lh, scale),
+                                           ("temp_same_hour_day", 100.0 * k, lt, 1.0)):
+            idx = np.rint(design.X[rows, COL[name]].astype("float64") * unscale - base).astype(int)
+            assert (idx >= 0).all() and (idx <= width - 1).all(), name
+            hours_back = (width - 1 - idx) + np.arange(1, horizon + 1)  # from target to source
+            assert (hours_back % 24 == 0).all(), name  # same hour of day as the target
+
+
+def test_changing_the_origin_value_moves_only_origin_dependent_columns() -> None:
+    load, temp = _histories()
+    horizon = 168
+    base = _design(load, temp, horizon)
+    bumped_load = load.copy()
+    bumped_load[:, -1] += 500.0
+    moved = _design(bumped_load, temp, horizon)
+    steps = np.tile(np.arange(1, horizon + 1), len(ORIGINS))
+
+    def raw(design, name):  # type: ignore[no-untyped-def]
+        return design.X[:, COL[name]].astype("float64") * design.scale
+
+    day_changed = ~np.isclose(raw(base, "lag_same_hour_day"), raw(moved, "lag_same_hour_day"))
+    np.testing.assert_array_equal(day_changed, steps % 24 == 0)  # only steps whose same hour is the origin
+    week_changed = ~np.isclose(raw(base, "lag_same_hour_week"), raw(moved, "lag_same_hour_week"))
+    np.testing.assert_array_equal(week_changed, steps == 168)
+    assert (~np.isclose(raw(base, "load_last"), raw(moved, "load_last"))).all()
+    for name in ("step", "hour", "dayofweek", "doy_sin", "doy_cos", "temp_same_hour_day", "temp_mean_24h",
+                 "heating_degrees", "cooling_degrees"):
+        np.testing.assert_array_equal(base.X[:, COL[name]], moved.X[:, COL[name]], err_msg=name)
+    np.testing.assert_array_equal(base.target_times, moved.target_times)
+
+
+@pytest.mark.parametrize(
+    ("horizon", "message"),
+    [(0, "horizon"), (169, "horizon")],
+)
+def test_design_rejects_bad_horizon(horizon: int, message: str) -> None:
+    load, temp = _histories()
+    with pytest.raises(ValueError, match=message):
+        _design(load, temp, horizon)
+
+
+def test_design_rejects_short_histories() -> None:
+    load, temp = _histories()
+    with pytest.raises(ValueError, match="history"):
+        _design(load[:, 1:], temp, 24)
+    with pytest.raises(ValueError, match="history"):
+        _design(load, temp[:, 1:], 24)
+
+
+def test_seasonal_naive_by_hand() -> None:
+    load, _ = _histories()  # row k: 1000 (k + 1) + index, index 167 at the origin
+    horizon = 30
+    daily = seasonal_naive(load, horizon, 24)
+    # steps 1..24 -> indices 144..167; steps 25..30 -> indices 144..149 (two days back)
+    by_hand = np.r_[np.arange(144, 168), np.arange(144, 150)].astype("float64")
+    np.testing.assert_array_equal(daily, np.r_[1000 + by_hand, 2000 + by_hand])
+    weekly = seasonal_naive(load, horizon, 168)
+    by_hand = np.arange(0, 30, dtype="float64")  # step s -> index s - 1
+    np.testing.assert_array_equal(weekly, np.r_[1000 + by_hand, 2000 + by_hand])
+
+
+def test_seasonal_naive_agrees_with_design_lags() -> None:
+    load, temp = _histories()
+    design = _design(load, temp, 168)
+    for season, name in ((24, "lag_same_hour_day"), (168, "lag_same_hour_week")):
+        lag = design.X[:, COL[name]].astype("float64") * design.scale
+        np.testing.assert_allclose(seasonal_naive(load, 168, season), lag, rtol=1e-6)
+
+
+@pytest.mark.parametrize("season", [0, 12, 48, 167])
+def test_seasonal_naive_rejects_other_seasons(season: int) -> None:
+    load, _ = _histories()
+    with pytest.raises(ValueError, match="season"):
+        seasonal_naive(load, 24, season)
+
+
+# --- offline state and online features --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def online(tiny_cfg: FluxoraConfig, trained_home: Home) -> OnlineFeatures:
+    return OnlineFeatures(trained_home, tiny_cfg.features.feature_service)
+
+
+def test_offline_state_ends_at_its_origin(tiny_cfg: FluxoraConfig, trained_home: Home) -> None:
+    # Leakage guard on the stored features: the row stamped t holds data up to t, never after.
+    data = io.read_parquet(trained_home.validated_data)
+    table = pq.read_table(fs.offline_path(trained_home)).to_pandas()
+    lh, lt = tiny_cfg.features.load_history_hours, tiny_cfg.features.temp_history_hours
+    for sid, group in data.groupby(SERIES_ID):
+        group = group.set_index(TIMESTAMP).sort_index()
+        rows = table[table[SERIES_ID] == sid].sort_values(EVENT_TIMESTAMP)
+        for _, row in rows.iloc[[0, len(rows) // 2, -1]].iterrows():
+            t = row[EVENT_TIMESTAMP]
+            expected_load = group.loc[t - (lh - 1) * HOUR : t, LOAD].to_numpy(dtype="float32")
+            expected_temp = group.loc[t - (lt - 1) * HOUR : t, TEMPERATURE].to_numpy(dtype="float32")
+            np.testing.assert_array_equal(np.asarray(row[LOAD_HISTORY], dtype="float32"), expected_load)
+            np.testing.assert_array_equal(np.asarray(row[TEMP_HISTORY], dtype="float32"), expected_temp)
+
+
+def test_online_latest_known_series(online: OnlineFeatures, tiny_cfg: FluxoraConfig, trained_home: Home) -> None:
+    latest = fs.offline_latest(trained_home)
+    table = pq.read_table(fs.offline_path(trained_home)).to_pandas()
+    for sid, origin in zip(latest[SERIES_ID], latest[EVENT_TIMESTAMP], strict=True):
+        state = online.latest(sid)
+        assert state is not None
+        assert state.series_id == sid
+        assert state.load_history.shape == (tiny_cfg.features.load_history_hours,)
+        assert state.temp_history.shape == (tiny_cfg.features.temp_history_hours,)
+        assert pd.Timestamp(state.origin) == origin
+        assert state.origin.utcoffset() == pd.Timedelta(0)
+        row = table[(table[SERIES_ID] == sid) & (table[EVENT_TIMESTAMP] == origin)].iloc[0]
+        np.testing.assert_array_equal(state.load_history, np.asarray(row[LOAD_HISTORY], dtype="float64"))
+        np.testing.assert_array_equal(state.temp_history, np.asarray(row[TEMP_HISTORY], dtype="float64"))
+
+
+def test_online_latest_unknown_series_is_none(online: OnlineFeatures) -> None:
+    assert online.latest("no_such_series") is None
+
+
+def test_online_without_applied_store_raises(tmp_path: Path, tiny_cfg: FluxoraConfig) -> None:
+    reader = OnlineFeatures(Home(tmp_path), tiny_cfg.features.feature_service)
+    with pytest.raises(FeatureStoreError):
+        reader.latest("series_000")
