@@ -28,9 +28,7 @@ def test_overrides_apply_with_types() -> None:
     assert (cfg.train.horizon, cfg.data.n_series, cfg.model.learning_rate) == (48, 5, 0.1)
 
 
-@pytest.mark.parametrize(
-    "group", sorted(p.name for p in conf_dir().iterdir() if p.is_dir())
-)
+@pytest.mark.parametrize("group", sorted(p.name for p in conf_dir().iterdir() if p.is_dir()))
 def test_every_group_option_composes(group: str) -> None:
     for option in sorted((conf_dir() / group).glob("*.yaml")):
         cfg = compose([f"{group}={option.stem}"])
@@ -93,8 +91,14 @@ def test_dvc_stage_params_exist_in_params_yaml() -> None:
 
 def _cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
     env = os.environ | {"FLUXORA_HOME": str(home)}
-    return subprocess.run([sys.executable, "-m", "fluxora.cli", *args], capture_output=True, text=True,
-                          env=env, cwd=project_root(), timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "fluxora.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=project_root(),
+        timeout=120,
+    )
 
 
 def test_cli_bad_override_exits_nonzero_and_writes_nothing(tmp_path: Path) -> None:

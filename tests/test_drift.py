@@ -16,9 +16,7 @@ from fluxora.monitoring.drift import DriftResult, drift_report
 N_ROWS = 2_000
 
 
-def _frame(
-    seed: int, n: int = N_ROWS, cols: tuple[str, ...] = ("load", "temp", "humidity")
-) -> pd.DataFrame:
+def _frame(seed: int, n: int = N_ROWS, cols: tuple[str, ...] = ("load", "temp", "humidity")) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     return pd.DataFrame({c: rng.normal(loc=10.0, scale=2.0, size=n) for c in cols})
 
@@ -79,13 +77,8 @@ def test_nan_constant_missing_and_non_numeric_columns_are_skipped(
     assert "constant" in res.skipped["const"] and "reference" in res.skipped["const"]
     assert "NaN/inf" in res.skipped["only_inf"]
     assert "non-numeric" in res.skipped["label"]
-    assert (
-        "missing" in res.skipped["not_there"] and "both" not in res.skipped["not_there"]
-    )
-    assert (
-        "reference" in res.skipped["not_there"]
-        and "current" in res.skipped["not_there"]
-    )
+    assert "missing" in res.skipped["not_there"] and "both" not in res.skipped["not_there"]
+    assert "reference" in res.skipped["not_there"] and "current" in res.skipped["not_there"]
     assert list(res.columns) == ["load"]
     assert res.n_columns == 1
     evidently_text = res.evidently_json_path.read_text()
@@ -124,9 +117,7 @@ def test_no_analysable_column_raises_insufficient_data(tmp_path: Path) -> None:
     cur["load"] = np.nan
     ref["temp"] = 7.0
     out_dir = tmp_path / "out"
-    with pytest.raises(
-        InsufficientDataError, match="no column can be analysed"
-    ) as info:
+    with pytest.raises(InsufficientDataError, match="no column can be analysed") as info:
         drift_report(ref, cur, ["load", "temp"], out_dir)
     assert "'load'" in str(info.value) and "'temp'" in str(info.value)
     assert _files(out_dir) == []
@@ -159,9 +150,7 @@ def test_files_are_written_atomically_with_expected_json(tmp_path: Path) -> None
 
     evidently = json.loads(res.evidently_json_path.read_text())
     assert set(evidently) == {"metrics", "tests"}
-    drift_cols = {
-        m["config"]["column"] for m in evidently["metrics"] if "column" in m["config"]
-    }
+    drift_cols = {m["config"]["column"] for m in evidently["metrics"] if "column" in m["config"]}
     assert drift_cols == {"load", "temp"}
 
     json.dumps(res.to_dict())  # JSON-safe
@@ -179,15 +168,9 @@ def test_rerun_replaces_existing_files(tmp_path: Path) -> None:
 
 def test_sampling_respects_max_rows_and_is_deterministic(tmp_path: Path) -> None:
     ref, cur = _frame(1, n=5_000), _frame(2, n=3_000)
-    a = drift_report(
-        ref, cur, ["load", "temp"], tmp_path, name="a", max_rows=800, seed=7
-    )
-    b = drift_report(
-        ref, cur, ["load", "temp"], tmp_path, name="b", max_rows=800, seed=7
-    )
-    c = drift_report(
-        ref, cur, ["load", "temp"], tmp_path, name="c", max_rows=800, seed=8
-    )
+    a = drift_report(ref, cur, ["load", "temp"], tmp_path, name="a", max_rows=800, seed=7)
+    b = drift_report(ref, cur, ["load", "temp"], tmp_path, name="b", max_rows=800, seed=7)
+    c = drift_report(ref, cur, ["load", "temp"], tmp_path, name="c", max_rows=800, seed=8)
 
     assert (a.reference_rows, a.current_rows) == (800, 800)
     assert a.columns == b.columns
@@ -203,9 +186,7 @@ def test_sampling_respects_max_rows_and_is_deterministic(tmp_path: Path) -> None
     assert window["current"]["rows_used"] == 800
     assert window["seed"] == 7
 
-    small = drift_report(
-        ref.iloc[:300], cur, ["load"], tmp_path, name="small", max_rows=800
-    )
+    small = drift_report(ref.iloc[:300], cur, ["load"], tmp_path, name="small", max_rows=800)
     assert (small.reference_rows, small.current_rows) == (300, 800)
 
 
@@ -220,13 +201,9 @@ def test_sampling_respects_max_rows_and_is_deterministic(tmp_path: Path) -> None
         ({"seed": -1}, "seed"),
     ],
 )
-def test_invalid_arguments_are_rejected(
-    tmp_path: Path, kwargs: dict, message: str
-) -> None:
+def test_invalid_arguments_are_rejected(tmp_path: Path, kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        drift_report(
-            _frame(1, n=50), _frame(2, n=50), ["load"], tmp_path / "out", **kwargs
-        )
+        drift_report(_frame(1, n=50), _frame(2, n=50), ["load"], tmp_path / "out", **kwargs)
     assert _files(tmp_path / "out") == []
 
 

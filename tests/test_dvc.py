@@ -22,8 +22,9 @@ def _dvc(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
     bin_dir = Path(sys.executable).parent
     env = os.environ | {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     env.pop("FLUXORA_HOME")  # the stages pin their own home (.fluxora in the project)
-    return subprocess.run([str(bin_dir / "dvc"), *args], cwd=project, env=env, capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [str(bin_dir / "dvc"), *args], cwd=project, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 def test_dvc_repro_runs_every_stage_and_is_reproducible(tmp_path: Path) -> None:

@@ -77,8 +77,9 @@ def test_flow_wrote_and_logged_drift_report(flow_home: tuple[Home, dict]) -> Non
     assert {"drift.html", "drift.json"} <= logged
 
 
-def test_cli_status_json(flow_home: tuple[Home, dict], capsys: pytest.CaptureFixture[str],
-                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_status_json(
+    flow_home: tuple[Home, dict], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from fluxora.cli import main
 
     home, results = flow_home
@@ -90,9 +91,9 @@ def test_cli_status_json(flow_home: tuple[Home, dict], capsys: pytest.CaptureFix
     assert all(report["online_store"].values())
 
 
-def test_cli_run_reports_a_failed_step_in_one_line(prefect_harness: None, tmp_path: Path,
-                                                   capsys: pytest.CaptureFixture[str],
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_run_reports_a_failed_step_in_one_line(
+    prefect_harness: None, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from fluxora.cli import main
 
     monkeypatch.setenv("FLUXORA_HOME", str(tmp_path / "home"))

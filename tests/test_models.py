@@ -121,8 +121,15 @@ def test_origin_states_need_a_full_week() -> None:
 
 
 def _contract() -> Contract:
-    return Contract(model="xgboost", horizon=24, load_history_hours=168, temp_history_hours=24,
-                    heating_base_c=15.0, cooling_base_c=22.0, feature_service="load_forecast_v1")
+    return Contract(
+        model="xgboost",
+        horizon=24,
+        load_history_hours=168,
+        temp_history_hours=24,
+        heating_base_c=15.0,
+        cooling_base_c=22.0,
+        feature_service="load_forecast_v1",
+    )
 
 
 def test_contract_round_trip() -> None:

@@ -109,17 +109,27 @@ def _print_summary(results: dict[str, Any], cfg: Any, home: Any, seconds: float)
     alias = "champion" if model["champion"] else "no alias (did not beat seasonal naive)"
     print()
     print(f"Fluxora run finished in {seconds:.0f} s")
-    print(f"  data      {results['validate']['rows']} rows, {results['validate']['series']} series, "
-          f"{results['validate']['start']} .. {results['validate']['end']}")
-    print(f"  features  {results['features']['rows']} origin states, online store materialized until "
-          f"{results['features']['materialized_until']}")
+    print(
+        f"  data      {results['validate']['rows']} rows, {results['validate']['series']} series, "
+        f"{results['validate']['start']} .. {results['validate']['end']}"
+    )
+    print(
+        f"  features  {results['features']['rows']} origin states, online store materialized until "
+        f"{results['features']['materialized_until']}"
+    )
     print(f"  model     {model['name']} version {model['version']} -> {alias}")
-    print(f"            holdout MAE {m['mae']:.3f} vs seasonal naive daily {m['naive_daily_mae']:.3f} / "
-          f"weekly {m['naive_weekly_mae']:.3f}  (skill {m['skill_mae']:+.1%})")
-    print(f"            holdout MAPE {m['mape']:.2f}% vs naive daily {m['naive_daily_mape']:.2f}% / "
-          f"weekly {m['naive_weekly_mape']:.2f}%")
-    print(f"  drift     {'DRIFT' if drift['drifted'] else 'no drift'} (share {drift['drift_share']:.2f}); "
-          f"report {drift['html']}")
+    print(
+        f"            holdout MAE {m['mae']:.3f} vs seasonal naive daily {m['naive_daily_mae']:.3f} / "
+        f"weekly {m['naive_weekly_mae']:.3f}  (skill {m['skill_mae']:+.1%})"
+    )
+    print(
+        f"            holdout MAPE {m['mape']:.2f}% vs naive daily {m['naive_daily_mape']:.2f}% / "
+        f"weekly {m['naive_weekly_mape']:.2f}%"
+    )
+    print(
+        f"  drift     {'DRIFT' if drift['drifted'] else 'no drift'} (share {drift['drift_share']:.2f}); "
+        f"report {drift['html']}"
+    )
     print()
     print("Next:")
     print(f"  mlflow ui --backend-store-uri {home.mlflow_tracking_uri}   # browse runs and the registry")

@@ -89,7 +89,15 @@ class Home:
         return self.root / "metrics"
 
     def ensure(self) -> Home:
-        for d in (self.data, self.features_dir, self.feast_repo, self.mlflow_db.parent,
-                  self.mlflow_artifacts, self.prefect_home, self.reports, self.metrics_dir):
+        for d in (
+            self.data,
+            self.features_dir,
+            self.feast_repo,
+            self.mlflow_db.parent,
+            self.mlflow_artifacts,
+            self.prefect_home,
+            self.reports,
+            self.metrics_dir,
+        ):
             d.mkdir(parents=True, exist_ok=True)
         return self

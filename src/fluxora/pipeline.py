@@ -51,8 +51,16 @@ def validate(cfg: FluxoraConfig, home: Home) -> StepResult:
 
     df, summary = check(io.read_parquet(home.raw_data), cfg.data.freq)
     io.write_parquet(df, home.validated_data)
-    return StepResult("validate", {"path": str(home.validated_data), "rows": summary.rows,
-                                   "series": summary.series, "start": str(summary.start), "end": str(summary.end)})
+    return StepResult(
+        "validate",
+        {
+            "path": str(home.validated_data),
+            "rows": summary.rows,
+            "series": summary.series,
+            "start": str(summary.start),
+            "end": str(summary.end),
+        },
+    )
 
 
 def features(cfg: FluxoraConfig, home: Home) -> StepResult:
@@ -66,8 +74,15 @@ def features(cfg: FluxoraConfig, home: Home) -> StepResult:
     applied = fs.apply(feast)
     stamps = table.column(EVENT_TIMESTAMP).to_pandas()
     fs.materialize(feast, stamps.min().to_pydatetime(), stamps.max().to_pydatetime())
-    return StepResult("features", {"path": str(fs.offline_path(home)), "rows": table.num_rows,
-                                   "applied": applied, "materialized_until": str(stamps.max())})
+    return StepResult(
+        "features",
+        {
+            "path": str(fs.offline_path(home)),
+            "rows": table.num_rows,
+            "applied": applied,
+            "materialized_until": str(stamps.max()),
+        },
+    )
 
 
 def train(cfg: FluxoraConfig, home: Home) -> StepResult:
@@ -84,9 +99,12 @@ def train(cfg: FluxoraConfig, home: Home) -> StepResult:
     feature_rows = fs.historical(fs.open_store(home), entity_df, cfg.features.feature_service)
     result = training.train(training.training_set(feature_rows, data, cfg), cfg)
     contract = Contract(
-        model=cfg.model.name, horizon=cfg.train.horizon,
-        load_history_hours=cfg.features.load_history_hours, temp_history_hours=cfg.features.temp_history_hours,
-        heating_base_c=cfg.features.heating_base_c, cooling_base_c=cfg.features.cooling_base_c,
+        model=cfg.model.name,
+        horizon=cfg.train.horizon,
+        load_history_hours=cfg.features.load_history_hours,
+        temp_history_hours=cfg.features.temp_history_hours,
+        heating_base_c=cfg.features.heating_base_c,
+        cooling_base_c=cfg.features.cooling_base_c,
         feature_service=cfg.features.feature_service,
     )
     with tempfile.TemporaryDirectory(prefix="fluxora-model-") as tmp:
@@ -94,14 +112,28 @@ def train(cfg: FluxoraConfig, home: Home) -> StepResult:
         result.model.save(model_dir)
         (model_dir / "contract.json").write_text(contract.to_json())
         registered = registry.log_and_register(home, cfg, result, model_dir, io.file_digest(home.validated_data))
-    outputs = {"metrics": result.metrics, "model": registered.to_dict(),
-               "train_rows": result.n_train_rows, "holdout_rows": result.n_holdout_rows,
-               "holdout_start": str(result.holdout_start)}
+    outputs = {
+        "metrics": result.metrics,
+        "model": registered.to_dict(),
+        "train_rows": result.n_train_rows,
+        "holdout_rows": result.n_holdout_rows,
+        "holdout_start": str(result.holdout_start),
+    }
     # DVC metrics are numbers only; the run reference for later steps goes in its own file.
     io.atomic_write_text(home.metrics_dir / "train_run.json", json.dumps(outputs, indent=2, default=str))
-    io.atomic_write_text(home.metrics_dir / "train.json", json.dumps(
-        result.metrics | {"model_version": int(registered.version), "champion": int(registered.champion),
-                          "train_rows": result.n_train_rows, "holdout_rows": result.n_holdout_rows}, indent=2))
+    io.atomic_write_text(
+        home.metrics_dir / "train.json",
+        json.dumps(
+            result.metrics
+            | {
+                "model_version": int(registered.version),
+                "champion": int(registered.champion),
+                "train_rows": result.n_train_rows,
+                "holdout_rows": result.n_holdout_rows,
+            },
+            indent=2,
+        ),
+    )
     return StepResult("train", outputs)
 
 
@@ -118,16 +150,34 @@ def monitor(cfg: FluxoraConfig, home: Home, run_id: str | None = None) -> StepRe
     reference = data[(data[TIMESTAMP] > ref_start) & (data[TIMESTAMP] <= cur_start)]
     if current.empty or reference.empty:
         raise InsufficientDataError("not enough data for the drift windows; lower monitor.reference_days/current_days")
-    drift = drift_report(reference, current, [LOAD, TEMPERATURE], home.reports, name=DRIFT_REPORT_NAME,
-                         drift_share_threshold=cfg.monitor.drift_share_threshold, max_rows=cfg.monitor.max_rows)
+    drift = drift_report(
+        reference,
+        current,
+        [LOAD, TEMPERATURE],
+        home.reports,
+        name=DRIFT_REPORT_NAME,
+        drift_share_threshold=cfg.monitor.drift_share_threshold,
+        max_rows=cfg.monitor.max_rows,
+    )
     run_id = run_id or _last_train_run(home)
     if run_id:
         registry.log_artifacts(home, run_id, [drift.html_path, drift.json_path, drift.evidently_json_path], "reports")
-    outputs = {"drifted": drift.drifted, "drift_share": drift.drift_share, "html": str(drift.html_path),
-               "json": str(drift.json_path), "reference_start": str(ref_start), "current_start": str(cur_start),
-               "end": str(end), "logged_to_run": run_id}
-    io.atomic_write_text(home.metrics_dir / "monitor.json", json.dumps(
-        {"drifted": int(drift.drifted), "drift_share": drift.drift_share, "n_drifted": drift.n_drifted}, indent=2))
+    outputs = {
+        "drifted": drift.drifted,
+        "drift_share": drift.drift_share,
+        "html": str(drift.html_path),
+        "json": str(drift.json_path),
+        "reference_start": str(ref_start),
+        "current_start": str(cur_start),
+        "end": str(end),
+        "logged_to_run": run_id,
+    }
+    io.atomic_write_text(
+        home.metrics_dir / "monitor.json",
+        json.dumps(
+            {"drifted": int(drift.drifted), "drift_share": drift.drift_share, "n_drifted": drift.n_drifted}, indent=2
+        ),
+    )
     return StepResult("monitor", outputs)
 
 

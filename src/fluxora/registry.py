@@ -29,8 +29,13 @@ class RegisteredModel:
     reason: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.version, "run_id": self.run_id,
-                "champion": self.champion, "reason": self.reason}
+        return {
+            "name": self.name,
+            "version": self.version,
+            "run_id": self.run_id,
+            "champion": self.champion,
+            "reason": self.reason,
+        }
 
 
 def configure(home: Home) -> MlflowClient:
@@ -53,8 +58,9 @@ def ensure_experiment(client: MlflowClient, name: str, home: Home) -> str:
 
 def git_commit() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project_root(), capture_output=True,
-                             text=True, timeout=5, check=True)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=project_root(), capture_output=True, text=True, timeout=5, check=True
+        )
         return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -79,12 +85,17 @@ def log_and_register(
     client = configure(home)
     experiment_id = ensure_experiment(client, cfg.train.experiment, home)
     name = cfg.train.registered_model_name
-    tags = {"fluxora.config_hash": cfg.fingerprint(), "fluxora.data_version": data_version,
-            "fluxora.git_commit": git_commit(), "fluxora.model": cfg.model.name}
+    tags = {
+        "fluxora.config_hash": cfg.fingerprint(),
+        "fluxora.data_version": data_version,
+        "fluxora.git_commit": git_commit(),
+        "fluxora.model": cfg.model.name,
+    }
     with mlflow.start_run(experiment_id=experiment_id, tags=tags) as run:
         mlflow.log_params(_flatten(cfg.to_dict()))
-        mlflow.log_metrics(result.metrics | {"n_train_rows": result.n_train_rows,
-                                             "n_holdout_rows": result.n_holdout_rows})
+        mlflow.log_metrics(
+            result.metrics | {"n_train_rows": result.n_train_rows, "n_holdout_rows": result.n_holdout_rows}
+        )
         info = mlflow.pyfunc.log_model(
             name=MODEL_ARTIFACT,
             python_model=str(Path(__file__).parent / "models" / "pyfunc_model.py"),

@@ -47,9 +47,11 @@ def render(report: dict[str, Any]) -> str:
     champ = report["champion"]
     if champ:
         m = champ["metrics"]
-        lines.append(f"champion      {champ['name']} v{champ['version']}  MAE {m.get('mae', float('nan')):.3f}  "
-                     f"MAPE {m.get('mape', float('nan')):.2f}%  (best seasonal naive MAE "
-                     f"{m.get('baseline_mae', float('nan')):.3f})")
+        lines.append(
+            f"champion      {champ['name']} v{champ['version']}  MAE {m.get('mae', float('nan')):.3f}  "
+            f"MAPE {m.get('mape', float('nan')):.2f}%  (best seasonal naive MAE "
+            f"{m.get('baseline_mae', float('nan')):.3f})"
+        )
     else:
         lines.append("champion      none (run `fluxora run`)")
     online = report["online_store"]
@@ -60,8 +62,10 @@ def render(report: dict[str, Any]) -> str:
         lines.append("online store  not materialized (run `fluxora run`)")
     drift = report["drift"]
     if drift:
-        lines.append(f"drift         {'DRIFT' if drift['drifted'] else 'no drift'} "
-                     f"(share {drift['drift_share']:.2f}); report {drift['html_path']}")
+        lines.append(
+            f"drift         {'DRIFT' if drift['drifted'] else 'no drift'} "
+            f"(share {drift['drift_share']:.2f}); report {drift['html_path']}"
+        )
     else:
         lines.append("drift         no report yet")
     return "\n".join(lines)

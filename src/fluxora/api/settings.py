@@ -25,8 +25,12 @@ class ServiceSettings(BaseSettings):
 
     @classmethod
     def from_config(cls, cfg: FluxoraConfig, home: Home) -> ServiceSettings:
-        return cls(home=home.root, tracking_uri=home.mlflow_tracking_uri,
-                   model_name=cfg.train.registered_model_name, feature_service=cfg.features.feature_service)
+        return cls(
+            home=home.root,
+            tracking_uri=home.mlflow_tracking_uri,
+            model_name=cfg.train.registered_model_name,
+            feature_service=cfg.features.feature_service,
+        )
 
     @property
     def model_cache(self) -> Path:

@@ -57,7 +57,7 @@ def validate(df: pd.DataFrame, freq: str = "h") -> tuple[pd.DataFrame, Validatio
             f"{int(dup.sum())} duplicated timestamp(s), first {first[TIMESTAMP]}",
             series_id=str(first[SERIES_ID]),
         )
-    step = pd.Timedelta(pd.tseries.frequencies.to_offset(freq))
+    step = pd.Timedelta(pd.tseries.frequencies.to_offset(freq).nanos, unit="ns")
     same_series = out[SERIES_ID].eq(out[SERIES_ID].shift())
     diffs = out[TIMESTAMP].diff()[same_series]
     irregular = diffs != step

@@ -8,6 +8,9 @@ in training and serving. Every value in a row stamped `o` is observed at or befo
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -69,9 +72,9 @@ def _list_array(matrix: np.ndarray) -> pa.ListArray:
     return pa.ListArray.from_arrays(offsets, pa.array(np.ascontiguousarray(matrix).ravel(), pa.float32()))
 
 
-def stack(values: object, width: int) -> np.ndarray:
+def stack(values: Iterable[Any], width: int) -> np.ndarray:
     """Turn a column of equal-length arrays (from Feast or Arrow) into a 2-D float64 matrix."""
-    matrix = np.stack([np.asarray(v, dtype="float64") for v in values])  # type: ignore[union-attr]
+    matrix = np.stack([np.asarray(v, dtype="float64") for v in values])
     if matrix.ndim != 2 or matrix.shape[1] != width:
         raise ValueError(f"expected history arrays of length {width}, got shape {matrix.shape}")
     return matrix

@@ -93,7 +93,9 @@ def historical(store: FeatureStore, entity_df: pd.DataFrame, service: str) -> pd
     try:
         feature_service = store.get_feature_service(service)
     except Exception as exc:
-        raise FeatureStoreError(f"feature service {service!r} not found; run `fluxora run` (feast apply) first") from exc
+        raise FeatureStoreError(
+            f"feature service {service!r} not found; run `fluxora run` (feast apply) first"
+        ) from exc
     job = store.get_historical_features(entity_df=entity_df, features=feature_service)
     return job.to_df()
 
@@ -104,9 +106,7 @@ ONLINE_TIMESTAMP = "event_timestamp"
 def online(store: FeatureStore, series_ids: list[str], service: str) -> dict[str, list[Any]]:
     """Latest materialized state for each series; `event_timestamp` is the origin (UTC) or None."""
     feature_service = store.get_feature_service(service)
-    response = store.get_online_features(
-        features=feature_service, entity_rows=[{"series_id": s} for s in series_ids]
-    )
+    response = store.get_online_features(features=feature_service, entity_rows=[{"series_id": s} for s in series_ids])
     raw = response.to_dict(include_event_timestamps=True)
     seconds = raw.get("load_history__ts", [0] * len(series_ids))
     raw[ONLINE_TIMESTAMP] = [

@@ -123,9 +123,7 @@ def train(ts: TrainingSet, cfg: FluxoraConfig) -> TrainResult:
     result[f"baseline_{key}"] = baseline
     result[f"skill_{key}"] = 1.0 - result[key] / baseline
     beats = bool(result[key] < baseline)
-    reason = (
-        f"{key} {result[key]:.3f} {'<' if beats else '>='} best seasonal naive {baseline:.3f}"
-    )
+    reason = f"{key} {result[key]:.3f} {'<' if beats else '>='} best seasonal naive {baseline:.3f}"
     final = XGBoostForecaster(cfg.model).fit(ts.X, target)  # production model sees the latest data
     return TrainResult(
         model=final,

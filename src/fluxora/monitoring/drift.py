@@ -66,8 +66,7 @@ class DriftResult:
             "n_columns": int(self.n_columns),
             "n_drifted": int(self.n_drifted),
             "columns": {
-                col: {key: _json_scalar(value) for key, value in res.items()}
-                for col, res in self.columns.items()
+                col: {key: _json_scalar(value) for key, value in res.items()} for col, res in self.columns.items()
             },
             "skipped": dict(self.skipped),
             "reference_rows": int(self.reference_rows),
@@ -112,12 +111,8 @@ def drift_report(
     if not wanted:
         raise InsufficientDataError(f"drift report {name!r}: no columns were requested")
 
-    ref_pos = _sample_positions(
-        len(reference), max_rows, np.random.default_rng([seed, 0])
-    )
-    cur_pos = _sample_positions(
-        len(current), max_rows, np.random.default_rng([seed, 1])
-    )
+    ref_pos = _sample_positions(len(reference), max_rows, np.random.default_rng([seed, 0]))
+    cur_pos = _sample_positions(len(current), max_rows, np.random.default_rng([seed, 1]))
     ref_values, ref_reasons = _extract(reference, wanted, ref_pos, "reference")
     cur_values, cur_reasons = _extract(current, wanted, cur_pos, "current")
 
@@ -131,9 +126,7 @@ def drift_report(
             kept.append(col)
     if not kept:
         details = ", ".join(f"{c!r}: {r}" for c, r in skipped.items())
-        raise InsufficientDataError(
-            f"drift report {name!r}: no column can be analysed ({details})"
-        )
+        raise InsufficientDataError(f"drift report {name!r}: no column can be analysed ({details})")
 
     ref_frame = pd.DataFrame({c: ref_values[c] for c in kept})
     cur_frame = pd.DataFrame({c: cur_values[c] for c in kept})
@@ -174,9 +167,7 @@ def drift_report(
         "drift_share_threshold": drift_share_threshold,
         "stattests": stattests,
         "evidently_drift_count": None if ev_count is None else int(ev_count["count"]),
-        "evidently_drift_share": None
-        if ev_count is None
-        else _json_scalar(ev_count["share"]),
+        "evidently_drift_share": None if ev_count is None else _json_scalar(ev_count["share"]),
         "window": {
             "reference": _window_info(reference, len(ref_frame)),
             "current": _window_info(current, len(cur_frame)),
@@ -215,9 +206,7 @@ def _validate_args(
     """Reject arguments that would make the report meaningless or write outside out_dir."""
     for label, frame in (("reference", reference), ("current", current)):
         if not isinstance(frame, pd.DataFrame):
-            raise TypeError(
-                f"{label} must be a pandas DataFrame, got {type(frame).__name__}"
-            )
+            raise TypeError(f"{label} must be a pandas DataFrame, got {type(frame).__name__}")
     if not name or name in {".", ".."} or "/" in name or "\\" in name or "\0" in name:
         raise ValueError(f"name must be a plain file stem, got {name!r}")
     if not 0.0 < threshold <= 1.0:
@@ -228,9 +217,7 @@ def _validate_args(
         raise ValueError(f"seed must be >= 0, got {seed!r}")
 
 
-def _sample_positions(
-    n_rows: int, max_rows: int, rng: np.random.Generator
-) -> np.ndarray | None:
+def _sample_positions(n_rows: int, max_rows: int, rng: np.random.Generator) -> np.ndarray | None:
     """Sorted row positions of a seeded sample without replacement, or None to keep all rows."""
     if n_rows <= max_rows:
         return None
@@ -253,9 +240,7 @@ def _extract(
             continue
         series = frame[col]
         dtype = series.dtype
-        if not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_complex_dtype(
-            dtype
-        ):
+        if not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_complex_dtype(dtype):
             reasons[col] = f"non-numeric dtype {dtype} in {label} window"
             continue
         arr = series.to_numpy(dtype="float64", na_value=np.nan)
@@ -280,16 +265,14 @@ def _run_evidently(
     name: str,
 ) -> tuple[Any, str, str]:
     """Run Evidently's DataDriftPreset; return (snapshot, snapshot JSON text, evidently version)."""
-    import evidently  # type: ignore[import-untyped]
+    import evidently
     from evidently import DataDefinition, Dataset, Report
-    from evidently.presets import DataDriftPreset  # type: ignore[import-untyped]
+    from evidently.presets import DataDriftPreset
 
     definition = DataDefinition(numerical_columns=columns)
     # include_tests=True is required: the per-column drift decision only appears in the
     # snapshot as the status of the auto-generated ValueDrift test.
-    report = Report(
-        [DataDriftPreset(columns=columns, drift_share=threshold)], include_tests=True
-    )
+    report = Report([DataDriftPreset(columns=columns, drift_share=threshold)], include_tests=True)
     try:
         snapshot = report.run(
             current_data=Dataset.from_pandas(cur_frame, data_definition=definition),
@@ -303,9 +286,7 @@ def _run_evidently(
 
 def _parse_snapshot(
     payload: dict[str, Any], columns: list[str], name: str
-) -> tuple[
-    dict[str, dict[str, float | bool]], dict[str, dict[str, Any]], dict[str, Any] | None
-]:
+) -> tuple[dict[str, dict[str, float | bool]], dict[str, dict[str, Any]], dict[str, Any] | None]:
     """Read per-column score/decision/stattest and the DriftedColumnsCount value from snapshot JSON.
 
     Per column: ``metrics[i]`` with ``config.type == ValueDrift`` holds ``config.column``,
@@ -344,9 +325,7 @@ def _parse_snapshot(
             }
     missing = [c for c in columns if c not in per_column]
     if missing:
-        raise FluxoraError(
-            f"drift report {name!r}: Evidently returned no drift result for {missing}"
-        )
+        raise FluxoraError(f"drift report {name!r}: Evidently returned no drift result for {missing}")
     return (
         {c: per_column[c] for c in columns},
         {c: stattests[c] for c in columns},
@@ -407,15 +386,11 @@ def _write_outputs(
         # Quirk: Snapshot.save_html only writes when given a str; a Path is silently ignored.
         snapshot.save_html(str(html_tmp))
         if html_tmp.stat().st_size == 0:
-            raise FluxoraError(
-                f"drift report {name!r}: Evidently wrote an empty HTML report"
-            )
+            raise FluxoraError(f"drift report {name!r}: Evidently wrote an empty HTML report")
         ev_tmp = new_temp()
         ev_tmp.write_text(evidently_json, encoding="utf-8")
         summary_tmp = new_temp()
-        summary_tmp.write_text(
-            json.dumps(summary, indent=2, allow_nan=False) + "\n", encoding="utf-8"
-        )
+        summary_tmp.write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n", encoding="utf-8")
         for tmp in temps:
             os.chmod(tmp, 0o644)  # mkstemp creates 0600
             _fsync(tmp)

@@ -28,12 +28,16 @@ def forecast(
 ) -> ForecastResponse:
     max_h = model.forecaster.contract.horizon
     if horizon > max_h:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            detail=f"horizon must be between 1 and {max_h} for model version {model.version}")
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail=f"horizon must be between 1 and {max_h} for model version {model.version}",
+        )
     try:
         state = features.latest(series_id)
     except FeatureStoreError as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc), headers={"Retry-After": "30"}) from None
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc), headers={"Retry-After": "30"}
+        ) from None
     if state is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"unknown series {series_id!r}")
     origin = np.array([np.datetime64(state.origin.replace(tzinfo=None), "ns")])
@@ -42,5 +46,6 @@ def forecast(
         ForecastPoint(timestamp=t.astype("datetime64[us]").item().replace(tzinfo=state.origin.tzinfo), value=float(v))
         for t, v in zip(times[0], values[0], strict=True)
     ]
-    return ForecastResponse(series_id=series_id, model_version=model.version, origin=state.origin,
-                            horizon=horizon, points=points)
+    return ForecastResponse(
+        series_id=series_id, model_version=model.version, origin=state.origin, horizon=horizon, points=points
+    )
