@@ -101,3 +101,51 @@ def test_cli_run_reports_a_failed_step_in_one_line(
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: ") and "history" in err[-1]
     assert not (tmp_path / "home" / "features" / "origin_state.parquet").exists()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_fluxora_serve_answers_forecasts(flow_home: tuple[Home, dict]) -> None:
+    """`fluxora serve` in its own process (no state shared with the pipeline) serves the champion."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    home, results = flow_home
+    port = _free_port()
+    env = os.environ | {"FLUXORA_HOME": str(home.root)}
+    cmd = [sys.executable, "-m", "fluxora.cli", "serve", "--port", str(port), *TINY_OVERRIDES]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        ready = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                ready = httpx.get(f"{base}/health/ready", timeout=2)
+                if ready.status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        assert ready is not None and ready.status_code == 200, ready and ready.text
+        assert ready.json()["model_version"] == results["train"]["model"]["version"]
+        response = httpx.get(f"{base}/v1/forecast", params={"series_id": "series_000", "horizon": 6}, timeout=10)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert len(body["points"]) == 6 and body["model_version"] == results["train"]["model"]["version"]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()

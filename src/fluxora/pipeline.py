@@ -108,7 +108,7 @@ def train(cfg: FluxoraConfig, home: Home) -> StepResult:
         feature_service=cfg.features.feature_service,
     )
     with tempfile.TemporaryDirectory(prefix="fluxora-model-") as tmp:
-        model_dir = Path(tmp)
+        model_dir = Path(tmp) / "model"
         result.model.save(model_dir)
         (model_dir / "contract.json").write_text(contract.to_json())
         registered = registry.log_and_register(home, cfg, result, model_dir, io.file_digest(home.validated_data))

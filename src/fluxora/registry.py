@@ -146,9 +146,10 @@ def download_champion(tracking_uri: str, name: str, dst: Path) -> tuple[str, Pat
     client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     try:
         mv = client.get_model_version_by_alias(name, CHAMPION)
-        local = mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{name}/{mv.version}", dst_path=str(dst), tracking_uri=tracking_uri
-        )
+        # Resolve through this client: `download_artifacts("models:/...")` would consult the
+        # process-global registry URI instead of `tracking_uri`.
+        location = client.get_model_version_download_uri(name, mv.version)
+        local = mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=str(dst), tracking_uri=tracking_uri)
     except MlflowException as exc:
         raise RegistryError(f"no champion for {name!r} in the registry at {tracking_uri}: {exc.message}") from None
     return str(mv.version), Path(local)
