@@ -66,11 +66,17 @@ def direct_forecaster(
     tiny_cfg: FluxoraConfig, trained_home: Home, tmp_path_factory: pytest.TempPathFactory
 ) -> NativeForecaster:
     """The champion fetched straight from MLflow by alias, not through the service's code."""
-    dst = tmp_path_factory.mktemp("direct-champion")
-    local = Path(mlflow.artifacts.download_artifacts(
-        artifact_uri=f"models:/{tiny_cfg.train.registered_model_name}@champion",
-        dst_path=str(dst), tracking_uri=trained_home.mlflow_tracking_uri,
-    ))
+    # An explicit client: a bare `models:/` URI would resolve against the process-global registry.
+    uri, name = trained_home.mlflow_tracking_uri, tiny_cfg.train.registered_model_name
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    version = client.get_model_version_by_alias(name, "champion").version
+    local = Path(
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=client.get_model_version_download_uri(name, version),
+            dst_path=str(tmp_path_factory.mktemp("direct-champion")),
+            tracking_uri=uri,
+        )
+    )
     dirs = [p.parent for p in local.rglob(CONTRACT_FILE) if (p.parent / MODEL_FILE).is_file()]
     assert len(dirs) == 1
     return NativeForecaster.load(dirs[0])
@@ -216,7 +222,8 @@ def test_service_without_champion_is_alive_but_not_ready(tmp_path: Path) -> None
         r = c.get(FORECAST, params={"series_id": SERIES, "horizon": 24})
         assert r.status_code == 503
         assert r.headers["Retry-After"] == "7"
-        assert isinstance(r.json()["detail"], str) and r.json()["detail"]
+        assert isinstance(r.json()["detail"], str)
+        assert r.json()["detail"]
 
         for params in ({}, {"series_id": "x", "horizon": "abc"}, {"series_id": "x", "horizon": 0}):
             assert c.get(FORECAST, params=params).status_code != 500
@@ -224,8 +231,9 @@ def test_service_without_champion_is_alive_but_not_ready(tmp_path: Path) -> None
 
 def test_missing_feature_store_is_503_not_500(tiny_cfg: FluxoraConfig, trained_home: Home, tmp_path: Path) -> None:
     # A champion is in the registry, but this home's Feast repo was never applied.
-    settings = ServiceSettings(home=tmp_path, tracking_uri=trained_home.mlflow_tracking_uri,
-                               model_name=tiny_cfg.train.registered_model_name)
+    settings = ServiceSettings(
+        home=tmp_path, tracking_uri=trained_home.mlflow_tracking_uri, model_name=tiny_cfg.train.registered_model_name
+    )
     with TestClient(create_app(settings)) as c:
         assert c.get("/health/ready").status_code == 200
         r = c.get(FORECAST, params={"series_id": SERIES, "horizon": 24})

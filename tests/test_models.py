@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,7 +16,7 @@ from fluxora.data.synthetic import generate
 from fluxora.data.validate import validate
 from fluxora.errors import DataValidationError, InsufficientDataError
 from fluxora.features.build import EVENT_TIMESTAMP, LOAD_HISTORY, TEMP_HISTORY, origin_states
-from fluxora.models.native import Contract
+from fluxora.models.native import Contract, find_model_dir
 
 
 @pytest.fixture(scope="module")
@@ -143,3 +144,30 @@ def test_contract_rejects_other_versions_and_features() -> None:
         Contract.from_json(json.dumps(raw | {"version": 99}))
     with pytest.raises(ValueError, match="feature set"):
         Contract.from_json(json.dumps(raw | {"feature_names": ["step"]}))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "not json",
+        "[1, 2]",
+        json.dumps({k: v for k, v in json.loads(_contract().to_json()).items() if k != "horizon"}),
+        json.dumps(json.loads(_contract().to_json()) | {"surprise": 1}),
+    ],
+)
+def test_malformed_contract_is_a_value_error(text: str) -> None:
+    with pytest.raises(ValueError, match="contract"):
+        Contract.from_json(text)
+
+
+def test_find_model_dir_requires_exactly_one_model(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="found 0"):
+        find_model_dir(tmp_path)
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "contract.json").write_text(_contract().to_json())
+        (tmp_path / name / "model.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match="found 2"):
+        find_model_dir(tmp_path)
+    (tmp_path / "b" / "model.json").unlink()
+    assert find_model_dir(tmp_path) == tmp_path / "a"

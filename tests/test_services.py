@@ -28,7 +28,7 @@ from fluxora.data.schema import LOAD, SERIES_ID, TEMPERATURE, TIMESTAMP
 from fluxora.errors import FeatureStoreError, RegistryError
 from fluxora.features import store as fs
 from fluxora.features.build import EVENT_TIMESTAMP, LOAD_HISTORY, TEMP_HISTORY
-from fluxora.features.design import FEATURE_NAMES, design_matrix, seasonal_naive
+from fluxora.features.design import FEATURE_NAMES, Design, design_matrix, seasonal_naive
 from fluxora.models.native import CONTRACT_FILE, MODEL_FILE, Contract, NativeForecaster
 from fluxora.models.xgboost_model import XGBoostForecaster
 from fluxora.paths import Home
@@ -46,7 +46,7 @@ def _histories(lh: int = 168, lt: int = 24) -> tuple[np.ndarray, np.ndarray]:
     return load, temp
 
 
-def _design(load: np.ndarray, temp: np.ndarray, horizon: int):  # type: ignore[no-untyped-def]
+def _design(load: np.ndarray, temp: np.ndarray, horizon: int) -> Design:
     return design_matrix(load, temp, ORIGINS.to_numpy(), horizon, HEAT, COOL)
 
 
@@ -64,10 +64,10 @@ def test_model_store_loads_registry_champion(tiny_cfg: FluxoraConfig, trained_ho
     store = ModelStore(ServiceSettings.from_config(tiny_cfg, trained_home))
     assert store.current is None
     loaded = store.load_champion()
+    contract = loaded.forecaster.contract
     assert loaded.version == champion["version"]
     assert store.current is loaded
     assert store.last_error is None
-    contract = loaded.forecaster.contract
     assert contract.horizon == tiny_cfg.train.horizon
     assert contract.load_history_hours == tiny_cfg.features.load_history_hours
     assert contract.feature_service == tiny_cfg.features.feature_service
@@ -86,10 +86,17 @@ def test_model_store_with_empty_registry_raises_and_stays_empty(tmp_path: Path) 
 
 @pytest.fixture(scope="module")
 def champion_dir(tiny_cfg: FluxoraConfig, trained_home: Home, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    local = Path(mlflow.artifacts.download_artifacts(
-        artifact_uri=f"models:/{tiny_cfg.train.registered_model_name}@champion",
-        dst_path=str(tmp_path_factory.mktemp("champion")), tracking_uri=trained_home.mlflow_tracking_uri,
-    ))
+    # An explicit client: a bare `models:/` URI would resolve against the process-global registry.
+    uri, name = trained_home.mlflow_tracking_uri, tiny_cfg.train.registered_model_name
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    version = client.get_model_version_by_alias(name, "champion").version
+    local = Path(
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=client.get_model_version_download_uri(name, version),
+            dst_path=str(tmp_path_factory.mktemp("champion")),
+            tracking_uri=uri,
+        )
+    )
     dirs = [p.parent for p in local.rglob(CONTRACT_FILE) if (p.parent / MODEL_FILE).is_file()]
     assert len(dirs) == 1
     return dirs[0]
@@ -111,8 +118,15 @@ def test_native_round_trip_reproduces_fitted_model(tiny_cfg: FluxoraConfig, tmp_
     model.fit(design.X, rng.normal(1.0, 0.1, len(design.X)))
 
     model.save(tmp_path)
-    contract = Contract(model="xgboost", horizon=horizon, load_history_hours=168, temp_history_hours=24,
-                        heating_base_c=HEAT, cooling_base_c=COOL, feature_service="load_forecast_v1")
+    contract = Contract(
+        model="xgboost",
+        horizon=horizon,
+        load_history_hours=168,
+        temp_history_hours=24,
+        heating_base_c=HEAT,
+        cooling_base_c=COOL,
+        feature_service="load_forecast_v1",
+    )
     (tmp_path / CONTRACT_FILE).write_text(contract.to_json())
 
     loaded = NativeForecaster.load(tmp_path)
@@ -212,11 +226,14 @@ def test_lag_sources_are_never_after_origin() -> None:
         rows = slice(k * horizon, (k + 1) * horizon)
         scale = design.scale[rows]
         # Values name their own history index; index lh-1 is the origin.
-        for name, base, width, unscale in (("lag_same_hour_day", 1000.0 * (k + 1), lh, scale),
-                                           ("lag_same_hour_week", 1000.0 * (k + 1), lh, scale),
-                                           ("temp_same_hour_day", 100.0 * k, lt, 1.0)):
+        for name, base, width, unscale in (
+            ("lag_same_hour_day", 1000.0 * (k + 1), lh, scale),
+            ("lag_same_hour_week", 1000.0 * (k + 1), lh, scale),
+            ("temp_same_hour_day", 100.0 * k, lt, 1.0),
+        ):
             idx = np.rint(design.X[rows, COL[name]].astype("float64") * unscale - base).astype(int)
-            assert (idx >= 0).all() and (idx <= width - 1).all(), name
+            assert (idx >= 0).all(), name
+            assert (idx <= width - 1).all(), name
             hours_back = (width - 1 - idx) + np.arange(1, horizon + 1)  # from target to source
             assert (hours_back % 24 == 0).all(), name  # same hour of day as the target
 
@@ -230,7 +247,7 @@ def test_changing_the_origin_value_moves_only_origin_dependent_columns() -> None
     moved = _design(bumped_load, temp, horizon)
     steps = np.tile(np.arange(1, horizon + 1), len(ORIGINS))
 
-    def raw(design, name):  # type: ignore[no-untyped-def]
+    def raw(design: Design, name: str) -> np.ndarray:
         return design.X[:, COL[name]].astype("float64") * design.scale
 
     day_changed = ~np.isclose(raw(base, "lag_same_hour_day"), raw(moved, "lag_same_hour_day"))
@@ -238,8 +255,17 @@ def test_changing_the_origin_value_moves_only_origin_dependent_columns() -> None
     week_changed = ~np.isclose(raw(base, "lag_same_hour_week"), raw(moved, "lag_same_hour_week"))
     np.testing.assert_array_equal(week_changed, steps == 168)
     assert (~np.isclose(raw(base, "load_last"), raw(moved, "load_last"))).all()
-    for name in ("step", "hour", "dayofweek", "doy_sin", "doy_cos", "temp_same_hour_day", "temp_mean_24h",
-                 "heating_degrees", "cooling_degrees"):
+    for name in (
+        "step",
+        "hour",
+        "dayofweek",
+        "doy_sin",
+        "doy_cos",
+        "temp_same_hour_day",
+        "temp_mean_24h",
+        "heating_degrees",
+        "cooling_degrees",
+    ):
         np.testing.assert_array_equal(base.X[:, COL[name]], moved.X[:, COL[name]], err_msg=name)
     np.testing.assert_array_equal(base.target_times, moved.target_times)
 

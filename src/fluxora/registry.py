@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -138,18 +140,35 @@ def champion(home: Home, name: str) -> dict[str, Any] | None:
     }
 
 
-def download_champion(tracking_uri: str, name: str, dst: Path) -> tuple[str, Path]:
-    """Download `models:/name@champion` to dst; returns (version, local dir). RegistryError if none."""
+def download_champion(tracking_uri: str, name: str, cache: Path) -> tuple[str, Path]:
+    """Download `models:/name@champion` into `cache/<name>/<version>`; returns (version, dir).
+
+    The download lands in a temporary folder first and is renamed into place, so a folder in
+    the cache is always complete and a version is downloaded once. RegistryError if none.
+    """
     import mlflow
     from mlflow.exceptions import MlflowException
 
     client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     try:
         mv = client.get_model_version_by_alias(name, CHAMPION)
+        target = cache / name / str(mv.version)
+        if target.is_dir():
+            return str(mv.version), target
         # Resolve through this client: `download_artifacts("models:/...")` would consult the
         # process-global registry URI instead of `tracking_uri`.
         location = client.get_model_version_download_uri(name, mv.version)
-        local = mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=str(dst), tracking_uri=tracking_uri)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{mv.version}-", dir=target.parent))
+        try:
+            mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=str(tmp), tracking_uri=tracking_uri)
+            try:
+                tmp.rename(target)
+            except OSError:
+                if not target.is_dir():  # another worker won the race only if target exists now
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     except MlflowException as exc:
         raise RegistryError(f"no champion for {name!r} in the registry at {tracking_uri}: {exc.message}") from None
-    return str(mv.version), Path(local)
+    return str(mv.version), target

@@ -47,7 +47,7 @@ class ModelStore:
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         with self._lock:
             try:
-                version, local = download_champion(s.tracking_uri, s.model_name, s.model_cache / "download")
+                version, local = download_champion(s.tracking_uri, s.model_name, s.model_cache)
                 loaded = LoadedModel(version, NativeForecaster.load(find_model_dir(local)))
             except (RegistryError, OSError, ValueError) as exc:
                 self.last_error = str(exc)

@@ -6,7 +6,7 @@ This module is on the serving path: numpy and xgboost only, no training code.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -37,9 +37,19 @@ class Contract:
 
     @classmethod
     def from_json(cls, text: str) -> Contract:
-        raw = json.loads(text)
+        """Parse and check a contract; any malformation is a ValueError naming what is wrong."""
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"malformed contract: {exc}") from None
+        if not isinstance(raw, dict):
+            raise ValueError("malformed contract: not a JSON object")
         if raw.get("version") != CONTRACT_VERSION:
             raise ValueError(f"unsupported contract version {raw.get('version')!r}")
+        expected = {f.name for f in fields(cls)}
+        if set(raw) != expected:
+            missing, extra = sorted(expected - set(raw)), sorted(set(raw) - expected)
+            raise ValueError(f"malformed contract: missing keys {missing}, unexpected keys {extra}")
         raw["feature_names"] = tuple(raw["feature_names"])
         if raw["feature_names"] != FEATURE_NAMES:
             raise ValueError("model was trained with a different feature set than this code builds")
@@ -78,8 +88,8 @@ class NativeForecaster:
 
 
 def find_model_dir(root: Path) -> Path:
-    """The folder holding contract.json inside a downloaded MLflow model."""
-    for path in sorted(root.rglob(CONTRACT_FILE)):
-        if (path.parent / MODEL_FILE).is_file():
-            return path.parent
-    raise FileNotFoundError(f"no {CONTRACT_FILE} + {MODEL_FILE} under {root}")
+    """The one folder holding contract.json + model.json inside a downloaded MLflow model."""
+    found = [p.parent for p in sorted(root.rglob(CONTRACT_FILE)) if (p.parent / MODEL_FILE).is_file()]
+    if len(found) != 1:
+        raise FileNotFoundError(f"expected one {CONTRACT_FILE} + {MODEL_FILE} under {root}, found {len(found)}")
+    return found[0]

@@ -9,7 +9,6 @@ from fastapi import APIRouter, HTTPException, Query, status
 
 from fluxora.api.deps import Features, Model
 from fluxora.api.schemas import ErrorResponse, ForecastPoint, ForecastResponse
-from fluxora.errors import FeatureStoreError
 
 router = APIRouter(prefix="/v1", tags=["forecast"])
 
@@ -32,12 +31,7 @@ def forecast(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             detail=f"horizon must be between 1 and {max_h} for model version {model.version}",
         )
-    try:
-        state = features.latest(series_id)
-    except FeatureStoreError as exc:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc), headers={"Retry-After": "30"}
-        ) from None
+    state = features.latest(series_id)  # FeatureStoreError -> 503 by the app's handler
     if state is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"unknown series {series_id!r}")
     origin = np.array([np.datetime64(state.origin.replace(tzinfo=None), "ns")])
