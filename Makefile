@@ -51,5 +51,8 @@ format: install ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff check --fix src flows tests benchmarks feature_repo
 	$(BIN)/ruff format src flows tests benchmarks feature_repo
 
+bench: install ## run every benchmark in benchmarks/ (prints ratios; not part of the tests)
+	@for b in benchmarks/*.py; do [ -e "$$b" ] || { echo "no benchmarks yet"; break; }; echo "== $$b"; $(BIN)/python "$$b" || exit 1; done
+
 clean: ## delete local run-time state (.fluxora/): resets the platform
 	rm -rf .fluxora

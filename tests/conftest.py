@@ -47,3 +47,26 @@ def trained_home(tmp_path_factory: pytest.TempPathFactory, tiny_cfg: FluxoraConf
     for step in (pipeline.ingest, pipeline.validate, pipeline.features, pipeline.train, pipeline.monitor):
         step(tiny_cfg, home)
     yield home
+
+
+@pytest.fixture(scope="session")
+def champion_dir(tiny_cfg: FluxoraConfig, trained_home: Home, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The champion's model folder, downloaded by alias with MLflow directly (not the service's code)."""
+    import mlflow
+
+    from fluxora.models.native import CONTRACT_FILE, MODEL_FILE
+
+    # An explicit client: a bare `models:/` URI would resolve against the process-global registry.
+    uri, name = trained_home.mlflow_tracking_uri, tiny_cfg.train.registered_model_name
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    version = client.get_model_version_by_alias(name, "champion").version
+    local = Path(
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=client.get_model_version_download_uri(name, version),
+            dst_path=str(tmp_path_factory.mktemp("champion")),
+            tracking_uri=uri,
+        )
+    )
+    dirs = [p.parent for p in local.rglob(CONTRACT_FILE) if (p.parent / MODEL_FILE).is_file()]
+    assert len(dirs) == 1
+    return dirs[0]

@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
@@ -25,7 +24,7 @@ from fluxora.data import io
 from fluxora.data.schema import LOAD, SERIES_ID, TIMESTAMP
 from fluxora.features import store as fs
 from fluxora.features.build import EVENT_TIMESTAMP, LOAD_HISTORY, TEMP_HISTORY
-from fluxora.models.native import CONTRACT_FILE, MODEL_FILE, NativeForecaster
+from fluxora.models.native import NativeForecaster
 from fluxora.paths import Home
 
 SERIES = "series_000"
@@ -62,24 +61,9 @@ def latest_state(trained_home: Home) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def direct_forecaster(
-    tiny_cfg: FluxoraConfig, trained_home: Home, tmp_path_factory: pytest.TempPathFactory
-) -> NativeForecaster:
+def direct_forecaster(champion_dir: Path) -> NativeForecaster:
     """The champion fetched straight from MLflow by alias, not through the service's code."""
-    # An explicit client: a bare `models:/` URI would resolve against the process-global registry.
-    uri, name = trained_home.mlflow_tracking_uri, tiny_cfg.train.registered_model_name
-    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
-    version = client.get_model_version_by_alias(name, "champion").version
-    local = Path(
-        mlflow.artifacts.download_artifacts(
-            artifact_uri=client.get_model_version_download_uri(name, version),
-            dst_path=str(tmp_path_factory.mktemp("direct-champion")),
-            tracking_uri=uri,
-        )
-    )
-    dirs = [p.parent for p in local.rglob(CONTRACT_FILE) if (p.parent / MODEL_FILE).is_file()]
-    assert len(dirs) == 1
-    return NativeForecaster.load(dirs[0])
+    return NativeForecaster.load(champion_dir)
 
 
 def _get(client: TestClient, **params: object) -> Any:

@@ -12,7 +12,6 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
@@ -29,7 +28,7 @@ from fluxora.errors import FeatureStoreError, RegistryError
 from fluxora.features import store as fs
 from fluxora.features.build import EVENT_TIMESTAMP, LOAD_HISTORY, TEMP_HISTORY
 from fluxora.features.design import FEATURE_NAMES, Design, design_matrix, seasonal_naive
-from fluxora.models.native import CONTRACT_FILE, MODEL_FILE, Contract, NativeForecaster
+from fluxora.models.native import CONTRACT_FILE, Contract, NativeForecaster
 from fluxora.models.xgboost_model import XGBoostForecaster
 from fluxora.paths import Home
 
@@ -82,24 +81,6 @@ def test_model_store_with_empty_registry_raises_and_stays_empty(tmp_path: Path) 
 
 
 # --- NativeForecaster -------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def champion_dir(tiny_cfg: FluxoraConfig, trained_home: Home, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # An explicit client: a bare `models:/` URI would resolve against the process-global registry.
-    uri, name = trained_home.mlflow_tracking_uri, tiny_cfg.train.registered_model_name
-    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
-    version = client.get_model_version_by_alias(name, "champion").version
-    local = Path(
-        mlflow.artifacts.download_artifacts(
-            artifact_uri=client.get_model_version_download_uri(name, version),
-            dst_path=str(tmp_path_factory.mktemp("champion")),
-            tracking_uri=uri,
-        )
-    )
-    dirs = [p.parent for p in local.rglob(CONTRACT_FILE) if (p.parent / MODEL_FILE).is_file()]
-    assert len(dirs) == 1
-    return dirs[0]
 
 
 @pytest.fixture
