@@ -31,6 +31,14 @@ SERIES = "series_000"
 FORECAST = "/v1/forecast"
 
 
+def _fc(
+    forecaster: NativeForecaster, load: np.ndarray, temp: np.ndarray, origins: np.ndarray, horizon: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(times, point forecasts) through the state-mapping interface."""
+    result = forecaster.forecast({LOAD_HISTORY: load, TEMP_HISTORY: temp}, origins, horizon)
+    return result.times, result.point
+
+
 @pytest.fixture(scope="module")
 def client(tiny_cfg: FluxoraConfig, trained_home: Home) -> Iterator[TestClient]:
     # The context manager runs the lifespan, which loads the champion.
@@ -122,7 +130,7 @@ def test_served_forecast_equals_direct_native_forecast(
 ) -> None:
     body = _get(client, series_id=SERIES, horizon=24).json()
     origin = np.array([latest_state["origin"].tz_localize(None).to_datetime64()], dtype="datetime64[ns]")
-    times, values = direct_forecaster.forecast(latest_state["load"][None, :], latest_state["temp"][None, :], origin, 24)
+    times, values = _fc(direct_forecaster, latest_state["load"][None, :], latest_state["temp"][None, :], origin, 24)
     np.testing.assert_allclose(_values(body), values[0], rtol=1e-9, atol=0)
     served_times = np.array([np.datetime64(t.replace(tzinfo=None), "ns") for t in _times(body)])
     np.testing.assert_array_equal(served_times, times[0])

@@ -19,7 +19,7 @@ import pytest
 
 from fluxora import registry
 from fluxora.api.model_store import ModelStore
-from fluxora.api.online import OnlineFeatures
+from fluxora.api.online import OnlineFeatures, OnlineStates
 from fluxora.api.settings import ServiceSettings
 from fluxora.config import FluxoraConfig
 from fluxora.data import io
@@ -28,7 +28,7 @@ from fluxora.errors import FeatureStoreError, RegistryError
 from fluxora.features import store as fs
 from fluxora.features.build import EVENT_TIMESTAMP, LOAD_HISTORY, TEMP_HISTORY
 from fluxora.features.design import FEATURE_NAMES, Design, design_matrix, seasonal_naive
-from fluxora.models.native import CONTRACT_FILE, Contract, NativeForecaster
+from fluxora.models.native import CONTRACT_FILE, STATE_INPUTS, Contract, NativeForecaster
 from fluxora.models.xgboost_model import XGBoostForecaster
 from fluxora.paths import Home
 
@@ -36,6 +36,14 @@ HOUR = pd.Timedelta(hours=1)
 COL = {name: i for i, name in enumerate(FEATURE_NAMES)}
 HEAT, COOL = 15.0, 22.0
 ORIGINS = pd.DatetimeIndex(["2024-03-10 05:00", "2024-07-01 23:00"])  # UTC, naive
+
+
+def _fc(
+    forecaster: NativeForecaster, load: np.ndarray, temp: np.ndarray, origins: np.ndarray, horizon: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(times, point forecasts) through the state-mapping interface."""
+    result = forecaster.forecast({LOAD_HISTORY: load, TEMP_HISTORY: temp}, origins, horizon)
+    return result.times, result.point
 
 
 def _histories(lh: int = 168, lt: int = 24) -> tuple[np.ndarray, np.ndarray]:
@@ -112,7 +120,7 @@ def test_native_round_trip_reproduces_fitted_model(tiny_cfg: FluxoraConfig, tmp_
 
     loaded = NativeForecaster.load(tmp_path)
     assert loaded.contract == contract
-    times, values = loaded.forecast(load, temp, origins, horizon)
+    times, values = _fc(loaded, load, temp, origins, horizon)
     assert times.shape == values.shape == (n, horizon)
     expected = model.predict(design.X) * design.scale
     np.testing.assert_allclose(values.reshape(-1), expected, rtol=1e-6)
@@ -124,7 +132,7 @@ def test_native_loads_registered_champion(champion_dir: Path, tiny_cfg: FluxoraC
     assert forecaster.contract.horizon == tiny_cfg.train.horizon
     assert forecaster.contract.feature_names == FEATURE_NAMES
     load, temp = _histories()
-    _, values = forecaster.forecast(load, temp, ORIGINS.to_numpy(), tiny_cfg.train.horizon)
+    _, values = _fc(forecaster, load, temp, ORIGINS.to_numpy(), tiny_cfg.train.horizon)
     assert np.isfinite(values).all()
 
 
@@ -151,9 +159,9 @@ def test_forecast_horizon_outside_contract_is_refused(champion_dir: Path) -> Non
     origins = ORIGINS.to_numpy()
     for horizon in (0, -1, forecaster.contract.horizon + 1):
         with pytest.raises(ValueError, match="horizon"):
-            forecaster.forecast(load, temp, origins, horizon)
+            _fc(forecaster, load, temp, origins, horizon)
     for horizon in (1, forecaster.contract.horizon):
-        _, values = forecaster.forecast(load, temp, origins, horizon)
+        _, values = _fc(forecaster, load, temp, origins, horizon)
         assert values.shape == (len(ORIGINS), horizon)
 
 
@@ -301,7 +309,7 @@ def test_seasonal_naive_rejects_other_seasons(season: int) -> None:
 
 @pytest.fixture(scope="module")
 def online(tiny_cfg: FluxoraConfig, trained_home: Home) -> OnlineFeatures:
-    return OnlineFeatures(trained_home, tiny_cfg.features.feature_service)
+    return OnlineFeatures(trained_home)
 
 
 def test_offline_state_ends_at_its_origin(tiny_cfg: FluxoraConfig, trained_home: Home) -> None:
@@ -320,27 +328,42 @@ def test_offline_state_ends_at_its_origin(tiny_cfg: FluxoraConfig, trained_home:
             np.testing.assert_array_equal(np.asarray(row[TEMP_HISTORY], dtype="float32"), expected_temp)
 
 
-def test_online_latest_known_series(online: OnlineFeatures, tiny_cfg: FluxoraConfig, trained_home: Home) -> None:
+def _states(reader: OnlineFeatures, cfg: FluxoraConfig, series: list[str]) -> OnlineStates:
+    return reader.states(series, cfg.features.feature_service, STATE_INPUTS)
+
+
+def test_online_states_known_series(online: OnlineFeatures, tiny_cfg: FluxoraConfig, trained_home: Home) -> None:
     latest = fs.offline_latest(trained_home)
     table = pq.read_table(fs.offline_path(trained_home)).to_pandas()
-    for sid, origin in zip(latest[SERIES_ID], latest[EVENT_TIMESTAMP], strict=True):
-        state = online.latest(sid)
-        assert state is not None
-        assert state.series_id == sid
-        assert state.load_history.shape == (tiny_cfg.features.load_history_hours,)
-        assert state.temp_history.shape == (tiny_cfg.features.temp_history_hours,)
-        assert pd.Timestamp(state.origin) == origin
-        assert state.origin.utcoffset() == pd.Timedelta(0)
+    series = list(latest[SERIES_ID])
+    states = _states(online, tiny_cfg, series)
+    assert states.series_ids == series and states.missing == []
+    assert states.features[LOAD_HISTORY].shape == (len(series), tiny_cfg.features.load_history_hours)
+    assert states.features[TEMP_HISTORY].shape == (len(series), tiny_cfg.features.temp_history_hours)
+    for i, (sid, origin) in enumerate(zip(series, latest[EVENT_TIMESTAMP], strict=True)):
+        assert pd.Timestamp(states.origins[i], tz="UTC") == origin
         row = table[(table[SERIES_ID] == sid) & (table[EVENT_TIMESTAMP] == origin)].iloc[0]
-        np.testing.assert_array_equal(state.load_history, np.asarray(row[LOAD_HISTORY], dtype="float64"))
-        np.testing.assert_array_equal(state.temp_history, np.asarray(row[TEMP_HISTORY], dtype="float64"))
+        np.testing.assert_array_equal(states.features[LOAD_HISTORY][i], np.asarray(row[LOAD_HISTORY], dtype="float64"))
+        np.testing.assert_array_equal(states.features[TEMP_HISTORY][i], np.asarray(row[TEMP_HISTORY], dtype="float64"))
 
 
-def test_online_latest_unknown_series_is_none(online: OnlineFeatures) -> None:
-    assert online.latest("no_such_series") is None
+def test_online_states_report_unknown_series(online: OnlineFeatures, tiny_cfg: FluxoraConfig) -> None:
+    states = _states(online, tiny_cfg, ["no_such_series", "series_000"])
+    assert states.series_ids == ["series_000"]
+    assert states.missing == ["no_such_series"]
+    assert len(states.origins) == 1 and states.features[LOAD_HISTORY].shape[0] == 1
 
 
 def test_online_without_applied_store_raises(tmp_path: Path, tiny_cfg: FluxoraConfig) -> None:
-    reader = OnlineFeatures(Home(tmp_path), tiny_cfg.features.feature_service)
+    reader = OnlineFeatures(Home(tmp_path))
     with pytest.raises(FeatureStoreError):
-        reader.latest("series_000")
+        _states(reader, tiny_cfg, ["series_000"])
+
+
+def test_forecast_refuses_quantiles_the_model_lacks(champion_dir: Path) -> None:
+    forecaster = NativeForecaster.load(champion_dir)
+    load, temp = _histories()
+    with pytest.raises(ValueError, match="quantiles"):
+        forecaster.forecast({LOAD_HISTORY: load, TEMP_HISTORY: temp}, ORIGINS.to_numpy(), 3, quantiles=(0.1,))
+    with pytest.raises(ValueError, match="missing state"):
+        forecaster.forecast({LOAD_HISTORY: load}, ORIGINS.to_numpy(), 3)

@@ -38,7 +38,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.model_store = ModelStore(settings)
-    app.state.online = OnlineFeatures(Home(settings.home), settings.feature_service)
+    app.state.online = OnlineFeatures(Home(settings.home))
     app.include_router(health.router)
     app.include_router(forecast.router)
 

@@ -1,9 +1,9 @@
-"""Online feature reads for the service: the latest state of a series from Feast."""
+"""Online feature reads for the service: the latest state of each series from Feast."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,19 +17,20 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class SeriesState:
-    series_id: str
-    origin: datetime
-    load_history: np.ndarray
-    temp_history: np.ndarray
+class OnlineStates:
+    """Latest states of the series that were found, in request order, plus those that were not."""
+
+    series_ids: list[str]
+    origins: np.ndarray  # (n,) datetime64[ns], UTC
+    features: dict[str, np.ndarray]  # feature name -> (n, ...) float64
+    missing: list[str]
 
 
 class OnlineFeatures:
     """Reads origin states from the online store (SQLite by default)."""
 
-    def __init__(self, home: Home, feature_service: str) -> None:
+    def __init__(self, home: Home) -> None:
         self._home = home
-        self._service = feature_service
         self._store: FeatureStore | None = None
 
     def _feast(self) -> FeatureStore:
@@ -39,11 +40,20 @@ class OnlineFeatures:
             self._store = fs.open_store(self._home)
         return self._store
 
-    def latest(self, series_id: str) -> SeriesState | None:
-        """The latest materialized state, or None when the series is unknown."""
-        raw = fs.online(self._feast(), [series_id], self._service)
-        load, temp = raw["load_history"][0], raw["temp_history"][0]
-        ts = raw[fs.ONLINE_TIMESTAMP][0]
-        if load is None or temp is None or ts is None:
-            return None
-        return SeriesState(series_id, ts, np.asarray(load, dtype="float64"), np.asarray(temp, dtype="float64"))
+    def states(self, series_ids: Sequence[str], service: str, features: Sequence[str]) -> OnlineStates:
+        """One online read of `service` for all requested series; the served model's contract
+        names `service` and `features`. Unknown series are listed in `missing`."""
+        raw = fs.online(self._feast(), list(series_ids), service)
+        found = [
+            i
+            for i, ts in enumerate(raw[fs.ONLINE_TIMESTAMP])
+            if ts is not None and all(raw[f][i] is not None for f in features)
+        ]
+        origins = np.array(
+            [np.datetime64(raw[fs.ONLINE_TIMESTAMP][i].replace(tzinfo=None), "ns") for i in found],
+            dtype="datetime64[ns]",
+        )
+        values = {f: np.array([np.asarray(raw[f][i], dtype="float64") for i in found]) for f in features}
+        found_set = set(found)
+        missing = [s for i, s in enumerate(series_ids) if i not in found_set]
+        return OnlineStates([series_ids[i] for i in found], origins, values, missing)

@@ -19,18 +19,12 @@ class ServiceSettings(BaseSettings):
     home: Path
     tracking_uri: str
     model_name: str = "fluxora-load-forecaster"
-    feature_service: str = "load_forecast_v1"
     registry_timeout_s: float = Field(default=5.0, gt=0)
     retry_after_s: int = Field(default=30, ge=1)
 
     @classmethod
     def from_config(cls, cfg: FluxoraConfig, home: Home) -> ServiceSettings:
-        return cls(
-            home=home.root,
-            tracking_uri=home.mlflow_tracking_uri,
-            model_name=cfg.train.registered_model_name,
-            feature_service=cfg.features.feature_service,
-        )
+        return cls(home=home.root, tracking_uri=home.mlflow_tracking_uri, model_name=cfg.train.registered_model_name)
 
     @property
     def model_cache(self) -> Path:

@@ -6,16 +6,20 @@ This module is on the serving path: numpy and xgboost only, no training code.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from fluxora.features.build import LOAD_HISTORY, TEMP_HISTORY
 from fluxora.features.design import FEATURE_NAMES, design_matrix
 
 MODEL_FILE = "model.json"
 CONTRACT_FILE = "contract.json"
 CONTRACT_VERSION = 1
+STATE_INPUTS = (LOAD_HISTORY, TEMP_HISTORY)
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,8 @@ class Contract:
     cooling_base_c: float
     feature_service: str
     feature_names: tuple[str, ...] = FEATURE_NAMES
+    state_features: tuple[str, ...] = STATE_INPUTS  # Feast features the model reads, per origin
+    quantiles: tuple[float, ...] = ()  # quantile levels the model can forecast
     version: int = CONTRACT_VERSION
 
     def to_json(self) -> str:
@@ -50,16 +56,26 @@ class Contract:
         if set(raw) != expected:
             missing, extra = sorted(expected - set(raw)), sorted(set(raw) - expected)
             raise ValueError(f"malformed contract: missing keys {missing}, unexpected keys {extra}")
-        raw["feature_names"] = tuple(raw["feature_names"])
+        for key in ("feature_names", "state_features", "quantiles"):
+            raw[key] = tuple(raw[key])
         if raw["feature_names"] != FEATURE_NAMES:
             raise ValueError("model was trained with a different feature set than this code builds")
         return cls(**raw)
 
 
+@dataclass(frozen=True)
+class Forecast:
+    """Forecasts for n origins over `horizon` steps."""
+
+    times: np.ndarray  # (n, horizon) datetime64[ns], UTC target times
+    point: np.ndarray  # (n, horizon)
+    quantiles: dict[float, np.ndarray]  # level -> (n, horizon), non-decreasing in level
+
+
 class NativeForecaster:
     """Loads a saved model directory and forecasts from origin states with numpy."""
 
-    def __init__(self, booster: object, contract: Contract) -> None:
+    def __init__(self, booster: Any, contract: Contract) -> None:
         self.booster = booster
         self.contract = contract
 
@@ -74,17 +90,30 @@ class NativeForecaster:
         return cls(booster, contract)
 
     def forecast(
-        self, load_history: np.ndarray, temp_history: np.ndarray, origins: np.ndarray, horizon: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(target_times, forecasts), each of shape (n_origins, horizon)."""
-        if not 1 <= horizon <= self.contract.horizon:
-            raise ValueError(f"horizon must be between 1 and {self.contract.horizon}")
+        self,
+        state: Mapping[str, np.ndarray],
+        origins: np.ndarray,
+        horizon: int,
+        quantiles: Sequence[float] = (),
+    ) -> Forecast:
+        """Forecast from states: `state[name]` is (n, ...) for each of `contract.state_features`,
+        `origins` (n,) datetime64 UTC. Raises ValueError for a horizon or quantile the model lacks."""
         c = self.contract
-        design = design_matrix(load_history, temp_history, origins, horizon, c.heating_base_c, c.cooling_base_c)
-        scaled = self.booster.inplace_predict(design.X)  # type: ignore[attr-defined]
-        values = np.asarray(scaled, dtype="float64") * design.scale
-        n = load_history.shape[0]
-        return design.target_times.reshape(n, horizon), values.reshape(n, horizon)
+        if not 1 <= horizon <= c.horizon:
+            raise ValueError(f"horizon must be between 1 and {c.horizon}")
+        unknown = sorted(set(quantiles) - set(c.quantiles))
+        if unknown:
+            raise ValueError(f"quantiles {unknown} not available; this model provides {list(c.quantiles)}")
+        missing = [f for f in c.state_features if f not in state]
+        if missing:
+            raise ValueError(f"missing state features {missing}")
+        design = design_matrix(
+            state[LOAD_HISTORY], state[TEMP_HISTORY], origins, horizon, c.heating_base_c, c.cooling_base_c
+        )
+        scaled = self.booster.inplace_predict(design.X)
+        n = len(origins)
+        point = (np.asarray(scaled, dtype="float64") * design.scale).reshape(n, horizon)
+        return Forecast(times=design.target_times.reshape(n, horizon), point=point, quantiles={})
 
 
 def find_model_dir(root: Path) -> Path:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
-from fluxora.features.build import stack
+from fluxora.features.build import LOAD_HISTORY, TEMP_HISTORY, stack
 from fluxora.models.native import NativeForecaster
 
 
@@ -26,12 +26,10 @@ class LoadForecasterModel(PythonModel):
         c = self.forecaster.contract
         horizon = int((params or {}).get("horizon", c.horizon))
         origins = pd.to_datetime(model_input["origin"], utc=True).dt.tz_localize(None).to_numpy()
-        times, values = self.forecaster.forecast(
-            stack(model_input["load_history"], c.load_history_hours),
-            stack(model_input["temp_history"], c.temp_history_hours),
-            origins,
-            horizon,
-        )
+        widths = {LOAD_HISTORY: c.load_history_hours, TEMP_HISTORY: c.temp_history_hours}
+        state = {name: stack(model_input[name], widths[name]) for name in c.state_features}
+        result = self.forecaster.forecast(state, origins, horizon)
+        times, values = result.times, result.point
         return pd.DataFrame(
             {
                 "row": np.repeat(np.arange(len(model_input)), horizon),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 import numpy as np
@@ -31,15 +32,20 @@ def forecast(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             detail=f"horizon must be between 1 and {max_h} for model version {model.version}",
         )
-    state = features.latest(series_id)  # FeatureStoreError -> 503 by the app's handler
-    if state is None:
+    contract = model.forecaster.contract
+    # FeatureStoreError -> 503 by the app's handler
+    states = features.states([series_id], contract.feature_service, contract.state_features)
+    if states.missing:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"unknown series {series_id!r}")
-    origin = np.array([np.datetime64(state.origin.replace(tzinfo=None), "ns")])
-    times, values = model.forecaster.forecast(state.load_history[None, :], state.temp_history[None, :], origin, horizon)
+    result = model.forecaster.forecast(states.features, states.origins, horizon)
+    origin = _utc(states.origins[0])
     points = [
-        ForecastPoint(timestamp=t.astype("datetime64[us]").item().replace(tzinfo=state.origin.tzinfo), value=float(v))
-        for t, v in zip(times[0], values[0], strict=True)
+        ForecastPoint(timestamp=_utc(t), value=float(v)) for t, v in zip(result.times[0], result.point[0], strict=True)
     ]
     return ForecastResponse(
-        series_id=series_id, model_version=model.version, origin=state.origin, horizon=horizon, points=points
+        series_id=series_id, model_version=model.version, origin=origin, horizon=horizon, points=points
     )
+
+
+def _utc(value: np.datetime64) -> datetime:
+    return datetime.fromtimestamp(value.astype("datetime64[us]").astype("int64") / 1e6, tz=UTC)
