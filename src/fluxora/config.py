@@ -90,6 +90,22 @@ class ServeConfig:
 
 
 @dataclass
+class InfraConfig:
+    """Where shared state lives. Empty URLs mean the local default under FLUXORA_HOME.
+
+    `conf/infra/production.yaml` fills these from the environment (secrets and hosts stay out
+    of the repo and out of params.yaml's committed defaults).
+    """
+
+    name: str = "local"
+    mlflow_tracking_uri: str = ""  # "" -> sqlite:///$FLUXORA_HOME/mlflow/mlflow.db
+    online_store: str = "sqlite"  # sqlite | redis
+    redis_url: str = ""  # Feast online store (online_store=redis) and API rate limits
+    feast_registry_url: str = ""  # "" -> file registry; else a SQLAlchemy URL (PostgreSQL)
+    database_url: str = ""  # the API's database; "" -> sqlite under FLUXORA_HOME
+
+
+@dataclass
 class FluxoraConfig:
     """The whole configuration tree (`conf/config.yaml`)."""
 
@@ -99,6 +115,7 @@ class FluxoraConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
+    infra: InfraConfig = field(default_factory=InfraConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
