@@ -9,7 +9,7 @@ UV := .tools/bin/uv
 BIN := .venv/bin
 ARGS ?=
 
-.PHONY: help install run test serve status repro lint format bench clean
+.PHONY: help install run test serve status prefect-server deploy repro lint format bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-9s %s\n", $$1, $$2}'
@@ -38,6 +38,12 @@ serve: install ## start the forecast API on the champion model
 
 status: install ## champion, feature freshness, latest drift
 	$(BIN)/fluxora status $(ARGS)
+
+prefect-server: install ## start a Prefect server (UI at http://127.0.0.1:4200) for `fluxora deploy`
+	PREFECT_HOME="$${FLUXORA_HOME:-$(CURDIR)/.fluxora}/prefect" $(BIN)/prefect server start --host 127.0.0.1 --port 4200
+
+deploy: install ## serve the scheduled deployments (needs `make prefect-server`)
+	PREFECT_API_URL=$${PREFECT_API_URL:-http://127.0.0.1:4200/api} $(BIN)/fluxora deploy $(ARGS)
 
 repro: install ## reproduce the pipeline with DVC (dvc repro) and show its metrics
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro $(ARGS) && PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc metrics show

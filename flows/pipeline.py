@@ -1,19 +1,30 @@
-"""The main job as one Prefect flow: ingest -> validate -> features -> train -> monitor."""
+"""Prefect flows: the whole pipeline, and the three scheduled parts of it (ingest, train, monitor).
+
+Wiring only: each task is one call to a `fluxora.pipeline` function. I/O tasks retry with
+exponential backoff, and only on errors that may pass (a network or registry hiccup); a data
+or configuration error fails at once, since running it again cannot fix it.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, cast
+from uuid import UUID
 
-from prefect import flow, get_run_logger, task
+from prefect import Task, flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.tasks import exponential_backoff
 
 from fluxora import pipeline
 from fluxora.config import FluxoraConfig, compose
+from fluxora.errors import ConfigError, DataValidationError, InsufficientDataError
 from fluxora.paths import Home
+
+_PERMANENT = (ConfigError, DataValidationError, InsufficientDataError, ValueError, TypeError, KeyError)
 
 
 def _step(name: str):  # type: ignore[no-untyped-def]
-    return task(name=name, cache_policy=NO_CACHE, log_prints=False)
+    return task(name=name, cache_policy=NO_CACHE)
 
 
 @_step("ingest")
@@ -37,26 +48,135 @@ def train(cfg: FluxoraConfig, home: Home) -> pipeline.StepResult:
 
 
 @_step("monitor")
-def monitor(cfg: FluxoraConfig, home: Home, run_id: str) -> pipeline.StepResult:
+def monitor(cfg: FluxoraConfig, home: Home, run_id: str | None = None) -> pipeline.StepResult:
     return pipeline.monitor(cfg, home, run_id)
 
 
-@flow(name="fluxora-pipeline", log_prints=False)
-def pipeline_flow(overrides: list[str] | None = None) -> dict[str, Any]:
-    """Run the whole pipeline with Hydra overrides (e.g. ["train.horizon=48"])."""
-    log = get_run_logger()
+def is_transient(_task: Task[Any, Any], _run: Any, state: Any) -> bool:
+    """Retry condition: only errors that a later attempt could get past."""
+    exc = state.result(raise_on_failure=False)
+    return isinstance(exc, BaseException) and not isinstance(exc, _PERMANENT)
+
+
+def _io(step: Task[Any, Any], cfg: FluxoraConfig) -> Task[Any, Any]:
+    return step.with_options(
+        retries=cfg.deploy.io_retries,
+        retry_delay_seconds=exponential_backoff(backoff_factor=cfg.deploy.io_retry_backoff_s),
+        retry_condition_fn=is_transient,
+    )
+
+
+def _setup(overrides: list[str] | None) -> tuple[FluxoraConfig, Home]:
     cfg = compose(overrides or [])
     home = Home.from_env().ensure()
-    log.info("FLUXORA_HOME=%s config=%s", home.root, cfg.fingerprint())
+    get_run_logger().info("FLUXORA_HOME=%s config=%s", home.root, cfg.fingerprint())
+    return cfg, home
+
+
+def _record(results: dict[str, Any], result: Any) -> None:
+    """Log a step's outcome and keep its outputs (`result` is a StepResult; Prefect's task
+    call typing cannot say so)."""
+    get_run_logger().info("%s: %s", result.step, _brief(result.outputs))
+    results[result.step] = result.outputs
+
+
+def _run_ingest(cfg: FluxoraConfig, home: Home, results: dict[str, Any]) -> None:
+    _record(results, _io(ingest, cfg)(cfg, home))
+    _record(results, validate(cfg, home))
+    _record(results, _io(features, cfg)(cfg, home))
+
+
+@flow(name="fluxora-pipeline")
+def pipeline_flow(overrides: list[str] | None = None) -> dict[str, Any]:
+    """Run the whole pipeline with Hydra overrides (e.g. ["train.horizon=48"])."""
+    cfg, home = _setup(overrides)
     results: dict[str, Any] = {}
-    for step in (ingest, validate, features, train):
-        result = step(cfg, home)
-        log.info("%s: %s", result.step, _brief(result.outputs))
-        results[result.step] = result.outputs
-    drift = monitor(cfg, home, results["train"]["model"]["run_id"])
-    log.info("monitor: %s", _brief(drift.outputs))
-    results["monitor"] = drift.outputs
+    _run_ingest(cfg, home, results)
+    _record(results, train(cfg, home))
+    _record(results, _io(monitor, cfg)(cfg, home, results["train"]["model"]["run_id"]))
     return results
+
+
+@flow(name="fluxora-ingest")
+def ingest_flow(overrides: list[str] | None = None) -> dict[str, Any]:
+    """Scheduled: bring in new data, validate it, refresh features and the online store."""
+    if reason := superseded():
+        return {"skipped": reason}
+    cfg, home = _setup(overrides)
+    results: dict[str, Any] = {}
+    _run_ingest(cfg, home, results)
+    return results
+
+
+@flow(name="fluxora-train")
+def train_flow(overrides: list[str] | None = None) -> dict[str, Any]:
+    """Scheduled or triggered: train on the current features and register the result."""
+    if reason := superseded():
+        return {"skipped": reason}
+    cfg, home = _setup(overrides)
+    results: dict[str, Any] = {}
+    _record(results, train(cfg, home))
+    return results
+
+
+@flow(name="fluxora-monitor")
+def monitor_flow(overrides: list[str] | None = None) -> dict[str, Any]:
+    """Scheduled: drift report on the latest data, logged to the latest training run."""
+    if reason := superseded():
+        return {"skipped": reason}
+    cfg, home = _setup(overrides)
+    results: dict[str, Any] = {}
+    _record(results, _io(monitor, cfg)(cfg, home))
+    return results
+
+
+def superseded() -> str | None:
+    """Catch-up policy: a scheduled run whose slot is no longer the latest one due is skipped.
+
+    After downtime a deployment has a pile of late runs; only the newest does the work, the
+    stale ones end at once. Manual and triggered runs always run.
+    """
+    from prefect import get_client
+    from prefect.runtime import flow_run
+
+    run_id = flow_run.get_id()
+    if run_id is None:
+        return None
+    with get_client(sync_client=True) as client:
+        reason = superseded_reason(client, UUID(str(run_id)))
+    if reason:
+        get_run_logger().info("skipping: %s", reason)
+    return reason
+
+
+def superseded_reason(client: Any, run_id: UUID) -> str | None:
+    """Why this run is stale (a later scheduled slot of its deployment is already due), or None."""
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterId,
+        FlowRunFilter,
+        FlowRunFilterExpectedStartTime,
+    )
+
+    run = client.read_flow_run(run_id)
+    if run.deployment_id is None or not run.auto_scheduled or run.expected_start_time is None:
+        return None
+    now = datetime.now(UTC)
+    due = client.read_flow_runs(
+        deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[run.deployment_id])),
+        flow_run_filter=FlowRunFilter(
+            expected_start_time=FlowRunFilterExpectedStartTime(after_=run.expected_start_time, before_=cast(Any, now))
+        ),
+    )
+    # Any later slot that is due counts, whatever its state: two late runs may start together.
+    slots = [r.expected_start_time for r in due if r.id != run.id and r.auto_scheduled and r.expected_start_time]
+    return stale_reason(run.expected_start_time, slots, now)
+
+
+def stale_reason(slot: datetime, other_slots: list[datetime], now: datetime) -> str | None:
+    """The catch-up rule: a slot is stale when a later slot of the same schedule is already due."""
+    later = [s for s in other_slots if slot < s <= now]
+    return f"superseded by the scheduled run due at {max(later)}" if later else None
 
 
 def _brief(outputs: dict[str, Any]) -> str:

@@ -139,7 +139,7 @@ def test_fluxora_serve_answers_forecasts(flow_home: tuple[Home, dict]) -> None:
             time.sleep(0.5)
         assert ready is not None and ready.status_code == 200, ready and ready.text
         assert ready.json()["model_version"] == results["train"]["model"]["version"]
-        response = httpx.get(f"{base}/v1/forecast", params={"series_id": "series_000", "horizon": 6}, timeout=10)
+        response = httpx.get(f"{base}/v1/forecast", params={"series_id": "series_000", "horizon": 6}, timeout=120)
         assert response.status_code == 200, response.text
         body = response.json()
         assert len(body["points"]) == 6 and body["model_version"] == results["train"]["model"]["version"]

@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from fluxora.errors import ConfigError, FluxoraError
 
@@ -45,6 +45,16 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--output", type=Path, help="file to write (default: params.yaml in the project)")
     export.add_argument("--check", action="store_true", help="do not write; exit 1 if the file is out of date")
 
+    deploy = sub.add_parser(
+        "deploy", help="serve the scheduled deployments (ingest hourly, train daily, monitor hourly)"
+    )
+    deploy.add_argument("overrides", nargs="*", help="Hydra overrides used by every scheduled run")
+
+    trigger = sub.add_parser("trigger", help="start a deployed flow now, e.g. `fluxora trigger train model=xgboost`")
+    trigger.add_argument("flow", choices=("ingest", "train", "monitor"))
+    trigger.add_argument("overrides", nargs="*", help="Hydra overrides for this run (added to the deployment's)")
+    trigger.add_argument("--wait", action="store_true", help="wait for the run to finish and exit with its outcome")
+
     stage = sub.add_parser("stage", help="run one pipeline step with params.yaml (used by `dvc repro`)")
     stage.add_argument("name", choices=STEPS)
     stage.add_argument("--params", type=Path, help="params file (default: params.yaml in the project)")
@@ -55,7 +65,15 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        handler = {"run": _run, "status": _status, "serve": _serve, "config": _config, "stage": _stage}
+        handler = {
+            "run": _run,
+            "status": _status,
+            "serve": _serve,
+            "config": _config,
+            "stage": _stage,
+            "deploy": _deploy,
+            "trigger": _trigger,
+        }
         return handler[args.command](args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -184,6 +202,61 @@ def _config(args: argparse.Namespace) -> int:
 
     atomic_write_text(target, text)
     print(f"wrote {target}")
+    return 0
+
+
+DEFAULT_PREFECT_API = "http://127.0.0.1:4200/api"
+
+
+def _prefect_server() -> str:
+    """The Prefect API that deployments live on; a clear error if nothing answers there."""
+    import httpx
+
+    url = os.environ.setdefault("PREFECT_API_URL", DEFAULT_PREFECT_API)
+    try:
+        httpx.get(f"{url.rstrip('/')}/health", timeout=5).raise_for_status()
+    except httpx.HTTPError:
+        raise FluxoraError(
+            f"no Prefect server answers at {url}; start one with `make prefect-server` or set PREFECT_API_URL"
+        ) from None
+    return url
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    from fluxora.config import compose
+
+    cfg = compose(args.overrides)
+    _prepare_runtime()
+    url = _prefect_server()
+    from flows.deployments import DEPLOYMENTS, serve
+
+    print(f"fluxora deploy: serving {', '.join(DEPLOYMENTS.values())} on {url} (Ctrl+C stops)", flush=True)
+    serve(cfg, list(args.overrides))
+    return 0
+
+
+def _trigger(args: argparse.Namespace) -> int:
+    from fluxora.config import compose
+
+    compose(args.overrides)  # a bad override fails here, not in a worker later
+    _prepare_runtime()
+    _prefect_server()
+    from prefect import get_client
+    from prefect.deployments import run_deployment
+
+    from flows.deployments import DEPLOYMENTS
+
+    name = DEPLOYMENTS[args.flow]
+    with get_client(sync_client=True) as client:
+        try:
+            deployment = client.read_deployment_by_name(name)
+        except Exception:
+            raise FluxoraError(f"deployment {name!r} not found; start `fluxora deploy` first") from None
+    overrides = [*(deployment.parameters or {}).get("overrides", []), *args.overrides]
+    run = cast(Any, run_deployment(name, parameters={"overrides": overrides}, timeout=None if args.wait else 0))
+    print(f"{name}: flow run {run.name} ({run.id}) {run.state.name if run.state else 'scheduled'}")
+    if args.wait and not (run.state and run.state.is_completed()):
+        return EXIT_ERROR
     return 0
 
 

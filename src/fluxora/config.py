@@ -90,6 +90,18 @@ class ServeConfig:
 
 
 @dataclass
+class DeployConfig:
+    """Prefect deployments served by `fluxora deploy`: cron schedules in a time zone."""
+
+    timezone: str = "UTC"  # IANA name; cron times are local to it, so DST changes are handled
+    ingest_cron: str = "5 * * * *"  # hourly, a few minutes after the hour's data lands
+    train_cron: str = "30 2 * * *"  # daily, at night
+    monitor_cron: str = "20 * * * *"  # hourly, after ingest
+    io_retries: int = 3  # retries for I/O tasks (ingest, feature materialization, monitoring)
+    io_retry_backoff_s: float = 10.0  # base of the exponential backoff between retries
+
+
+@dataclass
 class InfraConfig:
     """Where shared state lives. Empty URLs mean the local default under FLUXORA_HOME.
 
@@ -116,6 +128,7 @@ class FluxoraConfig:
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
     infra: InfraConfig = field(default_factory=InfraConfig)
+    deploy: DeployConfig = field(default_factory=DeployConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
