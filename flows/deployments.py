@@ -7,13 +7,13 @@ from typing import Any
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.schedules import Cron
 
-from flows.pipeline import ingest_flow, monitor_flow, train_flow
+from flows.pipeline import TRAIN_DEPLOYMENT, ingest_flow, monitor_flow, train_flow
 from fluxora.config import FluxoraConfig
 
 # `fluxora trigger NAME` -> deployment "<flow name>/<deployment name>"
 DEPLOYMENTS = {
     "ingest": "fluxora-ingest/hourly",
-    "train": "fluxora-train/daily",
+    "train": TRAIN_DEPLOYMENT,
     "monitor": "fluxora-monitor/hourly",
 }
 

@@ -127,7 +127,33 @@ def monitor_flow(overrides: list[str] | None = None) -> dict[str, Any]:
     cfg, home = _setup(overrides)
     results: dict[str, Any] = {}
     _record(results, _io(monitor, cfg)(cfg, home))
+    decision = results["monitor"]["decision"]
+    if decision["retrain"]:
+        results["retrain_run"] = trigger_retrain(home, decision["at"], results["monitor"]["data_end"])
     return results
+
+
+TRAIN_DEPLOYMENT = "fluxora-train/daily"
+
+
+def trigger_retrain(home: Home, at: str, data_end: str) -> str | None:
+    """Start the training deployment (its own concurrency limit and the promotion gate apply).
+
+    Outside a deployment (an ad-hoc run) there is nothing to trigger; the decision stays logged.
+    """
+    from prefect.deployments import run_deployment
+    from prefect.runtime import deployment
+
+    from fluxora.monitoring import loop
+
+    log = get_run_logger()
+    if deployment.get_id() is None:
+        log.info("retrain advised, but this run is not deployed: nothing triggered")
+        return None
+    run = cast(Any, run_deployment(TRAIN_DEPLOYMENT, timeout=0, as_subflow=False))
+    loop.mark_triggered(home.reports, at, data_end)
+    log.info("retrain triggered: %s flow run %s", TRAIN_DEPLOYMENT, run.id)
+    return str(run.id)
 
 
 def superseded() -> str | None:

@@ -73,12 +73,18 @@ class TrainConfig:
 
 @dataclass
 class MonitorConfig:
-    """Data-drift report: a reference window against the latest window."""
+    """Drift monitoring: a season-matched reference against the latest window; retrain guardrails."""
 
-    reference_days: int = 28
     current_days: int = 7
+    reference: str = "seasonal"  # seasonal: same hours/weekdays (52 or a few weeks back) | preceding
+    reference_weeks: int = 4  # seasonal, without a year of history: this many whole weeks back
+    reference_days: int = 28  # preceding: the days just before the current window
     drift_share_threshold: float = 0.5
     max_rows: int = 50_000
+    per_series_min_rows: int = 48  # fewer rows in a window: the series is flagged, not tested
+    per_series_threshold: float = 0.1  # normed Wasserstein distance (Evidently's large-sample default)
+    retrain_cooldown_hours: float = 24.0
+    retrain_min_new_rows: int = 24  # rows since the last retrain trigger
 
 
 @dataclass

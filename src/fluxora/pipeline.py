@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import tempfile
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import pandas as pd
 
 from fluxora.config import FluxoraConfig
 from fluxora.data import io
-from fluxora.data.schema import LOAD, SERIES_ID, TEMPERATURE, TIMESTAMP
+from fluxora.data.schema import SERIES_ID, TIMESTAMP
 from fluxora.errors import ConfigError, InsufficientDataError
 from fluxora.paths import Home
 
@@ -138,44 +139,72 @@ def train(cfg: FluxoraConfig, home: Home) -> StepResult:
 
 
 def monitor(cfg: FluxoraConfig, home: Home, run_id: str | None = None) -> StepResult:
-    """Evidently drift: the reference window just before the latest `current_days` against them."""
+    """Drift on the latest window against a season-matched reference, overall and per series, and
+    the closed loop's retrain decision. Too little data is reported as such, never a crash."""
     from fluxora import registry
+    from fluxora.monitoring import loop, windows
     from fluxora.monitoring.drift import drift_report
+    from fluxora.monitoring.per_series import series_drift
 
+    m = cfg.monitor
     data = io.read_parquet(home.validated_data)
-    end = data[TIMESTAMP].max()
-    cur_start = end - pd.Timedelta(days=cfg.monitor.current_days)
-    ref_start = cur_start - pd.Timedelta(days=cfg.monitor.reference_days)
-    current = data[data[TIMESTAMP] > cur_start]
-    reference = data[(data[TIMESTAMP] > ref_start) & (data[TIMESTAMP] <= cur_start)]
-    if current.empty or reference.empty:
-        raise InsufficientDataError("not enough data for the drift windows; lower monitor.reference_days/current_days")
-    drift = drift_report(
-        reference,
-        current,
-        [LOAD, TEMPERATURE],
-        home.reports,
-        name=DRIFT_REPORT_NAME,
-        drift_share_threshold=cfg.monitor.drift_share_threshold,
-        max_rows=cfg.monitor.max_rows,
+    w = windows.select(data, m.current_days, m.reference, m.reference_weeks, m.reference_days)
+    columns = [c for c in data.columns if c not in (SERIES_ID, TIMESTAMP) and pd.api.types.is_numeric_dtype(data[c])]
+    try:
+        result = drift_report(
+            w.reference,
+            w.current,
+            columns,
+            home.reports,
+            name=DRIFT_REPORT_NAME,
+            drift_share_threshold=m.drift_share_threshold,
+            max_rows=m.max_rows,
+        )
+        drift: dict[str, Any] = {"status": "ok", **result.to_dict()}
+        files = [result.html_path, result.json_path, result.evidently_json_path]
+    except InsufficientDataError as exc:
+        drift = {"status": "insufficient_data", "reason": str(exc), "drifted": False, "drift_share": None}
+        io.atomic_write_text(home.reports / f"{DRIFT_REPORT_NAME}.json", json.dumps(drift, indent=2))
+        files = [home.reports / f"{DRIFT_REPORT_NAME}.json"]
+    per_series = series_drift(w.reference, w.current, columns, m.per_series_min_rows, m.per_series_threshold)
+    series_path = io.atomic_write_text(
+        home.reports / "drift_series.json",
+        json.dumps({"windows": w.describe(), "series": per_series}, indent=2, default=str),
     )
+
+    state = loop.load_state(home.reports)
+    since = pd.Timestamp(state["data_end"]) if "data_end" in state else None
+    new_rows = int((data[TIMESTAMP] > since).sum()) if since is not None else len(data)
+    decision = loop.decide(drift, state, new_rows, datetime.now(UTC), m.retrain_cooldown_hours, m.retrain_min_new_rows)
+    loop.log_decision(home.reports, decision)
+
     run_id = run_id or _last_train_run(home)
     if run_id:
-        registry.log_artifacts(home, run_id, [drift.html_path, drift.json_path, drift.evidently_json_path], "reports")
+        registry.log_artifacts(home, run_id, [*files, series_path], "reports")
     outputs = {
-        "drifted": drift.drifted,
-        "drift_share": drift.drift_share,
-        "html": str(drift.html_path),
-        "json": str(drift.json_path),
-        "reference_start": str(ref_start),
-        "current_start": str(cur_start),
-        "end": str(end),
+        "status": drift["status"],
+        "drifted": drift["drifted"],
+        "drift_share": drift["drift_share"],
+        "html": str(home.reports / f"{DRIFT_REPORT_NAME}.html") if drift["status"] == "ok" else None,
+        "json": str(home.reports / f"{DRIFT_REPORT_NAME}.json"),
+        "series_json": str(series_path),
+        "windows": w.describe(),
+        "series_drifted": sorted(s for s, r in per_series.items() if r["drifted"]),
+        "series_insufficient": sorted(s for s, r in per_series.items() if r["status"] != "ok"),
+        "decision": decision.to_dict(),
+        "data_end": str(w.end),
         "logged_to_run": run_id,
     }
     io.atomic_write_text(
         home.metrics_dir / "monitor.json",
         json.dumps(
-            {"drifted": int(drift.drifted), "drift_share": drift.drift_share, "n_drifted": drift.n_drifted}, indent=2
+            {
+                "drifted": int(bool(drift["drifted"])),
+                "drift_share": drift["drift_share"],
+                "series_drifted": len(outputs["series_drifted"]),
+                "retrain": int(decision.retrain),
+            },
+            indent=2,
         ),
     )
     return StepResult("monitor", outputs)
