@@ -9,7 +9,7 @@ UV := .tools/bin/uv
 BIN := .venv/bin
 ARGS ?=
 
-.PHONY: help install run test serve status prefect-server deploy repro lint format bench clean
+.PHONY: help install run test serve status prefect-server deploy mlflow-server prefect-server-pg repro lint format bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-9s %s\n", $$1, $$2}'
@@ -44,6 +44,12 @@ prefect-server: install ## start a Prefect server (UI at http://127.0.0.1:4200) 
 
 deploy: install ## serve the scheduled deployments (needs `make prefect-server`)
 	PREFECT_API_URL=$${PREFECT_API_URL:-http://127.0.0.1:4200/api} $(BIN)/fluxora deploy $(ARGS)
+
+mlflow-server: install ## MLflow tracking server on PostgreSQL (infra=production), port 5000
+	scripts/production-servers.sh mlflow
+
+prefect-server-pg: install ## Prefect server on PostgreSQL (infra=production), port 4200
+	scripts/production-servers.sh prefect
 
 repro: install ## reproduce the pipeline with DVC (dvc repro) and show its metrics
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro $(ARGS) && PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc metrics show
