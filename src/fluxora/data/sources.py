@@ -1,0 +1,316 @@
+"""File ingest: CSV or Parquet, one file, a folder or a glob, long or wide, streamed batch by batch.
+
+Every input row (long) or every (timestamp, series) cell (wide) becomes exactly one row of the
+raw canonical table: `series_id`, `timestamp` (UTC, NaT when it could not be placed), `load`,
+`temperature`, extra numeric columns, and `ingest_issue` (why a row cannot be used, else null).
+The gate decides what happens to rows with issues, so the row accounting starts at the file.
+Files are read in blocks and written as Parquet row groups: memory stays bounded by the block
+size, not the file size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from fluxora.config import DataConfig
+from fluxora.data.errors import DataSourceError
+from fluxora.data.schema import LOAD, SERIES_ID, TEMPERATURE, TIMESTAMP
+from fluxora.data.timezones import AmbiguityTracker, check_zone, localize
+
+ISSUE = "ingest_issue"
+SUFFIXES = (".csv", ".parquet", ".pq", ".csv.gz")
+BLOCK_BYTES = 16 << 20  # CSV block read at a time; bounds memory independently of the file size
+_OFFSET = r"(Z|z|[+-]\d{2}:?\d{2})$"
+_DELIMITERS = (";", "\t", "|", ",")
+
+
+@dataclass
+class IngestStats:
+    files: list[str]
+    rows: int = 0
+    series: set[str] = field(default_factory=set)
+
+
+def read_files(cfg: DataConfig, files: list[Path]) -> Iterator[pd.DataFrame]:
+    """Yield canonical raw batches from `files` (already confined to the allowed roots)."""
+    try:
+        check_zone(cfg.timezone)
+    except ValueError as exc:
+        raise DataSourceError(f"data.timezone: {exc}") from None
+    if cfg.layout not in ("long", "wide"):
+        raise DataSourceError(f"data.layout must be 'long' or 'wide', got {cfg.layout!r}")
+    tracker = AmbiguityTracker()
+    extras: list[str] | None = None
+    for path in files:
+        parser = _FileParser(cfg, path, tracker)
+        for batch in _raw_batches(cfg, path):
+            frame = parser.canonical(batch, extras)
+            if extras is None:
+                extras = [c for c in frame.columns if c not in (SERIES_ID, TIMESTAMP, LOAD, TEMPERATURE, ISSUE)]
+            yield frame
+
+
+def _format(cfg: DataConfig, path: Path) -> str:
+    if cfg.format != "auto":
+        if cfg.format not in ("csv", "parquet"):
+            raise DataSourceError(f"data.format must be auto, csv or parquet, got {cfg.format!r}")
+        return cfg.format
+    name = path.name.lower()
+    return "parquet" if name.endswith((".parquet", ".pq")) else "csv"
+
+
+def _raw_batches(cfg: DataConfig, path: Path) -> Iterator[pa.RecordBatch]:
+    if _format(cfg, path) == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            reader = pq.ParquetFile(path)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise DataSourceError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
+        yield from reader.iter_batches(batch_size=1 << 20)
+        return
+    yield from _csv_batches(cfg, path)
+
+
+def _csv_batches(cfg: DataConfig, path: Path) -> Iterator[pa.RecordBatch]:
+    import pyarrow.csv as pcsv
+
+    if path.stat().st_size == 0:
+        raise DataSourceError(f"{path}: the file is empty")
+    text_columns = [cfg.columns.timestamp] + ([cfg.columns.series_id] if cfg.layout == "long" else [])
+    try:
+        reader = pcsv.open_csv(
+            path,
+            read_options=pcsv.ReadOptions(block_size=BLOCK_BYTES),
+            parse_options=pcsv.ParseOptions(delimiter=cfg.delimiter),
+            convert_options=pcsv.ConvertOptions(
+                column_types={c: pa.string() for c in text_columns}, strings_can_be_null=True
+            ),
+        )
+    except (pa.ArrowInvalid, OSError) as exc:
+        if "Empty CSV file" in str(exc):
+            raise DataSourceError(f"{path}: the file is empty") from None
+        raise DataSourceError(f"{path}: cannot parse as CSV ({_first_line(exc)})") from None
+    _check_columns(cfg, path, reader.schema.names)
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            return
+        except pa.ArrowInvalid as exc:
+            raise DataSourceError(f"{path}: malformed CSV ({_first_line(exc)})") from None
+        yield batch
+
+
+def _check_columns(cfg: DataConfig, path: Path, names: list[str]) -> None:
+    required = [cfg.columns.timestamp] + ([cfg.columns.series_id, cfg.columns.load] if cfg.layout == "long" else [])
+    missing = [c for c in required if c not in names]
+    if not missing:
+        return
+    hint = ""
+    if len(names) == 1:
+        used = next((d for d in _DELIMITERS if d != cfg.delimiter and d in names[0]), None)
+        if used:
+            hint = f"; the header looks {used!r}-delimited, set data.delimiter={used!r}"
+    raise DataSourceError(
+        f"{path}: column(s) {missing} not found (columns: {names[:8]}); map them with data.columns.*{hint}"
+    )
+
+
+class _FileParser:
+    """Turns one file's raw batches into canonical raw frames."""
+
+    def __init__(self, cfg: DataConfig, path: Path, tracker: AmbiguityTracker) -> None:
+        self.cfg, self.path, self.tracker = cfg, path, tracker
+        self.aware: bool | None = None  # whether this file's timestamps carry offsets (fixed by its first batch)
+
+    def canonical(self, batch: pa.RecordBatch, extras: list[str] | None) -> pd.DataFrame:
+        cols = self.cfg.columns
+        if self.cfg.layout == "long" or _format(self.cfg, self.path) == "parquet" and cols.series_id in batch.schema.names:
+            self._require(batch.schema.names, [cols.timestamp, cols.series_id, cols.load])
+            frame = self._long(batch)
+        else:
+            self._require(batch.schema.names, [cols.timestamp])
+            frame = self._wide(batch)
+        if extras is not None:  # later batches and files follow the first one's exogenous columns
+            for name in extras:
+                if name not in frame.columns:
+                    frame[name] = np.nan
+            frame = frame[[SERIES_ID, TIMESTAMP, LOAD, TEMPERATURE, *extras, ISSUE]]
+        return frame
+
+    def _require(self, names: list[str], required: list[str]) -> None:
+        if missing := [c for c in required if c not in names]:
+            raise DataSourceError(f"{self.path}: column(s) {missing} not found (columns: {names[:8]})")
+
+    def _long(self, batch: pa.RecordBatch) -> pd.DataFrame:
+        cols = self.cfg.columns
+        sids = batch.column(cols.series_id)
+        if not pa.types.is_string(sids.type):
+            sids = pc.cast(sids, pa.string())
+        series = pd.Series(sids.to_numpy(zero_copy_only=False), dtype=object).fillna("")
+        ts, issues = self._timestamps(batch.column(cols.timestamp), series)
+        load, load_issues = self._numeric(batch.column(cols.load), cols.load)
+        frame = pd.DataFrame({SERIES_ID: series, TIMESTAMP: ts, LOAD: load})
+        frame[TEMPERATURE] = self._temperature(batch)
+        mapped = {cols.series_id, cols.timestamp, cols.load, cols.temperature}
+        for name in batch.schema.names:
+            if name not in mapped and _is_numeric(batch.schema.field(name).type):
+                frame[name] = pc.cast(batch.column(name), pa.float64()).to_numpy(zero_copy_only=False)
+        frame[ISSUE] = issues.where(issues.notna(), load_issues)
+        return frame
+
+    def _wide(self, batch: pa.RecordBatch) -> pd.DataFrame:
+        cols = self.cfg.columns
+        names = [n for n in batch.schema.names if n not in (cols.timestamp, cols.temperature)]
+        if not names:
+            raise DataSourceError(f"{self.path}: a wide file needs one load column per series next to {cols.timestamp!r}")
+        temperature = self._temperature(batch)
+        parts = []
+        for name in names:
+            series = pd.Series(np.full(batch.num_rows, name, dtype=object))
+            ts, issues = self._timestamps(batch.column(cols.timestamp), series)
+            load, load_issues = self._numeric(batch.column(name), name)
+            part = pd.DataFrame({SERIES_ID: series, TIMESTAMP: ts, LOAD: load, TEMPERATURE: temperature})
+            part[ISSUE] = issues.where(issues.notna(), load_issues)
+            parts.append(part)
+        return pd.concat(parts, ignore_index=True)
+
+    def _temperature(self, batch: pa.RecordBatch) -> np.ndarray:
+        name = self.cfg.columns.temperature
+        if name and name in batch.schema.names:
+            values, _ = self._numeric(batch.column(name), name)
+            return values
+        return np.full(batch.num_rows, np.nan)
+
+    def _numeric(self, column: pa.Array | pa.ChunkedArray, name: str) -> tuple[np.ndarray, pd.Series]:
+        """Float64 values; text that is not a number becomes NaN with an issue (so the gate can act on it)."""
+        if _is_numeric(column.type) or pa.types.is_null(column.type):
+            values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+            return values, pd.Series(None, index=range(len(values)), dtype=object)
+        text = pd.Series(pc.cast(column, pa.string()).to_numpy(zero_copy_only=False), dtype=object)
+        values = pd.to_numeric(text, errors="coerce").to_numpy(dtype="float64")
+        bad = text.notna().to_numpy() & np.isnan(values)
+        if bad.any() and not (~np.isnan(values)).any():
+            raise DataSourceError(
+                f"{self.path}: column {name!r} holds no numbers (first value {text[bad].iloc[0]!r}); "
+                "check data.columns and data.delimiter"
+            )
+        issues = pd.Series(None, index=text.index, dtype=object)
+        issues[bad] = "non-numeric " + name + ": " + text[bad].astype(str)
+        return values, issues
+
+    def _timestamps(self, column: pa.Array | pa.ChunkedArray, series: pd.Series) -> tuple[pd.Series, pd.Series]:
+        """UTC timestamps and per-row issue text."""
+        issues = pd.Series(None, index=series.index, dtype=object)
+        typ = column.type
+        if pa.types.is_timestamp(typ):
+            stamps = pd.Series(column.to_pandas(), index=series.index)
+            if typ.tz is not None:
+                return stamps.dt.tz_convert("UTC"), issues
+            return self._localize(stamps, series, issues)
+        if not pa.types.is_string(typ) and not pa.types.is_large_string(typ):
+            raise DataSourceError(f"{self.path}: column {self.cfg.columns.timestamp!r} is {typ}, not a date-time")
+        has_offset = pc.match_substring_regex(column, _OFFSET)
+        n_aware = pc.sum(pc.cast(has_offset, pa.int64())).as_py() or 0
+        n_present = len(column) - column.null_count
+        if 0 < n_aware < n_present or (self.aware is not None and n_present and self.aware != (n_aware > 0)):
+            raise DataSourceError(
+                f"{self.path}: timestamps mix values with and without a UTC offset; "
+                "use one form throughout (naive local times are read in data.timezone)"
+            )
+        if n_present:
+            self.aware = n_aware > 0
+        fast = _arrow_parse(column, aware=bool(self.aware))
+        if fast is not None:
+            if self.aware:
+                return pd.Series(fast, index=series.index), issues
+            return self._localize(pd.Series(fast, index=series.index), series, issues)
+        text = pd.Series(column.to_numpy(zero_copy_only=False), index=series.index, dtype=object)
+        if self.aware:
+            stamps = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
+        else:
+            stamps = pd.to_datetime(text, format="ISO8601", errors="coerce")
+        bad = stamps.isna() & text.notna()
+        issues[bad] = "unparseable timestamp: " + text[bad].astype(str)
+        issues[text.isna()] = "missing timestamp"
+        if self.aware:
+            return stamps, issues
+        return self._localize(stamps, series, issues)
+
+    def _localize(self, stamps: pd.Series, series: pd.Series, issues: pd.Series) -> tuple[pd.Series, pd.Series]:
+        try:
+            utc, dst = localize(stamps, series, self.cfg.timezone, self.cfg.ambiguous, self.cfg.nonexistent, self.tracker)
+        except ValueError as exc:
+            raise DataSourceError(str(exc)) from None
+        return utc, issues.where(issues.notna(), dst)
+
+
+def _arrow_parse(column: pa.Array | pa.ChunkedArray, aware: bool) -> pd.DatetimeIndex | None:
+    """Arrow's C++ ISO-8601 parser (fast path); None when any value needs the forgiving pandas path."""
+    if column.null_count:
+        return None
+    try:
+        parsed = pc.cast(column, pa.timestamp("ns", tz="UTC" if aware else None))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    return pd.DatetimeIndex(parsed.to_pandas())
+
+
+_FIXED = (SERIES_ID, TIMESTAMP, LOAD, TEMPERATURE, ISSUE)
+
+
+def raw_schema(extras: list[str]) -> pa.Schema:
+    """The raw canonical table: canonical columns, float extras, then the ingest issue text."""
+    fields = [
+        pa.field(SERIES_ID, pa.string()),
+        pa.field(TIMESTAMP, pa.timestamp("ns", tz="UTC")),
+        pa.field(LOAD, pa.float64()),
+        pa.field(TEMPERATURE, pa.float64()),
+        *(pa.field(name, pa.float64()) for name in extras),
+        pa.field(ISSUE, pa.string()),
+    ]
+    return pa.schema(fields)
+
+
+def ingest_to_parquet(cfg: DataConfig, files: list[Path], target: Path) -> IngestStats:
+    """Stream `files` into one canonical raw Parquet file at `target` (atomically)."""
+    import pyarrow.parquet as pq
+
+    from fluxora.data.io import atomic_path
+
+    stats = IngestStats(files=[str(f) for f in files])
+    with atomic_path(target) as tmp:
+        writer: pq.ParquetWriter | None = None
+        schema: pa.Schema | None = None
+        try:
+            for frame in read_files(cfg, files):
+                if writer is None:
+                    schema = raw_schema([c for c in frame.columns if c not in _FIXED])
+                    writer = pq.ParquetWriter(tmp, schema)
+                table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+                writer.write_table(table)
+                stats.rows += table.num_rows
+                stats.series.update(pc.unique(table.column(SERIES_ID)).to_pylist())
+        finally:
+            if writer is not None:
+                writer.close()
+        if stats.rows == 0:
+            raise DataSourceError(f"no data rows in {', '.join(stats.files)} (only a header?)")
+    return stats
+
+
+def _is_numeric(typ: pa.DataType) -> bool:
+    return bool(pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_decimal(typ))
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
