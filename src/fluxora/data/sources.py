@@ -162,7 +162,8 @@ class _FileParser:
         frame[TEMPERATURE] = self._temperature(batch)
         mapped = {cols.series_id, cols.timestamp, cols.load, cols.temperature}
         for name in batch.schema.names:
-            if name not in mapped and _is_numeric(batch.schema.field(name).type):
+            typ = batch.schema.field(name).type
+            if name not in mapped and (_is_numeric(typ) or pa.types.is_null(typ)):  # all-empty: NaN column
                 frame[name] = pc.cast(batch.column(name), pa.float64()).to_numpy(zero_copy_only=False)
         frame[ISSUE] = issues.where(issues.notna(), load_issues)
         return frame
