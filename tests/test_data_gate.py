@@ -24,10 +24,17 @@ LENIENT = GateConfig(min_series_days=0)
 
 
 def _series(sid: str = "a", hours: int = 72, freq: str = "h", seed: int = 0) -> pd.DataFrame:
-    stamps = pd.date_range("2024-01-01", periods=hours * pd.Timedelta("1h") // pd.Timedelta(pd.tseries.frequencies.to_offset(freq)), freq=freq, tz="UTC")
+    stamps = pd.date_range(
+        "2024-01-01",
+        periods=hours * pd.Timedelta("1h") // pd.Timedelta(pd.tseries.frequencies.to_offset(freq)),
+        freq=freq,
+        tz="UTC",
+    )
     rng = np.random.default_rng(seed)
     load = 100 + 10 * np.sin(np.arange(len(stamps)) / 3) + rng.normal(0, 1, len(stamps))
-    return pd.DataFrame({SERIES_ID: sid, TIMESTAMP: stamps, LOAD: load, TEMPERATURE: 10 + np.cos(np.arange(len(stamps)))})
+    return pd.DataFrame(
+        {SERIES_ID: sid, TIMESTAMP: stamps, LOAD: load, TEMPERATURE: 10 + np.cos(np.arange(len(stamps)))}
+    )
 
 
 def _accounted(result_report: dict[str, object]) -> None:
@@ -164,7 +171,9 @@ def test_unknown_policy_is_a_config_error() -> None:
     n_drop=st.integers(0, 30),
     seed=st.integers(0, 1000),
 )
-def test_rows_in_equals_rows_out_plus_quarantined_always(n_dup: int, n_nan: int, n_neg: int, n_drop: int, seed: int) -> None:
+def test_rows_in_equals_rows_out_plus_quarantined_always(
+    n_dup: int, n_nan: int, n_neg: int, n_drop: int, seed: int
+) -> None:
     rng = np.random.default_rng(seed)
     df = pd.concat([_series("a", hours=120, seed=seed), _series("b", hours=120, seed=seed + 1)], ignore_index=True)
     df.loc[rng.choice(len(df), n_nan, replace=False), LOAD] = np.nan

@@ -38,9 +38,7 @@ def test_long_csv_with_column_mapping_local_time_and_extras(tmp_path: Path) -> N
     path = _write(
         tmp_path,
         "meters.csv",
-        "meter;time;kw;temp;humidity;site\n"
-        "7;2024-07-01 00:00;10.5;20;55;north\n"
-        "7;2024-07-01 01:00;11.0;21;56;north\n",
+        "meter;time;kw;temp;humidity;site\n7;2024-07-01 00:00;10.5;20;55;north\n7;2024-07-01 01:00;11.0;21;56;north\n",
     )
     columns = ColumnsConfig(series_id="meter", timestamp="time", load="kw", temperature="temp")
     df = _run(tmp_path, _cfg(tmp_path, path, delimiter=";", timezone="Europe/Berlin", columns=columns))
@@ -64,7 +62,9 @@ def test_offset_aware_and_utc_timestamps(tmp_path: Path) -> None:
 
 
 def test_wide_layout_one_column_per_series(tmp_path: Path) -> None:
-    path = _write(tmp_path, "wide.csv", "timestamp,temperature,north,south\n2024-01-01 00:00,3,10,20\n2024-01-01 01:00,4,11,21\n")
+    path = _write(
+        tmp_path, "wide.csv", "timestamp,temperature,north,south\n2024-01-01 00:00,3,10,20\n2024-01-01 01:00,4,11,21\n"
+    )
     df = _run(tmp_path, _cfg(tmp_path, path, layout="wide"))
     assert len(df) == 4  # every (timestamp, series) cell is a row
     assert sorted(df[SERIES_ID].unique()) == ["north", "south"]

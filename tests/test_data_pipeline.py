@@ -29,7 +29,9 @@ def _local_csv(path: Path) -> int:
     )
     a = export["meter"] == "series_000"
     export = export.drop(index=export.index[a][100:103])  # a 3-hour gap: filled
-    export = export.drop(index=export.index[export["meter"] != "series_000"][30:60])  # a 30-hour outage early on: older part quarantined
+    export = export.drop(
+        index=export.index[export["meter"] != "series_000"][30:60]
+    )  # a 30-hour outage early on: older part quarantined
     skipped = pd.DataFrame({"meter": ["series_000"], "local_time": ["2024-03-31 02:00"], "kw": [1.0], "t_out": [5.0]})
     export = pd.concat([export, skipped, export.iloc[[500]]], ignore_index=True)  # non-existent hour + duplicate
     export.to_csv(path, index=False)

@@ -89,7 +89,9 @@ def test_infer_reads_repeated_hour_in_file_order_per_series() -> None:
     wall = pd.concat([_berlin_fall_back(), _berlin_fall_back()], ignore_index=True)
     ids = pd.Series(["a"] * 4 + ["b"] * 4)
     utc, _ = localize(wall, ids, "Europe/Berlin")
-    expected = pd.to_datetime(["2024-10-26 23:00", "2024-10-27 00:00", "2024-10-27 01:00", "2024-10-27 02:00"], utc=True)
+    expected = pd.to_datetime(
+        ["2024-10-26 23:00", "2024-10-27 00:00", "2024-10-27 01:00", "2024-10-27 02:00"], utc=True
+    )
     assert list(utc[:4]) == list(expected) and list(utc[4:]) == list(expected)
 
 
@@ -121,7 +123,7 @@ def test_shift_forward_moves_the_skipped_hour_to_the_jump() -> None:
 
 
 def test_bad_policy_and_zone_are_refused() -> None:
-    with pytest.raises(ValueError, match="data.ambiguous"):
+    with pytest.raises(ValueError, match=r"data\.ambiguous"):
         localize(_berlin_fall_back(), pd.Series(["a"] * 4), "Europe/Berlin", ambiguous="guess")
     with pytest.raises(ValueError, match="unknown time zone"):
         check_zone("Europe/Atlantis")

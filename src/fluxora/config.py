@@ -55,10 +55,28 @@ class GateConfig:
 
 
 @dataclass
+class WeatherConfig:
+    """Temperature joined to load by each series' location (when the load data carry none)."""
+
+    provider: str = ""  # "" (temperature comes with the load data) | open_meteo
+    locations: dict[str, str] = field(default_factory=dict)  # series_id -> "lat,lon"
+    default_location: str = ""  # "lat,lon" for series not listed
+
+
+@dataclass
+class EiaConfig:
+    """EIA-930 hourly demand (source=eia); the API key is read from $EIA_API_KEY."""
+
+    respondents: list[str] = field(default_factory=list)  # balancing authorities, e.g. [PJM, CISO]
+    start: str = ""  # UTC, e.g. 2024-01-01T00
+    end: str = ""
+
+
+@dataclass
 class DataConfig:
     """Where the load data comes from. `synthetic` is the built-in, seeded sample; `file` reads CSV/Parquet."""
 
-    source: str = "synthetic"  # synthetic | file
+    source: str = "synthetic"  # synthetic | file | eia
     n_series: int = 3
     start: str = "2024-01-01"
     days: int = 400
@@ -82,6 +100,8 @@ class DataConfig:
     roots: list[str] = field(default_factory=lambda: ["data"])  # allowed input folders (project-relative)
     columns: ColumnsConfig = field(default_factory=ColumnsConfig)
     gate: GateConfig = field(default_factory=GateConfig)
+    weather: WeatherConfig = field(default_factory=WeatherConfig)
+    eia: EiaConfig = field(default_factory=EiaConfig)
 
 
 @dataclass

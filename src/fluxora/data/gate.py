@@ -73,9 +73,7 @@ def check_policies(cfg: GateConfig) -> None:
     for check, allowed in ALLOWED.items():
         value = getattr(cfg, check)
         if value not in allowed:
-            raise ConfigError(
-                f"invalid configuration: data.gate.{check}: {value!r} is not one of {', '.join(allowed)}"
-            )
+            raise ConfigError(f"invalid configuration: data.gate.{check}: {value!r} is not one of {', '.join(allowed)}")
 
 
 def run_gate(raw: pd.DataFrame, cfg: GateConfig, model_freq: str = "h", resolution: str = "auto") -> GateResult:
@@ -121,7 +119,8 @@ class _Gate:
         self.rows_repaired = int((df[_REPAIRED] & df[_ROW].ge(0)).sum())
         quarantine = self._quarantine_frame()
         if rows_out + len(quarantine) != self.rows_in:  # the gate's own invariant; a bug if broken
-            raise AssertionError(f"row accounting broken: {self.rows_in} in, {rows_out} out, {len(quarantine)} quarantined")
+            counts = f"{self.rows_in} in, {rows_out} out, {len(quarantine)} quarantined"
+            raise AssertionError(f"row accounting broken: {counts}")
         repaired_rows = self._repairs_frame()
         out = self._to_model_resolution(df.drop(columns=[_ROW, ISSUE, _REPAIRED]))
         self._contract(out)
@@ -179,10 +178,10 @@ class _Gate:
         diffs = np.where(same, np.diff(ts, prepend=ts[:1]), np.nan)
         if self.resolution != "auto":
             fixed = _step_ns(self.resolution)
-            step = pd.Series(fixed, index=df[SERIES_ID].unique())
+            step = pd.Series(float(fixed), index=df[SERIES_ID].unique())
         else:
-            step = pd.Series(diffs).groupby(df[SERIES_ID].to_numpy()).median().fillna(self.model_step)
-        step = step.round().astype("int64")
+            step = pd.Series(diffs).groupby(df[SERIES_ID].to_numpy()).median().fillna(float(self.model_step))
+        step = step.round().astype("int64")  # type: ignore[assignment]
         for sid, value in step.items():
             if value <= 0 or value > self.model_step or self.model_step % value != 0:
                 self._fail(
@@ -268,16 +267,19 @@ class _Gate:
         policy = self.cfg.gaps
         if policy == "fail":
             where = np.flatnonzero(has_gap)[0]
-            self._fail("gaps", f"{result.found} missing step(s), first before {df[TIMESTAMP].iat[where]}",
-                       series_id=str(df[SERIES_ID].iat[where]))
+            self._fail(
+                "gaps",
+                f"{result.found} missing step(s), first before {df[TIMESTAMP].iat[where]}",
+                series_id=str(df[SERIES_ID].iat[where]),
+            )
         if policy == "quarantine":
             whole = pd.Series(has_gap).groupby(df[SERIES_ID].to_numpy()).transform("any").to_numpy()
             return self._quarantine(df, "gaps", whole, "series has gaps (data.gate.gaps=quarantine)")
         # repair: keep the part after the last gap too long to fill, fill the short gaps in it
         too_long = missing > self.cfg.max_fill_steps
         if too_long.any():
-            cut = pd.Series(np.where(too_long, ts, np.iinfo(np.int64).min)).groupby(df[SERIES_ID].to_numpy()).transform("max")
-            older = ts < cut.to_numpy()
+            last_cut = pd.Series(np.where(too_long, ts, np.iinfo(np.int64).min))
+            older = ts < last_cut.groupby(df[SERIES_ID].to_numpy()).transform("max").to_numpy()
             df = self._quarantine(df, "gaps", older, f"before a gap longer than {self.cfg.max_fill_steps} steps")
             keep = ~older
             ts, step, missing = ts[keep], step[keep], missing[keep]
@@ -293,7 +295,7 @@ class _Gate:
         rep = np.repeat(after, k)
         j = np.arange(rep.size) - np.repeat(np.cumsum(k) - k, k) + 1  # 1..k within each gap
         frac = j / np.repeat(k + 1, k)
-        new = {SERIES_ID: df[SERIES_ID].to_numpy()[rep]}
+        new: dict[str, Any] = {SERIES_ID: df[SERIES_ID].to_numpy()[rep]}
         new_ts = ts[rep - 1] + j * step[rep]
         new[TIMESTAMP] = pd.DatetimeIndex(new_ts.view("datetime64[ns]")).tz_localize("UTC")
         for col in (LOAD, TEMPERATURE, *self.extras):
@@ -305,8 +307,15 @@ class _Gate:
         filled[_REPAIRED] = False
         self.results["gaps"].rows_filled = len(filled)
         self.repairs.append(
-            pd.DataFrame({SERIES_ID: filled[SERIES_ID], TIMESTAMP: filled[TIMESTAMP], CHECK: "gaps",
-                          "column": LOAD, "original": np.nan})
+            pd.DataFrame(
+                {
+                    SERIES_ID: filled[SERIES_ID],
+                    TIMESTAMP: filled[TIMESTAMP],
+                    CHECK: "gaps",
+                    "column": LOAD,
+                    "original": np.nan,
+                }
+            )
         )
         out = pd.concat([df, filled[df.columns]], ignore_index=True)
         codes, _ = pd.factorize(out[SERIES_ID], sort=True)
@@ -325,7 +334,9 @@ class _Gate:
         return self._apply("too_short", df, mask, f"series covers less than {self.cfg.min_series_days:g} days")
 
     # -- policies -------------------------------------------------------------------------------
-    def _apply(self, check: str, df: pd.DataFrame, mask: np.ndarray, reason: Any, column: str | None = None) -> pd.DataFrame:
+    def _apply(
+        self, check: str, df: pd.DataFrame, mask: np.ndarray, reason: Any, column: str | None = None
+    ) -> pd.DataFrame:
         mask = np.asarray(mask, dtype=bool)
         result = self.results[check]
         found = int(mask.sum())
@@ -335,9 +346,12 @@ class _Gate:
         result.series = result.series or _first_series(df, mask)
         if result.policy == "fail":
             where = np.flatnonzero(mask)[0]
-            text = reason.iat[where] if isinstance(reason, pd.Series) else reason
-            self._fail(check, f"{found} row(s): {text}, first at {df[TIMESTAMP].iat[where]}",
-                       series_id=str(df[SERIES_ID].iat[where]))
+            text = str(reason.iat[where]) if isinstance(reason, pd.Series) else str(reason)
+            self._fail(
+                check,
+                f"{found} row(s): {text}, first at {df[TIMESTAMP].iat[where]}",
+                series_id=str(df[SERIES_ID].iat[where]),
+            )
         if result.policy == "warn":
             return df
         if result.policy == "repair":
@@ -362,8 +376,15 @@ class _Gate:
         """Replace flagged values by linear interpolation in time within the series."""
         df = df.copy()
         self.repairs.append(
-            pd.DataFrame({SERIES_ID: df.loc[mask, SERIES_ID], TIMESTAMP: df.loc[mask, TIMESTAMP], CHECK: check,
-                          "column": column, "original": df.loc[mask, column]})
+            pd.DataFrame(
+                {
+                    SERIES_ID: df.loc[mask, SERIES_ID],
+                    TIMESTAMP: df.loc[mask, TIMESTAMP],
+                    CHECK: check,
+                    "column": column,
+                    "original": df.loc[mask, column],
+                }
+            )
         )
         values = df[column].to_numpy(copy=True)
         values[mask] = np.nan
@@ -382,8 +403,9 @@ class _Gate:
         return df
 
     def _fail(self, check: str, message: str, series_id: str | None = None) -> None:
-        report = self._report("failed", {"check": check, "message": message, "series_id": series_id},
-                              None, None, None, None, None)
+        report = self._report(
+            "failed", {"check": check, "message": message, "series_id": series_id}, None, None, None, None, None
+        )
         raise GateFailedError(check, message, report, series_id=series_id)
 
     # -- outputs --------------------------------------------------------------------------------
@@ -406,15 +428,22 @@ class _Gate:
             bad = ~np.isfinite(out[col].to_numpy())
             if bad.any():
                 where = np.flatnonzero(bad)[0]
-                self._fail("contract", f"'{col}' still has {int(bad.sum())} non-finite value(s) after repair "
-                           f"(nothing to interpolate from)", series_id=str(out[SERIES_ID].iat[where]))
+                self._fail(
+                    "contract",
+                    f"'{col}' still has {int(bad.sum())} non-finite value(s) after repair "
+                    f"(nothing to interpolate from)",
+                    series_id=str(out[SERIES_ID].iat[where]),
+                )
         ts = _ns(out[TIMESTAMP])
         same = _same_series(out)
         irregular = same & (np.diff(ts, prepend=ts[:1]) != self.model_step)
         if irregular.any():
             where = np.flatnonzero(irregular)[0]
-            self._fail("contract", f"irregular step before {out[TIMESTAMP].iat[where]} after the gate",
-                       series_id=str(out[SERIES_ID].iat[where]))
+            self._fail(
+                "contract",
+                f"irregular step before {out[TIMESTAMP].iat[where]} after the gate",
+                series_id=str(out[SERIES_ID].iat[where]),
+            )
 
     def _to_model_resolution(self, df: pd.DataFrame) -> pd.DataFrame:
         """Average finer series (15/30 min) to the model step; coarser ones were refused earlier."""
@@ -489,9 +518,10 @@ def _first_series(df: pd.DataFrame, mask: np.ndarray, limit: int = 10) -> list[s
 
 def _step_ns(freq: str) -> int:
     try:
-        return int(pd.Timedelta(pd.tseries.frequencies.to_offset(freq)).value)
+        return int(pd.Timedelta(pd.tseries.frequencies.to_offset(freq)).value)  # type: ignore[arg-type]
     except (ValueError, TypeError):
-        raise ConfigError(f"invalid configuration: not a fixed resolution: {freq!r} (use e.g. 15min, 30min, h)") from None
+        message = f"invalid configuration: not a fixed resolution: {freq!r} (use e.g. 15min, 30min, h)"
+        raise ConfigError(message) from None
 
 
 def _freq_name(step_ns: int) -> str:

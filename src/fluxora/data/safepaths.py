@@ -28,7 +28,9 @@ def confine(path: str | Path, roots: Iterable[str], base: Path) -> Path:
     resolved = (raw if raw.is_absolute() else base / raw).resolve()
     if not any(resolved == root or resolved.is_relative_to(root) for root in allowed):
         shown = ", ".join(str(r) for r in allowed)
-        raise UnsafePathError(f"path {str(path)!r} resolves outside the allowed data roots ({shown}); add its folder to data.roots")
+        raise UnsafePathError(
+            f"path {str(path)!r} resolves outside the allowed data roots ({shown}); add its folder to data.roots"
+        )
     return resolved
 
 
@@ -44,7 +46,8 @@ def expand_inputs(pattern: str, roots: Iterable[str], base: Path, suffixes: tupl
     else:
         target = confine(pattern, roots, base)
         if target.is_dir():
-            files = [confine(p, roots, base) for p in sorted(target.rglob("*")) if p.is_file() and p.suffix.lower() in suffixes]
+            found = [p for p in sorted(target.rglob("*")) if p.is_file() and p.name.lower().endswith(suffixes)]
+            files = [confine(p, roots, base) for p in found]
         elif target.is_file():
             files = [target]
         else:

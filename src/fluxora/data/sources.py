@@ -133,7 +133,7 @@ class _FileParser:
 
     def canonical(self, batch: pa.RecordBatch, extras: list[str] | None) -> pd.DataFrame:
         cols = self.cfg.columns
-        if self.cfg.layout == "long" or _format(self.cfg, self.path) == "parquet" and cols.series_id in batch.schema.names:
+        if self.cfg.layout == "long":
             self._require(batch.schema.names, [cols.timestamp, cols.series_id, cols.load])
             frame = self._long(batch)
         else:
@@ -172,7 +172,7 @@ class _FileParser:
         cols = self.cfg.columns
         names = [n for n in batch.schema.names if n not in (cols.timestamp, cols.temperature)]
         if not names:
-            raise DataSourceError(f"{self.path}: a wide file needs one load column per series next to {cols.timestamp!r}")
+            raise DataSourceError(f"{self.path}: a wide file needs one load column per series besides the timestamp")
         temperature = self._temperature(batch)
         parts = []
         for name in names:
@@ -248,7 +248,8 @@ class _FileParser:
 
     def _localize(self, stamps: pd.Series, series: pd.Series, issues: pd.Series) -> tuple[pd.Series, pd.Series]:
         try:
-            utc, dst = localize(stamps, series, self.cfg.timezone, self.cfg.ambiguous, self.cfg.nonexistent, self.tracker)
+            cfg = self.cfg
+            utc, dst = localize(stamps, series, cfg.timezone, cfg.ambiguous, cfg.nonexistent, self.tracker)
         except ValueError as exc:
             raise DataSourceError(str(exc)) from None
         return utc, issues.where(issues.notna(), dst)

@@ -35,7 +35,7 @@ def generate_chunks(cfg: DataConfig) -> Iterator[pd.DataFrame]:
         raise ValueError("data.n_series and data.days must be at least 1")
     if cfg.n_series > MAX_SERIES:
         raise ValueError(f"data.n_series must be at most {MAX_SERIES}, got {cfg.n_series}")
-    step = pd.Timedelta(pd.tseries.frequencies.to_offset("h" if cfg.resolution == "auto" else cfg.resolution))
+    step = pd.Timedelta(pd.tseries.frequencies.to_offset("h" if cfg.resolution == "auto" else cfg.resolution))  # type: ignore[arg-type]
     per_day = pd.Timedelta(days=1) // step
     index = pd.date_range(pd.Timestamp(cfg.start, tz="UTC"), periods=cfg.days * per_day, freq=step)
     calendar = _Calendar(index, cfg.holidays_country)
@@ -78,7 +78,7 @@ def _holidays(index: pd.DatetimeIndex, country: str) -> np.ndarray:
 
     years = range(index.min().year, index.max().year + 1)
     days = holidays.country_holidays(country, years=years)
-    return np.asarray(pd.Index(index.date).isin(list(days.keys())))
+    return pd.Series(index.date).isin(set(days)).to_numpy()
 
 
 def _ar1(rng: np.random.Generator, shape: tuple[int, int], phi: float, scale: float) -> np.ndarray:
@@ -88,7 +88,9 @@ def _ar1(rng: np.random.Generator, shape: tuple[int, int], phi: float, scale: fl
     return np.asarray(lfilter([1.0], [1.0, -phi], shocks, axis=1))
 
 
-def _chunk(rng: np.random.Generator, k: int, cal: _Calendar, hours_per_step: float, noise: float) -> tuple[np.ndarray, np.ndarray]:
+def _chunk(
+    rng: np.random.Generator, k: int, cal: _Calendar, hours_per_step: float, noise: float
+) -> tuple[np.ndarray, np.ndarray]:
     n = len(cal.index)
     col = lambda v: np.asarray(v)[:, None]  # noqa: E731 - per-series parameter as a column
     hour, doy = cal.hour[None, :], cal.doy[None, :]
@@ -124,7 +126,7 @@ def _anomalies(rng: np.random.Generator, load: np.ndarray, keep: np.ndarray, cfg
         at = rng.integers(0, n, k)
         load[np.arange(k), at] *= rng.choice([0.0, 4.0], k)  # dropped reading or a 4x spike
     for _ in range(cfg.missing_stretches):
-        start = rng.integers(0, n, k)
-        length = rng.integers(2, 48, k)
+        start = np.asarray(rng.integers(0, n, k))
+        end = start + np.asarray(rng.integers(2, 48, k))
         span = np.arange(n)[None, :]
-        keep &= ~((span >= start[:, None]) & (span < (start + length)[:, None]))
+        keep &= ~((span >= start[:, None]) & (span < end[:, None]))

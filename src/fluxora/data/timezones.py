@@ -67,7 +67,7 @@ def localize(
     idx = pd.DatetimeIndex(local)
     issues = pd.Series(None, index=local.index, dtype=object)
     placed = idx.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
-    unresolved = np.asarray(placed.isna() & ~idx.isna())
+    unresolved = np.asarray(placed.isna()) & ~np.asarray(idx.isna())
     if not unresolved.any():
         return pd.Series(placed.tz_convert("UTC"), index=local.index), issues
     result = placed.asi8.copy()  # UTC instants in ns; NaT where unresolved
@@ -79,7 +79,7 @@ def localize(
     early_utc, late_utc = early.asi8, late.asi8
     shifted = sub.tz_localize(tz, ambiguous="NaT", nonexistent="shift_forward").asi8
     ids = series_ids.to_numpy()[pos]
-    for j, p in enumerate(pos):
+    for j, p in enumerate(pos.tolist()):
         wall = sub[j]
         if missing[j]:
             if nonexistent == "shift_forward":
