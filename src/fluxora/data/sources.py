@@ -26,7 +26,7 @@ from fluxora.data.timezones import AmbiguityTracker, check_zone, localize
 
 ISSUE = "ingest_issue"
 SUFFIXES = (".csv", ".parquet", ".pq", ".csv.gz")
-BLOCK_BYTES = 16 << 20  # CSV block read at a time; bounds memory independently of the file size
+BLOCK_BYTES = 4 << 20  # CSV block per read; arrow reads a few ahead, so memory is bounded by a small multiple of this
 _OFFSET = r"(Z|z|[+-]\d{2}:?\d{2})$"
 _DELIMITERS = (";", "\t", "|", ",")
 
