@@ -100,6 +100,8 @@ class _Gate:
         self.steps: dict[str, int] = {}
         self.extras = [c for c in raw.columns if c not in (SERIES_ID, TIMESTAMP, LOAD, TEMPERATURE, ISSUE)]
         self.rows_repaired = 0
+        self.names = np.array([], dtype=object)
+        self.step_by_code = np.array([], dtype="int64")
 
     # -- driver ---------------------------------------------------------------------------------
     def run(self) -> GateResult:
@@ -134,7 +136,7 @@ class _Gate:
             self._fail("columns", f"missing required columns {missing}; got {list(raw.columns)}")
         if raw.empty:
             self._fail("non_empty", "the data has no rows")
-        df = raw.copy()
+        df = raw.copy(deep=False)  # columns are replaced, never modified in place
         if TEMPERATURE not in df.columns:
             df[TEMPERATURE] = np.nan
         if ISSUE not in df.columns:
@@ -142,18 +144,20 @@ class _Gate:
         if not isinstance(df[TIMESTAMP].dtype, pd.DatetimeTZDtype):
             self._fail("timestamp_utc", f"'{TIMESTAMP}' must be timezone-aware, got {df[TIMESTAMP].dtype}")
         df[TIMESTAMP] = df[TIMESTAMP].dt.tz_convert("UTC")
-        df[SERIES_ID] = df[SERIES_ID].astype(str)
+        df[SERIES_ID] = _as_category(df[SERIES_ID])  # integer codes make sorting and grouping cheap
+        self.names = np.asarray(df[SERIES_ID].cat.categories, dtype=object)
         for col in (LOAD, TEMPERATURE, *self.extras):
             if not pd.api.types.is_numeric_dtype(df[col]):
                 self._fail("numeric", f"column '{col}' must be numeric, got {df[col].dtype}")
-            df[col] = df[col].astype("float64")
+            df[col] = df[col].astype("float64", copy=False)
         df[_ROW] = np.arange(len(df), dtype=np.int64)
         df[_REPAIRED] = False
         return df
 
     def _row_issues(self, df: pd.DataFrame) -> pd.DataFrame:
         bad_ts = df[TIMESTAMP].isna().to_numpy()
-        df = self._apply("bad_timestamps", df, bad_ts, df[ISSUE].fillna("missing timestamp"))
+        if bad_ts.any():
+            df = self._apply("bad_timestamps", df, bad_ts, df[ISSUE].fillna("missing timestamp"))
         issue = df[ISSUE]
         has = issue.notna().to_numpy()
         non_numeric = np.zeros(len(df), dtype=bool)
@@ -162,11 +166,13 @@ class _Gate:
         return self._apply("non_numeric", df, non_numeric, issue)
 
     def _sort_and_duplicates(self, df: pd.DataFrame) -> pd.DataFrame:
-        codes, _ = pd.factorize(df[SERIES_ID], sort=True)
+        codes = _codes(df)
         ts = _ns(df[TIMESTAMP])
-        order = np.lexsort((df[_ROW].to_numpy(), ts, codes))
-        df = df.iloc[order].reset_index(drop=True)
-        codes, ts = codes[order], ts[order]
+        step_code, step_ts = np.diff(codes), np.diff(ts)
+        if not ((step_code > 0) | ((step_code == 0) & (step_ts >= 0))).all():  # exports are mostly sorted already
+            order = np.lexsort((df[_ROW].to_numpy(), ts, codes))
+            df = df.iloc[order].reset_index(drop=True)
+            codes, ts = codes[order], ts[order]
         dup = np.zeros(len(df), dtype=bool)
         dup[1:] = (codes[1:] == codes[:-1]) & (ts[1:] == ts[:-1])
         return self._apply("duplicates", df, dup, "duplicate (series_id, timestamp); the first row is kept")
@@ -176,25 +182,29 @@ class _Gate:
         ts = _ns(df[TIMESTAMP])
         same = _same_series(df)
         diffs = np.where(same, np.diff(ts, prepend=ts[:1]), np.nan)
+        codes = _codes(df)
         if self.resolution != "auto":
-            fixed = _step_ns(self.resolution)
-            step = pd.Series(float(fixed), index=df[SERIES_ID].unique())
+            step = pd.Series(float(_step_ns(self.resolution)), index=np.unique(codes))
         else:
-            step = pd.Series(diffs).groupby(df[SERIES_ID].to_numpy()).median().fillna(float(self.model_step))
-        step = step.round().astype("int64")  # type: ignore[assignment]
-        for sid, value in step.items():
+            step = pd.Series(diffs).groupby(codes).median().fillna(float(self.model_step))
+        step_by_code = np.full(len(self.names), self.model_step, dtype="int64")
+        step_by_code[step.index.to_numpy()] = step.round().to_numpy(dtype="int64")
+        for code in step.index:
+            value = int(step_by_code[code])
             if value <= 0 or value > self.model_step or self.model_step % value != 0:
                 self._fail(
                     "resolution",
-                    f"step {pd.Timedelta(int(value))} does not divide the model resolution "
+                    f"step {pd.Timedelta(value)} does not divide the model resolution "
                     f"{pd.Timedelta(self.model_step)}; set data.freq or data.resolution",
-                    series_id=str(sid),
+                    series_id=str(self.names[code]),
                 )
-        self.steps = {str(k): int(v) for k, v in step.items()}
-        row_step = df[SERIES_ID].map(step).to_numpy(dtype="int64")
-        offset = pd.Series(ts % row_step)
-        anchor = offset.groupby(df[SERIES_ID].to_numpy()).transform("median").to_numpy()
-        irregular = offset.to_numpy() != anchor
+        self.step_by_code = step_by_code
+        self.steps = {str(self.names[c]): int(step_by_code[c]) for c in step.index}
+        offset = ts % step_by_code[codes]
+        if not offset.any():  # every row on its grid (the usual case): skip the per-series anchor
+            return df
+        anchor = pd.Series(offset).groupby(codes).transform("median").to_numpy()
+        irregular = offset != anchor
         return self._apply("irregular_steps", df, irregular, "timestamp off the series' regular grid")
 
     def _value_checks(self, df: pd.DataFrame) -> pd.DataFrame:
@@ -210,7 +220,7 @@ class _Gate:
         load = df[LOAD].to_numpy()
         same = _same_series(df)
         d = np.where(same, np.diff(load, prepend=load[:1]), np.nan)
-        keys = df[SERIES_ID].to_numpy()
+        keys = _codes(df)
         ds = pd.Series(d)
         med = ds.groupby(keys).transform("median").to_numpy()
         mad = pd.Series(np.abs(d - med)).groupby(keys).transform("median").to_numpy() * 1.4826
@@ -239,8 +249,7 @@ class _Gate:
         bad = ~np.isfinite(temp)
         if not bad.any():
             return df
-        keys = df[SERIES_ID]
-        none_at_all = pd.Series(~bad).groupby(keys.to_numpy()).transform("any").to_numpy() == 0
+        none_at_all = pd.Series(~bad).groupby(_codes(df)).transform("any").to_numpy() == 0
         if none_at_all.all():
             self._fail("missing_weather", "no temperature values at all; map data.columns.temperature")
         policy = self.cfg.missing_weather
@@ -255,7 +264,7 @@ class _Gate:
         if df.empty:
             return df
         ts = _ns(df[TIMESTAMP])
-        step = df[SERIES_ID].map(self.steps).to_numpy(dtype="int64")
+        step = self.step_by_code[_codes(df)]
         same = _same_series(df)
         missing = np.where(same, np.diff(ts, prepend=ts[:1]) // step - 1, 0)  # missing steps before each row
         has_gap = missing > 0
@@ -273,13 +282,13 @@ class _Gate:
                 series_id=str(df[SERIES_ID].iat[where]),
             )
         if policy == "quarantine":
-            whole = pd.Series(has_gap).groupby(df[SERIES_ID].to_numpy()).transform("any").to_numpy()
+            whole = pd.Series(has_gap).groupby(_codes(df)).transform("any").to_numpy()
             return self._quarantine(df, "gaps", whole, "series has gaps (data.gate.gaps=quarantine)")
         # repair: keep the part after the last gap too long to fill, fill the short gaps in it
         too_long = missing > self.cfg.max_fill_steps
         if too_long.any():
             last_cut = pd.Series(np.where(too_long, ts, np.iinfo(np.int64).min))
-            older = ts < last_cut.groupby(df[SERIES_ID].to_numpy()).transform("max").to_numpy()
+            older = ts < last_cut.groupby(_codes(df)).transform("max").to_numpy()
             df = self._quarantine(df, "gaps", older, f"before a gap longer than {self.cfg.max_fill_steps} steps")
             keep = ~older
             ts, step, missing = ts[keep], step[keep], missing[keep]
@@ -295,7 +304,7 @@ class _Gate:
         rep = np.repeat(after, k)
         j = np.arange(rep.size) - np.repeat(np.cumsum(k) - k, k) + 1  # 1..k within each gap
         frac = j / np.repeat(k + 1, k)
-        new: dict[str, Any] = {SERIES_ID: df[SERIES_ID].to_numpy()[rep]}
+        new: dict[str, Any] = {SERIES_ID: pd.Categorical.from_codes(_codes(df)[rep], dtype=df[SERIES_ID].dtype)}
         new_ts = ts[rep - 1] + j * step[rep]
         new[TIMESTAMP] = pd.DatetimeIndex(new_ts.view("datetime64[ns]")).tz_localize("UTC")
         for col in (LOAD, TEMPERATURE, *self.extras):
@@ -318,19 +327,19 @@ class _Gate:
             )
         )
         out = pd.concat([df, filled[df.columns]], ignore_index=True)
-        codes, _ = pd.factorize(out[SERIES_ID], sort=True)
-        order = np.lexsort((_ns(out[TIMESTAMP]), codes))
+        order = np.lexsort((_ns(out[TIMESTAMP]), _codes(out)))
         return out.iloc[order].reset_index(drop=True)
 
     def _too_short(self, df: pd.DataFrame) -> pd.DataFrame:
         if df.empty:
             return df
-        keys = df[SERIES_ID].to_numpy()
-        span = df.groupby(keys, sort=False)[TIMESTAMP].agg(["min", "max"])
-        step = pd.Series(self.steps).reindex(span.index)
-        days = ((span["max"] - span["min"]).dt.total_seconds() + step / 1e9) / 86400
-        short = days[days < self.cfg.min_series_days].index
-        mask = df[SERIES_ID].isin(short).to_numpy()
+        codes = _codes(df)
+        ts = pd.Series(_ns(df[TIMESTAMP]))
+        bounds = ts.groupby(codes).agg(["min", "max"])
+        span = bounds["max"] - bounds["min"] + self.step_by_code[bounds.index.to_numpy()]
+        days = span / 86_400e9
+        short = days[days < self.cfg.min_series_days].index.to_numpy()
+        mask = np.isin(codes, short)
         return self._apply("too_short", df, mask, f"series covers less than {self.cfg.min_series_days:g} days")
 
     # -- policies -------------------------------------------------------------------------------
@@ -414,13 +423,15 @@ class _Gate:
             cols = [c for c in self.raw.columns] + [CHECK, REASON]
             return self.raw.iloc[0:0].assign(**{CHECK: pd.Series(dtype=str), REASON: pd.Series(dtype=str)})[cols]
         out = pd.concat(self.quarantined, ignore_index=True).sort_values(_ROW, kind="stable")
+        out[SERIES_ID] = out[SERIES_ID].astype(str)
         return out.drop(columns=[_ROW, _REPAIRED]).reset_index(drop=True)
 
     def _repairs_frame(self) -> pd.DataFrame:
         cols = [SERIES_ID, TIMESTAMP, CHECK, "column", "original"]
         if not self.repairs:
             return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
-        return pd.concat(self.repairs, ignore_index=True)[cols]
+        out = pd.concat(self.repairs, ignore_index=True)[cols]
+        return out.assign(**{SERIES_ID: out[SERIES_ID].astype(str)})
 
     def _contract(self, out: pd.DataFrame) -> None:
         """What downstream relies on: finite values and one regular model step per series."""
@@ -452,18 +463,17 @@ class _Gate:
             is_fine = df[SERIES_ID].isin(fine).to_numpy()
             part = df.loc[is_fine]
             bucket = part[TIMESTAMP].dt.floor(pd.Timedelta(self.model_step))
-            agg = (
-                part.drop(columns=[TIMESTAMP])
-                .groupby([part[SERIES_ID], bucket], sort=False)
-                .mean(numeric_only=True)
-                .reset_index()
-            )
+            values = [LOAD, TEMPERATURE, *self.extras]
+            agg = part[values].groupby([_codes(part), bucket.to_numpy()], sort=False).mean().reset_index()
+            agg.columns = ["_code", TIMESTAMP, *values]
+            agg[TIMESTAMP] = pd.to_datetime(agg[TIMESTAMP], utc=True)
+            agg[SERIES_ID] = pd.Categorical.from_codes(agg["_code"].to_numpy(), dtype=df[SERIES_ID].dtype)
             df = pd.concat([df.loc[~is_fine], agg[df.columns]], ignore_index=True)
-            codes, _ = pd.factorize(df[SERIES_ID], sort=True)
-            order = np.lexsort((_ns(df[TIMESTAMP]), codes))
+            order = np.lexsort((_ns(df[TIMESTAMP]), _codes(df)))
             df = df.iloc[order].reset_index(drop=True)
-        df[SERIES_ID] = df[SERIES_ID].astype(str)
-        return df[[SERIES_ID, TIMESTAMP, LOAD, TEMPERATURE, *self.extras]]
+        ids = np.asarray(df[SERIES_ID].cat.categories.astype(str), dtype=object)[_codes(df)]
+        columns = {SERIES_ID: ids, TIMESTAMP: df[TIMESTAMP].array}
+        return pd.DataFrame(columns | {c: df[c].to_numpy() for c in (LOAD, TEMPERATURE, *self.extras)})
 
     def _report(
         self,
@@ -504,9 +514,25 @@ def _ns(stamps: pd.Series) -> np.ndarray:
     return stamps.to_numpy(dtype="datetime64[ns]").view("int64")
 
 
+def _as_category(ids: pd.Series) -> pd.Series:
+    """Series ids as a categorical of strings, categories in string order (so code order = id order)."""
+    cat = ids if isinstance(ids.dtype, pd.CategoricalDtype) else ids.astype("category")
+    names = cat.cat.categories.astype(str)
+    if not names.is_unique:  # e.g. 1 and "1": compare as text
+        cat = ids.astype(str).astype("category")
+        names = cat.cat.categories
+    cat = cat.cat.rename_categories(names)
+    return cat.cat.reorder_categories(sorted(names))
+
+
+def _codes(df: pd.DataFrame) -> np.ndarray:
+    return np.asarray(df[SERIES_ID].cat.codes.to_numpy(), dtype=np.int64)
+
+
 def _same_series(df: pd.DataFrame) -> np.ndarray:
     """True where a row continues the series of the row before it (data sorted by series, time)."""
-    sid = df[SERIES_ID].to_numpy()
+    ids = df[SERIES_ID]
+    sid = _codes(df) if isinstance(ids.dtype, pd.CategoricalDtype) else ids.to_numpy()
     same = np.zeros(len(df), dtype=bool)
     same[1:] = sid[1:] == sid[:-1]
     return same
