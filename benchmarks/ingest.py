@@ -22,6 +22,7 @@ mode, src, work = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 import pandas as pd, pyarrow.parquet as pq
 from fluxora.config import DataConfig, GateConfig
 from fluxora.data.gate import run_gate
+from fluxora.data.io import read_parquet
 from fluxora.data.sources import ingest_to_parquet
 start = time.perf_counter()
 if mode == "bare":
@@ -29,7 +30,7 @@ if mode == "bare":
     rows = len(df)
 else:
     ingest_to_parquet(DataConfig(source="file", format="parquet"), [src], work / "raw.parquet")
-    result = run_gate(pd.read_parquet(work / "raw.parquet"), GateConfig())
+    result = run_gate(read_parquet(work / "raw.parquet", categories=["series_id"]), GateConfig())
     rows = result.report["rows_in"]
 seconds = time.perf_counter() - start
 peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

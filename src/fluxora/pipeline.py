@@ -53,7 +53,8 @@ def validate(cfg: FluxoraConfig, home: Home) -> StepResult:
     from fluxora.data.report import QUARANTINE_FILE, REPAIRS_FILE, write_report
 
     try:
-        result = run_gate(io.read_parquet(home.raw_data), cfg.data.gate, cfg.data.freq, cfg.data.resolution)
+        raw = io.read_parquet(home.raw_data, categories=[SERIES_ID])
+        result = run_gate(raw, cfg.data.gate, cfg.data.freq, cfg.data.resolution)
     except GateFailedError as exc:
         home.validated_data.unlink(missing_ok=True)  # a stale copy must not feed the next steps
         write_report(exc.report, home.reports)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -38,7 +39,7 @@ class IngestStats:
     series: set[str] = field(default_factory=set)
 
 
-def read_files(cfg: DataConfig, files: list[Path]) -> Iterator[pd.DataFrame]:
+def read_files(cfg: DataConfig, files: list[Path]) -> Iterator[pa.Table]:
     """Yield canonical raw batches from `files` (already confined to the allowed roots)."""
     try:
         check_zone(cfg.timezone)
@@ -51,10 +52,10 @@ def read_files(cfg: DataConfig, files: list[Path]) -> Iterator[pd.DataFrame]:
     for path in files:
         parser = _FileParser(cfg, path, tracker)
         for batch in _raw_batches(cfg, path):
-            frame = parser.canonical(batch, extras)
+            table = parser.canonical(batch, extras)
             if extras is None:
-                extras = [c for c in frame.columns if c not in (SERIES_ID, TIMESTAMP, LOAD, TEMPERATURE, ISSUE)]
-            yield frame
+                extras = [c for c in table.column_names if c not in _FIXED]
+            yield table
 
 
 def _format(cfg: DataConfig, path: Path) -> str:
@@ -125,50 +126,51 @@ def _check_columns(cfg: DataConfig, path: Path, names: list[str]) -> None:
 
 
 class _FileParser:
-    """Turns one file's raw batches into canonical raw frames."""
+    """Turns one file's raw batches into canonical raw Arrow tables."""
 
     def __init__(self, cfg: DataConfig, path: Path, tracker: AmbiguityTracker) -> None:
         self.cfg, self.path, self.tracker = cfg, path, tracker
         self.aware: bool | None = None  # whether this file's timestamps carry offsets (fixed by its first batch)
 
-    def canonical(self, batch: pa.RecordBatch, extras: list[str] | None) -> pd.DataFrame:
+    def canonical(self, batch: pa.RecordBatch, extras: list[str] | None) -> pa.Table:
         cols = self.cfg.columns
         if self.cfg.layout == "long":
             self._require(batch.schema.names, [cols.timestamp, cols.series_id, cols.load])
-            frame = self._long(batch)
+            table = self._long(batch)
         else:
             self._require(batch.schema.names, [cols.timestamp])
-            frame = self._wide(batch)
+            table = self._wide(batch)
         if extras is not None:  # later batches and files follow the first one's exogenous columns
             for name in extras:
-                if name not in frame.columns:
-                    frame[name] = np.nan
-            frame = frame[[SERIES_ID, TIMESTAMP, LOAD, TEMPERATURE, *extras, ISSUE]]
-        return frame
+                if name not in table.column_names:
+                    table = table.append_column(name, pa.nulls(table.num_rows, pa.float64()))
+            table = table.select([SERIES_ID, TIMESTAMP, LOAD, TEMPERATURE, *extras, ISSUE])
+        return table
 
     def _require(self, names: list[str], required: list[str]) -> None:
         if missing := [c for c in required if c not in names]:
             raise DataSourceError(f"{self.path}: column(s) {missing} not found (columns: {names[:8]})")
 
-    def _long(self, batch: pa.RecordBatch) -> pd.DataFrame:
+    def _long(self, batch: pa.RecordBatch) -> pa.Table:
         cols = self.cfg.columns
-        sids = batch.column(cols.series_id)
-        if not pa.types.is_string(sids.type):
-            sids = pc.cast(sids, pa.string())
-        series = pd.Series(sids.to_numpy(zero_copy_only=False), dtype=object).fillna("")
-        ts, issues = self._timestamps(batch.column(cols.timestamp), series)
+        sids = pc.fill_null(pc.cast(batch.column(cols.series_id), pa.string()), "")
+        ts, issues = self._timestamps(batch.column(cols.timestamp), sids)
         load, load_issues = self._numeric(batch.column(cols.load), cols.load)
-        frame = pd.DataFrame({SERIES_ID: series, TIMESTAMP: ts, LOAD: load})
-        frame[TEMPERATURE] = self._temperature(batch)
+        columns: dict[str, Any] = {
+            SERIES_ID: sids,
+            TIMESTAMP: _utc_array(ts),
+            LOAD: load,
+            TEMPERATURE: self._temperature(batch),
+        }
         mapped = {cols.series_id, cols.timestamp, cols.load, cols.temperature}
         for name in batch.schema.names:
             typ = batch.schema.field(name).type
             if name not in mapped and (_is_numeric(typ) or pa.types.is_null(typ)):  # all-empty: NaN column
-                frame[name] = pc.cast(batch.column(name), pa.float64()).to_numpy(zero_copy_only=False)
-        frame[ISSUE] = issues.where(issues.notna(), load_issues)
-        return frame
+                columns[name] = pc.cast(batch.column(name), pa.float64())
+        columns[ISSUE] = _issue_array(_first_issue(issues, load_issues), batch.num_rows)
+        return pa.table(columns)
 
-    def _wide(self, batch: pa.RecordBatch) -> pd.DataFrame:
+    def _wide(self, batch: pa.RecordBatch) -> pa.Table:
         cols = self.cfg.columns
         names = [n for n in batch.schema.names if n not in (cols.timestamp, cols.temperature)]
         if not names:
@@ -176,47 +178,49 @@ class _FileParser:
         temperature = self._temperature(batch)
         parts = []
         for name in names:
-            series = pd.Series(np.full(batch.num_rows, name, dtype=object))
-            ts, issues = self._timestamps(batch.column(cols.timestamp), series)
+            sids = pa.array(np.full(batch.num_rows, name, dtype=object), pa.string())
+            ts, issues = self._timestamps(batch.column(cols.timestamp), sids)
             load, load_issues = self._numeric(batch.column(name), name)
-            part = pd.DataFrame({SERIES_ID: series, TIMESTAMP: ts, LOAD: load, TEMPERATURE: temperature})
-            part[ISSUE] = issues.where(issues.notna(), load_issues)
-            parts.append(part)
-        return pd.concat(parts, ignore_index=True)
+            issue = _issue_array(_first_issue(issues, load_issues), batch.num_rows)
+            parts.append(
+                pa.table(
+                    {SERIES_ID: sids, TIMESTAMP: _utc_array(ts), LOAD: load, TEMPERATURE: temperature, ISSUE: issue}
+                )
+            )
+        return pa.concat_tables(parts)
 
-    def _temperature(self, batch: pa.RecordBatch) -> np.ndarray:
+    def _temperature(self, batch: pa.RecordBatch) -> pa.Array | pa.ChunkedArray:
         name = self.cfg.columns.temperature
         if name and name in batch.schema.names:
             values, _ = self._numeric(batch.column(name), name)
             return values
-        return np.full(batch.num_rows, np.nan)
+        return pa.nulls(batch.num_rows, pa.float64())
 
-    def _numeric(self, column: pa.Array | pa.ChunkedArray, name: str) -> tuple[np.ndarray, pd.Series]:
+    def _numeric(self, column: pa.Array | pa.ChunkedArray, name: str) -> tuple[pa.Array | pa.ChunkedArray, Issues]:
         """Float64 values; text that is not a number becomes NaN with an issue (so the gate can act on it)."""
         if _is_numeric(column.type) or pa.types.is_null(column.type):
-            values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
-            return values, pd.Series(None, index=range(len(values)), dtype=object)
+            return pc.cast(column, pa.float64()), None
         text = pd.Series(pc.cast(column, pa.string()).to_numpy(zero_copy_only=False), dtype=object)
         values = pd.to_numeric(text, errors="coerce").to_numpy(dtype="float64")
         bad = text.notna().to_numpy() & np.isnan(values)
-        if bad.any() and not (~np.isnan(values)).any():
+        if not bad.any():
+            return pa.array(values), None
+        if not (~np.isnan(values)).any():
             raise DataSourceError(
                 f"{self.path}: column {name!r} holds no numbers (first value {text[bad].iloc[0]!r}); "
                 "check data.columns and data.delimiter"
             )
         issues = pd.Series(None, index=text.index, dtype=object)
         issues[bad] = "non-numeric " + name + ": " + text[bad].astype(str)
-        return values, issues
+        return pa.array(values), issues
 
-    def _timestamps(self, column: pa.Array | pa.ChunkedArray, series: pd.Series) -> tuple[pd.Series, pd.Series]:
-        """UTC timestamps and per-row issue text."""
-        issues = pd.Series(None, index=series.index, dtype=object)
+    def _timestamps(self, column: pa.Array | pa.ChunkedArray, sids: pa.Array | pa.ChunkedArray) -> tuple[Any, Issues]:
+        """UTC timestamps (Arrow or pandas) and per-row issue text (None when every row is fine)."""
         typ = column.type
         if pa.types.is_timestamp(typ):
-            stamps = pd.Series(column.to_pandas(), index=series.index)
             if typ.tz is not None:
-                return stamps.dt.tz_convert("UTC"), issues
-            return self._localize(stamps, series, issues)
+                return pc.cast(column, pa.timestamp("ns", tz="UTC")), None
+            return self._localize(pd.Series(column.to_pandas()), sids, None)
         if not pa.types.is_string(typ) and not pa.types.is_large_string(typ):
             raise DataSourceError(f"{self.path}: column {self.cfg.columns.timestamp!r} is {typ}, not a date-time")
         has_offset = pc.match_substring_regex(column, _OFFSET)
@@ -231,39 +235,58 @@ class _FileParser:
             self.aware = n_aware > 0
         fast = _arrow_parse(column, aware=bool(self.aware))
         if fast is not None:
-            if self.aware:
-                return pd.Series(fast, index=series.index), issues
-            return self._localize(pd.Series(fast, index=series.index), series, issues)
-        text = pd.Series(column.to_numpy(zero_copy_only=False), index=series.index, dtype=object)
+            return (fast, None) if self.aware else self._localize(pd.Series(fast.to_pandas()), sids, None)
+        text = pd.Series(column.to_numpy(zero_copy_only=False), dtype=object)
         if self.aware:
             stamps = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
         else:
             stamps = pd.to_datetime(text, format="ISO8601", errors="coerce")
+        issues = pd.Series(None, index=text.index, dtype=object)
         bad = stamps.isna() & text.notna()
         issues[bad] = "unparseable timestamp: " + text[bad].astype(str)
         issues[text.isna()] = "missing timestamp"
         if self.aware:
             return stamps, issues
-        return self._localize(stamps, series, issues)
+        return self._localize(stamps, sids, issues)
 
-    def _localize(self, stamps: pd.Series, series: pd.Series, issues: pd.Series) -> tuple[pd.Series, pd.Series]:
+    def _localize(self, stamps: pd.Series, sids: pa.Array | pa.ChunkedArray, issues: Issues) -> tuple[Any, Issues]:
+        cfg = self.cfg
         try:
-            cfg = self.cfg
-            utc, dst = localize(stamps, series, cfg.timezone, cfg.ambiguous, cfg.nonexistent, self.tracker)
+            utc, dst = localize(stamps, sids, cfg.timezone, cfg.ambiguous, cfg.nonexistent, self.tracker)
         except ValueError as exc:
             raise DataSourceError(str(exc)) from None
-        return utc, issues.where(issues.notna(), dst)
+        return utc, _first_issue(issues, dst if dst.notna().any() else None)
 
 
-def _arrow_parse(column: pa.Array | pa.ChunkedArray, aware: bool) -> pd.DatetimeIndex | None:
+Issues = pd.Series | None  # per-row issue text, or None when a batch has none (the common case, kept cheap)
+
+
+def _first_issue(first: Issues, second: Issues) -> Issues:
+    if first is None or second is None:
+        return first if second is None else second
+    return first.where(first.notna(), second)
+
+
+def _issue_array(issues: Issues, n: int) -> pa.Array:
+    if issues is None:
+        return pa.nulls(n, pa.string())
+    return pa.array(issues.to_numpy(), type=pa.string(), from_pandas=True)
+
+
+def _utc_array(stamps: Any) -> pa.Array | pa.ChunkedArray:
+    if isinstance(stamps, pd.Series | pd.DatetimeIndex):
+        stamps = pa.Array.from_pandas(stamps)
+    return pc.cast(stamps, pa.timestamp("ns", tz="UTC"))
+
+
+def _arrow_parse(column: pa.Array | pa.ChunkedArray, aware: bool) -> pa.Array | pa.ChunkedArray | None:
     """Arrow's C++ ISO-8601 parser (fast path); None when any value needs the forgiving pandas path."""
     if column.null_count:
         return None
     try:
-        parsed = pc.cast(column, pa.timestamp("ns", tz="UTC" if aware else None))
+        return pc.cast(column, pa.timestamp("ns", tz="UTC" if aware else None))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
-    return pd.DatetimeIndex(parsed.to_pandas())
 
 
 _FIXED = (SERIES_ID, TIMESTAMP, LOAD, TEMPERATURE, ISSUE)
@@ -293,11 +316,11 @@ def ingest_to_parquet(cfg: DataConfig, files: list[Path], target: Path) -> Inges
         writer: pq.ParquetWriter | None = None
         schema: pa.Schema | None = None
         try:
-            for frame in read_files(cfg, files):
+            for table in read_files(cfg, files):
                 if writer is None:
-                    schema = raw_schema([c for c in frame.columns if c not in _FIXED])
+                    schema = raw_schema([c for c in table.column_names if c not in _FIXED])
                     writer = pq.ParquetWriter(tmp, schema)
-                table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+                table = table.cast(schema)
                 writer.write_table(table)
                 stats.rows += table.num_rows
                 stats.series.update(pc.unique(table.column(SERIES_ID)).to_pylist())

@@ -19,6 +19,7 @@ Nothing is ever dropped here: rows that cannot be placed get a NaT timestamp and
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -52,7 +53,7 @@ class AmbiguityTracker:
 
 def localize(
     local: pd.Series,
-    series_ids: pd.Series,
+    series_ids: Any,  # pandas Series or Arrow array of ids, row-aligned with `local`
     tz: str,
     ambiguous: str = "infer",
     nonexistent: str = "quarantine",
@@ -78,7 +79,7 @@ def localize(
     missing = np.asarray(early.isna())
     early_utc, late_utc = early.asi8, late.asi8
     shifted = sub.tz_localize(tz, ambiguous="NaT", nonexistent="shift_forward").asi8
-    ids = series_ids.to_numpy()[pos]
+    ids = np.asarray(series_ids, dtype=object)[pos]  # only for the few rows DST touches
     for j, p in enumerate(pos.tolist()):
         wall = sub[j]
         if missing[j]:
