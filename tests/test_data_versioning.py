@@ -26,7 +26,8 @@ def _dvc(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
     bin_dir = Path(sys.executable).parent
     env = os.environ | {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     env.pop("FLUXORA_HOME")
-    done = subprocess.run([str(bin_dir / "dvc"), *args], cwd=project, env=env, capture_output=True, text=True, timeout=600)
+    command = [str(bin_dir / "dvc"), *args]
+    done = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"dvc {' '.join(args)}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
     return done
 

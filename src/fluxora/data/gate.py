@@ -149,7 +149,7 @@ class _Gate:
         for col in (LOAD, TEMPERATURE, *self.extras):
             if not pd.api.types.is_numeric_dtype(df[col]):
                 self._fail("numeric", f"column '{col}' must be numeric, got {df[col].dtype}")
-            df[col] = df[col].astype("float64", copy=False)
+            df[col] = df[col].astype("float64")
         df[_ROW] = np.arange(len(df), dtype=np.int64)
         df[_REPAIRED] = False
         return df
@@ -304,7 +304,7 @@ class _Gate:
         rep = np.repeat(after, k)
         j = np.arange(rep.size) - np.repeat(np.cumsum(k) - k, k) + 1  # 1..k within each gap
         frac = j / np.repeat(k + 1, k)
-        new: dict[str, Any] = {SERIES_ID: pd.Categorical.from_codes(_codes(df)[rep], dtype=df[SERIES_ID].dtype)}
+        new: dict[str, Any] = {SERIES_ID: _from_codes(_codes(df)[rep], df)}
         new_ts = ts[rep - 1] + j * step[rep]
         new[TIMESTAMP] = pd.DatetimeIndex(new_ts.view("datetime64[ns]")).tz_localize("UTC")
         for col in (LOAD, TEMPERATURE, *self.extras):
@@ -467,7 +467,7 @@ class _Gate:
             agg = part[values].groupby([_codes(part), bucket.to_numpy()], sort=False).mean().reset_index()
             agg.columns = ["_code", TIMESTAMP, *values]
             agg[TIMESTAMP] = pd.to_datetime(agg[TIMESTAMP], utc=True)
-            agg[SERIES_ID] = pd.Categorical.from_codes(agg["_code"].to_numpy(), dtype=df[SERIES_ID].dtype)
+            agg[SERIES_ID] = _from_codes(agg["_code"].to_numpy(), df)
             df = pd.concat([df.loc[~is_fine], agg[df.columns]], ignore_index=True)
             order = np.lexsort((_ns(df[TIMESTAMP]), _codes(df)))
             df = df.iloc[order].reset_index(drop=True)
@@ -521,8 +521,13 @@ def _as_category(ids: pd.Series) -> pd.Series:
     if not names.is_unique:  # e.g. 1 and "1": compare as text
         cat = ids.astype(str).astype("category")
         names = cat.cat.categories
-    cat = cat.cat.rename_categories(names)
+    cat = cat.cat.rename_categories(list(names))
     return cat.cat.reorder_categories(sorted(names))
+
+
+def _from_codes(codes: np.ndarray, like: pd.DataFrame) -> pd.Categorical:
+    """Series ids from codes, with the categories of `like`."""
+    return pd.Categorical.from_codes(codes, categories=like[SERIES_ID].cat.categories)
 
 
 def _codes(df: pd.DataFrame) -> np.ndarray:
