@@ -53,7 +53,8 @@ def _load(cfg: DataConfig, target: Path, base: Path, client: httpx.Client | None
     if cfg.source == "file":
         from fluxora.data.sources import SUFFIXES, ingest_to_parquet
 
-        files = expand_inputs(cfg.path, cfg.roots, base, SUFFIXES)
+        suffixes = {"csv": (".csv", ".csv.gz"), "parquet": (".parquet", ".pq")}.get(cfg.format, SUFFIXES)
+        files = expand_inputs(cfg.path, cfg.roots, base, suffixes)
         stats = ingest_to_parquet(cfg, files, target)
         return IngestSummary("file", stats.rows, len(stats.series), stats.files)
     if cfg.source == "eia":
