@@ -231,3 +231,10 @@ def test_failed_gate_raises_typed_error_writes_report_and_no_data(
     assert not home.validated_data.exists()  # ... which a failed gate removes: nothing stale flows on
     report = json.loads((home.reports / "validation.json").read_text())
     assert report["status"] == "failed" and report["failure"]["check"] == "gaps" and report["rows_in"] == len(bad)
+
+
+def test_when_nothing_passes_the_error_names_the_main_reason() -> None:
+    with pytest.raises(
+        GateFailedError, match=r"\[non_empty\].*by too_short: series covers less than 14 days of history"
+    ):
+        run_gate(_series(hours=72), GateConfig())

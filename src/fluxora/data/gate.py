@@ -115,7 +115,7 @@ class _Gate:
         df = self._gaps(df)
         df = self._too_short(df)
         if df.empty:
-            self._fail("non_empty", "no rows passed the gate; see the quarantine file for why")
+            self._fail("non_empty", self._nothing_left())
         rows_out = int(df[_ROW].ge(0).sum())
         rows_filled = int(df[_ROW].lt(0).sum())
         self.rows_repaired = int((df[_REPAIRED] & df[_ROW].ge(0)).sum())
@@ -340,7 +340,8 @@ class _Gate:
         days = span / 86_400e9
         short = days[days < self.cfg.min_series_days].index.to_numpy()
         mask = np.isin(codes, short)
-        return self._apply("too_short", df, mask, f"series covers less than {self.cfg.min_series_days:g} days")
+        reason = f"series covers less than {self.cfg.min_series_days:g} days of history (data.gate.min_series_days)"
+        return self._apply("too_short", df, mask, reason)
 
     # -- policies -------------------------------------------------------------------------------
     def _apply(
@@ -410,6 +411,15 @@ class _Gate:
         df.loc[mask, _REPAIRED] = True
         self.results[check].rows_repaired += int(mask.sum())
         return df
+
+    def _nothing_left(self) -> str:
+        """Why no row passed: the check that quarantined most rows, with its reason."""
+        worst = max(self.quarantined, key=len, default=None)
+        if worst is None:
+            return "no rows passed the gate"
+        check = str(worst[CHECK].iat[0])
+        total = self.results[check].rows_quarantined
+        return f"no rows passed the gate; most ({total}) quarantined by {check}: {worst[REASON].iat[0]}"
 
     def _fail(self, check: str, message: str, series_id: str | None = None) -> None:
         report = self._report(
