@@ -20,16 +20,88 @@ PARAMS_HEADER = "# Generated from conf/ by `fluxora config export`. Do not edit:
 
 
 @dataclass
-class DataConfig:
-    """Where the load data comes from. `synthetic` is the built-in, seeded sample."""
+class ColumnsConfig:
+    """Column names in the source files, mapped onto the canonical names."""
 
-    source: str = "synthetic"
+    series_id: str = "series_id"  # long layout only; wide files have one column per series
+    timestamp: str = "timestamp"
+    load: str = "load"
+    temperature: str = "temperature"  # "" when the files carry no temperature (weather joins it)
+
+
+@dataclass
+class GateConfig:
+    """The validation gate: one policy per check, `fail`, `repair`, `quarantine` or `warn`.
+
+    See `fluxora.data.gate` for what each policy does per check. Quarantined rows go to
+    `$FLUXORA_HOME/data/quarantine.parquet` with their reason; nothing is dropped silently.
+    """
+
+    duplicates: str = "quarantine"  # keep the first row of a (series, timestamp), quarantine the rest
+    bad_timestamps: str = "quarantine"  # unparseable, non-existent or quarantined ambiguous local times
+    irregular_steps: str = "quarantine"  # timestamps off the series' grid
+    non_numeric: str = "quarantine"  # load text that is not a number
+    non_finite: str = "quarantine"  # NaN / ±inf load (the gap is then handled by `gaps`)
+    negative: str = "quarantine"
+    outliers: str = "repair"  # repair: interpolate, original kept in repairs.parquet
+    flat_lines: str = "quarantine"  # a stuck meter: the same value for `flat_line_steps` steps or more
+    gaps: str = "repair"  # repair: fill up to `max_fill_steps`; longer gaps drop the older part of the series
+    too_short: str = "quarantine"
+    missing_weather: str = "repair"  # repair: interpolate temperature in time; a series without any: quarantine
+    max_fill_steps: int = 6
+    outlier_threshold: float = 10.0  # robust z (median / 1.4826 MAD of the step-to-step change)
+    flat_line_steps: int = 24
+    min_series_days: float = 14.0
+
+
+@dataclass
+class WeatherConfig:
+    """Temperature joined to load by each series' location (when the load data carry none)."""
+
+    provider: str = ""  # "" (temperature comes with the load data) | open_meteo
+    locations: dict[str, str] = field(default_factory=dict)  # series_id -> "lat,lon"
+    default_location: str = ""  # "lat,lon" for series not listed
+
+
+@dataclass
+class EiaConfig:
+    """EIA-930 hourly demand (source=eia); the API key is read from $EIA_API_KEY."""
+
+    respondents: list[str] = field(default_factory=list)  # balancing authorities, e.g. [PJM, CISO]
+    start: str = ""  # UTC, e.g. 2024-01-01T00
+    end: str = ""
+
+
+@dataclass
+class DataConfig:
+    """Where the load data comes from. `synthetic` is the built-in, seeded sample; `file` reads CSV/Parquet."""
+
+    source: str = "synthetic"  # synthetic | file | eia
     n_series: int = 3
     start: str = "2024-01-01"
     days: int = 400
-    freq: str = "h"
+    freq: str = "h"  # the model's resolution: finer data are averaged to it by the gate
     seed: int = 42
     noise: float = 0.03
+    # synthetic extras (all off by default)
+    resolution: str = "auto"  # source resolution: auto (detected per series) | 15min | 30min | h
+    holidays_country: str = "DE"  # public holidays lower synthetic load ("" for none)
+    missing_stretches: int = 0  # per series
+    outliers: int = 0  # per series
+    level_shifts: int = 0  # per series
+    # file source
+    path: str = ""  # a file, a folder or a glob, relative to the project root
+    format: str = "auto"  # auto (by extension) | csv | parquet
+    layout: str = "long"  # long | wide (one load column per series)
+    delimiter: str = ","
+    timezone: str = "UTC"  # zone of naive timestamps; offset-aware ones keep their offset
+    ambiguous: str = "infer"  # repeated local hour (fall-back): infer | earliest | latest | quarantine
+    nonexistent: str = "quarantine"  # skipped local hour (spring-forward): quarantine | shift_forward
+    roots: list[str] = field(default_factory=lambda: ["data"])  # allowed input folders (project-relative)
+    columns: ColumnsConfig = field(default_factory=ColumnsConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
+    weather: WeatherConfig = field(default_factory=WeatherConfig)
+    eia: EiaConfig = field(default_factory=EiaConfig)
 
 
 @dataclass

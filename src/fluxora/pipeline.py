@@ -18,7 +18,7 @@ import pandas as pd
 from fluxora.config import FluxoraConfig
 from fluxora.data import io
 from fluxora.data.schema import SERIES_ID, TIMESTAMP
-from fluxora.errors import ConfigError, InsufficientDataError
+from fluxora.errors import InsufficientDataError
 from fluxora.paths import Home
 
 DRIFT_REPORT_NAME = "drift"
@@ -36,30 +36,48 @@ class StepResult:
 
 
 def ingest(cfg: FluxoraConfig, home: Home) -> StepResult:
-    """Produce raw canonical data from the configured source."""
-    from fluxora.data.synthetic import generate
+    """Produce the raw canonical table from the configured source (synthetic or files)."""
+    from fluxora.data.ingest import ingest as ingest_source
+    from fluxora.paths import project_root
 
-    if cfg.data.source != "synthetic":
-        raise ConfigError(f"invalid configuration: data.source: unknown source {cfg.data.source!r} (known: synthetic)")
-    df = generate(cfg.data)
-    io.write_parquet(df, home.raw_data)
-    return StepResult("ingest", {"path": str(home.raw_data), "rows": len(df), "series": int(df[SERIES_ID].nunique())})
+    summary = ingest_source(cfg.data, home.raw_data, project_root())
+    return StepResult(
+        "ingest",
+        {"path": str(home.raw_data), "rows": summary.rows, "series": summary.series, "source": summary.source},
+    )
 
 
 def validate(cfg: FluxoraConfig, home: Home) -> StepResult:
-    """Validate raw data; on success write the validated copy, on failure write nothing."""
-    from fluxora.data.validate import validate as check
+    """Run the validation gate; write the report always, validated data only when the gate passes."""
+    from fluxora.data.errors import GateFailedError
+    from fluxora.data.gate import run_gate
+    from fluxora.data.report import QUARANTINE_FILE, REPAIRS_FILE, write_report
 
-    df, summary = check(io.read_parquet(home.raw_data), cfg.data.freq)
-    io.write_parquet(df, home.validated_data)
+    try:
+        raw = io.read_parquet(home.raw_data, categories=[SERIES_ID])
+        result = run_gate(raw, cfg.data.gate, cfg.data.freq, cfg.data.resolution)
+    except GateFailedError as exc:
+        home.validated_data.unlink(missing_ok=True)  # a stale copy must not feed the next steps
+        write_report(exc.report, home.reports)
+        raise
+    io.write_parquet(result.quarantine, home.data / QUARANTINE_FILE)
+    io.write_parquet(result.repairs, home.data / REPAIRS_FILE)
+    json_path, _ = write_report(result.report, home.reports)
+    io.write_parquet(result.data, home.validated_data)
+    report = result.report
     return StepResult(
         "validate",
         {
             "path": str(home.validated_data),
-            "rows": summary.rows,
-            "series": summary.series,
-            "start": str(summary.start),
-            "end": str(summary.end),
+            "rows": report["rows_written"],
+            "series": report["series_out"],
+            "start": report["start"],
+            "end": report["end"],
+            "rows_in": report["rows_in"],
+            "rows_out": report["rows_out"],
+            "rows_quarantined": report["rows_quarantined"],
+            "rows_repaired": report["rows_repaired"],
+            "report": str(json_path),
         },
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -43,9 +43,14 @@ def atomic_write(target: Path, writer: Callable[[Path], object]) -> Path:
     return target
 
 
-def read_parquet(path: Path) -> pd.DataFrame:
+def read_parquet(path: Path, categories: Sequence[str] = ()) -> pd.DataFrame:
+    """Read a Parquet file; `categories` are string columns read as pandas categoricals (cheap for ids)."""
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist; run the ingest step first (`fluxora run`)")
+    if categories:
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path, read_dictionary=list(categories)).to_pandas()
     return pd.read_parquet(path)
 
 
