@@ -70,7 +70,8 @@ def features(cfg: FluxoraConfig, home: Home) -> StepResult:
 
     table = origin_states(io.read_parquet(home.validated_data), cfg.features)
     fs.write_offline(table, home)
-    feast = fs.open_store(home)
+    fs.write_store_config(home, cfg.infra)
+    feast = fs.open_store(home, cfg.infra)
     applied = fs.apply(feast)
     stamps = table.column(EVENT_TIMESTAMP).to_pandas()
     fs.materialize(feast, stamps.min().to_pydatetime(), stamps.max().to_pydatetime())
