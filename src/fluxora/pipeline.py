@@ -64,26 +64,39 @@ def validate(cfg: FluxoraConfig, home: Home) -> StepResult:
 
 
 def features(cfg: FluxoraConfig, home: Home) -> StepResult:
-    """Build origin states, write the Feast offline source, apply, materialize the latest state."""
+    """Build every feature table, write the Feast offline sources, apply, materialize the latest state."""
     from fluxora.features import store as fs
-    from fluxora.features.build import EVENT_TIMESTAMP, origin_states
+    from fluxora.features.build import EVENT_TIMESTAMP, feature_tables
 
-    table = origin_states(io.read_parquet(home.validated_data), cfg.features)
-    fs.write_offline(table, home)
+    tables = feature_tables(io.read_parquet(home.validated_data), cfg.features, _weather_forecasts(cfg))
+    for view, table in tables.items():
+        fs.write_offline(table, home, view)
     fs.write_store_config(home, cfg.infra)
     feast = fs.open_store(home, cfg.infra)
     applied = fs.apply(feast)
-    stamps = table.column(EVENT_TIMESTAMP).to_pandas()
+    stamps = pd.concat([t.column(EVENT_TIMESTAMP).to_pandas() for t in tables.values() if t.num_rows])
     fs.materialize(feast, stamps.min().to_pydatetime(), stamps.max().to_pydatetime())
     return StepResult(
         "features",
         {
             "path": str(fs.offline_path(home)),
-            "rows": table.num_rows,
+            "rows": tables["origin_state"].num_rows,
+            "tables": {view: table.num_rows for view, table in tables.items()},
             "applied": applied,
+            "online_store": cfg.infra.online_store,
             "materialized_until": str(stamps.max()),
         },
     )
+
+
+def _weather_forecasts(cfg: FluxoraConfig) -> pd.DataFrame | None:
+    """The configured temperature-forecast source (long format), or None: never faked from observations."""
+    from fluxora.paths import project_root
+
+    if not cfg.features.weather_forecast_path:
+        return None
+    path = Path(cfg.features.weather_forecast_path)
+    return pd.read_parquet(path if path.is_absolute() else project_root() / path)
 
 
 def train(cfg: FluxoraConfig, home: Home) -> StepResult:

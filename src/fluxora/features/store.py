@@ -49,9 +49,14 @@ def offline_path(home: Home) -> Path:
     return home.features_dir / OFFLINE_FILE
 
 
-def write_offline(table: pa.Table, home: Home) -> Path:
-    """Write the offline source atomically (a reader never sees a partial file)."""
-    return atomic_write(offline_path(home), lambda tmp: pq.write_table(table, tmp))
+def table_path(home: Home, view: str) -> Path:
+    """The offline parquet source of a feature view (see feature_repo/definitions.py)."""
+    return home.features_dir / f"{view}.parquet"
+
+
+def write_offline(table: pa.Table, home: Home, view: str = "origin_state") -> Path:
+    """Write one offline source atomically (a reader never sees a partial file)."""
+    return atomic_write(table_path(home, view), lambda tmp: pq.write_table(table, tmp))
 
 
 def redis_connection_string(url: str) -> str:
