@@ -142,7 +142,9 @@ def calendar_table(data: pd.DataFrame, country: str, timezone: str) -> pa.Table:
     return pa.Table.from_pandas(cal, preserve_index=False)
 
 
-def feature_tables(data: pd.DataFrame, cfg: FeaturesConfig, forecasts: pd.DataFrame | None = None) -> dict[str, pa.Table]:
+def feature_tables(
+    data: pd.DataFrame, cfg: FeaturesConfig, forecasts: pd.DataFrame | None = None
+) -> dict[str, pa.Table]:
     """Every offline feature table, by feature-view name (the file is `<name>.parquet`)."""
     from fluxora.features.weather import forecast_states, observed_weather
 

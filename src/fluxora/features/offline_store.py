@@ -51,12 +51,14 @@ class DuckDBAsofOfflineStore(DuckDBOfflineStore):
         config: RepoConfig,
         feature_views: list[FeatureView],
         feature_refs: list[str],
-        entity_df: pd.DataFrame | str,
+        entity_df: pd.DataFrame | str | None,
         registry: BaseRegistry,
         project: str,
         full_feature_names: bool = False,
         filter_by_created_timestamp: bool = False,
     ) -> RetrievalJob:
+        if entity_df is None:
+            raise ValueError("get_historical_features needs an entity frame (or SQL query)")
         if not _supported(feature_views, entity_df, filter_by_created_timestamp):
             return DuckDBOfflineStore.get_historical_features(
                 config,
@@ -197,6 +199,7 @@ class AsofRetrievalJob(RetrievalJob):
                 con.execute(f"SET memory_limit = {_literal(limit)}")
             con.register("entity_rows", rows)
             features = con.execute(self.to_sql()).to_arrow_table()
+            assert features is not None
         finally:
             con.close()
         table = pa.Table.from_pandas(self._entity, preserve_index=False)

@@ -114,7 +114,7 @@ def forecast_states(forecasts: pd.DataFrame | None, hours: int) -> pa.Table:
         direction="backward",
     ).sort_values([SERIES_ID, EVENT_TIMESTAMP], ignore_index=True)
     frame = frame[frame[EVENT_TIMESTAMP] - frame[ISSUED_AT] <= pd.Timedelta(hours=hours)].reset_index(drop=True)
-    age = ((frame[EVENT_TIMESTAMP] - frame[ISSUED_AT]) // pd.Timedelta(hours=1)).to_numpy(dtype="int64")
+    age = (frame[EVENT_TIMESTAMP] - frame[ISSUED_AT]).to_numpy() // np.timedelta64(1, "h")
     values = matrix[frame["row"].to_numpy()[:, None], age[:, None] + np.arange(hours)[None, :]]
     offsets = pa.array(np.arange(0, (len(frame) + 1) * hours, hours, dtype="int32"))
     return pa.table(
