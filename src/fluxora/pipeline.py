@@ -66,25 +66,19 @@ def validate(cfg: FluxoraConfig, home: Home) -> StepResult:
 def features(cfg: FluxoraConfig, home: Home) -> StepResult:
     """Build every feature table, write the Feast offline sources, apply, materialize the latest state."""
     from fluxora.features import store as fs
-    from fluxora.features.build import EVENT_TIMESTAMP, feature_tables
+    from fluxora.features.build import feature_tables
 
     tables = feature_tables(io.read_parquet(home.validated_data), cfg.features, _weather_forecasts(cfg))
-    for view, table in tables.items():
-        fs.write_offline(table, home, view)
-    fs.write_store_config(home, cfg.infra)
-    feast = fs.open_store(home, cfg.infra)
-    applied = fs.apply(feast)
-    stamps = pd.concat([t.column(EVENT_TIMESTAMP).to_pandas() for t in tables.values() if t.num_rows])
-    fs.materialize(feast, stamps.min().to_pydatetime(), stamps.max().to_pydatetime())
+    published = fs.publish(home, tables, cfg.infra)
     return StepResult(
         "features",
         {
             "path": str(fs.offline_path(home)),
             "rows": tables["origin_state"].num_rows,
             "tables": {view: table.num_rows for view, table in tables.items()},
-            "applied": applied,
+            "applied": published.applied,
             "online_store": cfg.infra.online_store,
-            "materialized_until": str(stamps.max()),
+            "materialized_until": str(published.materialized_until),
         },
     )
 

@@ -198,7 +198,7 @@ class AsofRetrievalJob(RetrievalJob):
             if limit := getattr(self._store_config, "memory_limit", ""):
                 con.execute(f"SET memory_limit = {_literal(limit)}")
             con.register("entity_rows", rows)
-            features = con.execute(self.to_sql()).to_arrow_table()
+            features = con.sql(self.to_sql()).to_arrow_table()
             assert features is not None
         finally:
             con.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -173,6 +174,27 @@ def apply(store: FeatureStore) -> list[str]:
         raise FeatureStoreError(f"no Feast definitions found in {store.repo_path}")
     store.apply(objects)
     return sorted(o.name for o in objects)
+
+
+@dataclass(frozen=True)
+class Published:
+    """An applied, materialized store: its online store holds the newest row per series and view."""
+
+    store: FeatureStore
+    applied: list[str]
+    materialized_until: pd.Timestamp
+
+
+def publish(home: Home, tables: dict[str, pa.Table], infra: InfraConfig, project: str = PROJECT) -> Published:
+    """Write the offline sources and the store config, apply the definitions, materialize the latest state."""
+    for view, table in tables.items():
+        write_offline(table, home, view)
+    write_store_config(home, infra, project)
+    store = open_store(home, infra, project)
+    applied = apply(store)
+    stamps = pd.concat([t.column(EVENT_TIMESTAMP).to_pandas() for t in tables.values() if t.num_rows])
+    materialize(store, stamps.min().to_pydatetime(), stamps.max().to_pydatetime())
+    return Published(store, applied, stamps.max())
 
 
 def materialize(store: FeatureStore, start: datetime, end: datetime) -> None:
