@@ -180,6 +180,7 @@ def apply(store: FeatureStore) -> list[str]:
 class Published:
     """An applied, materialized store: its online store holds the newest row per series and view."""
 
+    home: Home
     store: FeatureStore
     applied: list[str]
     materialized_until: pd.Timestamp
@@ -194,7 +195,7 @@ def publish(home: Home, tables: dict[str, pa.Table], infra: InfraConfig, project
     applied = apply(store)
     stamps = pd.concat([t.column(EVENT_TIMESTAMP).to_pandas() for t in tables.values() if t.num_rows])
     materialize(store, stamps.min().to_pydatetime(), stamps.max().to_pydatetime())
-    return Published(store, applied, stamps.max())
+    return Published(home, store, applied, stamps.max())
 
 
 def materialize(store: FeatureStore, start: datetime, end: datetime) -> None:
