@@ -56,7 +56,7 @@ def sqlite_store(tmp_path_factory: pytest.TempPathFactory, tables: dict[str, pa.
     return fs.publish(home, tables, InfraConfig())
 
 
-def _stock_store(home: Home, project: str = fs.PROJECT):  # noqa: ANN202 - feast type, imported lazily
+def _stock_store(home: Home, project: str = fs.PROJECT):
     """The same repo and registry with Feast's stock (ibis) DuckDB offline store."""
     from feast import FeatureStore
     from feast.repo_config import RepoConfig
