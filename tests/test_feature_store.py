@@ -56,13 +56,9 @@ def sqlite_store(tmp_path_factory: pytest.TempPathFactory, tables: dict[str, pa.
     return fs.publish(home, tables, InfraConfig())
 
 
-def _stock_store(home: Home, project: str = fs.PROJECT):
+def _stock_store(home: Home):
     """The same repo and registry with Feast's stock (ibis) DuckDB offline store."""
-    from feast import FeatureStore
-    from feast.repo_config import RepoConfig
-
-    raw = fs.store_config(home, InfraConfig(), project) | {"offline_store": {"type": "duckdb"}}
-    return FeatureStore(repo_path=str(fs.feature_repo_dir()), config=RepoConfig(repo_path=fs.feature_repo_dir(), **raw))
+    return fs.open_store(home, InfraConfig(), offline_store={"type": "duckdb"})
 
 
 def _entity_rows(data: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:

@@ -113,11 +113,15 @@ def write_store_config(home: Home, infra: InfraConfig, project: str = PROJECT) -
     return path
 
 
-def open_store(home: Home, infra: InfraConfig | None = None, project: str = PROJECT) -> FeatureStore:
+def open_store(
+    home: Home, infra: InfraConfig | None = None, project: str = PROJECT, offline_store: dict[str, Any] | None = None
+) -> FeatureStore:
     """A FeatureStore over feature_repo/ for this home.
 
     With `infra`, the config is rendered from it; without, the config the features step wrote
     to the home is used (else the local default), so readers open the store that was applied.
+    `offline_store` replaces the offline store's config (e.g. `{"type": "duckdb"}`, Feast's stock
+    store, for comparisons).
     """
     import yaml
     from feast import FeatureStore
@@ -132,6 +136,8 @@ def open_store(home: Home, infra: InfraConfig | None = None, project: str = PROJ
         raw = yaml.safe_load(rendered.read_text())
     else:
         raw = store_config(home, InfraConfig(), project)
+    if offline_store is not None:
+        raw = raw | {"offline_store": offline_store}
     repo = feature_repo_dir()
     return FeatureStore(repo_path=str(repo), config=RepoConfig(repo_path=repo, **raw))
 
