@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from fluxora.config import InfraConfig
 from fluxora.data.io import atomic_write, atomic_write_text
+from fluxora.data.schema import SERIES_ID
 from fluxora.errors import FeatureStoreError
 from fluxora.features.build import EVENT_TIMESTAMP
 from fluxora.paths import HOME_ENV, Home, project_root
@@ -199,9 +200,23 @@ def publish(home: Home, tables: dict[str, pa.Table], infra: InfraConfig, project
     write_store_config(home, infra, project)
     store = open_store(home, infra, project)
     applied = apply(store)
-    stamps = pd.concat([t.column(EVENT_TIMESTAMP).to_pandas() for t in tables.values() if t.num_rows])
-    materialize(store, stamps.min().to_pydatetime(), stamps.max().to_pydatetime())
-    return Published(home, store, applied, stamps.max())
+    start, end = _latest_rows_window(tables)
+    materialize(store, start.to_pydatetime(), end.to_pydatetime())
+    return Published(home, store, applied, end)
+
+
+def _latest_rows_window(tables: dict[str, pa.Table]) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The smallest window holding every (view, series)'s newest row: all the online store keeps,
+    so materialization need not scan (and Feast need not deduplicate) the whole history."""
+    latest = [
+        t.select([SERIES_ID, EVENT_TIMESTAMP]).to_pandas().groupby(SERIES_ID)[EVENT_TIMESTAMP].max()
+        for t in tables.values()
+        if t.num_rows
+    ]
+    if not latest:
+        raise FeatureStoreError("no feature rows to materialize")
+    stamps = pd.concat(latest)
+    return stamps.min(), stamps.max()
 
 
 def materialize(store: FeatureStore, start: datetime, end: datetime) -> None:
