@@ -148,6 +148,7 @@ def test_redis_url_becomes_feast_connection_string() -> None:
     assert fs.redis_connection_string("redis://127.0.0.1:6379/0") == "127.0.0.1:6379,db=0"
     assert fs.redis_connection_string("redis://localhost") == "localhost:6379"
     assert fs.redis_connection_string("rediss://:p%40ss@h:1/3") == "h:1,db=3,password=p@ss,ssl=true"
+    assert fs.redis_connection_string("redis://app:pw@h:1/0") == "h:1,db=0,username=app,password=pw"
 
 
 def test_hand_use_yaml_matches_the_local_default() -> None:

@@ -62,7 +62,7 @@ def write_offline(table: pa.Table, home: Home, view: str = "origin_state") -> Pa
 
 
 def redis_connection_string(url: str) -> str:
-    """`redis://[:password@]host:port/db` -> Feast's `host:port,db=N[,password=..][,ssl=true]`."""
+    """`redis[s]://[[user]:password@]host:port/db` -> Feast's `host:port,db=N[,username=..,password=..,ssl=true]`."""
     parts = urlsplit(url)
     if parts.scheme not in ("redis", "rediss") or not parts.hostname:
         raise FeatureStoreError(f"infra.redis_url must look like redis://host:port/db, got {url!r}")
@@ -70,7 +70,10 @@ def redis_connection_string(url: str) -> str:
     db = parts.path.strip("/")
     if db:
         items.append(f"db={int(db)}")
+    if parts.username:
+        items.append(f"username={unquote(parts.username)}")
     if parts.password:
+        # Feast splits its string on "," and the first "=": a password must not contain ",".
         items.append(f"password={unquote(parts.password)}")
     if parts.scheme == "rediss":
         items.append("ssl=true")
