@@ -112,7 +112,11 @@ class FeaturesConfig:
     temp_history_hours: int = 24
     heating_base_c: float = 15.0  # below this, heating load rises (degree-hours)
     cooling_base_c: float = 22.0  # above this, cooling load rises
-    feature_service: str = "load_forecast_v1"
+    feature_service: str = "load_forecast_v1"  # the train/serve contract (feature_repo/definitions.py)
+    holiday_country: str = "US"  # `holidays` country code for the calendar view
+    timezone: str = "UTC"  # local time of the series, for hour/day/holiday in the calendar view
+    weather_forecast_path: str = ""  # long-format temperature forecasts (parquet); "" -> none
+    weather_forecast_hours: int = 48  # forecast hours kept per issue time in `weather_forecast`
 
 
 @dataclass

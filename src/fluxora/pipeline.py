@@ -83,25 +83,33 @@ def validate(cfg: FluxoraConfig, home: Home) -> StepResult:
 
 
 def features(cfg: FluxoraConfig, home: Home) -> StepResult:
-    """Build origin states, write the Feast offline source, apply, materialize the latest state."""
+    """Build every feature table, write the Feast offline sources, apply, materialize the latest state."""
     from fluxora.features import store as fs
-    from fluxora.features.build import EVENT_TIMESTAMP, origin_states
+    from fluxora.features.build import feature_tables
 
-    table = origin_states(io.read_parquet(home.validated_data), cfg.features)
-    fs.write_offline(table, home)
-    feast = fs.open_store(home)
-    applied = fs.apply(feast)
-    stamps = table.column(EVENT_TIMESTAMP).to_pandas()
-    fs.materialize(feast, stamps.min().to_pydatetime(), stamps.max().to_pydatetime())
+    tables = feature_tables(io.read_parquet(home.validated_data), cfg.features, _weather_forecasts(cfg))
+    published = fs.publish(home, tables, cfg.infra)
     return StepResult(
         "features",
         {
             "path": str(fs.offline_path(home)),
-            "rows": table.num_rows,
-            "applied": applied,
-            "materialized_until": str(stamps.max()),
+            "rows": tables["origin_state"].num_rows,
+            "tables": {view: table.num_rows for view, table in tables.items()},
+            "applied": published.applied,
+            "online_store": cfg.infra.online_store,
+            "materialized_until": str(published.materialized_until),
         },
     )
+
+
+def _weather_forecasts(cfg: FluxoraConfig) -> pd.DataFrame | None:
+    """The configured temperature-forecast source (long format), or None: never faked from observations."""
+    from fluxora.paths import project_root
+
+    if not cfg.features.weather_forecast_path:
+        return None
+    path = Path(cfg.features.weather_forecast_path)
+    return pd.read_parquet(path if path.is_absolute() else project_root() / path)
 
 
 def train(cfg: FluxoraConfig, home: Home) -> StepResult:

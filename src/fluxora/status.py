@@ -25,7 +25,7 @@ def collect(cfg: FluxoraConfig, home: Home) -> dict[str, Any]:
 def _freshness(cfg: FluxoraConfig, home: Home) -> dict[str, Any] | None:
     from fluxora.features import store as fs
 
-    if not fs.offline_path(home).is_file() or not (home.feast_repo / "registry.db").is_file():
+    if not fs.offline_path(home).is_file() or not fs.registry_exists(home):
         return None
     series = fs.offline_latest(home)["series_id"].tolist()
     online = fs.online(fs.open_store(home), series, cfg.features.feature_service)

@@ -78,3 +78,80 @@ def stack(values: Iterable[Any], width: int) -> np.ndarray:
     if matrix.ndim != 2 or matrix.shape[1] != width:
         raise ValueError(f"expected history arrays of length {width}, got shape {matrix.shape}")
     return matrix
+
+
+# Scalar lags and rolling statistics at the origin (`load_stats` view): every value is observed
+# at or before the origin it is stamped with; rows start once the longest window is full.
+LOAD_LAST = "load_last"  # load at the origin
+LOAD_LAG_1H = "load_lag_1h"
+LOAD_LAG_24H = "load_lag_24h"
+LOAD_LAG_168H = "load_lag_168h"
+LOAD_MEAN_6H = "load_mean_6h"
+LOAD_MEAN_168H = "load_mean_168h"
+LOAD_STD_24H = "load_std_24h"
+LOAD_MIN_24H = "load_min_24h"
+LOAD_MAX_24H = "load_max_24h"
+LOAD_STATS = (
+    LOAD_LAST,
+    LOAD_LAG_1H,
+    LOAD_LAG_24H,
+    LOAD_LAG_168H,
+    LOAD_MEAN_6H,
+    LOAD_MEAN_168H,
+    LOAD_STD_24H,
+    LOAD_MIN_24H,
+    LOAD_MAX_24H,
+)
+
+
+def load_stats(data: pd.DataFrame) -> pa.Table:
+    """Lags and rolling statistics of load per (series, origin), from validated canonical data."""
+    load = data[LOAD].astype("float64")
+    by = load.groupby(data[SERIES_ID].astype(str), sort=False)
+
+    def rolling(window: int, how: str) -> pd.Series:
+        stat = getattr(by.rolling(window, min_periods=window), how)()
+        return stat.reset_index(level=0, drop=True).reindex(data.index)
+
+    out = pd.DataFrame(
+        {
+            SERIES_ID: data[SERIES_ID].astype(str),
+            EVENT_TIMESTAMP: pd.to_datetime(data[TIMESTAMP], utc=True),
+            LOAD_LAST: load,
+            LOAD_LAG_1H: by.shift(1),
+            LOAD_LAG_24H: by.shift(24),
+            LOAD_LAG_168H: by.shift(168),
+            LOAD_MEAN_6H: rolling(6, "mean"),
+            LOAD_MEAN_168H: rolling(168, "mean"),
+            LOAD_STD_24H: rolling(24, "std"),
+            LOAD_MIN_24H: rolling(24, "min"),
+            LOAD_MAX_24H: rolling(24, "max"),
+        }
+    ).dropna()
+    return pa.Table.from_pandas(out.reset_index(drop=True), preserve_index=False)
+
+
+def calendar_table(data: pd.DataFrame, country: str, timezone: str) -> pa.Table:
+    """Calendar of each (series, hour) stamp (`calendar` view), see `fluxora.features.calendar`."""
+    from fluxora.features.calendar import calendar_frame
+
+    stamps = pd.to_datetime(data[TIMESTAMP], utc=True)
+    cal = calendar_frame(stamps, country, timezone)
+    cal.insert(0, EVENT_TIMESTAMP, stamps.to_numpy())
+    cal.insert(0, SERIES_ID, data[SERIES_ID].astype(str).to_numpy())
+    return pa.Table.from_pandas(cal, preserve_index=False)
+
+
+def feature_tables(
+    data: pd.DataFrame, cfg: FeaturesConfig, forecasts: pd.DataFrame | None = None
+) -> dict[str, pa.Table]:
+    """Every offline feature table, by feature-view name (the file is `<name>.parquet`)."""
+    from fluxora.features.weather import forecast_states, observed_weather
+
+    return {
+        "origin_state": origin_states(data, cfg),
+        "load_stats": load_stats(data),
+        "weather": observed_weather(data, cfg.heating_base_c, cfg.cooling_base_c),
+        "weather_forecast": forecast_states(forecasts, cfg.weather_forecast_hours),
+        "calendar": calendar_table(data, cfg.holiday_country, cfg.timezone),
+    }

@@ -1,22 +1,30 @@
-"""The Feast wrapper: offline source, apply, materialize, point-in-time and online reads.
+"""The Feast wrapper: store config, offline sources, apply, materialize, point-in-time and online reads.
 
-The definitions live in `feature_repo/`; their paths expand from $FLUXORA_HOME, which
-`use_home` sets (entry points call it, not this module at import).
+The definitions live in `feature_repo/`; their source paths expand from $FLUXORA_HOME, which
+`use_home` sets (entry points call it, not this module at import). The store's config (registry,
+offline and online store) is rendered from `InfraConfig` (`store_config`): SQLite online store and
+file registry under FLUXORA_HOME by default, Redis and a SQL registry when `conf/infra` says so.
+The features step writes the rendered config to `$FLUXORA_HOME/feast/feature_store.yaml`, so readers
+that only know the home (the API, `fluxora status`, `feast -f ...` by hand) open the same store.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fluxora.data.io import atomic_write
+from fluxora.config import InfraConfig
+from fluxora.data.io import atomic_write, atomic_write_text
+from fluxora.data.schema import SERIES_ID
 from fluxora.errors import FeatureStoreError
 from fluxora.features.build import EVENT_TIMESTAMP
 from fluxora.paths import HOME_ENV, Home, project_root
@@ -25,6 +33,9 @@ if TYPE_CHECKING:
     from feast import FeatureStore
 
 OFFLINE_FILE = "origin_state.parquet"
+PROJECT = "fluxora"
+STORE_YAML = "feature_store.yaml"
+OFFLINE_STORE_TYPE = "fluxora.features.offline_store.DuckDBAsofOfflineStore"
 
 
 def use_home(home: Home) -> None:
@@ -40,17 +51,109 @@ def offline_path(home: Home) -> Path:
     return home.features_dir / OFFLINE_FILE
 
 
-def write_offline(table: pa.Table, home: Home) -> Path:
-    """Write the offline source atomically (a reader never sees a partial file)."""
-    return atomic_write(offline_path(home), lambda tmp: pq.write_table(table, tmp))
+def table_path(home: Home, view: str) -> Path:
+    """The offline parquet source of a feature view (see feature_repo/definitions.py)."""
+    return home.features_dir / f"{view}.parquet"
 
 
-def open_store(home: Home) -> FeatureStore:
+def write_offline(table: pa.Table, home: Home, view: str = "origin_state") -> Path:
+    """Write one offline source atomically (a reader never sees a partial file)."""
+    return atomic_write(table_path(home, view), lambda tmp: pq.write_table(table, tmp))
+
+
+def redis_connection_string(url: str) -> str:
+    """`redis[s]://[[user]:password@]host:port/db` -> Feast's `host:port,db=N[,username=..,password=..,ssl=true]`."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise FeatureStoreError(f"infra.redis_url must look like redis://host:port/db, got {url!r}")
+    items = [f"{parts.hostname}:{parts.port or 6379}"]
+    db = parts.path.strip("/")
+    if db:
+        items.append(f"db={int(db)}")
+    if parts.username:
+        items.append(f"username={unquote(parts.username)}")
+    if parts.password:
+        # Feast splits its string on "," and the first "=": a password must not contain ",".
+        items.append(f"password={unquote(parts.password)}")
+    if parts.scheme == "rediss":
+        items.append("ssl=true")
+    return ",".join(items)
+
+
+def store_config(home: Home, infra: InfraConfig, project: str = PROJECT) -> dict[str, Any]:
+    """The `feature_store.yaml` content for this home and infrastructure (a plain dict)."""
+    registry: dict[str, Any] | str
+    if infra.feast_registry_url:
+        registry = {"registry_type": "sql", "path": infra.feast_registry_url, "cache_ttl_seconds": 60}
+    else:
+        registry = str(home.feast_repo / "registry.db")
+    online: dict[str, Any]
+    if infra.online_store == "sqlite":
+        online = {"type": "sqlite", "path": str(home.feast_repo / "online.db")}
+    elif infra.online_store == "redis":
+        if not infra.redis_url:
+            raise FeatureStoreError("infra.online_store is redis but infra.redis_url is empty")
+        online = {"type": "redis", "connection_string": redis_connection_string(infra.redis_url)}
+    else:
+        raise FeatureStoreError(f"infra.online_store: unknown store {infra.online_store!r} (known: sqlite, redis)")
+    return {
+        "project": project,
+        "provider": "local",
+        "registry": registry,
+        "offline_store": {"type": OFFLINE_STORE_TYPE},
+        "online_store": online,
+        "entity_key_serialization_version": 3,
+    }
+
+
+def write_store_config(home: Home, infra: InfraConfig, project: str = PROJECT) -> Path:
+    """Render the store config into FLUXORA_HOME (owner-only: it may hold a Redis password)."""
+    import yaml
+
+    text = "# Rendered from conf/infra by fluxora (fluxora.features.store); do not edit.\n"
+    text += yaml.safe_dump(store_config(home, infra, project), sort_keys=False)
+    path = atomic_write_text(home.feast_repo / STORE_YAML, text)
+    path.chmod(0o600)
+    return path
+
+
+def open_store(
+    home: Home, infra: InfraConfig | None = None, project: str = PROJECT, offline_store: dict[str, Any] | None = None
+) -> FeatureStore:
+    """A FeatureStore over feature_repo/ for this home.
+
+    With `infra`, the config is rendered from it; without, the config the features step wrote
+    to the home is used (else the local default), so readers open the store that was applied.
+    `offline_store` replaces the offline store's config (e.g. `{"type": "duckdb"}`, Feast's stock
+    store, for comparisons).
+    """
+    import yaml
     from feast import FeatureStore
+    from feast.repo_config import RepoConfig
 
     use_home(home)
     home.feast_repo.mkdir(parents=True, exist_ok=True)
-    return FeatureStore(repo_path=str(feature_repo_dir()))
+    rendered = home.feast_repo / STORE_YAML
+    if infra is not None:
+        raw = store_config(home, infra, project)
+    elif rendered.is_file():
+        raw = yaml.safe_load(rendered.read_text())
+    else:
+        raw = store_config(home, InfraConfig(), project)
+    if offline_store is not None:
+        raw = raw | {"offline_store": offline_store}
+    repo = feature_repo_dir()
+    return FeatureStore(repo_path=str(repo), config=RepoConfig(repo_path=repo, **raw))
+
+
+def registry_exists(home: Home) -> bool:
+    """Whether `apply` has run for this home (file registry present, or a SQL registry configured)."""
+    import yaml
+
+    rendered = home.feast_repo / STORE_YAML
+    if rendered.is_file() and isinstance(yaml.safe_load(rendered.read_text()).get("registry"), dict):
+        return True
+    return (home.feast_repo / "registry.db").is_file()
 
 
 def definitions(repo: Path) -> list[Any]:
@@ -81,6 +184,42 @@ def apply(store: FeatureStore) -> list[str]:
         raise FeatureStoreError(f"no Feast definitions found in {store.repo_path}")
     store.apply(objects)
     return sorted(o.name for o in objects)
+
+
+@dataclass(frozen=True)
+class Published:
+    """An applied, materialized store: its online store holds the newest row per series and view."""
+
+    home: Home
+    store: FeatureStore
+    applied: list[str]
+    materialized_until: pd.Timestamp
+
+
+def publish(home: Home, tables: dict[str, pa.Table], infra: InfraConfig, project: str = PROJECT) -> Published:
+    """Write the offline sources and the store config, apply the definitions, materialize the latest state."""
+    for view, table in tables.items():
+        write_offline(table, home, view)
+    write_store_config(home, infra, project)
+    store = open_store(home, infra, project)
+    applied = apply(store)
+    start, end = _latest_rows_window(tables)
+    materialize(store, start.to_pydatetime(), end.to_pydatetime())
+    return Published(home, store, applied, end)
+
+
+def _latest_rows_window(tables: dict[str, pa.Table]) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The smallest window holding every (view, series)'s newest row: all the online store keeps,
+    so materialization need not scan (and Feast need not deduplicate) the whole history."""
+    latest = [
+        t.select([SERIES_ID, EVENT_TIMESTAMP]).to_pandas().groupby(SERIES_ID)[EVENT_TIMESTAMP].max()
+        for t in tables.values()
+        if t.num_rows
+    ]
+    if not latest:
+        raise FeatureStoreError("no feature rows to materialize")
+    stamps = pd.concat(latest)
+    return stamps.min(), stamps.max()
 
 
 def materialize(store: FeatureStore, start: datetime, end: datetime) -> None:
