@@ -16,7 +16,7 @@ from fluxora.paths import HOME_ENV, Home
 TINY_OVERRIDES = [
     "data.n_series=2",
     "data.days=45",
-    "train.holdout_days=7",
+    "backtest.windows=4",
     "train.min_train_days=14",
     "train.origin_stride_hours=6",
     "model.n_estimators=40",
