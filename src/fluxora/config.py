@@ -64,6 +64,7 @@ class ModelConfig:
     seed: int = 0
     quantile_estimators: int = 100  # the quantile (spread) booster: smaller, on a row subsample
     quantile_max_depth: int = 4
+    quantile_learning_rate: float = 0.2
     quantile_max_rows: int = 50_000
     # ridge
     ridge_alpha: float = 1.0

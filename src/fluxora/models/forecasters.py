@@ -140,7 +140,7 @@ class XGBoostForecaster(Forecaster):
             "objective": "reg:quantileerror",
             "quantile_alpha": np.asarray(self.contract.quantiles),
             "max_depth": c.quantile_max_depth,
-            "learning_rate": 0.1,
+            "learning_rate": c.quantile_learning_rate,
         }
         self.quantile_booster_ = xgb.train(
             spread, xgb.QuantileDMatrix(X[sub], label=y[sub]), num_boost_round=c.quantile_estimators
