@@ -45,7 +45,9 @@ def batches(cfg: FluxoraConfig) -> tuple[OriginBatch, OriginBatch]:
 @pytest.fixture(scope="module")
 def fitted(cfg: FluxoraConfig, batches: tuple[OriginBatch, OriginBatch]) -> dict[str, Forecaster]:
     train, _ = batches
-    return {name: make_forecaster(name, cfg, H, "persistence").fit(train) for name in ("xgboost", "ridge", "seasonal_naive")}
+    return {
+        name: make_forecaster(name, cfg, H, "persistence").fit(train) for name in ("xgboost", "ridge", "seasonal_naive")
+    }
 
 
 @pytest.mark.parametrize("name", ["xgboost", "ridge", "seasonal_naive"])
@@ -87,7 +89,9 @@ def test_models_beat_naive_on_synthetic_holdout(
         assert mae < naive_mae, name
 
 
-def test_seasonal_naive_point_is_the_lag(fitted: dict[str, Forecaster], batches: tuple[OriginBatch, OriginBatch]) -> None:
+def test_seasonal_naive_point_is_the_lag(
+    fitted: dict[str, Forecaster], batches: tuple[OriginBatch, OriginBatch]
+) -> None:
     _, test = batches
     model = fitted["seasonal_naive"]
     season = model.season_  # type: ignore[attr-defined]
@@ -120,7 +124,9 @@ def test_target_weather_model_needs_target_temperature(
     assert not np.allclose(hot.point, ok.point)  # the target temperature is really used
 
 
-def test_prophet_per_series_round_trip(cfg: FluxoraConfig, batches: tuple[OriginBatch, OriginBatch], tmp_path: Path) -> None:
+def test_prophet_per_series_round_trip(
+    cfg: FluxoraConfig, batches: tuple[OriginBatch, OriginBatch], tmp_path: Path
+) -> None:
     train, test = batches
     one = np.flatnonzero(train.series == "series_000")
     pcfg = replace(cfg, features=replace(cfg.features, holiday_country="GB"))
