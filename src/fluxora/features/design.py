@@ -194,33 +194,42 @@ def linear_basis(X: np.ndarray) -> np.ndarray:
     The daily profile changes with season, day type and temperature, so per-hour terms are
     crossed with the season (doy sin/cos), a non-working-day flag and the degree terms; the
     weight of yesterday's load depends on the step and on whether yesterday was a working day.
+    Built by scattering into a preallocated float32 matrix (one-hot blocks are mostly zeros).
     """
-    X = np.asarray(X, dtype="float64")
-    hour = X[:, COL["hour"]].astype(int)
-    dow = X[:, COL["dayofweek"]].astype(int)
-    step = X[:, COL["step"]]
-    hour_hot = np.eye(24)[hour % 24]
-    dow_hot = np.eye(7)[dow % 7]
+    X = np.asarray(X, dtype="float32")
+    n = X.shape[0]
+    rows = np.arange(n)
+    hour = X[:, COL["hour"]].astype(int) % 24
+    dow = X[:, COL["dayofweek"]].astype(int) % 7
+    bucket = np.minimum((X[:, COL["step"]].astype(int) - 1) // 24, 6)
     off = 1.0 - X[:, COL["working_day"]]
     lag_day, lag_week = X[:, COL["lag_same_hour_day"]], X[:, COL["lag_same_hour_week"]]
-    lag_day_off = 1.0 - X[:, COL["lag_day_working"]]
-    bucket_hot = np.eye(7)[np.minimum((step - 1) // 24, 6).astype(int)]
-    crossed = [
-        hour_hot,
-        hour_hot * off[:, None],
-        hour_hot * X[:, [COL["doy_sin"]]],
-        hour_hot * X[:, [COL["doy_cos"]]],
-        hour_hot * X[:, [COL["heating_degrees"]]],
-        hour_hot * X[:, [COL["cooling_degrees"]]],
-        dow_hot,
-        bucket_hot * lag_day[:, None],
-        bucket_hot * lag_week[:, None],
-        (lag_day * lag_day_off)[:, None],
-        (lag_day * off)[:, None],
-        (lag_week * off)[:, None],
-    ]
-    plain = X[:, [COL[c] for c in FEATURE_NAMES if c not in ("hour", "dayofweek", "step")]]
-    return np.concatenate([plain, *crossed], axis=1)
+    plain_cols = [COL[c] for c in FEATURE_NAMES if c not in ("hour", "dayofweek", "step")]
+    per_hour = (
+        np.ones(n, dtype="float32"),
+        off,
+        X[:, COL["doy_sin"]],
+        X[:, COL["doy_cos"]],
+        X[:, COL["heating_degrees"]],
+        X[:, COL["cooling_degrees"]],
+    )
+    width = len(plain_cols) + 24 * len(per_hour) + 7 + 7 * 2 + 3
+    out = np.zeros((n, width), dtype="float32")
+    out[:, : len(plain_cols)] = X[:, plain_cols]
+    at = len(plain_cols)
+    for values in per_hour:
+        out[rows, at + hour] = values
+        at += 24
+    out[rows, at + dow] = 1.0
+    at += 7
+    out[rows, at + bucket] = lag_day
+    at += 7
+    out[rows, at + bucket] = lag_week
+    at += 7
+    out[:, at] = lag_day * (1.0 - X[:, COL["lag_day_working"]])
+    out[:, at + 1] = lag_day * off
+    out[:, at + 2] = lag_week * off
+    return out
 
 
 def seasonal_naive(load_history: np.ndarray, horizon: int, season: int) -> np.ndarray:

@@ -168,12 +168,13 @@ class RidgeForecaster(Forecaster):
 
         X, y = _scaled_targets(batch, self.contract)
         keep = np.isfinite(y)
-        basis = linear_basis(X[keep]).astype("float32")
+        basis = linear_basis(X[keep])
         mean = basis.mean(axis=0, dtype="float64")
         std = basis.std(axis=0, dtype="float64")
         std = np.where(std > 1e-9, std, 1.0)
-        z = ((basis - mean) / std).astype("float32")
-        del basis
+        basis -= mean.astype("float32")
+        basis /= std.astype("float32")
+        z = basis
         model = Ridge(alpha=self.cfg.ridge_alpha).fit(z, y[keep])
         residual = np.full(len(y), np.nan)
         residual[keep] = y[keep] - model.predict(z)
