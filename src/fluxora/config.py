@@ -100,7 +100,7 @@ class BacktestConfig:
 
     models: list[str] = field(default_factory=lambda: ["ridge", "xgboost", "prophet"])  # + naive baselines
     horizon: int = 0  # hours; 0 = train.horizon
-    windows: int = 14  # forecast origins, `step_hours` apart, the last one `horizon` before the data ends
+    windows: int = 28  # forecast origins, `step_hours` apart, the last one `horizon` before the data ends
     step_hours: int = 24
     cutoffs: list[str] = field(default_factory=list)  # explicit origins (UTC, ISO); replace windows/step
     gap_hours: int = 0  # training targets end this long before each origin (data latency)
