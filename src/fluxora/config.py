@@ -65,6 +65,7 @@ class ModelConfig:
     quantile_estimators: int = 100  # the quantile (spread) booster: smaller, on a row subsample
     quantile_max_depth: int = 4
     quantile_learning_rate: float = 0.2
+    quantile_min_child_weight: float = 200.0  # large leaves: in-sample quantiles overfit (too narrow)
     quantile_max_rows: int = 50_000
     # ridge
     ridge_alpha: float = 1.0

@@ -29,6 +29,7 @@ from fluxora.features.design import FEATURE_NAMES, Calendar, Design, design_matr
 MODEL_FILE = "model.json"
 CONTRACT_FILE = "contract.json"
 XGB_QUANTILE_FILE = "quantiles.json"  # xgboost: the quantile booster next to model.json
+SPREAD_SCALE_ATTR = "fluxora_spread_scale"  # quantile booster attribute: JSON list, one factor per level
 CONTRACT_VERSION = 2
 STATE_INPUTS = (LOAD_HISTORY, TEMP_HISTORY)
 SERIES_KEY = "series_id"  # state entry (n,) of series ids: needed by per-series models (prophet)
@@ -143,13 +144,17 @@ class XGBoostPredictor:
     booster: Any
     quantile_booster: Any
 
+    def __post_init__(self) -> None:
+        raw = self.quantile_booster.attr(SPREAD_SCALE_ATTR)
+        self.spread_scale = np.asarray(json.loads(raw), dtype="float64") if raw else 1.0
+
     def predict(
         self, state: Mapping[str, np.ndarray], origins: np.ndarray, horizon: int, contract: Contract
     ) -> tuple[np.ndarray, np.ndarray]:
         design = design_for(state, origins, horizon, contract)
         point = np.asarray(self.booster.inplace_predict(design.X), dtype="float64")
         q = np.asarray(self.quantile_booster.inplace_predict(design.X), dtype="float64").reshape(len(point), -1)
-        spread = q - q[:, [contract.quantiles.index(0.5)]]
+        spread = (q - q[:, [contract.quantiles.index(0.5)]]) * self.spread_scale
         n = len(origins)
         return (point * design.scale).reshape(n, horizon), _by_level(point[:, None] + spread, design.scale, n, horizon)
 
