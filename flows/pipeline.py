@@ -44,7 +44,7 @@ def features(cfg: FluxoraConfig, home: Home) -> pipeline.StepResult:
 
 @_step("train")
 def train(cfg: FluxoraConfig, home: Home) -> pipeline.StepResult:
-    return pipeline.train(cfg, home)
+    return pipeline.train(cfg, home, progress=get_run_logger().info)
 
 
 @_step("monitor")

@@ -12,14 +12,16 @@ import pytest
 from fluxora.config import FluxoraConfig, compose
 from fluxora.paths import HOME_ENV, Home
 
-# Small enough for seconds, long enough for a week of history, training origins and a holdout.
+# Small enough for seconds, long enough for a week of history, training origins and backtest windows.
 TINY_OVERRIDES = [
     "data.n_series=2",
     "data.days=45",
-    "train.holdout_days=7",
+    "backtest.windows=4",
     "train.min_train_days=14",
     "train.origin_stride_hours=6",
     "model.n_estimators=40",
+    "model.quantile_estimators=30",
+    "model.learning_rate=0.15",
     "monitor.reference_days=14",
     "monitor.current_days=7",
 ]

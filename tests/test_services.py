@@ -28,8 +28,9 @@ from fluxora.errors import FeatureStoreError, RegistryError
 from fluxora.features import store as fs
 from fluxora.features.build import EVENT_TIMESTAMP, LOAD_HISTORY, TEMP_HISTORY
 from fluxora.features.design import FEATURE_NAMES, Design, design_matrix, seasonal_naive
-from fluxora.models.native import CONTRACT_FILE, STATE_INPUTS, Contract, NativeForecaster
-from fluxora.models.xgboost_model import XGBoostForecaster
+from fluxora.models.forecasters import make_forecaster
+from fluxora.models.native import CONTRACT_FILE, STATE_INPUTS, NativeForecaster
+from fluxora.models.panel import OriginBatch
 from fluxora.paths import Home
 
 HOUR = pd.Timedelta(hours=1)
@@ -101,28 +102,20 @@ def test_native_round_trip_reproduces_fitted_model(tiny_cfg: FluxoraConfig, tmp_
     n, horizon = 40, 6
     load = 100 + 20 * rng.random((n, 168))
     temp = 10 + 5 * rng.random((n, 24))
-    origins = np.datetime64("2024-01-01T00") + np.arange(n) * np.timedelta64(1, "h")
-    design = design_matrix(load, temp, origins, horizon, HEAT, COOL)
-    model = XGBoostForecaster(replace(tiny_cfg.model, n_estimators=8, n_jobs=1))
-    model.fit(design.X, rng.normal(1.0, 0.1, len(design.X)))
-
-    model.save(tmp_path)
-    contract = Contract(
-        model="xgboost",
-        horizon=horizon,
-        load_history_hours=168,
-        temp_history_hours=24,
-        heating_base_c=HEAT,
-        cooling_base_c=COOL,
-        feature_service="load_forecast_v1",
+    origins = np.datetime64("2024-01-01T00", "ns") + np.arange(n) * np.timedelta64(1, "h")
+    batch = OriginBatch(
+        np.full(n, "s", dtype=object), origins, load, temp, 100 + 10 * rng.random((n, horizon)), temp[:, :horizon]
     )
-    (tmp_path / CONTRACT_FILE).write_text(contract.to_json())
+    cfg = replace(tiny_cfg, model=replace(tiny_cfg.model, n_estimators=8, quantile_estimators=4, n_jobs=1))
+    model = make_forecaster("xgboost", cfg, horizon, "persistence").fit(batch)
+    model.save(tmp_path)
 
     loaded = NativeForecaster.load(tmp_path)
-    assert loaded.contract == contract
+    assert loaded.contract == model.contract
     times, values = _fc(loaded, load, temp, origins, horizon)
     assert times.shape == values.shape == (n, horizon)
-    expected = model.predict(design.X) * design.scale
+    design = design_matrix(load, temp, origins, horizon, HEAT, COOL)
+    expected = model.booster_.inplace_predict(design.X) * design.scale
     np.testing.assert_allclose(values.reshape(-1), expected, rtol=1e-6)
     np.testing.assert_array_equal(times.reshape(-1), design.target_times)
 
@@ -139,7 +132,7 @@ def test_native_loads_registered_champion(champion_dir: Path, tiny_cfg: FluxoraC
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        ({"version": 2}, "contract version"),
+        ({"version": 99}, "contract version"),
         ({"version": None}, "contract version"),
         ({"feature_names": list(reversed(FEATURE_NAMES))}, "different feature set"),
         ({"feature_names": list(FEATURE_NAMES[:-1])}, "different feature set"),
@@ -364,6 +357,6 @@ def test_forecast_refuses_quantiles_the_model_lacks(champion_dir: Path) -> None:
     forecaster = NativeForecaster.load(champion_dir)
     load, temp = _histories()
     with pytest.raises(ValueError, match="quantiles"):
-        forecaster.forecast({LOAD_HISTORY: load, TEMP_HISTORY: temp}, ORIGINS.to_numpy(), 3, quantiles=(0.1,))
+        forecaster.forecast({LOAD_HISTORY: load, TEMP_HISTORY: temp}, ORIGINS.to_numpy(), 3, quantiles=(0.33,))
     with pytest.raises(ValueError, match="missing state"):
         forecaster.forecast({LOAD_HISTORY: load}, ORIGINS.to_numpy(), 3)

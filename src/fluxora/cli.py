@@ -54,6 +54,18 @@ def _parser() -> argparse.ArgumentParser:
     trigger.add_argument("flow", choices=("ingest", "train", "monitor"))
     trigger.add_argument("overrides", nargs="*", help="Hydra overrides for this run (added to the deployment's)")
     trigger.add_argument("--wait", action="store_true", help="wait for the run to finish and exit with its outcome")
+    backtest = sub.add_parser("backtest", help="rolling-origin backtest of the models: leaderboard table + JSON")
+    backtest.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. backtest.horizon=48 data=csv")
+    backtest.add_argument("--output", type=Path, help="leaderboard JSON (default: $FLUXORA_HOME/reports/)")
+
+    promote = sub.add_parser("promote", help="make a registered model version the champion")
+    promote.add_argument("version", help="model version number")
+    promote.add_argument("--reason", default="manual promotion", help="why (kept in the promotion history)")
+    promote.add_argument("overrides", nargs="*", help="Hydra overrides")
+
+    rollback = sub.add_parser("rollback", help="move champion back to the version it replaced")
+    rollback.add_argument("--reason", default="manual rollback", help="why (kept in the promotion history)")
+    rollback.add_argument("overrides", nargs="*", help="Hydra overrides")
 
     stage = sub.add_parser("stage", help="run one pipeline step with params.yaml (used by `dvc repro`)")
     stage.add_argument("name", choices=STEPS)
@@ -73,6 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "stage": _stage,
             "deploy": _deploy,
             "trigger": _trigger,
+            "backtest": _backtest,
+            "promote": _promote,
+            "rollback": _rollback,
         }
         return handler[args.command](args)
     except ConfigError as exc:
@@ -124,7 +139,7 @@ def _flow_exception(state: Any) -> BaseException:
 def _print_summary(results: dict[str, Any], cfg: Any, home: Any, seconds: float) -> None:
     train, drift = results["train"], results["monitor"]
     m, model = train["metrics"], train["model"]
-    alias = "champion" if model["champion"] else "no alias (did not beat seasonal naive)"
+    alias = "champion" if model["champion"] else "challenger (champion unchanged)"
     print()
     print(f"Fluxora run finished in {seconds:.0f} s")
     print(
@@ -136,14 +151,20 @@ def _print_summary(results: dict[str, Any], cfg: Any, home: Any, seconds: float)
         f"{results['features']['materialized_until']}"
     )
     print(f"  model     {model['name']} version {model['version']} -> {alias}")
+    if not model.get("created", True):
+        print("            (already registered from the same data and config: no new version)")
+    print(f"            gate: {model['reason']}")
     print(
-        f"            holdout MAE {m['mae']:.3f} vs seasonal naive daily {m['naive_daily_mae']:.3f} / "
+        f"            backtest MAE {m['mae']:.3f} vs seasonal naive daily {m['naive_daily_mae']:.3f} / "
         f"weekly {m['naive_weekly_mae']:.3f}  (skill {m['skill_mae']:+.1%})"
+        if "skill_mae" in m
+        else f"            backtest metrics: {', '.join(f'{k} {v:.4g}' for k, v in m.items() if '.' not in k)}"
     )
-    print(
-        f"            holdout MAPE {m['mape']:.2f}% vs naive daily {m['naive_daily_mape']:.2f}% / "
-        f"weekly {m['naive_weekly_mape']:.2f}%"
-    )
+    if "mape" in m and "naive_daily_mape" in m:
+        print(
+            f"            backtest MAPE {m['mape']:.2f}% vs naive daily {m['naive_daily_mape']:.2f}% / "
+            f"weekly {m['naive_weekly_mape']:.2f}%"
+        )
     print(
         f"  drift     {'DRIFT' if drift['drifted'] else 'no drift'} (share {drift['drift_share']:.2f}); "
         f"report {drift['html']}"
@@ -257,6 +278,50 @@ def _trigger(args: argparse.Namespace) -> int:
     print(f"{name}: flow run {run.name} ({run.id}) {run.state.name if run.state else 'scheduled'}")
     if args.wait and not (run.state and run.state.is_completed()):
         return EXIT_ERROR
+    return 0
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _backtest(args: argparse.Namespace) -> int:
+    from fluxora import pipeline
+    from fluxora.config import compose
+
+    cfg = compose(args.overrides)
+    home = _prepare_runtime()
+    started = time.perf_counter()
+    for step in (pipeline.ingest, pipeline.validate):  # the same data path as `fluxora run`
+        _progress(f"{step.__name__}: {step(cfg, home).outputs}")
+    result = pipeline.backtest(cfg, home, args.output, progress=_progress)
+    print(result.outputs["table"])
+    print(
+        f"leaderboard {result.outputs['leaderboard']}  (MLflow run {result.outputs['run_id']}, "
+        f"{time.perf_counter() - started:.0f} s)"
+    )
+    return 0
+
+
+def _promote(args: argparse.Namespace) -> int:
+    from fluxora import registry
+    from fluxora.config import compose
+
+    cfg = compose(args.overrides)
+    home = _prepare_runtime()
+    record = registry.promote(home, cfg.train.registered_model_name, args.version, args.reason)
+    print(f"champion: v{record['from'] or '-'} -> v{record['to']} ({record['why']}, by {record['who']})")
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from fluxora import registry
+    from fluxora.config import compose
+
+    cfg = compose(args.overrides)
+    home = _prepare_runtime()
+    record = registry.rollback(home, cfg.train.registered_model_name, args.reason)
+    print(f"champion: v{record['from']} -> v{record['to']} ({record['why']}, by {record['who']})")
     return 0
 
 

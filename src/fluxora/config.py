@@ -113,38 +113,79 @@ class FeaturesConfig:
     heating_base_c: float = 15.0  # below this, heating load rises (degree-hours)
     cooling_base_c: float = 22.0  # above this, cooling load rises
     feature_service: str = "load_forecast_v1"  # the train/serve contract (feature_repo/definitions.py)
-    holiday_country: str = "US"  # `holidays` country code for the calendar view
-    timezone: str = "UTC"  # local time of the series, for hour/day/holiday in the calendar view
+    # Local calendar of the series (one per deployment): hour/day-of-week/holidays are local.
+    timezone: str = "UTC"  # IANA name, e.g. Europe/London; UTC hours shift at DST changes
+    holiday_country: str = ""  # ISO code for the `holidays` package, e.g. GB; "" = no holidays
+    holiday_subdivision: str = ""  # e.g. ENG; "" = national holidays
     weather_forecast_path: str = ""  # long-format temperature forecasts (parquet); "" -> none
     weather_forecast_hours: int = 48  # forecast hours kept per issue time in `weather_forecast`
 
 
 @dataclass
 class ModelConfig:
-    """The forecaster and its hyper-parameters."""
+    """The forecaster and its hyper-parameters (one flat group; each model reads its own keys)."""
 
-    name: str = "xgboost"
+    name: str = "xgboost"  # xgboost | ridge | prophet | seasonal_naive | auto
+    candidates: list[str] = field(default_factory=lambda: ["xgboost"])  # model=auto backtests these
+    # xgboost
     n_estimators: int = 400
     max_depth: int = 6
     learning_rate: float = 0.05
     subsample: float = 0.8
     colsample_bytree: float = 0.8
     min_child_weight: float = 5.0
-    n_jobs: int = 0  # 0: all cores
+    n_jobs: int = 1  # 0: all cores; 1 is fastest on a small shared machine
     seed: int = 0
+    quantile_estimators: int = 100  # the quantile (spread) booster: smaller, on a row subsample
+    quantile_max_depth: int = 4
+    quantile_learning_rate: float = 0.2
+    quantile_min_child_weight: float = 200.0  # large leaves: in-sample quantiles overfit (too narrow)
+    quantile_max_rows: int = 50_000
+    # ridge
+    ridge_alpha: float = 1.0
+    # seasonal naive: 24 (daily), 168 (weekly) or 0 (the better of the two on training data)
+    season_hours: int = 0
+    # prophet (per series; bounded so backtests stay affordable)
+    prophet_train_days: int = 180
+    prophet_changepoint_prior_scale: float = 0.05
+    prophet_max_iter: int = 1000
 
 
 @dataclass
 class TrainConfig:
-    """Training set, holdout and registration."""
+    """Training set, the promotion gate and registration."""
 
     horizon: int = 24  # hours ahead; the model is direct multi-horizon up to this
     origin_stride_hours: int = 3  # forecast origins sampled for training
-    holdout_days: int = 28  # last days held out (time-ordered) for evaluation
-    min_train_days: int = 28
+    min_train_days: int = 28  # of training origins before a backtest window
+    quantiles: list[float] = field(default_factory=lambda: [0.1, 0.5, 0.9])  # 0.5 is always added
+    # What the registered model reads for the temperature at target times. `persistence` (same
+    # hour on the latest observed day) is all the online store holds today; `ex_post`/`forecast`
+    # models need `target_temperature` in the serving state (see README).
+    weather: str = "persistence"
+    promotion_metric: str = "mae"  # any overall backtest metric; lower is better
+    promotion_margin: float = 0.02  # challenger must be this fraction better than champion and naive
     registered_model_name: str = "fluxora-load-forecaster"
     experiment: str = "fluxora"
-    promotion_metric: str = "mae"
+
+
+@dataclass
+class BacktestConfig:
+    """Rolling-origin evaluation (`fluxora backtest` and the promotion gate in training)."""
+
+    models: list[str] = field(default_factory=lambda: ["ridge", "xgboost", "prophet"])  # + naive baselines
+    horizon: int = 0  # hours; 0 = train.horizon
+    windows: int = 28  # forecast origins, `step_hours` apart, the last one `horizon` before the data ends
+    step_hours: int = 24
+    cutoffs: list[str] = field(default_factory=list)  # explicit origins (UTC, ISO); replace windows/step
+    gap_hours: int = 0  # training targets end this long before each origin (data latency)
+    refit: str = "once"  # once: fit before the first origin; every: refit at every origin
+    weather: str = "ex_post"  # ex_post | forecast | persistence (temperature at target times)
+    weather_noise_c: float = 1.5  # forecast: error std at 24 h lead, growing with sqrt(lead)
+    mase_season_hours: int = 24  # MASE scale: in-sample seasonal naive MAE with this season
+    seed: int = 0
+    plots: bool = True
+    plot_series: int = 3  # series shown in the forecast-vs-actual plot
 
 
 @dataclass
@@ -207,6 +248,7 @@ class FluxoraConfig:
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    backtest: BacktestConfig = field(default_factory=BacktestConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
     infra: InfraConfig = field(default_factory=InfraConfig)

@@ -7,7 +7,9 @@ Each step reads its inputs from FLUXORA_HOME and writes its outputs there atomic
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +24,7 @@ from fluxora.errors import InsufficientDataError
 from fluxora.paths import Home
 
 DRIFT_REPORT_NAME = "drift"
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -112,56 +115,175 @@ def _weather_forecasts(cfg: FluxoraConfig) -> pd.DataFrame | None:
     return pd.read_parquet(path if path.is_absolute() else project_root() / path)
 
 
-def train(cfg: FluxoraConfig, home: Home) -> StepResult:
-    """Training set through Feast (point in time), fit, evaluate, log and register."""
+def train(cfg: FluxoraConfig, home: Home, progress: Callable[[str], None] | None = None) -> StepResult:
+    """Backtest the candidates against seasonal naive and the current champion on the same
+    windows, fit the best on the training set read through Feast (point in time), register it
+    as `challenger` and let the gate decide on `champion`. Idempotent: the same data version
+    and config hash reuse the registered version."""
     from fluxora import registry
+    from fluxora.models import backtest as bt
+    from fluxora.models.panel import Panel
+
+    say = progress or _log.info
+    data_version = io.file_digest(home.validated_data)
+    name = cfg.train.registered_model_name
+    existing = registry.find_version(home, name, data_version, cfg.fingerprint())
+    if existing is not None:
+        say(f"train: version {existing.version} was already registered from this data and config; nothing to do")
+        return _train_outputs(home, existing, registry.run_metrics(home, existing.run_id), None)
+
+    panel = Panel.from_frame(io.read_parquet(home.validated_data))
+    spec = bt.resolve(cfg, panel, weather=cfg.train.weather, horizon=cfg.train.horizon)
+    champion, note = _champion_for(home, cfg, spec)
+    fixed = {f"champion_v{champion[0]}": champion[1]} if champion else {}
+    result = bt.run(panel, cfg, _candidates(cfg, include_baselines=True), spec, fixed=fixed, progress=say)
+    board = bt.leaderboard(result, cfg.train.promotion_metric)
+    winner, metrics, decision = _select(cfg, board, note)
+    say(f"train: {winner} wins the backtest; gate: {decision.reason}")
+
+    model = _fit_final(cfg, home, panel, winner)
+    with tempfile.TemporaryDirectory(prefix="fluxora-model-") as tmp:
+        model_dir = model.save(Path(tmp) / "model")
+        artifacts = [io.atomic_write_text(Path(tmp) / "leaderboard.json", json.dumps(board, indent=2, default=str))]
+        if cfg.backtest.plots:
+            from fluxora.models.plots import backtest_plots
+
+            artifacts += backtest_plots(result, board, Path(tmp) / "plots", cfg.backtest.plot_series)
+        registered = registry.log_and_register(home, cfg, model_dir, data_version, metrics, decision, artifacts)
+    if not registered.champion:
+        _log.warning("version %s stays challenger: %s", registered.version, decision.reason)
+    return _train_outputs(home, registered, metrics, board)
+
+
+def _candidates(cfg: FluxoraConfig, include_baselines: bool) -> list[str]:
+    from fluxora.models.forecasters import BASELINES
+
+    names = list(cfg.model.candidates) if cfg.model.name == "auto" else [cfg.model.name]
+    return [*BASELINES, *names] if include_baselines else names
+
+
+def _champion_for(home: Home, cfg: FluxoraConfig, spec: Any) -> tuple[tuple[str, Any] | None, str]:
+    """The current champion as a NativeForecaster if it can be scored on these windows,
+    else None and (when one exists) why not."""
+    from fluxora import registry
+    from fluxora.errors import RegistryError
+    from fluxora.models.native import SERIES_KEY, TARGET_TEMPERATURE, NativeForecaster, find_model_dir
+
+    if not home.mlflow_db.is_file():
+        return None, ""
+    try:
+        version, local = registry.download_champion(
+            home.mlflow_tracking_uri, cfg.train.registered_model_name, home.root / "cache" / "models"
+        )
+    except RegistryError:
+        return None, ""
+    try:
+        native = NativeForecaster.load(find_model_dir(local))
+    except (ValueError, FileNotFoundError, KeyError) as exc:
+        return None, f"champion v{version} cannot be loaded by this code ({exc})"
+    c = native.contract
+    available = {"load_history", "temp_history", SERIES_KEY} | (
+        {TARGET_TEMPERATURE} if spec.weather != "persistence" else set()
+    )
+    if c.horizon < spec.horizon or not set(c.state_features) <= available:
+        return None, f"champion v{version} cannot forecast these windows (horizon {c.horizon}, {c.state_features})"
+    return (version, native), ""
+
+
+def _select(cfg: FluxoraConfig, board: dict[str, Any], champion_note: str) -> tuple[str, dict[str, float], Any]:
+    from fluxora.models import backtest as bt
+    from fluxora.models.forecasters import BASELINES
+    from fluxora.models.selection import gate
+
+    key = cfg.train.promotion_metric
+    by_name = {e["model"]: e["overall"] for e in board["models"]}
+    candidates = _candidates(cfg, include_baselines=False)
+    winner = min(candidates, key=lambda n: by_name[n][key])
+    _, naive = bt.best_baseline(board, BASELINES)
+    champ = next((e["overall"][key] for e in board["models"] if e["model"].startswith("champion_v")), None)
+    decision = gate(key, by_name[winner][key], naive, champ, cfg.train.promotion_margin, champion_note)
+    metrics = dict(by_name[winner])
+    for label, model in (("naive_daily", BASELINES[0]), ("naive_weekly", BASELINES[1])):
+        metrics |= {f"{label}_{k}": v for k, v in by_name[model].items()}
+    metrics[f"baseline_{key}"] = naive
+    metrics[f"skill_{key}"] = 1.0 - by_name[winner][key] / naive
+    if champ is not None:
+        metrics[f"champion_{key}"] = champ
+    for name in candidates:
+        metrics |= {f"candidate.{name}.{k}": v for k, v in by_name[name].items()}
+    return winner, metrics, decision
+
+
+def _fit_final(cfg: FluxoraConfig, home: Home, panel: Any, winner: str) -> Any:
+    """The production model: the winner refit on every origin, read through Feast."""
     from fluxora.features import store as fs
     from fluxora.features.build import EVENT_TIMESTAMP
-    from fluxora.models import train as training
-    from fluxora.models.native import Contract
+    from fluxora.models.forecasters import make_forecaster
+    from fluxora.models.panel import batch_from_features
 
-    data = io.read_parquet(home.validated_data)
+    fc, h = cfg.features, cfg.train.horizon
     states = pd.read_parquet(fs.offline_path(home), columns=[SERIES_ID, EVENT_TIMESTAMP])
-    entity_df = training.sample_origins(states, data, cfg.train.horizon, cfg.train.origin_stride_hours)
-    feature_rows = fs.historical(fs.open_store(home), entity_df, cfg.features.feature_service)
-    result = training.train(training.training_set(feature_rows, data, cfg), cfg)
-    contract = Contract(
-        model=cfg.model.name,
-        horizon=cfg.train.horizon,
-        load_history_hours=cfg.features.load_history_hours,
-        temp_history_hours=cfg.features.temp_history_hours,
-        heating_base_c=cfg.features.heating_base_c,
-        cooling_base_c=cfg.features.cooling_base_c,
-        feature_service=cfg.features.feature_service,
+    origins = panel.training_origins(h, cfg.train.origin_stride_hours, fc.load_history_hours, fc.temp_history_hours)
+    wanted = pd.DataFrame(
+        [(sid, t) for sid, stamps in origins.items() for t in stamps], columns=[SERIES_ID, EVENT_TIMESTAMP]
     )
-    with tempfile.TemporaryDirectory(prefix="fluxora-model-") as tmp:
-        model_dir = Path(tmp) / "model"
-        result.model.save(model_dir)
-        (model_dir / "contract.json").write_text(contract.to_json())
-        registered = registry.log_and_register(home, cfg, result, model_dir, io.file_digest(home.validated_data))
+    wanted[EVENT_TIMESTAMP] = pd.to_datetime(wanted[EVENT_TIMESTAMP]).dt.tz_localize("UTC")
+    entity_df = wanted.merge(states, on=[SERIES_ID, EVENT_TIMESTAMP], how="inner")
+    if entity_df.empty:
+        raise InsufficientDataError("the offline feature store holds none of the training origins; run features")
+    rows = fs.historical(fs.open_store(home), entity_df, fc.feature_service)
+    batch = batch_from_features(rows, panel, h, fc.load_history_hours, fc.temp_history_hours)
+    batch = batch.with_weather(cfg.train.weather, cfg.backtest.weather_noise_c, cfg.backtest.seed)
+    return make_forecaster(winner, cfg, h, cfg.train.weather).fit(batch)
+
+
+def _train_outputs(home: Home, registered: Any, metrics: dict[str, float], board: dict[str, Any] | None) -> StepResult:
     outputs = {
-        "metrics": result.metrics,
+        "metrics": metrics,
         "model": registered.to_dict(),
-        "train_rows": result.n_train_rows,
-        "holdout_rows": result.n_holdout_rows,
-        "holdout_start": str(result.holdout_start),
+        "leaderboard": None if board is None else [(e["model"], e["overall"]) for e in board["models"]],
     }
     # DVC metrics are numbers only; the run reference for later steps goes in its own file.
     io.atomic_write_text(home.metrics_dir / "train_run.json", json.dumps(outputs, indent=2, default=str))
+    flat = {k: v for k, v in metrics.items() if "." not in k}
     io.atomic_write_text(
         home.metrics_dir / "train.json",
         json.dumps(
-            result.metrics
-            | {
-                "model_version": int(registered.version),
-                "champion": int(registered.champion),
-                "train_rows": result.n_train_rows,
-                "holdout_rows": result.n_holdout_rows,
-            },
+            flat | {"model_version": int(registered.version), "champion": int(registered.champion)},
             indent=2,
         ),
     )
     return StepResult("train", outputs)
+
+
+def backtest(
+    cfg: FluxoraConfig, home: Home, output: Path | None = None, progress: Callable[[str], None] | None = None
+) -> StepResult:
+    """Backtest `backtest.models` and both seasonal naive baselines on validated data; write
+    the leaderboard JSON, log it with plots and metrics to an MLflow run."""
+    from fluxora import registry
+    from fluxora.models import backtest as bt
+    from fluxora.models.forecasters import BASELINES
+    from fluxora.models.panel import Panel
+
+    say = progress or _log.info
+    panel = Panel.from_frame(io.read_parquet(home.validated_data))
+    spec = bt.resolve(cfg, panel)
+    result = bt.run(panel, cfg, [*BASELINES, *cfg.backtest.models], spec, progress=say)
+    board = bt.leaderboard(result, cfg.train.promotion_metric)
+    board = {"data_version": io.file_digest(home.validated_data), "config_hash": cfg.fingerprint()} | board
+    target = output or home.reports / "leaderboard.json"
+    io.atomic_write_text(target, json.dumps(board, indent=2, default=str))
+    run_id = registry.log_backtest(home, cfg, board, _plots(cfg, result, board, home), target)
+    return StepResult("backtest", {"leaderboard": str(target), "table": bt.render(board), "run_id": run_id})
+
+
+def _plots(cfg: FluxoraConfig, result: Any, board: dict[str, Any], home: Home) -> list[Path]:
+    if not cfg.backtest.plots:
+        return []
+    from fluxora.models.plots import backtest_plots
+
+    return backtest_plots(result, board, home.reports / "backtest", cfg.backtest.plot_series)
 
 
 def monitor(cfg: FluxoraConfig, home: Home, run_id: str | None = None) -> StepResult:

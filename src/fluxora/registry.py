@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import getpass
+import json
+import os
 import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,11 +19,15 @@ from fluxora.paths import Home, project_root
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
 
-    from fluxora.models.train import TrainResult
+    from fluxora.models.selection import GateDecision
 
 CHAMPION = "champion"
+CHALLENGER = "challenger"
 MODEL_ARTIFACT = "model"
+HISTORY_PREFIX = "fluxora.history."  # registered-model tags: one JSON promotion record each
+USER_ENV = "FLUXORA_USER"  # who promotes, when set (CI, schedulers); else the OS user
 
 
 @dataclass(frozen=True)
@@ -29,6 +37,7 @@ class RegisteredModel:
     run_id: str
     champion: bool
     reason: str
+    created: bool = True  # False: an identical version (same data and config) already existed
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -37,6 +46,7 @@ class RegisteredModel:
             "run_id": self.run_id,
             "champion": self.champion,
             "reason": self.reason,
+            "created": self.created,
         }
 
 
@@ -76,28 +86,68 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _versions(client: MlflowClient, name: str) -> list[ModelVersion]:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return list(client.search_model_versions(f"name = '{name}'"))
+    except MlflowException:
+        return []
+
+
+def find_version(home: Home, name: str, data_version: str, config_hash: str) -> RegisteredModel | None:
+    """The version already registered from this data and config, if any (idempotent training)."""
+    client = configure(home)
+    for mv in _versions(client, name):
+        tags = mv.tags or {}
+        if tags.get("fluxora.data_version") == data_version and tags.get("fluxora.config_hash") == config_hash:
+            current = _alias_version(client, name, CHAMPION)
+            return RegisteredModel(
+                name,
+                str(mv.version),
+                str(mv.run_id),
+                current == str(mv.version),
+                "already registered from the same data version and config hash",
+                created=False,
+            )
+    return None
+
+
+def run_metrics(home: Home, run_id: str) -> dict[str, float]:
+    return dict(configure(home).get_run(run_id).data.metrics)
+
+
 def log_and_register(
-    home: Home, cfg: FluxoraConfig, result: TrainResult, model_dir: Path, data_version: str
+    home: Home,
+    cfg: FluxoraConfig,
+    model_dir: Path,
+    data_version: str,
+    metrics: dict[str, float],
+    decision: GateDecision,
+    artifacts: list[Path] = (),  # type: ignore[assignment]
 ) -> RegisteredModel:
-    """Log params, metrics and the model to a new run; register a version; alias it champion
-    only when it beats the seasonal naive baseline."""
+    """Log params, metrics, artifacts and the model to a new run; register a version tagged
+    with data version, config hash and backtest metrics; alias it `challenger`; make it
+    `champion` when the gate says so (recorded in the promotion history)."""
     import mlflow
     import xgboost
 
     client = configure(home)
     experiment_id = ensure_experiment(client, cfg.train.experiment, home)
     name = cfg.train.registered_model_name
+    contract = json.loads((model_dir / "contract.json").read_text())
     tags = {
         "fluxora.config_hash": cfg.fingerprint(),
         "fluxora.data_version": data_version,
         "fluxora.git_commit": git_commit(),
-        "fluxora.model": cfg.model.name,
+        "fluxora.model": str(contract["model"]),
+        "fluxora.weather": str(contract["weather"]),
     }
-    with mlflow.start_run(experiment_id=experiment_id, tags=tags) as run:
+    with mlflow.start_run(experiment_id=experiment_id, tags=tags | {"fluxora.kind": "train"}) as run:
         mlflow.log_params(_flatten(cfg.to_dict()))
-        mlflow.log_metrics(
-            result.metrics | {"n_train_rows": result.n_train_rows, "n_holdout_rows": result.n_holdout_rows}
-        )
+        mlflow.log_metrics({k: v for k, v in metrics.items() if v == v})  # NaN cannot be logged
+        for path in artifacts:
+            mlflow.log_artifact(str(path), artifact_path="backtest")
         info = mlflow.pyfunc.log_model(
             name=MODEL_ARTIFACT,
             python_model=str(Path(__file__).parent / "models" / "pyfunc_model.py"),
@@ -106,12 +156,94 @@ def log_and_register(
             registered_model_name=name,
         )
         version = str(info.registered_model_version)
-        for key, value in tags.items():
+        backtest_tags = {f"fluxora.backtest.{k}": f"{v:.6g}" for k, v in metrics.items() if "." not in k}
+        for key, value in (tags | backtest_tags).items():
             client.set_model_version_tag(name, version, key, value)
-        client.set_model_version_tag(name, version, "fluxora.promotion", result.reason)
-        if result.beats_baseline:
-            client.set_registered_model_alias(name, CHAMPION, version)
-        return RegisteredModel(name, version, run.info.run_id, result.beats_baseline, result.reason)
+        client.set_model_version_tag(name, version, "fluxora.gate", decision.reason)
+        client.set_registered_model_alias(name, CHALLENGER, version)
+        if decision.promote:
+            promote(home, name, version, f"gate: {decision.reason}")
+        return RegisteredModel(name, version, run.info.run_id, decision.promote, decision.reason)
+
+
+def _alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def _who() -> str:
+    try:
+        return os.environ.get(USER_ENV) or getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers)
+        return "unknown"
+
+
+def history(home: Home, name: str) -> list[dict[str, Any]]:
+    """Promotion records (who, when, from, to, why), oldest first."""
+    from mlflow.exceptions import MlflowException
+
+    client = configure(home)
+    try:
+        tags = client.get_registered_model(name).tags
+    except MlflowException:
+        return []
+    keys = sorted(k for k in tags if k.startswith(HISTORY_PREFIX))
+    return [json.loads(tags[k]) for k in keys]
+
+
+def promote(home: Home, name: str, version: str, why: str) -> dict[str, Any]:
+    """Point `champion` at `version` and append the move to the promotion history."""
+    from mlflow.exceptions import MlflowException
+
+    client = configure(home)
+    try:
+        client.get_model_version(name, str(version))
+    except MlflowException:
+        raise RegistryError(f"{name!r} has no version {version!r}") from None
+    previous = _alias_version(client, name, CHAMPION)
+    client.set_registered_model_alias(name, CHAMPION, str(version))
+    record = {
+        "who": _who(),
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "from": previous,
+        "to": str(version),
+        "why": why,
+    }
+    number = len(history(home, name)) + 1
+    client.set_registered_model_tag(name, f"{HISTORY_PREFIX}{number:05d}", json.dumps(record))
+    return record
+
+
+def rollback(home: Home, name: str, why: str = "manual rollback") -> dict[str, Any]:
+    """Move `champion` back to the version it replaced most recently."""
+    client = configure(home)
+    current = _alias_version(client, name, CHAMPION)
+    if current is None:
+        raise RegistryError(f"{name!r} has no champion to roll back")
+    for record in reversed(history(home, name)):
+        if record["to"] == current and record["from"] and record["from"] != current:
+            return promote(home, name, record["from"], f"rollback from v{current}: {why}")
+    raise RegistryError(f"no earlier champion of {name!r} to roll back to (history has none before v{current})")
+
+
+def log_backtest(home: Home, cfg: FluxoraConfig, board: dict[str, Any], plots: list[Path], leaderboard: Path) -> str:
+    """A backtest run: per-model overall metrics (`<model>.<metric>`), leaderboard and plots."""
+    import mlflow
+
+    client = configure(home)
+    experiment_id = ensure_experiment(client, cfg.train.experiment, home)
+    tags = {"fluxora.kind": "backtest", "fluxora.config_hash": cfg.fingerprint()}
+    with mlflow.start_run(experiment_id=experiment_id, run_name="backtest", tags=tags) as run:
+        mlflow.log_params(_flatten({"backtest": board["backtest"] | {"origins": len(board["backtest"]["origins"])}}))
+        mlflow.log_metrics({f"{e['model']}.{k}": v for e in board["models"] for k, v in e["overall"].items() if v == v})
+        mlflow.log_artifact(str(leaderboard), artifact_path="backtest")
+        for path in plots:
+            mlflow.log_artifact(str(path), artifact_path="backtest")
+        return str(run.info.run_id)
 
 
 def log_artifacts(home: Home, run_id: str, paths: list[Path], artifact_path: str) -> None:
@@ -137,6 +269,7 @@ def champion(home: Home, name: str) -> dict[str, Any] | None:
         "created": int(mv.creation_timestamp),
         "metrics": dict(run.data.metrics) if run else {},
         "tags": {k: v for k, v in mv.tags.items() if k.startswith("fluxora.")},
+        "challenger": _alias_version(client, name, CHALLENGER),
     }
 
 

@@ -14,9 +14,12 @@ def collect(cfg: FluxoraConfig, home: Home) -> dict[str, Any]:
     """Champion and its metrics, per-series online freshness, latest drift result."""
     from fluxora import registry
 
+    has_registry = home.mlflow_db.is_file()
+    name = cfg.train.registered_model_name
     return {
         "home": str(home.root),
-        "champion": registry.champion(home, cfg.train.registered_model_name) if home.mlflow_db.is_file() else None,
+        "champion": registry.champion(home, name) if has_registry else None,
+        "promotions": registry.history(home, name) if has_registry else [],
         "online_store": _freshness(cfg, home),
         "drift": _drift(home),
     }
@@ -52,8 +55,16 @@ def render(report: dict[str, Any]) -> str:
             f"MAPE {m.get('mape', float('nan')):.2f}%  (best seasonal naive MAE "
             f"{m.get('baseline_mae', float('nan')):.3f})"
         )
+        if champ.get("challenger") and champ["challenger"] != champ["version"]:
+            lines.append(f"challenger    v{champ['challenger']}  ({champ['tags'].get('fluxora.gate', '')})")
     else:
         lines.append("champion      none (run `fluxora run`)")
+    promotions = report.get("promotions") or []
+    if promotions:
+        lines.append(f"promotions    last {min(len(promotions), 5)} of {len(promotions)}:")
+        lines += [
+            f"  {p['when']}  v{p['from'] or '-'} -> v{p['to']}  by {p['who']}: {p['why']}" for p in promotions[-5:]
+        ]
     online = report["online_store"]
     if online:
         lines.append("online store  latest feature timestamp per series:")

@@ -16,11 +16,13 @@ IS_WORKING_DAY = "is_working_day"  # not a weekend day and not a public holiday
 CALENDAR_FEATURES = (HOUR, DAY_OF_WEEK, DAY_OF_YEAR, IS_HOLIDAY, IS_WORKING_DAY)
 
 
-def holiday_dates(country: str, years: list[int]) -> set[pd.Timestamp]:
-    """Public holidays of `country` (ISO code, e.g. "US", "GB", "DE") in the given years."""
+def holiday_dates(country: str, years: list[int], subdivision: str = "") -> set[pd.Timestamp]:
+    """Public holidays of `country` (ISO code, e.g. "US", "GB", "DE") in the given years; none for ""."""
     import holidays
 
-    return {pd.Timestamp(d) for d in holidays.country_holidays(country, years=years)}
+    if not country:
+        return set()
+    return {pd.Timestamp(d) for d in holidays.country_holidays(country, subdiv=subdivision or None, years=years)}
 
 
 def calendar_frame(times: pd.Series | pd.DatetimeIndex, country: str, timezone: str) -> pd.DataFrame:

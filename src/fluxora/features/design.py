@@ -1,22 +1,33 @@
-"""The design matrix: state at origin -> one row per forecast step. Pure numpy, shared by
-training and serving so the two cannot disagree.
+"""The design matrix: state at origin -> one row per forecast step. Pure numpy (pandas only
+for time-zone conversion), shared by training and serving so the two cannot disagree.
 
 Loads are scaled by the series' mean load over the last week (`scale`), so one global model
-serves series of any size; predictions are multiplied back. Calendar is the target's UTC time.
+serves series of any size; predictions are multiplied back. Calendar features are computed
+on demand from the target timestamps in the series' local time (`Calendar.timezone`; the
+UTC hour shifts by one at DST changes, the local daily routine does not) with public
+holidays from the `holidays` package.
+
+Temperature at the target time is not observed at the origin. `target_temperature` is what
+the caller knows: a weather forecast, the observed value in an ex-post backtest, or, when
+None, persistence (the temperature at the same hour on the latest observed day).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 
 FEATURE_NAMES = (
     "step",
-    "hour",
-    "dayofweek",
+    "hour",  # local hour of the target
+    "dayofweek",  # local day of week of the target (Monday = 0)
     "doy_sin",
     "doy_cos",
+    "holiday",  # the target's local date is a public holiday
+    "working_day",  # not a weekend day and not a holiday
+    "lag_day_working",  # the day `lag_same_hour_day` comes from was a working day
     "lag_same_hour_day",  # load at the same hour on the latest observed day (scaled)
     "lag_same_hour_week",  # load one week before the target (scaled)
     "load_last",  # load at the origin (scaled)
@@ -24,11 +35,24 @@ FEATURE_NAMES = (
     "log_scale",
     "temp_same_hour_day",  # temperature at the same hour on the latest observed day
     "temp_mean_24h",
-    "heating_degrees",
-    "cooling_degrees",
+    "temp_target",  # temperature at the target as known at the origin (see module docstring)
+    "temp_change",  # temp_target - temp_same_hour_day: weather change since the lag day
+    "heating_degrees",  # max(heating_base - temp_target, 0): heating load is linear below the base
+    "cooling_degrees",  # max(temp_target - cooling_base, 0)
+    "heating_degrees_24h",  # of the last day's mean temperature: buildings' thermal inertia
 )
+COL = {name: i for i, name in enumerate(FEATURE_NAMES)}
 
 _HOUR_NS = 3_600_000_000_000
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """Local calendar of the series a model forecasts: IANA time zone and holiday country."""
+
+    timezone: str = "UTC"
+    holiday_country: str = ""  # ISO code for `holidays`, e.g. "GB", "FR", "US"; "" = no holidays
+    holiday_subdivision: str = ""  # e.g. "ENG" for GB, "CA" for US; "" = national holidays only
 
 
 @dataclass(frozen=True)
@@ -44,6 +68,43 @@ def same_hour_offsets(horizon: int) -> np.ndarray:
     return 24 * np.ceil(steps / 24).astype(int)
 
 
+def local_hours(utc_ns: np.ndarray, timezone: str) -> np.ndarray:
+    """Hours since the epoch on the local wall clock, for UTC instants in ns (any shape)."""
+    utc_ns = np.asarray(utc_ns, dtype="int64")
+    if timezone in ("UTC", "Etc/UTC", ""):
+        return utc_ns // _HOUR_NS
+    import pandas as pd
+
+    local = pd.DatetimeIndex(utc_ns.reshape(-1)).tz_localize("UTC").tz_convert(timezone).tz_localize(None)
+    return (local.asi8 // _HOUR_NS).reshape(utc_ns.shape)
+
+
+@functools.lru_cache(maxsize=256)
+def _holiday_days(country: str, subdivision: str, year: int) -> frozenset[int]:
+    import holidays
+
+    table = holidays.country_holidays(country, subdiv=subdivision or None, years=[year])
+    epoch = np.datetime64("1970-01-01", "D")
+    return frozenset(int((np.datetime64(day, "D") - epoch).astype("int64")) for day in table)
+
+
+def holiday_flags(days: np.ndarray, calendar: Calendar) -> np.ndarray:
+    """1.0 where the local day (days since the epoch) is a public holiday of the calendar."""
+    days = np.asarray(days, dtype="int64")
+    if not calendar.holiday_country:
+        return np.zeros(days.shape)
+    years = days.astype("datetime64[D]").astype("datetime64[Y]").astype("int64") + 1970
+    known: set[int] = set()
+    for year in np.unique(years):
+        known |= _holiday_days(calendar.holiday_country, calendar.holiday_subdivision, int(year))
+    return np.isin(days, np.fromiter(known, dtype="int64", count=len(known))).astype("float64")
+
+
+def _working(days: np.ndarray, calendar: Calendar) -> np.ndarray:
+    weekday = (days + 3) % 7 < 5  # 1970-01-01 was a Thursday (Monday = 0)
+    return (weekday & (holiday_flags(days, calendar) == 0)).astype("float64")
+
+
 def design_matrix(
     load_history: np.ndarray,
     temp_history: np.ndarray,
@@ -51,12 +112,17 @@ def design_matrix(
     horizon: int,
     heating_base_c: float,
     cooling_base_c: float,
+    *,
+    target_temperature: np.ndarray | None = None,
+    calendar: Calendar | None = None,
 ) -> Design:
     """Expand states (one per origin) into rows ordered origin-major, step-minor.
 
     load_history: (n, Lh) hourly load ending at the origin; temp_history: (n, Lt), Lt >= 24.
-    origins: (n,) datetime64 (UTC). Every input is observed at or before its origin.
+    origins: (n,) datetime64 (UTC). target_temperature: (n, horizon) or None (persistence).
+    Every input except `target_temperature` is observed at or before its origin.
     """
+    calendar = calendar or Calendar()
     n, lh = load_history.shape
     lt = temp_history.shape[1]
     if horizon < 1 or horizon > 168 or lh < 168 or lt < 24:
@@ -74,32 +140,45 @@ def design_matrix(
     lag_day = load_history[:, day_idx] * inv
     lag_week = load_history[:, week_idx] * inv
     temp_day = temp_history[:, tday_idx]
+    if target_temperature is None:
+        temp_target = temp_day
+    else:
+        temp_target = np.asarray(target_temperature, dtype="float64")
+        if temp_target.shape != (n, horizon):
+            raise ValueError(f"target temperature must have shape {(n, horizon)}, got {temp_target.shape}")
+    temp_mean = temp_history[:, -24:].mean(axis=1)
 
     origin_ns = np.asarray(origins, dtype="datetime64[ns]").astype("int64")
     target_ns = origin_ns[:, None] + steps[None, :] * _HOUR_NS
-    hours_since_epoch = target_ns // _HOUR_NS
-    hour = hours_since_epoch % 24
-    dayofweek = (hours_since_epoch // 24 + 3) % 7  # 1970-01-01 was a Thursday (Monday = 0)
-    doy_angle = 2 * np.pi * ((hours_since_epoch / 24.0) % 365.2425) / 365.2425
+    local = local_hours(target_ns, calendar.timezone)
+    local_day = local // 24
+    lag_local_day = local_hours(target_ns - back[None, :] * _HOUR_NS, calendar.timezone) // 24
+    doy_angle = 2 * np.pi * ((local / 24.0) % 365.2425) / 365.2425
 
     def per_origin(values: np.ndarray) -> np.ndarray:
         return np.broadcast_to(values[:, None], (n, horizon))
 
     columns = [
         np.broadcast_to(steps[None, :], (n, horizon)),
-        hour,
-        dayofweek,
+        local % 24,
+        (local_day + 3) % 7,
         np.sin(doy_angle),
         np.cos(doy_angle),
+        holiday_flags(local_day, calendar),
+        _working(local_day, calendar),
+        _working(lag_local_day, calendar),
         lag_day,
         lag_week,
         per_origin(load_history[:, -1] / scale),
         per_origin(load_history[:, -24:].mean(axis=1) / scale),
         per_origin(np.log(scale)),
         temp_day,
-        per_origin(temp_history[:, -24:].mean(axis=1)),
-        np.maximum(heating_base_c - temp_day, 0.0),
-        np.maximum(temp_day - cooling_base_c, 0.0),
+        per_origin(temp_mean),
+        temp_target,
+        temp_target - temp_day,
+        np.maximum(heating_base_c - temp_target, 0.0),
+        np.maximum(temp_target - cooling_base_c, 0.0),
+        per_origin(np.maximum(heating_base_c - temp_mean, 0.0)),
     ]
     X = np.stack([np.asarray(c, dtype="float32").reshape(-1) for c in columns], axis=1)
     return Design(
@@ -107,6 +186,50 @@ def design_matrix(
         scale=np.repeat(scale, horizon),
         target_times=target_ns.reshape(-1).astype("datetime64[ns]"),
     )
+
+
+def linear_basis(X: np.ndarray) -> np.ndarray:
+    """Explicit interactions for a linear model on design rows (trees learn these themselves).
+
+    The daily profile changes with season, day type and temperature, so per-hour terms are
+    crossed with the season (doy sin/cos), a non-working-day flag and the degree terms; the
+    weight of yesterday's load depends on the step and on whether yesterday was a working day.
+    Built by scattering into a preallocated float32 matrix (one-hot blocks are mostly zeros).
+    """
+    X = np.asarray(X, dtype="float32")
+    n = X.shape[0]
+    rows = np.arange(n)
+    hour = X[:, COL["hour"]].astype(int) % 24
+    dow = X[:, COL["dayofweek"]].astype(int) % 7
+    bucket = np.minimum((X[:, COL["step"]].astype(int) - 1) // 24, 6)
+    off = 1.0 - X[:, COL["working_day"]]
+    lag_day, lag_week = X[:, COL["lag_same_hour_day"]], X[:, COL["lag_same_hour_week"]]
+    plain_cols = [COL[c] for c in FEATURE_NAMES if c not in ("hour", "dayofweek", "step")]
+    per_hour = (
+        np.ones(n, dtype="float32"),
+        off,
+        X[:, COL["doy_sin"]],
+        X[:, COL["doy_cos"]],
+        X[:, COL["heating_degrees"]],
+        X[:, COL["cooling_degrees"]],
+    )
+    width = len(plain_cols) + 24 * len(per_hour) + 7 + 7 * 2 + 3
+    out = np.zeros((n, width), dtype="float32")
+    out[:, : len(plain_cols)] = X[:, plain_cols]
+    at = len(plain_cols)
+    for values in per_hour:
+        out[rows, at + hour] = values
+        at += 24
+    out[rows, at + dow] = 1.0
+    at += 7
+    out[rows, at + bucket] = lag_day
+    at += 7
+    out[rows, at + bucket] = lag_week
+    at += 7
+    out[:, at] = lag_day * (1.0 - X[:, COL["lag_day_working"]])
+    out[:, at + 1] = lag_day * off
+    out[:, at + 2] = lag_week * off
+    return out
 
 
 def seasonal_naive(load_history: np.ndarray, horizon: int, season: int) -> np.ndarray:

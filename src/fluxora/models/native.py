@@ -1,25 +1,42 @@
-"""A trained forecaster as files: XGBoost JSON plus a JSON feature contract. No pickle.
+"""A trained forecaster as files: `model.json` (native format per model family) plus a JSON
+feature contract. No pickle: loading a model cannot run code.
 
-This module is on the serving path: numpy and xgboost only, no training code.
+This module is on the serving path: numpy (and the model family's own library) only, no
+training code. Every forecaster's `predict` in training goes through the same predictors, so
+a backtest scores exactly what the service would serve.
+
+| contract.model   | model.json holds                                                       |
+|------------------|------------------------------------------------------------------------|
+| xgboost          | the point booster (XGBoost JSON); `quantiles.json` the quantile booster |
+| ridge            | standardisation, coefficients and residual quantiles (plain JSON)      |
+| seasonal_naive   | the season and residual quantiles per step (plain JSON)                |
+| prophet          | per series, `prophet.serialize.model_to_json` text and residual quantiles |
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from fluxora.features.build import LOAD_HISTORY, TEMP_HISTORY
-from fluxora.features.design import FEATURE_NAMES, design_matrix
+from fluxora.features.design import FEATURE_NAMES, Calendar, Design, design_matrix, linear_basis, seasonal_naive
 
 MODEL_FILE = "model.json"
 CONTRACT_FILE = "contract.json"
-CONTRACT_VERSION = 1
+XGB_QUANTILE_FILE = "quantiles.json"  # xgboost: the quantile booster next to model.json
+SPREAD_SCALE_ATTR = "fluxora_spread_scale"  # quantile booster attribute: JSON list, one factor per level
+CONTRACT_VERSION = 2
 STATE_INPUTS = (LOAD_HISTORY, TEMP_HISTORY)
+SERIES_KEY = "series_id"  # state entry (n,) of series ids: needed by per-series models (prophet)
+TARGET_TEMPERATURE = "target_temperature"  # state entry (n, horizon): weather forecast at the targets
+WEATHER_PERSISTENCE = "persistence"  # target temperature = same hour on the latest observed day
+WEATHER_TARGET = "target"  # target temperature supplied in the state (forecast or ex post)
+MODELS = ("xgboost", "ridge", "seasonal_naive", "prophet")
 
 
 @dataclass(frozen=True)
@@ -36,7 +53,15 @@ class Contract:
     feature_names: tuple[str, ...] = FEATURE_NAMES
     state_features: tuple[str, ...] = STATE_INPUTS  # Feast features the model reads, per origin
     quantiles: tuple[float, ...] = ()  # quantile levels the model can forecast
+    timezone: str = "UTC"  # local calendar of the series (hour, day of week, holidays)
+    holiday_country: str = ""
+    holiday_subdivision: str = ""
+    weather: str = WEATHER_PERSISTENCE  # where the temperature at target times comes from
     version: int = CONTRACT_VERSION
+
+    @property
+    def calendar(self) -> Calendar:
+        return Calendar(self.timezone, self.holiday_country, self.holiday_subdivision)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -60,6 +85,10 @@ class Contract:
             raw[key] = tuple(raw[key])
         if raw["feature_names"] != FEATURE_NAMES:
             raise ValueError("model was trained with a different feature set than this code builds")
+        if raw["model"] not in MODELS:
+            raise ValueError(f"malformed contract: unknown model {raw['model']!r} (known: {list(MODELS)})")
+        if raw["weather"] not in (WEATHER_PERSISTENCE, WEATHER_TARGET):
+            raise ValueError(f"malformed contract: unknown weather {raw['weather']!r}")
         return cls(**raw)
 
 
@@ -72,22 +101,251 @@ class Forecast:
     quantiles: dict[float, np.ndarray]  # level -> (n, horizon), non-decreasing in level
 
 
-class NativeForecaster:
-    """Loads a saved model directory and forecasts from origin states with numpy."""
+class Predictor(Protocol):
+    """One model family's numpy prediction: point (n, h) and quantiles (L, n, h) at
+    `contract.quantiles`, sorted along L."""
 
-    def __init__(self, booster: Any, contract: Contract) -> None:
-        self.booster = booster
+    def predict(
+        self, state: Mapping[str, np.ndarray], origins: np.ndarray, horizon: int, contract: Contract
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def design_for(state: Mapping[str, np.ndarray], origins: np.ndarray, horizon: int, contract: Contract) -> Design:
+    """The design rows a contract's model reads, from a state mapping."""
+    target = state[TARGET_TEMPERATURE][:, :horizon] if contract.weather == WEATHER_TARGET else None
+    return design_matrix(
+        np.asarray(state[LOAD_HISTORY], dtype="float64"),
+        np.asarray(state[TEMP_HISTORY], dtype="float64"),
+        origins,
+        horizon,
+        contract.heating_base_c,
+        contract.cooling_base_c,
+        target_temperature=target,
+        calendar=contract.calendar,
+    )
+
+
+def _by_level(scaled: np.ndarray, scale: np.ndarray, n: int, horizon: int) -> np.ndarray:
+    """(rows, L) scaled quantiles -> (L, n, h) in load units, sorted so they never cross."""
+    values = np.sort(np.asarray(scaled, dtype="float64").reshape(len(scale), -1), axis=1) * scale[:, None]
+    return values.T.reshape(-1, n, horizon)
+
+
+def _median(contract: Contract, quantiles: np.ndarray) -> np.ndarray:
+    return quantiles[contract.quantiles.index(0.5)]
+
+
+@dataclass
+class XGBoostPredictor:
+    """A squared-error booster for the point forecast and a multi-quantile booster
+    (`reg:quantileerror`, one output per level) for the spread around it: level l is
+    `point + q_l - q_0.5`, sorted so levels never cross."""
+
+    booster: Any
+    quantile_booster: Any
+
+    def __post_init__(self) -> None:
+        raw = self.quantile_booster.attr(SPREAD_SCALE_ATTR)
+        self.spread_scale = np.asarray(json.loads(raw), dtype="float64") if raw else 1.0
+
+    def predict(
+        self, state: Mapping[str, np.ndarray], origins: np.ndarray, horizon: int, contract: Contract
+    ) -> tuple[np.ndarray, np.ndarray]:
+        design = design_for(state, origins, horizon, contract)
+        point = np.asarray(self.booster.inplace_predict(design.X), dtype="float64")
+        q = np.asarray(self.quantile_booster.inplace_predict(design.X), dtype="float64").reshape(len(point), -1)
+        spread = (q - q[:, [contract.quantiles.index(0.5)]]) * self.spread_scale
+        n = len(origins)
+        return (point * design.scale).reshape(n, horizon), _by_level(point[:, None] + spread, design.scale, n, horizon)
+
+    @classmethod
+    def load(cls, directory: Path) -> XGBoostPredictor:
+        import xgboost as xgb
+
+        boosters = []
+        for name in (MODEL_FILE, XGB_QUANTILE_FILE):
+            booster = xgb.Booster()
+            booster.load_model(str(directory / name))
+            booster.set_param({"nthread": 1})  # serving: one request, one thread; no oversubscription
+            boosters.append(booster)
+        return cls(*boosters)
+
+
+def _offsets(residual_q: np.ndarray, point_scaled: np.ndarray, horizon: int) -> np.ndarray:
+    """Point (rows,) plus per-step residual quantiles (L, H_max) -> (rows, L), scaled units."""
+    rows = point_scaled.reshape(-1, horizon)
+    return (rows[:, :, None] + residual_q[:, :horizon].T[None, :, :]).reshape(-1, residual_q.shape[0])
+
+
+@dataclass
+class RidgePredictor:
+    """Linear model on `linear_basis` of the design rows; quantiles from its residuals per step."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    coef: np.ndarray
+    intercept: float
+    residual_q: np.ndarray  # (L, H) in scaled units
+
+    def predict(
+        self, state: Mapping[str, np.ndarray], origins: np.ndarray, horizon: int, contract: Contract
+    ) -> tuple[np.ndarray, np.ndarray]:
+        design = design_for(state, origins, horizon, contract)
+        point = ((linear_basis(design.X) - self.mean) / self.std) @ self.coef + self.intercept
+        n = len(origins)
+        q = _by_level(_offsets(self.residual_q, point, horizon), design.scale, n, horizon)
+        return (point * design.scale).reshape(n, horizon), q
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "kind": "ridge",
+                "mean": self.mean.tolist(),
+                "std": self.std.tolist(),
+                "coef": self.coef.tolist(),
+                "intercept": self.intercept,
+                "residual_quantiles": self.residual_q.tolist(),
+            }
+        )
+
+    @classmethod
+    def load(cls, directory: Path) -> RidgePredictor:
+        raw = _read(directory, "ridge")
+        return cls(
+            np.asarray(raw["mean"]),
+            np.asarray(raw["std"]),
+            np.asarray(raw["coef"]),
+            float(raw["intercept"]),
+            np.asarray(raw["residual_quantiles"]),
+        )
+
+
+@dataclass
+class NaivePredictor:
+    """Seasonal naive (24 or 168 h); quantiles from its empirical residuals per step."""
+
+    season: int
+    residual_q: np.ndarray  # (L, H) in scaled units
+
+    def predict(
+        self, state: Mapping[str, np.ndarray], origins: np.ndarray, horizon: int, contract: Contract
+    ) -> tuple[np.ndarray, np.ndarray]:
+        load = np.asarray(state[LOAD_HISTORY], dtype="float64")
+        n = len(origins)
+        scale = np.repeat(_week_scale(load), horizon)
+        point = seasonal_naive(load, horizon, self.season)
+        q = _by_level(_offsets(self.residual_q, point / scale, horizon), scale, n, horizon)
+        return point.reshape(n, horizon), q
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"kind": "seasonal_naive", "season": self.season, "residual_quantiles": self.residual_q.tolist()}
+        )
+
+    @classmethod
+    def load(cls, directory: Path) -> NaivePredictor:
+        raw = _read(directory, "seasonal_naive")
+        return cls(int(raw["season"]), np.asarray(raw["residual_quantiles"]))
+
+
+def _week_scale(load_history: np.ndarray) -> np.ndarray:
+    scale = np.nanmean(load_history[:, -168:], axis=1)
+    return np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+
+
+@dataclass
+class ProphetPredictor:
+    """One Prophet model per series (temperature regressor, holidays); quantiles from each
+    series' residuals. Needs `series_id` in the state."""
+
+    models: dict[str, Any]
+    residual_q: dict[str, np.ndarray]  # series -> (L,) in load units
+
+    def predict(
+        self, state: Mapping[str, np.ndarray], origins: np.ndarray, horizon: int, contract: Contract
+    ) -> tuple[np.ndarray, np.ndarray]:
+        import pandas as pd
+
+        from fluxora.features.design import local_hours, same_hour_offsets
+
+        n = len(origins)
+        series = np.asarray(state[SERIES_KEY]).astype(str)
+        if contract.weather == WEATHER_TARGET:
+            temp = np.asarray(state[TARGET_TEMPERATURE], dtype="float64")[:, :horizon]
+        else:
+            lt = np.asarray(state[TEMP_HISTORY]).shape[1]
+            idx = lt - 1 + np.arange(1, horizon + 1) - same_hour_offsets(horizon)
+            temp = np.asarray(state[TEMP_HISTORY], dtype="float64")[:, idx]
+        steps = np.arange(1, horizon + 1) * np.timedelta64(1, "h")
+        times = np.asarray(origins, dtype="datetime64[ns]")[:, None] + steps[None, :]
+        local = local_hours(times.astype("int64"), contract.timezone).astype("datetime64[h]")
+        point = np.full((n, horizon), np.nan)
+        levels = len(contract.quantiles)
+        q = np.full((levels, n, horizon), np.nan)
+        for sid in np.unique(series):
+            if sid not in self.models:
+                raise ValueError(f"the prophet model has no series {sid!r}")
+            rows = np.flatnonzero(series == sid)
+            t = temp[rows].reshape(-1)
+            frame = pd.DataFrame(
+                {
+                    "ds": local[rows].reshape(-1),
+                    "temperature": t,
+                    "heating": np.maximum(contract.heating_base_c - t, 0.0),
+                    "cooling": np.maximum(t - contract.cooling_base_c, 0.0),
+                }
+            )
+            yhat = self.models[sid].predict(frame)["yhat"].to_numpy().reshape(len(rows), horizon)
+            point[rows] = yhat
+            q[:, rows, :] = yhat[None, :, :] + self.residual_q[sid][:, None, None]
+        return point, np.sort(q, axis=0)
+
+    def to_json(self) -> str:
+        from prophet.serialize import model_to_json
+
+        return json.dumps(
+            {
+                "kind": "prophet",
+                "models": {sid: model_to_json(m) for sid, m in self.models.items()},
+                "residual_quantiles": {sid: r.tolist() for sid, r in self.residual_q.items()},
+            }
+        )
+
+    @classmethod
+    def load(cls, directory: Path) -> ProphetPredictor:
+        from prophet.serialize import model_from_json
+
+        raw = _read(directory, "prophet")
+        models = {sid: model_from_json(text) for sid, text in raw["models"].items()}
+        return cls(models, {sid: np.asarray(r) for sid, r in raw["residual_quantiles"].items()})
+
+
+def _read(directory: Path, kind: str) -> dict[str, Any]:
+    raw = json.loads((directory / MODEL_FILE).read_text())
+    if not isinstance(raw, dict) or raw.get("kind") != kind:
+        raise ValueError(f"{directory / MODEL_FILE} is not a {kind} model")
+    return raw
+
+
+LOADERS: dict[str, Callable[[Path], Predictor]] = {
+    "xgboost": XGBoostPredictor.load,
+    "ridge": RidgePredictor.load,
+    "seasonal_naive": NaivePredictor.load,
+    "prophet": ProphetPredictor.load,
+}
+
+
+class NativeForecaster:
+    """Loads a saved model directory and forecasts from origin states."""
+
+    def __init__(self, predictor: Predictor, contract: Contract) -> None:
+        self.predictor = predictor
         self.contract = contract
 
     @classmethod
     def load(cls, directory: Path) -> NativeForecaster:
-        import xgboost as xgb
-
         contract = Contract.from_json((directory / CONTRACT_FILE).read_text())
-        booster = xgb.Booster()
-        booster.load_model(str(directory / MODEL_FILE))
-        booster.set_param({"nthread": 1})  # serving: one request, one thread; no oversubscription
-        return cls(booster, contract)
+        return cls(LOADERS[contract.model](directory), contract)
 
     def forecast(
         self,
@@ -107,13 +365,19 @@ class NativeForecaster:
         missing = [f for f in c.state_features if f not in state]
         if missing:
             raise ValueError(f"missing state features {missing}")
-        design = design_matrix(
-            state[LOAD_HISTORY], state[TEMP_HISTORY], origins, horizon, c.heating_base_c, c.cooling_base_c
+        origins = np.asarray(origins, dtype="datetime64[ns]")
+        point, q = self.predictor.predict(state, origins, horizon, c)
+        steps = np.arange(1, horizon + 1) * np.timedelta64(1, "h")
+        times = origins[:, None] + steps[None, :]
+        return Forecast(
+            times=times,
+            point=point,
+            quantiles={float(level): q[c.quantiles.index(level)] for level in quantiles},
         )
-        scaled = self.booster.inplace_predict(design.X)
-        n = len(origins)
-        point = (np.asarray(scaled, dtype="float64") * design.scale).reshape(n, horizon)
-        return Forecast(times=design.target_times.reshape(n, horizon), point=point, quantiles={})
+
+    def forecast_all(self, state: Mapping[str, np.ndarray], origins: np.ndarray, horizon: int) -> Forecast:
+        """Point and every quantile level the model provides."""
+        return self.forecast(state, origins, horizon, self.contract.quantiles)
 
 
 def find_model_dir(root: Path) -> Path:

@@ -1,0 +1,351 @@
+"""Forecasters, sklearn-style: `fit(batch)` on an `OriginBatch`, `predict(batch)` -> Forecast,
+`save(directory)` in the model family's native format. Fitted attributes end in `_`.
+
+Prediction always goes through the serving path (`fluxora.models.native`), so a backtest
+scores exactly what the service would serve.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fluxora.config import FluxoraConfig, ModelConfig
+from fluxora.errors import ConfigError
+from fluxora.models.native import (
+    CONTRACT_FILE,
+    MODEL_FILE,
+    SERIES_KEY,
+    SPREAD_SCALE_ATTR,
+    STATE_INPUTS,
+    TARGET_TEMPERATURE,
+    WEATHER_PERSISTENCE,
+    WEATHER_TARGET,
+    XGB_QUANTILE_FILE,
+    Contract,
+    Forecast,
+    NaivePredictor,
+    NativeForecaster,
+    Predictor,
+    ProphetPredictor,
+    RidgePredictor,
+    XGBoostPredictor,
+    design_for,
+)
+from fluxora.models.panel import OriginBatch
+
+CANDIDATES = ("seasonal_naive", "ridge", "xgboost", "prophet")
+BASELINES = ("seasonal_naive_daily", "seasonal_naive_weekly")
+
+
+def make_contract(cfg: FluxoraConfig, model: str, horizon: int, weather: str) -> Contract:
+    """The feature contract of a model trained with this config; `weather` is a weather mode
+    (persistence: nothing at the targets; ex_post/forecast: a target temperature in the state)."""
+    needs_target = weather != "persistence"
+    state = (
+        STATE_INPUTS + ((SERIES_KEY,) if model == "prophet" else ()) + ((TARGET_TEMPERATURE,) if needs_target else ())
+    )
+    fc = cfg.features
+    return Contract(
+        model=model,
+        horizon=horizon,
+        load_history_hours=fc.load_history_hours,
+        temp_history_hours=fc.temp_history_hours,
+        heating_base_c=fc.heating_base_c,
+        cooling_base_c=fc.cooling_base_c,
+        feature_service=fc.feature_service,
+        state_features=state,
+        quantiles=tuple(sorted({float(q) for q in cfg.train.quantiles} | {0.5})),
+        timezone=fc.timezone,
+        holiday_country=fc.holiday_country,
+        holiday_subdivision=fc.holiday_subdivision,
+        weather=WEATHER_TARGET if needs_target else WEATHER_PERSISTENCE,
+    )
+
+
+def residual_quantiles(residuals: np.ndarray, levels: tuple[float, ...]) -> np.ndarray:
+    """(n, H) residuals -> (L, H) empirical quantiles per step (0 where a step has none)."""
+    finite = np.isfinite(residuals).any(axis=0)
+    out = np.zeros((len(levels), residuals.shape[1]))
+    if finite.any():
+        out[:, finite] = np.nanquantile(residuals[:, finite], levels, axis=0)
+    return out
+
+
+class Forecaster:
+    """Base: holds the contract; subclasses set `predictor_` in `fit` and write `model.json`."""
+
+    name = "base"
+
+    def __init__(self, contract: Contract, cfg: ModelConfig) -> None:
+        self.contract = contract
+        self.cfg = cfg
+        self.predictor_: Predictor | None = None
+
+    def fit(self, batch: OriginBatch) -> Forecaster:
+        raise NotImplementedError
+
+    def predict(self, batch: OriginBatch) -> Forecast:
+        """Point and every quantile level, through the serving path."""
+        if self.predictor_ is None:
+            raise RuntimeError(f"{self.name} is not fitted")
+        native = NativeForecaster(self.predictor_, self.contract)
+        return native.forecast_all(batch.state(), batch.origins, batch.horizon)
+
+    def model_json(self) -> str:
+        raise NotImplementedError
+
+    def save(self, directory: Path) -> Path:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / MODEL_FILE).write_text(self.model_json())
+        (directory / CONTRACT_FILE).write_text(self.contract.to_json())
+        return directory
+
+
+def _scaled_targets(batch: OriginBatch, contract: Contract) -> tuple[np.ndarray, np.ndarray]:
+    design = design_for(batch.state(), batch.origins, batch.horizon, contract)
+    return design.X, batch.y.reshape(-1) / design.scale
+
+
+class XGBoostForecaster(Forecaster):
+    """One global model across series, direct multi-horizon (the step is a feature), on loads
+    scaled by each series' weekly mean; one output per quantile level (`reg:quantileerror`)."""
+
+    name = "xgboost"
+
+    def fit(self, batch: OriginBatch) -> XGBoostForecaster:
+        import xgboost as xgb
+
+        X, y = _scaled_targets(batch, self.contract)
+        keep = np.flatnonzero(np.isfinite(y))
+        c = self.cfg
+        params: dict[str, Any] = {
+            "tree_method": "hist",
+            "subsample": c.subsample,
+            "colsample_bytree": c.colsample_bytree,
+            "min_child_weight": c.min_child_weight,
+            "seed": c.seed,
+            "nthread": c.n_jobs or -1,
+        }
+        point = params | {"objective": "reg:squarederror", "max_depth": c.max_depth, "learning_rate": c.learning_rate}
+        self.booster_ = xgb.train(point, xgb.QuantileDMatrix(X[keep], label=y[keep]), num_boost_round=c.n_estimators)
+        # The quantile objective's leaf line search is ~7x slower per tree than squared error
+        # here, so the spread model is smaller and fits on a random subsample of rows. It does
+        # not see the latest 10 % of origins: on those its spreads are rescaled per level so
+        # that out-of-sample coverage is nominal (in-sample quantiles are too narrow).
+        row_origin = np.repeat(batch.origins, batch.horizon)
+        recent = row_origin > np.quantile(batch.origins.astype("int64"), 0.9).astype("datetime64[ns]")
+        fit_rows = keep[~recent[keep]] if (~recent[keep]).sum() > 0.5 * len(keep) else keep
+        rng = np.random.default_rng(c.seed)
+        sub = np.sort(rng.choice(fit_rows, min(len(fit_rows), c.quantile_max_rows), replace=False))
+        spread = params | {
+            "objective": "reg:quantileerror",
+            "quantile_alpha": np.asarray(self.contract.quantiles),
+            "max_depth": c.quantile_max_depth,
+            "learning_rate": c.quantile_learning_rate,
+            "min_child_weight": c.quantile_min_child_weight,
+        }
+        self.quantile_booster_ = xgb.train(
+            spread, xgb.QuantileDMatrix(X[sub], label=y[sub]), num_boost_round=c.quantile_estimators
+        )
+        calib = np.setdiff1d(keep, fit_rows) if len(fit_rows) < len(keep) else keep
+        scales = self._spread_scales(X[calib], y[calib])
+        self.quantile_booster_.set_attr(**{SPREAD_SCALE_ATTR: json.dumps(scales)})
+        self.predictor_ = XGBoostPredictor(self.booster_, self.quantile_booster_)
+        return self
+
+    def _spread_scales(self, X: np.ndarray, y: np.ndarray) -> list[float]:
+        """Per level l, the factor k with P(y <= q_0.5 + k (q_l - q_0.5)) = l on held-out rows."""
+        q = np.asarray(self.quantile_booster_.inplace_predict(X), dtype="float64").reshape(len(y), -1)
+        levels = self.contract.quantiles
+        mid = q[:, levels.index(0.5)]
+        scales = []
+        for j, level in enumerate(levels):
+            d = q[:, j] - mid
+            ok = np.abs(d) > 1e-9
+            if level == 0.5 or ok.sum() < 20:
+                scales.append(1.0)
+                continue
+            ratio = (y[ok] - mid[ok]) / d[ok]
+            k = np.quantile(ratio, level if level > 0.5 else 1.0 - level)
+            scales.append(float(np.clip(k, 0.5, 10.0)))
+        return scales
+
+    def save(self, directory: Path) -> Path:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.booster_.save_model(str(directory / MODEL_FILE))
+        self.quantile_booster_.save_model(str(directory / XGB_QUANTILE_FILE))
+        (directory / CONTRACT_FILE).write_text(self.contract.to_json())
+        return directory
+
+
+class RidgeForecaster(Forecaster):
+    """Ridge regression on `linear_basis` of the design rows (explicit interactions)."""
+
+    name = "ridge"
+
+    def fit(self, batch: OriginBatch) -> RidgeForecaster:
+        from sklearn.linear_model import Ridge
+
+        from fluxora.features.design import linear_basis
+
+        X, y = _scaled_targets(batch, self.contract)
+        keep = np.isfinite(y)
+        basis = linear_basis(X[keep])
+        mean = basis.mean(axis=0, dtype="float64")
+        std = basis.std(axis=0, dtype="float64")
+        std = np.where(std > 1e-9, std, 1.0)
+        basis -= mean.astype("float32")
+        basis /= std.astype("float32")
+        z = basis
+        model = Ridge(alpha=self.cfg.ridge_alpha).fit(z, y[keep])
+        residual = np.full(len(y), np.nan)
+        residual[keep] = y[keep] - model.predict(z)
+        levels = self.contract.quantiles
+        self.predictor_ = RidgePredictor(
+            mean,
+            std,
+            np.asarray(model.coef_, dtype="float64"),
+            float(model.intercept_),
+            residual_quantiles(residual.reshape(len(batch), -1), levels),
+        )
+        return self
+
+    def model_json(self) -> str:
+        assert isinstance(self.predictor_, RidgePredictor)
+        return self.predictor_.to_json()
+
+
+class SeasonalNaiveForecaster(Forecaster):
+    """Same hour yesterday (24) or last week (168); season 0 picks the better on training data.
+    Quantiles: empirical residual distribution per step, relative to the series' weekly mean."""
+
+    name = "seasonal_naive"
+
+    def __init__(self, contract: Contract, cfg: ModelConfig, season: int | None = None) -> None:
+        super().__init__(contract, cfg)
+        self.season = cfg.season_hours if season is None else season
+
+    def fit(self, batch: OriginBatch) -> SeasonalNaiveForecaster:
+        from fluxora.features.design import seasonal_naive
+
+        h = batch.horizon
+        scale = np.nanmean(batch.load_history[:, -168:], axis=1)
+        scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)[:, None]
+        residuals = {s: (batch.y - seasonal_naive(batch.load_history, h, s).reshape(-1, h)) / scale for s in (24, 168)}
+        season = self.season or min((24, 168), key=lambda s: float(np.nanmean(np.abs(residuals[s]))))
+        if season not in (24, 168):
+            raise ConfigError(f"invalid configuration: model.season_hours: {season} (use 0, 24 or 168)")
+        self.season_ = season
+        self.predictor_ = NaivePredictor(season, residual_quantiles(residuals[season], self.contract.quantiles))
+        return self
+
+    def model_json(self) -> str:
+        assert isinstance(self.predictor_, NaivePredictor)
+        return self.predictor_.to_json()
+
+
+class ProphetForecaster(Forecaster):
+    """One Prophet model per series on the last `prophet_train_days`: daily/weekly/yearly
+    seasonality, temperature plus heating/cooling degrees as regressors, country holidays.
+    Fast settings: no MCMC and no uncertainty sampling (quantiles from in-sample residuals)."""
+
+    name = "prophet"
+
+    def fit(self, batch: OriginBatch) -> ProphetForecaster:
+        import pandas as pd
+
+        logging.getLogger("cmdstanpy").setLevel(logging.WARNING)
+        models: dict[str, Any] = {}
+        resid: dict[str, np.ndarray] = {}
+        steps = np.arange(1, batch.horizon + 1) * np.timedelta64(1, "h")
+        for sid in np.unique(batch.series.astype(str)):
+            rows = np.flatnonzero(batch.series.astype(str) == sid)
+            times = (batch.origins[rows, None] + steps[None, :]).reshape(-1)
+            frame = pd.DataFrame(
+                {"t": times, "y": batch.y[rows].reshape(-1), "temperature": batch.temp_actual[rows].reshape(-1)}
+            )
+            frame = frame.dropna().drop_duplicates("t").sort_values("t")
+            frame = frame[frame["t"] > frame["t"].max() - pd.Timedelta(days=self.cfg.prophet_train_days)]
+            models[sid], resid[sid] = self._fit_one(frame)
+        self.predictor_ = ProphetPredictor(models, resid)
+        return self
+
+    def _fit_one(self, frame: Any) -> tuple[Any, np.ndarray]:
+        from prophet import Prophet
+
+        from fluxora.features.design import local_hours
+
+        c = self.contract
+        local = local_hours(frame["t"].to_numpy().astype("int64"), c.timezone).astype("datetime64[h]")
+        df = frame.assign(ds=local)[["ds", "y", "temperature"]].reset_index(drop=True)
+        model = Prophet(
+            holidays=self._holidays(df["ds"]),
+            yearly_seasonality=bool((df["ds"].max() - df["ds"].min()).days >= 300),
+            weekly_seasonality=True,
+            daily_seasonality=True,
+            changepoint_prior_scale=self.cfg.prophet_changepoint_prior_scale,
+            uncertainty_samples=0,
+        )
+        for name in ("temperature", "heating", "cooling"):
+            model.add_regressor(name)
+        df = _degree_terms(df, c)
+        model.fit(df, iter=self.cfg.prophet_max_iter)
+        fitted = model.predict(df)["yhat"].to_numpy()
+        return model, np.quantile(df["y"].to_numpy() - fitted, c.quantiles)
+
+    def _holidays(self, ds: Any) -> Any:
+        import pandas as pd
+
+        from fluxora.features.design import _holiday_days
+
+        c = self.contract
+        if not c.holiday_country:
+            return None
+        days: set[int] = set()
+        for year in range(int(ds.min().year), int(ds.max().year) + 3):
+            days |= _holiday_days(c.holiday_country, c.holiday_subdivision, year)
+        stamps = np.array(sorted(days), dtype="int64").astype("datetime64[D]")
+        return pd.DataFrame({"holiday": "public_holiday", "ds": pd.to_datetime(stamps)})
+
+    def model_json(self) -> str:
+        assert isinstance(self.predictor_, ProphetPredictor)
+        return self.predictor_.to_json()
+
+
+def _degree_terms(df: Any, contract: Contract) -> Any:
+    t = df["temperature"]
+    return df.assign(
+        heating=(contract.heating_base_c - t).clip(lower=0.0), cooling=(t - contract.cooling_base_c).clip(lower=0.0)
+    )
+
+
+def make_forecaster(name: str, cfg: FluxoraConfig, horizon: int, weather: str) -> Forecaster:
+    """A fresh forecaster by name: a candidate (`CANDIDATES`) or a baseline (`BASELINES`)."""
+    model = "seasonal_naive" if name.startswith("seasonal_naive") else name
+    contract = make_contract(cfg, model, horizon, weather)
+    if name == "seasonal_naive_daily":
+        return SeasonalNaiveForecaster(contract, cfg.model, season=24)
+    if name == "seasonal_naive_weekly":
+        return SeasonalNaiveForecaster(contract, cfg.model, season=168)
+    classes: dict[str, type[Forecaster]] = {
+        "seasonal_naive": SeasonalNaiveForecaster,
+        "ridge": RidgeForecaster,
+        "xgboost": XGBoostForecaster,
+        "prophet": ProphetForecaster,
+    }
+    if name not in classes:
+        raise ConfigError(f"invalid configuration: model.name: unknown model {name!r} (known: {list(CANDIDATES)})")
+    return classes[name](contract, cfg.model)
+
+
+def timed_fit(forecaster: Forecaster, batch: OriginBatch) -> float:
+    """Fit and return the seconds it took."""
+    started = time.perf_counter()
+    forecaster.fit(batch)
+    return time.perf_counter() - started

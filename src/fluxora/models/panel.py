@@ -1,0 +1,189 @@
+"""Origin batches: states at forecast origins with the actual loads after them, built either
+from validated canonical data in memory (backtests) or from Feast's point-in-time rows (training).
+
+Everything a forecaster may read at an origin is in `load_history`/`temp_history` (observed at
+or before the origin) and `target_temp` (the weather known at the origin, per weather mode).
+`y` and `temp_actual` are after the origin: forecasters fit on them, never predict from them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from fluxora.data.schema import LOAD, SERIES_ID, TEMPERATURE, TIMESTAMP
+from fluxora.errors import ConfigError, InsufficientDataError
+from fluxora.features.build import EVENT_TIMESTAMP, LOAD_HISTORY, TEMP_HISTORY, stack
+from fluxora.models.native import SERIES_KEY, TARGET_TEMPERATURE
+
+HOUR = np.timedelta64(1, "h")
+_HOUR_NS = 3_600_000_000_000
+WEATHER_MODES = ("persistence", "ex_post", "forecast")
+
+
+@dataclass(frozen=True)
+class OriginBatch:
+    """n forecast origins (any mix of series) with H steps each."""
+
+    series: np.ndarray  # (n,) str
+    origins: np.ndarray  # (n,) datetime64[ns], UTC
+    load_history: np.ndarray  # (n, Lh), ends at the origin
+    temp_history: np.ndarray  # (n, Lt), ends at the origin
+    y: np.ndarray  # (n, H) actual load at origin + 1..H h; NaN where not observed
+    temp_actual: np.ndarray  # (n, H) observed temperature at the targets (fitting only)
+    target_temp: np.ndarray | None = None  # (n, H) temperature known at the origin, per weather mode
+
+    @property
+    def horizon(self) -> int:
+        return int(self.y.shape[1])
+
+    def __len__(self) -> int:
+        return len(self.origins)
+
+    def state(self) -> dict[str, np.ndarray]:
+        """What a forecaster reads at the origins (the NativeForecaster state mapping)."""
+        out = {LOAD_HISTORY: self.load_history, TEMP_HISTORY: self.temp_history, SERIES_KEY: self.series}
+        if self.target_temp is not None:
+            out[TARGET_TEMPERATURE] = self.target_temp
+        return out
+
+    def take(self, rows: np.ndarray) -> OriginBatch:
+        return OriginBatch(
+            self.series[rows],
+            self.origins[rows],
+            self.load_history[rows],
+            self.temp_history[rows],
+            self.y[rows],
+            self.temp_actual[rows],
+            None if self.target_temp is None else self.target_temp[rows],
+        )
+
+    def with_weather(self, mode: str, noise_c: float = 0.0, seed: int = 0) -> OriginBatch:
+        """Set the target-time temperature the forecasters may read.
+
+        persistence: none (the design uses the same hour on the latest observed day);
+        ex_post: the observed temperature (a perfect weather forecast);
+        forecast: observed + Gaussian error with standard deviation `noise_c * sqrt(lead / 24 h)`,
+        so the error at a day ahead is `noise_c` and grows with the lead time, seeded.
+        """
+        if mode == "persistence":
+            return replace(self, target_temp=None)
+        if mode == "ex_post":
+            return replace(self, target_temp=self.temp_actual)
+        if mode == "forecast":
+            rng = np.random.default_rng(seed)
+            lead = np.sqrt(np.arange(1, self.horizon + 1) / 24.0)
+            noise = rng.normal(0.0, 1.0, self.temp_actual.shape) * noise_c * lead[None, :]
+            return replace(self, target_temp=self.temp_actual + noise)
+        raise ConfigError(f"invalid configuration: weather: unknown mode {mode!r} (known: {list(WEATHER_MODES)})")
+
+
+@dataclass(frozen=True)
+class Series:
+    start: np.datetime64  # first timestamp, datetime64[ns] UTC
+    load: np.ndarray
+    temp: np.ndarray
+
+    @property
+    def end(self) -> np.datetime64:
+        return self.start + (len(self.load) - 1) * HOUR
+
+    def index_of(self, t: np.datetime64) -> int:
+        return int((np.asarray(t, dtype="datetime64[ns]") - self.start) // HOUR)
+
+
+class Panel:
+    """Hourly series in memory, from validated canonical data (sorted, regular hourly step)."""
+
+    def __init__(self, series: dict[str, Series]) -> None:
+        self.series = series
+
+    @classmethod
+    def from_frame(cls, data: pd.DataFrame) -> Panel:
+        out: dict[str, Series] = {}
+        for sid, group in data.groupby(SERIES_ID, sort=True):
+            stamps = group[TIMESTAMP].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+            if len(stamps) > 1 and not (np.diff(stamps) == HOUR).all():
+                raise InsufficientDataError(f"series {sid!r} is not on a regular hourly step; resample it first")
+            out[str(sid)] = Series(
+                stamps[0], group[LOAD].to_numpy(dtype="float64"), group[TEMPERATURE].to_numpy(dtype="float64")
+            )
+        if not out:
+            raise InsufficientDataError("no data")
+        return cls(out)
+
+    def until(self, end: np.datetime64) -> Panel:
+        """Only what was observed at or before `end`: the point-in-time guard of a backtest."""
+        cut: dict[str, Series] = {}
+        for sid, s in self.series.items():
+            n = min(len(s.load), s.index_of(end) + 1)
+            if n > 0:
+                cut[sid] = Series(s.start, s.load[:n], s.temp[:n])
+        return Panel(cut)
+
+    def batch(self, origins: dict[str, np.ndarray], horizon: int, lh: int, lt: int) -> OriginBatch:
+        """States at the given origins (per series, datetime64) with actuals after them."""
+        parts: list[tuple[np.ndarray, ...]] = []
+        steps = np.arange(1, horizon + 1)
+        for sid, stamps in origins.items():
+            s = self.series[sid]
+            idx = ((np.asarray(stamps, dtype="datetime64[ns]") - s.start) // HOUR).astype("int64")
+            if idx.size and (idx.min() < max(lh, lt) - 1 or idx.max() >= len(s.load)):
+                raise ValueError(f"origin outside the observed history of {sid!r}")
+            target = idx[:, None] + steps[None, :]
+            inside = target < len(s.load)
+            clipped = np.minimum(target, len(s.load) - 1)
+            y = np.where(inside, s.load[clipped], np.nan)
+            temp = np.where(inside, s.temp[clipped], np.nan)
+            parts.append(
+                (
+                    np.full(idx.size, sid, dtype=object),
+                    s.start + idx * HOUR,
+                    s.load[idx[:, None] + np.arange(-lh + 1, 1)[None, :]],
+                    s.temp[idx[:, None] + np.arange(-lt + 1, 1)[None, :]],
+                    y,
+                    temp,
+                )
+            )
+        if not parts or sum(len(p[0]) for p in parts) == 0:
+            raise InsufficientDataError("no forecast origins")
+        cols = [np.concatenate([p[k] for p in parts]) for k in range(6)]
+        return OriginBatch(cols[0], cols[1].astype("datetime64[ns]"), cols[2], cols[3], cols[4], cols[5])
+
+    def training_origins(self, horizon: int, stride_hours: int, lh: int, lt: int) -> dict[str, np.ndarray]:
+        """Every `stride` hours (on the UTC clock), origins with full history and observed targets."""
+        out: dict[str, np.ndarray] = {}
+        for sid, s in self.series.items():
+            first, last = max(lh, lt) - 1, len(s.load) - 1 - horizon
+            if last < first:
+                continue
+            idx = np.arange(first, last + 1)
+            stamps = s.start + idx * HOUR
+            keep = (stamps.astype("datetime64[ns]").astype("int64") // _HOUR_NS) % stride_hours == 0
+            out[sid] = stamps[keep]
+        if not any(len(v) for v in out.values()):
+            raise InsufficientDataError("no forecast origin has both a full history and observed targets")
+        return out
+
+
+def batch_from_features(features: pd.DataFrame, panel: Panel, horizon: int, lh: int, lt: int) -> OriginBatch:
+    """An origin batch from point-in-time feature rows (Feast), with actuals from the panel."""
+    features = features.dropna(subset=[LOAD_HISTORY, TEMP_HISTORY]).sort_values([SERIES_ID, EVENT_TIMESTAMP])
+    if features.empty:
+        raise InsufficientDataError("the feature store returned no rows for the training origins")
+    origins = features[EVENT_TIMESTAMP].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+    series = features[SERIES_ID].astype(str).to_numpy(dtype=object)
+    steps = np.arange(1, horizon + 1) * HOUR
+    y = np.full((len(origins), horizon), np.nan)
+    temp = np.full((len(origins), horizon), np.nan)
+    for sid in np.unique(series):
+        rows = np.flatnonzero(series == sid)
+        s = panel.series[sid]
+        idx = ((origins[rows, None] + steps[None, :] - s.start) // HOUR).astype("int64")
+        ok = (idx >= 0) & (idx < len(s.load))
+        safe = np.clip(idx, 0, len(s.load) - 1)
+        y[rows] = np.where(ok, s.load[safe], np.nan)
+        temp[rows] = np.where(ok, s.temp[safe], np.nan)
+    return OriginBatch(series, origins, stack(features[LOAD_HISTORY], lh), stack(features[TEMP_HISTORY], lt), y, temp)

@@ -1,0 +1,198 @@
+"""Forecasters: native save/load round trips, quantiles, the serving seam, calendar features."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import TINY_OVERRIDES
+from fluxora.config import FluxoraConfig, compose
+from fluxora.data.synthetic import generate
+from fluxora.data.validate import validate
+from fluxora.features.build import LOAD_HISTORY, TEMP_HISTORY
+from fluxora.features.design import COL, FEATURE_NAMES, Calendar, design_matrix, linear_basis, seasonal_naive
+from fluxora.models.forecasters import Forecaster, make_forecaster
+from fluxora.models.native import SERIES_KEY, TARGET_TEMPERATURE, NativeForecaster
+from fluxora.models.panel import OriginBatch, Panel
+
+H = 24
+
+
+@pytest.fixture(scope="module")
+def cfg() -> FluxoraConfig:
+    return compose([*TINY_OVERRIDES, "model.prophet_train_days=21", "model.prophet_max_iter=200"])
+
+
+@pytest.fixture(scope="module")
+def batches(cfg: FluxoraConfig) -> tuple[OriginBatch, OriginBatch]:
+    """Training origins before the last 5 days; test origins at 4 later times."""
+    data, _ = validate(generate(cfg.data))
+    panel = Panel.from_frame(data)
+    end = min(s.end for s in panel.series.values())
+    cut = end - np.timedelta64(5 * 24, "h")
+    seen = panel.until(cut)
+    train = seen.batch(seen.training_origins(H, 6, 168, 24), H, 168, 24)
+    test_origins = cut + np.arange(4) * np.timedelta64(23, "h")
+    test = panel.batch({sid: test_origins for sid in panel.series}, H, 168, 24)
+    return train, test
+
+
+@pytest.fixture(scope="module")
+def fitted(cfg: FluxoraConfig, batches: tuple[OriginBatch, OriginBatch]) -> dict[str, Forecaster]:
+    train, _ = batches
+    return {
+        name: make_forecaster(name, cfg, H, "persistence").fit(train) for name in ("xgboost", "ridge", "seasonal_naive")
+    }
+
+
+@pytest.mark.parametrize("name", ["xgboost", "ridge", "seasonal_naive"])
+def test_native_round_trip_and_quantiles(
+    name: str, fitted: dict[str, Forecaster], batches: tuple[OriginBatch, OriginBatch], tmp_path: Path
+) -> None:
+    _, test = batches
+    model = fitted[name]
+    before = model.predict(test)
+    model.save(tmp_path)
+    for path in tmp_path.iterdir():  # native formats only: every file is JSON, nothing pickled
+        json.loads(path.read_text())
+    loaded = NativeForecaster.load(tmp_path)
+    state = {LOAD_HISTORY: test.load_history, TEMP_HISTORY: test.temp_history}  # what serving has
+    after = loaded.forecast(state, test.origins, H, (0.1, 0.5, 0.9))
+    np.testing.assert_allclose(after.point, before.point, rtol=1e-6)
+    assert after.point.shape == (len(test), H)
+    assert set(after.quantiles) == {0.1, 0.5, 0.9}
+    q = np.stack([after.quantiles[lv] for lv in (0.1, 0.5, 0.9)])
+    assert np.isfinite(q).all()
+    assert (np.diff(q, axis=0) >= 0).all()  # never crossing
+    assert (q[2] - q[0] > 0).mean() > 0.9  # a real interval, not a point
+    # any horizon up to the maximum, same values as the full one
+    short = loaded.forecast(state, test.origins, 5, (0.9,))
+    np.testing.assert_allclose(short.point, after.point[:, :5], rtol=1e-6)
+    with pytest.raises(ValueError, match="quantiles"):
+        loaded.forecast(state, test.origins, H, (0.25,))
+    with pytest.raises(ValueError, match="horizon"):
+        loaded.forecast(state, test.origins, H + 1)
+
+
+def test_models_beat_naive_on_synthetic_holdout(
+    fitted: dict[str, Forecaster], batches: tuple[OriginBatch, OriginBatch]
+) -> None:
+    _, test = batches
+    naive_mae = np.nanmean(np.abs(seasonal_naive(test.load_history, H, 24).reshape(-1, H) - test.y))
+    for name in ("xgboost", "ridge"):
+        mae = np.nanmean(np.abs(fitted[name].predict(test).point - test.y))
+        assert mae < naive_mae, name
+
+
+def test_seasonal_naive_point_is_the_lag(
+    fitted: dict[str, Forecaster], batches: tuple[OriginBatch, OriginBatch]
+) -> None:
+    _, test = batches
+    model = fitted["seasonal_naive"]
+    season = model.season_  # type: ignore[attr-defined]
+    expected = seasonal_naive(test.load_history, H, season).reshape(-1, H)
+    np.testing.assert_array_equal(model.predict(test).point, expected)
+
+
+def test_xgboost_interval_covers_training_data_roughly(
+    fitted: dict[str, Forecaster], batches: tuple[OriginBatch, OriginBatch]
+) -> None:
+    train, _ = batches
+    fc = fitted["xgboost"].predict(train)
+    inside = (train.y >= fc.quantiles[0.1]) & (train.y <= fc.quantiles[0.9])
+    assert 0.6 < inside[np.isfinite(train.y)].mean() < 0.98
+
+
+def test_target_weather_model_needs_target_temperature(
+    cfg: FluxoraConfig, batches: tuple[OriginBatch, OriginBatch], tmp_path: Path
+) -> None:
+    train, test = batches
+    model = make_forecaster("ridge", cfg, H, "ex_post").fit(train.with_weather("ex_post"))
+    assert TARGET_TEMPERATURE in model.contract.state_features
+    model.save(tmp_path)
+    loaded = NativeForecaster.load(tmp_path)
+    state = {LOAD_HISTORY: test.load_history, TEMP_HISTORY: test.temp_history}
+    with pytest.raises(ValueError, match="missing state"):
+        loaded.forecast(state, test.origins, H)
+    hot = loaded.forecast(state | {TARGET_TEMPERATURE: test.temp_actual + 15}, test.origins, H)
+    ok = loaded.forecast(state | {TARGET_TEMPERATURE: test.temp_actual}, test.origins, H)
+    assert not np.allclose(hot.point, ok.point)  # the target temperature is really used
+
+
+def test_prophet_per_series_round_trip(
+    cfg: FluxoraConfig, batches: tuple[OriginBatch, OriginBatch], tmp_path: Path
+) -> None:
+    train, test = batches
+    one = np.flatnonzero(train.series == "series_000")
+    pcfg = replace(cfg, features=replace(cfg.features, holiday_country="GB"))
+    model = make_forecaster("prophet", pcfg, H, "persistence").fit(train.take(one))
+    assert SERIES_KEY in model.contract.state_features
+    rows = np.flatnonzero(test.series == "series_000")
+    before = model.predict(test.take(rows))
+    model.save(tmp_path)
+    assert "prophet" in json.loads((tmp_path / "model.json").read_text())["kind"]
+    loaded = NativeForecaster.load(tmp_path)
+    after = loaded.forecast(test.take(rows).state(), test.origins[rows], H, (0.1, 0.9))
+    np.testing.assert_allclose(after.point, before.point, rtol=1e-6)
+    assert (after.quantiles[0.9] >= after.quantiles[0.1]).all()
+    mape = np.nanmean(np.abs(after.point - test.y[rows]) / test.y[rows])
+    assert mape < 0.25
+    with pytest.raises(ValueError, match="no series"):
+        loaded.forecast(test.take(rows).state() | {SERIES_KEY: np.array(["nope"] * len(rows))}, test.origins[rows], H)
+
+
+# --- calendar and temperature features ----------------------------------------------------------
+
+
+def _design(origins: list[str], calendar: Calendar, target: np.ndarray | None = None, horizon: int = 24):  # type: ignore[no-untyped-def]
+    n = len(origins)
+    load = np.ones((n, 168))
+    temp = np.full((n, 24), 10.0)
+    stamps = pd.DatetimeIndex(origins).to_numpy(dtype="datetime64[ns]")
+    return design_matrix(load, temp, stamps, horizon, 15.0, 22.0, target_temperature=target, calendar=calendar)
+
+
+def test_local_hour_follows_dst() -> None:
+    # 2024-07-01 10:00 UTC is 11:00 in London (BST); 2024-01-15 10:00 UTC is 10:00 (GMT).
+    d = _design(["2024-07-01 09:00", "2024-01-15 09:00"], Calendar("Europe/London"), horizon=1)
+    np.testing.assert_array_equal(d.X[:, COL["hour"]], [11, 10])
+    utc = _design(["2024-07-01 09:00"], Calendar("UTC"), horizon=1)
+    assert utc.X[0, COL["hour"]] == 10
+
+
+def test_holiday_and_working_day_flags() -> None:
+    # Origin 2024-12-24 23:00 UTC: steps 1..24 fall on Christmas Day (a Wednesday).
+    d = _design(["2024-12-24 23:00"], Calendar("Europe/London", "GB", "ENG"), horizon=24)
+    assert (d.X[:, COL["holiday"]] == 1).all()
+    assert (d.X[:, COL["working_day"]] == 0).all()
+    assert (d.X[:, COL["lag_day_working"]] == 1).all()  # Christmas Eve 2024 was a working Tuesday
+    plain = _design(["2024-12-24 23:00"], Calendar("Europe/London"), horizon=24)
+    assert (plain.X[:, COL["holiday"]] == 0).all() and (plain.X[:, COL["working_day"]] == 1).all()
+
+
+def test_target_temperature_drives_degree_terms() -> None:
+    target = np.full((1, 24), 30.0)
+    d = _design(["2024-07-01 00:00"], Calendar(), target=target)
+    np.testing.assert_allclose(d.X[:, COL["temp_target"]], 30.0)
+    np.testing.assert_allclose(d.X[:, COL["cooling_degrees"]], 8.0)
+    np.testing.assert_allclose(d.X[:, COL["heating_degrees"]], 0.0)
+    np.testing.assert_allclose(d.X[:, COL["temp_change"]], 20.0)
+    persistence = _design(["2024-07-01 00:00"], Calendar())
+    np.testing.assert_allclose(persistence.X[:, COL["temp_target"]], 10.0)  # same hour yesterday
+    np.testing.assert_allclose(persistence.X[:, COL["heating_degrees"]], 5.0)
+
+
+def test_linear_basis_crosses_hour_with_season_and_temperature() -> None:
+    d = _design(["2024-01-01 00:00", "2024-07-01 00:00"], Calendar(), target=np.full((2, 24), 5.0))
+    basis = linear_basis(d.X)
+    assert basis.shape[0] == d.X.shape[0] and basis.shape[1] > len(FEATURE_NAMES) + 24 * 5
+    assert np.isfinite(basis).all()
+    # one row per hour: the per-hour heating column is non-zero only at that row's hour
+    plain = len(FEATURE_NAMES) - 3
+    heating_block = basis[:24, plain + 4 * 24 : plain + 5 * 24]
+    np.testing.assert_allclose(heating_block, np.diag(np.full(24, 10.0))[np.roll(np.arange(24), -1)])
