@@ -8,13 +8,14 @@ materialization must hold the offline values at the same instant.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from fluxora.config import FluxoraConfig, InfraConfig
+from fluxora.config import FeaturesConfig, FluxoraConfig, InfraConfig
 from fluxora.data.schema import LOAD, SERIES_ID, TEMPERATURE, TIMESTAMP
 from fluxora.data.synthetic import generate
 from fluxora.features import store as fs
@@ -24,6 +25,11 @@ from fluxora.runtime import prepare
 
 V2 = "load_forecast_v2"
 TTL = pd.Timedelta(hours=2)
+HOLIDAYS = "US"  # the tiny data span New Year and MLK day, so the holiday flag is exercised
+
+
+def _features(cfg: FluxoraConfig) -> FeaturesConfig:
+    return replace(cfg.features, holiday_country=HOLIDAYS)
 LOAD_VALUED = ("load_last", "load_lag_1h", "load_lag_24h", "load_lag_168h", "load_mean_6h", "load_mean_168h")
 
 
@@ -46,7 +52,7 @@ def pit_data(tiny_cfg: FluxoraConfig) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def pit_store(tmp_path_factory: pytest.TempPathFactory, tiny_cfg: FluxoraConfig, pit_data: pd.DataFrame) -> Iterator:
     home = prepare(Home(tmp_path_factory.mktemp("pit-home")))
-    published = fs.publish(home, feature_tables(pit_data, tiny_cfg.features), InfraConfig())
+    published = fs.publish(home, feature_tables(pit_data, _features(tiny_cfg)), InfraConfig())
     yield published.store
 
 
@@ -74,7 +80,7 @@ def _expected(data: pd.DataFrame, series_id: str, origin: pd.Timestamp, cfg: Flu
         "hour": last.hour,
         "day_of_week": last.dayofweek,
         "day_of_year": last.dayofyear,
-        "is_holiday": int(last.date() in holidays.country_holidays("US", years=last.year)),
+        "is_holiday": int(last.date() in holidays.country_holidays(HOLIDAYS, years=last.year)),
     }
     out["is_working_day"] = int(last.dayofweek < 5 and not out["is_holiday"])
     if len(past) >= 24:  # weather rows start once the 24 h windows are full
