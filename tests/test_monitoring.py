@@ -170,3 +170,19 @@ def test_monitor_step_season_matched_on_pipeline_data(trained_home, tiny_cfg) ->
     assert result["windows"]["kind"] == "seasonal_weeks"
     assert Path(result["series_json"]).is_file()
     assert (trained_home.reports / loop.DECISIONS_FILE).is_file()
+
+
+def test_status_shows_insufficient_data_and_the_last_decision(tmp_path: Path) -> None:
+    from fluxora import pipeline
+    from fluxora.data import io
+    from fluxora.paths import Home
+    from fluxora.status import _drift, render
+
+    home = Home(tmp_path).ensure()
+    io.write_parquet(_data(1, n_series=1).iloc[:1], home.validated_data)
+    pipeline.monitor(compose(), home)
+    drift = _drift(home)
+    assert drift is not None and drift["status"] == "insufficient_data"
+    assert drift["series_insufficient"] == ["series_000"]
+    text = render({"home": str(home.root), "champion": None, "online_store": None, "drift": drift})
+    assert "insufficient data" in text and "retrain       no:" in text

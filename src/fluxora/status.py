@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from fluxora.config import FluxoraConfig
+from fluxora.monitoring.loop import DECISIONS_FILE
 from fluxora.paths import Home
 from fluxora.pipeline import DRIFT_REPORT_NAME
 
@@ -41,8 +42,17 @@ def _drift(home: Home) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     raw = json.loads(path.read_text())
-    keep = ("drifted", "drift_share", "n_drifted", "n_columns", "html_path", "json_path")
-    return {k: raw.get(k) for k in keep} | {"report": str(path)}
+    keep = ("status", "reason", "drifted", "drift_share", "n_drifted", "n_columns", "html_path", "json_path")
+    out = {k: raw.get(k) for k in keep} | {"report": str(path)}
+    series_path = home.reports / "drift_series.json"
+    if series_path.is_file():
+        series = json.loads(series_path.read_text())["series"]
+        out["series_drifted"] = sorted(s for s, r in series.items() if r["drifted"])
+        out["series_insufficient"] = sorted(s for s, r in series.items() if r["status"] != "ok")
+    decisions = home.reports / DECISIONS_FILE
+    if decisions.is_file() and (lines := decisions.read_text().splitlines()):
+        out["last_decision"] = json.loads(lines[-1])
+    return out
 
 
 def render(report: dict[str, Any]) -> str:
@@ -72,11 +82,20 @@ def render(report: dict[str, Any]) -> str:
     else:
         lines.append("online store  not materialized (run `fluxora run`)")
     drift = report["drift"]
-    if drift:
+    if not drift:
+        lines.append("drift         no report yet")
+    elif drift.get("status") == "insufficient_data":
+        lines.append(f"drift         insufficient data: {drift.get('reason')}")
+    else:
         lines.append(
             f"drift         {'DRIFT' if drift['drifted'] else 'no drift'} "
             f"(share {drift['drift_share']:.2f}); report {drift['html_path']}"
         )
-    else:
-        lines.append("drift         no report yet")
+    if drift and "series_drifted" in drift:
+        lines.append(
+            f"              series drifted: {len(drift['series_drifted'])}; "
+            f"insufficient data: {len(drift['series_insufficient'])}"
+        )
+    if drift and (decision := drift.get("last_decision")):
+        lines.append(f"retrain       {'triggered' if decision['retrain'] else 'no'}: {decision['reason']}")
     return "\n".join(lines)
