@@ -26,6 +26,7 @@ from fluxora.features import store as fs
 from fluxora.features.build import EVENT_TIMESTAMP, LOAD_HISTORY, TEMP_HISTORY
 from fluxora.models.native import NativeForecaster
 from fluxora.paths import Home
+from serving_support import key_headers, settings_for
 
 SERIES = "series_000"
 FORECAST = "/v1/forecast"
@@ -41,8 +42,10 @@ def _fc(
 
 @pytest.fixture(scope="module")
 def client(tiny_cfg: FluxoraConfig, trained_home: Home) -> Iterator[TestClient]:
-    # The context manager runs the lifespan, which loads the champion.
-    with TestClient(create_app(ServiceSettings.from_config(tiny_cfg, trained_home))) as c:
+    # The context manager runs the lifespan, which loads the champion; every /v1 call sends a reader key.
+    app = create_app(settings_for(tiny_cfg, trained_home))
+    with TestClient(app) as c:
+        c.headers.update(key_headers(app))
         yield c
 
 
@@ -200,8 +203,12 @@ def test_every_known_series_is_served(client: TestClient, trained_home: Home) ->
 
 
 def test_service_without_champion_is_alive_but_not_ready(tmp_path: Path) -> None:
-    settings = ServiceSettings(home=tmp_path, tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", retry_after_s=7)
-    with TestClient(create_app(settings)) as c:
+    settings = ServiceSettings(
+        home=tmp_path, tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", retry_after_s=7, poll_interval_s=0
+    )
+    app = create_app(settings)
+    with TestClient(app) as c:
+        c.headers.update(key_headers(app))
         assert c.get("/health/live").status_code == 200
 
         ready = c.get("/health/ready")
@@ -224,9 +231,14 @@ def test_service_without_champion_is_alive_but_not_ready(tmp_path: Path) -> None
 def test_missing_feature_store_is_503_not_500(tiny_cfg: FluxoraConfig, trained_home: Home, tmp_path: Path) -> None:
     # A champion is in the registry, but this home's Feast repo was never applied.
     settings = ServiceSettings(
-        home=tmp_path, tracking_uri=trained_home.mlflow_tracking_uri, model_name=tiny_cfg.train.registered_model_name
+        home=tmp_path,
+        tracking_uri=trained_home.mlflow_tracking_uri,
+        model_name=tiny_cfg.train.registered_model_name,
+        poll_interval_s=0,
     )
-    with TestClient(create_app(settings)) as c:
+    app = create_app(settings)
+    with TestClient(app) as c:
+        c.headers.update(key_headers(app))
         assert c.get("/health/ready").status_code == 200
         r = c.get(FORECAST, params={"series_id": SERIES, "horizon": 24})
         assert r.status_code == 503
@@ -241,7 +253,7 @@ def test_openapi_documents_forecast(client: TestClient) -> None:
     name = ok["$ref"].rsplit("/", 1)[-1]
     schema = spec["components"]["schemas"][name]
     assert {"series_id", "model_version", "origin", "horizon", "points"} <= set(schema["properties"])
-    assert {"404", "422", "503"} <= set(op["responses"])
+    assert {"401", "403", "404", "422", "429", "503"} <= set(op["responses"])
     params = {p["name"]: p for p in op["parameters"]}
     assert params["series_id"]["required"] is True
     assert params["horizon"]["schema"]["minimum"] == 1
