@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
+from serving_support import key_headers, settings_for
 
 from fluxora import registry
 from fluxora.api.app import create_app
@@ -26,7 +27,6 @@ from fluxora.features import store as fs
 from fluxora.features.build import EVENT_TIMESTAMP, LOAD_HISTORY, TEMP_HISTORY
 from fluxora.models.native import NativeForecaster
 from fluxora.paths import Home
-from serving_support import key_headers, settings_for
 
 SERIES = "series_000"
 FORECAST = "/v1/forecast"
