@@ -39,7 +39,7 @@ class Metrics:
 
     def set_model(self, version: str) -> None:
         if self._served is not None and self._served != version:
-            self.model_version.remove(self._served)
+            self.model_version.labels(version=self._served).set(0)  # (label removal breaks in multiprocess mode)
         self.model_version.labels(version=version).set(1)
         self._served = version
 
