@@ -258,3 +258,194 @@ def test_openapi_documents_forecast(client: TestClient) -> None:
     assert params["series_id"]["required"] is True
     assert params["horizon"]["schema"]["minimum"] == 1
     assert params["horizon"]["schema"]["maximum"] == 168
+
+
+# --- POST /v1/forecast, quantiles, /v1/predict, models ----------------------------------------
+
+
+def test_post_forecast_equals_get_per_series_in_request_order(client: TestClient) -> None:
+    series = ["series_001", SERIES, "series_001"]
+    r = client.post(FORECAST, json={"series_ids": series, "horizon": 12})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [f["series_id"] for f in body["forecasts"]] == ["series_001", SERIES]  # duplicates served once
+    for f in body["forecasts"]:
+        single = _get(client, series_id=f["series_id"], horizon=12).json()
+        assert f["model_version"] == body["model_version"] == single["model_version"]
+        assert f["origin"] == single["origin"]
+        np.testing.assert_allclose(_values(f), _values(single), rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"series_ids": []},
+        {"series_ids": [""]},
+        {"series_ids": ["s"] * 101},
+        {"series_ids": ["s"], "horizon": 0},
+        {"series_ids": ["s"], "quantiles": [1.5]},
+        {"series_ids": ["s"], "unexpected": 1},
+        {"series_ids": "series_000"},
+    ],
+)
+def test_post_forecast_rejects_bad_bodies(client: TestClient, body: dict[str, Any]) -> None:
+    assert client.post(FORECAST, json=body).status_code == 422
+
+
+def test_post_forecast_unknown_series_is_404_naming_them(client: TestClient) -> None:
+    r = client.post(FORECAST, json={"series_ids": [SERIES, "ghost_1", "ghost_2"]})
+    assert r.status_code == 404
+    assert "ghost_1" in r.json()["detail"] and "ghost_2" in r.json()["detail"]
+
+
+def test_quantiles_the_model_lacks_are_a_clear_422(client: TestClient) -> None:
+    for r in (
+        _get(client, series_id=SERIES, horizon=6, quantiles=[0.1, 0.9]),
+        client.post(FORECAST, json={"series_ids": [SERIES], "quantiles": [0.5]}),
+    ):
+        assert r.status_code == 422
+        detail = r.json()["detail"]
+        assert "quantiles" in detail and "not available" in detail and "point forecast" in detail
+
+
+def test_feature_freshness_is_reported(client: TestClient, latest_state: dict[str, Any]) -> None:
+    body = _get(client, series_id=SERIES).json()
+    age = body["feature_age_seconds"]
+    expected = (pd.Timestamp.now(tz="UTC") - latest_state["origin"]).total_seconds()
+    assert abs(age - expected) < 3600  # same clock reading within an hour: the age is now - origin
+
+
+def _predict_body(state: dict[str, Any], horizon: int = 24, **instance: Any) -> dict[str, Any]:
+    inst = {
+        "series_id": "my-feeder",
+        "origin": state["origin"].isoformat(),
+        "features": {LOAD_HISTORY: state["load"].tolist(), TEMP_HISTORY: state["temp"].tolist()},
+    } | instance
+    return {"instances": [inst], "horizon": horizon}
+
+
+def test_predict_with_caller_features_equals_online_forecast(
+    client: TestClient, latest_state: dict[str, Any], champion_version: str
+) -> None:
+    r = client.post("/v1/predict", json=_predict_body(latest_state))
+    assert r.status_code == 200, r.text
+    (f,) = r.json()["forecasts"]
+    online = _get(client, series_id=SERIES, horizon=24).json()
+    assert f["series_id"] == "my-feeder" and f["model_version"] == champion_version
+    assert f["origin"] == online["origin"] and f["feature_age_seconds"] is None
+    np.testing.assert_allclose(_values(f), _values(online), rtol=1e-6)
+
+
+def test_predict_uses_the_callers_weather(client: TestClient, latest_state: dict[str, Any]) -> None:
+    warmer = latest_state | {"temp": latest_state["temp"] + 15.0}
+    base = _values(client.post("/v1/predict", json=_predict_body(latest_state)).json()["forecasts"][0])
+    hot = _values(client.post("/v1/predict", json=_predict_body(warmer)).json()["forecasts"][0])
+    assert not np.allclose(base, hot)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"features": {LOAD_HISTORY: [1.0] * 5, TEMP_HISTORY: [1.0] * 24}}, "needs"),
+        ({"features": {TEMP_HISTORY: [1.0] * 24}}, "lacks"),
+        ({"origin": "2024-02-01T00:00:00"}, "timezone"),
+    ],
+)
+def test_predict_rejects_features_that_break_the_contract(
+    client: TestClient, latest_state: dict[str, Any], change: dict[str, Any], message: str
+) -> None:
+    r = client.post("/v1/predict", json=_predict_body(latest_state, **change))
+    assert r.status_code == 422
+    assert message in r.json()["detail"]
+
+
+def test_predict_rejects_unknown_features_and_survives_extremes(client: TestClient, latest_state: dict[str, Any]) -> None:
+    extra = _predict_body(latest_state)
+    extra["instances"][0]["features"]["holiday"] = [1.0]
+    assert client.post("/v1/predict", json=extra).status_code == 422
+    for value in (1e308, -1e308, 0.0):  # extreme but finite inputs: a finite forecast or a clear 422, never 500
+        extreme = latest_state | {"load": np.full_like(latest_state["load"], value)}
+        r = client.post("/v1/predict", json=_predict_body(extreme))
+        assert r.status_code in (200, 422), r.text
+        if r.status_code == 200:
+            assert np.isfinite(_values(r.json()["forecasts"][0])).all()
+        else:
+            assert "non-finite" in r.json()["detail"]
+
+
+def test_models_current_and_history(client: TestClient, champion_version: str, tiny_cfg: FluxoraConfig) -> None:
+    cur = client.get("/v1/models/current")
+    assert cur.status_code == 200
+    body = cur.json()
+    assert body["version"] == champion_version and body["source"] == "registry"
+    assert body["name"] == tiny_cfg.train.registered_model_name
+    assert body["contract"]["horizon"] == tiny_cfg.train.horizon
+    assert body["contract"]["history_hours"] == {
+        LOAD_HISTORY: tiny_cfg.features.load_history_hours,
+        TEMP_HISTORY: tiny_cfg.features.temp_history_hours,
+    }
+    assert body["contract"]["quantiles"] == []
+    assert body["reason"]  # the registry's promotion note
+    events = client.get("/v1/models/history").json()["events"]
+    assert [(e["version"], e["event"]) for e in events] == [(champion_version, "served")]
+
+
+def test_forecast_log_is_complete_after_clean_shutdown(
+    tiny_cfg: FluxoraConfig, trained_home: Home, tmp_path: Path, champion_version: str
+) -> None:
+    from sqlalchemy import select
+
+    from fluxora.api import db
+
+    url = f"sqlite:///{tmp_path / 'api.db'}"
+    app = create_app(settings_for(tiny_cfg, trained_home, database_url=url, log_flush_s=60.0))
+    with TestClient(app) as c:
+        headers = key_headers(app)
+        single = c.get(FORECAST, params={"series_id": SERIES, "horizon": 5}, headers=headers | {"X-Request-ID": "r1"})
+        batch = c.post(FORECAST, json={"series_ids": [SERIES, "series_001"], "horizon": 3}, headers=headers)
+        assert single.status_code == batch.status_code == 200
+    # The flush interval is a minute: only the shutdown drain can have written these rows.
+    engine = db.make_engine(url)
+    with db.sessions(engine)() as s:
+        rows = list(s.scalars(select(db.ForecastLog).order_by(db.ForecastLog.id)))
+    engine.dispose()
+    assert [(r.series_id, r.horizon, r.endpoint) for r in rows] == [
+        (SERIES, 5, "get_forecast"),
+        (SERIES, 3, "post_forecast"),
+        ("series_001", 3, "post_forecast"),
+    ]
+    assert rows[0].values == pytest.approx(_values(single.json()).tolist())
+    assert rows[0].request_id == "r1"
+    assert all(r.model_version == champion_version and r.consumer.startswith("key:") for r in rows)
+
+
+def test_service_imports_no_training_prefect_or_evidently(tiny_cfg: FluxoraConfig, trained_home: Home) -> None:
+    """Start the app and serve a forecast in a fresh interpreter, then list what got imported."""
+    import json
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        from fastapi.testclient import TestClient
+        from fluxora.api import auth
+        from fluxora.api.app import create_app
+        from fluxora.api.settings import ServiceSettings
+        s = ServiceSettings(home={str(trained_home.root)!r}, tracking_uri={trained_home.mlflow_tracking_uri!r},
+                            model_name={tiny_cfg.train.registered_model_name!r}, poll_interval_s=0)
+        app = create_app(s)
+        with TestClient(app) as c:
+            with app.state.services.sessions() as session:
+                _, key = auth.create_key(session, "import-check")
+            r = c.get("/v1/forecast", params={{"series_id": "series_000"}}, headers={{"X-API-Key": key}})
+        print(json.dumps({{"status": r.status_code, "modules": sorted(sys.modules)}}))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["status"] == 200
+    modules = set(result["modules"])
+    for banned in ("prefect", "evidently", "fluxora.models.train", "sklearn", "prophet", "fluxora.pipeline"):
+        assert banned not in modules, banned

@@ -15,6 +15,7 @@ from fluxora.api import db
 from fluxora.api.auth import KeyVerifier
 from fluxora.api.deps import Services
 from fluxora.api.forecast_log import ForecastLogWriter
+from fluxora.api.lean import import_xgboost_without_sklearn
 from fluxora.api.metrics import Metrics
 from fluxora.api.middleware import ServiceMiddleware
 from fluxora.api.model_store import ModelEvent, ModelStore
@@ -31,6 +32,7 @@ log = logging.getLogger("fluxora.api")
 def build_services(settings: ServiceSettings) -> Services:
     """Wire the service's parts. Refuses (ConfigError) an unsafe production configuration."""
     secret = settings.signing_secret()
+    import_xgboost_without_sklearn()
     metrics = Metrics()
 
     def on_event(event: ModelEvent) -> None:
