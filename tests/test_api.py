@@ -359,7 +359,9 @@ def test_predict_rejects_features_that_break_the_contract(
     assert message in r.json()["detail"]
 
 
-def test_predict_rejects_unknown_features_and_survives_extremes(client: TestClient, latest_state: dict[str, Any]) -> None:
+def test_predict_rejects_unknown_features_and_survives_extremes(
+    client: TestClient, latest_state: dict[str, Any]
+) -> None:
     extra = _predict_body(latest_state)
     extra["instances"][0]["features"]["holiday"] = [1.0]
     assert client.post("/v1/predict", json=extra).status_code == 422
@@ -449,3 +451,88 @@ def test_service_imports_no_training_prefect_or_evidently(tiny_cfg: FluxoraConfi
     modules = set(result["modules"])
     for banned in ("prefect", "evidently", "fluxora.models.train", "sklearn", "prophet", "fluxora.pipeline"):
         assert banned not in modules, banned
+
+
+# --- the OpenAPI contract, fuzzed (schemathesis) -------------------------------------------------
+
+ADMIN_PASSWORD = "schemathesis-admin-pw"
+
+
+@pytest.fixture(scope="module")
+def fuzz_app(tiny_cfg: FluxoraConfig, trained_home: Home, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The real app with its own database (fuzzed key creation and revocation stay in it)."""
+    from fluxora.api import auth
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'api.db'}"
+    app = create_app(settings_for(tiny_cfg, trained_home, database_url=url))
+    with TestClient(app):  # runs the lifespan: database migrated, champion loaded
+        with app.state.services.sessions() as session:
+            auth.create_user(session, "fuzz-admin", ADMIN_PASSWORD, "admin")
+        yield app
+
+
+@pytest.fixture(scope="module")
+def api_schema(fuzz_app: Any) -> Any:
+    import schemathesis
+
+    return schemathesis.openapi.from_asgi("/openapi.json", fuzz_app)
+
+
+@pytest.fixture(scope="module")
+def admin_token(fuzz_app: Any) -> dict[str, str]:
+    # A JWT, not a key: fuzzed DELETE /v1/keys/{id} calls cannot revoke it mid-run.
+    with TestClient(fuzz_app) as c:
+        r = c.post("/v1/auth/token", data={"username": "fuzz-admin", "password": ADMIN_PASSWORD})
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+def _fuzz_checks() -> list[Any]:
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.specs.openapi.checks import (
+        content_type_conformance,
+        response_schema_conformance,
+        status_code_conformance,
+    )
+
+    return [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+
+
+def _fuzz(schema: Any, headers: dict[str, str] | None) -> list[tuple[str, str, int]]:
+    """Every operation, `FUZZ_EXAMPLES` generated cases each; returns (method, path, status) seen."""
+    seen: list[tuple[str, str, int]] = []
+    for result in schema.get_all_operations():
+        _fuzz_operation(result.ok(), headers, seen)
+    return seen
+
+
+def _fuzz_operation(operation: Any, headers: dict[str, str] | None, seen: list[tuple[str, str, int]]) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    strategy = operation.as_strategy()
+
+    @given(data=st.data())
+    @settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    def run(data: Any) -> None:
+        case = data.draw(strategy)
+        response = case.call_and_validate(headers=headers, checks=_fuzz_checks())
+        seen.append((case.method, operation.path, response.status_code))
+
+    run()
+
+
+FUZZ_EXAMPLES = 15  # per operation: bounded, so the run takes tens of seconds, not minutes
+
+
+def test_openapi_fuzz_authenticated(api_schema: Any, admin_token: dict[str, str]) -> None:
+    seen = _fuzz(api_schema, admin_token)
+    operations = {(m, p) for m, p, _ in seen}
+    assert len(operations) >= 10  # every documented operation was exercised
+    assert any(p == "/v1/keys" and 200 <= code < 300 for _, p, code in seen)  # the admin credentials worked
+
+
+def test_openapi_fuzz_anonymous(api_schema: Any) -> None:
+    seen = _fuzz(api_schema, None)
+    for method, path, code in seen:
+        if path.startswith("/v1") and path != "/v1/auth/token":
+            assert code in (401, 413, 422), (method, path, code)  # never served without credentials
