@@ -191,8 +191,20 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"fluxora serve: http://{host}:{port}  (docs at /docs, model {settings.model_name}@champion)", flush=True)
     print("  every /v1 route needs a key; create one with:  fluxora keys create --role admin", flush=True)
     print(f"  then:  curl -H 'X-API-Key: <key>' 'http://{host}:{port}/v1/forecast?series_id=series_000'", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    _access_log_to_stdout()
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)  # ours is structured JSON
     return 0
+
+
+def _access_log_to_stdout() -> None:
+    import logging
+
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))  # each record is already one JSON object
+    access = logging.getLogger("fluxora.api.access")
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    access.propagate = False
 
 
 def _composed(overrides: list[str]) -> Any:

@@ -144,13 +144,21 @@ class KeyVerifier:
         self._cache: dict[str, tuple[float, str, Principal]] = {}  # prefix -> (expiry, digest, principal)
         self._lock = threading.Lock()
 
+    def cached(self, key: str) -> Principal | None:
+        """The principal if this exact key was verified less than `cache_s` ago (no database read)."""
+        prefix, secret = _split_key(key)
+        hit = self._cache.get(prefix)
+        if hit is not None and hit[0] > time.monotonic() and hmac.compare_digest(hit[1], _digest(secret)):
+            return hit[2]
+        return None
+
     def verify(self, key: str) -> Principal:
+        hit = self.cached(key)
+        if hit is not None:
+            return hit
         prefix, secret = _split_key(key)
         digest = _digest(secret)
         now = time.monotonic()
-        cached = self._cache.get(prefix)
-        if cached is not None and cached[0] > now and hmac.compare_digest(cached[1], digest):
-            return cached[2]
         with self._sessions() as session:
             row = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
             stored = row.key_hash if row is not None else _digest(secrets.token_urlsafe(8))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, Security, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -42,7 +43,11 @@ bearer_scheme = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False
 UNAUTHORIZED = {"WWW-Authenticate": 'Bearer, ApiKey header="X-API-Key"'}
 
 
-def services(request: Request) -> Services:
+# Dependencies are `async def` where they do not block: FastAPI runs every sync dependency in
+# the thread pool, and those hand-offs cost more than the work here (see benchmarks/serving.py).
+
+
+async def services(request: Request) -> Services:
     svc: Services = request.app.state.services
     return svc
 
@@ -50,8 +55,9 @@ def services(request: Request) -> Services:
 Svc = Annotated[Services, Depends(services)]
 
 
-def rate_limit(svc: Services, consumer: str) -> None:
-    decision = svc.limiter.hit(consumer)
+async def rate_limit(svc: Services, consumer: str) -> None:
+    limiter = svc.limiter
+    decision = await run_in_threadpool(limiter.hit, consumer) if limiter.blocking else limiter.hit(consumer)
     if not decision.allowed:
         svc.metrics.rate_limited.inc()
         raise HTTPException(
@@ -61,7 +67,7 @@ def rate_limit(svc: Services, consumer: str) -> None:
         )
 
 
-def principal(
+async def principal(
     request: Request,
     svc: Svc,
     key: Annotated[str | None, Security(api_key_scheme)],
@@ -70,7 +76,9 @@ def principal(
     """The caller: an API key (`X-API-Key`) or a JWT (`Authorization: Bearer`); 401 otherwise."""
     try:
         if key:
-            who = svc.keys.verify(key)
+            # A key verified moments ago is answered from memory; otherwise a database read, off the loop.
+            cached = svc.keys.cached(key)
+            who = cached if cached is not None else await run_in_threadpool(svc.keys.verify, key)
         elif token:
             who = verify_token(token, svc.secret, svc.settings.jwt_audience)
         else:
@@ -78,14 +86,14 @@ def principal(
     except AuthError as exc:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail=str(exc), headers=UNAUTHORIZED) from None
     request.state.consumer = who.subject
-    rate_limit(svc, who.subject)
+    await rate_limit(svc, who.subject)
     return who
 
 
 Caller = Annotated[Principal, Depends(principal)]
 
 
-def admin(who: Caller) -> Principal:
+async def admin(who: Caller) -> Principal:
     try:
         who.require("admin")
     except ForbiddenError as exc:
@@ -96,7 +104,7 @@ def admin(who: Caller) -> Principal:
 Admin = Annotated[Principal, Depends(admin)]
 
 
-def current_model(svc: Svc) -> LoadedModel:
+async def current_model(svc: Svc) -> LoadedModel:
     """One snapshot of the served model for the whole request; 503 when there is none."""
     model = svc.store.current
     if model is None:

@@ -20,16 +20,22 @@ class Decision:
 
 
 class RateLimiter(Protocol):
+    blocking: bool  # True: `hit` does network I/O and must run off the event loop
+
     def hit(self, consumer: str) -> Decision: ...
 
 
 class NoLimit:
+    blocking = False
+
     def hit(self, consumer: str) -> Decision:
         return Decision(True)
 
 
 class MemoryRateLimiter:
     """Token bucket per consumer: `per_minute` sustained, up to `burst` at once."""
+
+    blocking = False
 
     def __init__(self, per_minute: int, burst: int, clock: Any = time.monotonic) -> None:
         self._rate = per_minute / 60.0
@@ -54,6 +60,8 @@ class RedisRateLimiter:
     """Fixed one-minute windows counted in Redis (`INCR` + `EXPIRE`), shared by all workers.
     If Redis is unreachable the request is let through and the failure logged: an outage of
     the limiter must not become an outage of the API."""
+
+    blocking = True
 
     def __init__(self, url: str, per_minute: int, prefix: str = "fluxora:ratelimit", window_s: int = 60) -> None:
         import redis

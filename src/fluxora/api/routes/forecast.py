@@ -2,6 +2,10 @@
 
 Hot path: numpy arrays from the online store straight into the native model; no DataFrame, no
 MLflow pyfunc. The served-forecast log is queued, not written, on the request path.
+
+The handlers are `async def` and do their work inline: an online read (~0.1 ms from SQLite,
+a loopback round trip from Redis) plus a ~1 ms model call is cheaper than the thread-pool
+hand-off FastAPI makes for a sync handler, and one process cannot run them in parallel anyway.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ ERRORS = error_responses(401, 403, 404, 413, 422, 429, 503)
 
 
 @router.get("/forecast", response_model=ForecastResponse, responses=ERRORS, summary="Forecast one series")
-def forecast(
+async def forecast(
     request: Request,
     svc: Svc,
     who: Caller,
@@ -47,7 +51,7 @@ def forecast(
 @router.post(
     "/forecast", response_model=BatchForecastResponse, responses=ERRORS, summary="Forecast many series at once"
 )
-def forecast_many(
+async def forecast_many(
     request: Request, svc: Svc, who: Caller, model: Model, body: ForecastRequest
 ) -> BatchForecastResponse:
     """One online read and one model call for all requested series (in request order)."""
@@ -59,7 +63,7 @@ def forecast_many(
 
 
 @router.post("/predict", response_model=BatchForecastResponse, responses=ERRORS, summary="Forecast from your features")
-def predict(request: Request, svc: Svc, who: Caller, model: Model, body: PredictRequest) -> BatchForecastResponse:
+async def predict(request: Request, svc: Svc, who: Caller, model: Model, body: PredictRequest) -> BatchForecastResponse:
     """Forecast from origin states the caller supplies (e.g. with its own weather), not the online store."""
     started = time.perf_counter()
     check_series(who, [i.series_id for i in body.instances])

@@ -12,12 +12,12 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/health/live", response_model=Liveness)
-def live() -> Liveness:
+async def live() -> Liveness:
     return Liveness()
 
 
 @router.get("/health/ready", response_model=Readiness, responses={503: {"model": Readiness}})
-def ready(svc: Svc, response: Response) -> Readiness:
+async def ready(svc: Svc, response: Response) -> Readiness:
     model = svc.store.current
     if model is None:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
@@ -31,6 +31,6 @@ def ready(svc: Svc, response: Response) -> Readiness:
     response_class=Response,
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text"}},
 )
-def metrics(svc: Svc) -> Response:
+async def metrics(svc: Svc) -> Response:
     """Request counts and latency by route and status, model version, predictions, load failures."""
     return Response(svc.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -12,7 +12,7 @@ router = APIRouter(prefix="/v1/models", tags=["models"])
 
 
 @router.get("/current", response_model=ModelInfo, responses=error_responses(401, 403, 429, 503))
-def current(svc: Svc, who: Caller, model: Model) -> ModelInfo:
+async def current(svc: Svc, who: Caller, model: Model) -> ModelInfo:
     """The version serving now, where it came from, and the input contract it needs."""
     c = model.forecaster.contract
     hours = {name: h for name in c.state_features if (h := _history_hours(model, name)) is not None}
@@ -33,7 +33,7 @@ def current(svc: Svc, who: Caller, model: Model) -> ModelInfo:
 
 
 @router.get("/history", response_model=ModelHistory, responses=error_responses(401, 403, 429))
-def history(svc: Svc, who: Caller) -> ModelHistory:
+async def history(svc: Svc, who: Caller) -> ModelHistory:
     """Versions this service served or refused, oldest first, with when and why."""
     return ModelHistory(
         events=[
