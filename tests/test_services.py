@@ -607,3 +607,16 @@ def test_poller_follows_the_alias(
     finally:
         store.stop_polling()
     assert store.current is not None and store.current.version == v2 != v1.version
+
+
+def test_direct_online_reads_equal_feast_sdk_reads(tiny_cfg: FluxoraConfig, trained_home: Home) -> None:
+    """The hot path's direct store reads return exactly what Feast's get_online_features does."""
+    direct, sdk = OnlineFeatures(trained_home), OnlineFeatures(trained_home)
+    sdk._fast = False  # the public-API fallback
+    series = ["series_001", "no_such_series", "series_000"]
+    a, b = _states(direct, tiny_cfg, series), _states(sdk, tiny_cfg, series)
+    assert direct._fast and a.series_ids == b.series_ids == ["series_001", "series_000"]
+    assert a.missing == b.missing == ["no_such_series"]
+    np.testing.assert_array_equal(a.origins, b.origins)
+    for name in STATE_INPUTS:
+        np.testing.assert_array_equal(a.features[name], b.features[name])

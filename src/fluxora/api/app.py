@@ -65,9 +65,10 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         db.migrate(svc.engine)
         svc.forecast_log.start()
         try:
-            svc.store.load_champion()
+            loaded = svc.store.load_champion()
+            svc.online.warm(loaded.forecaster.contract.feature_service, loaded.forecaster.contract.state_features)
         except FluxoraError as exc:
-            log.warning("starting without a model: %s", exc)
+            log.warning("starting without a model or features: %s", exc)
         svc.store.start_polling()
         try:
             yield

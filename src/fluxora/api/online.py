@@ -68,6 +68,19 @@ class OnlineFeatures:
                     self._store = fs.open_store(self._home)
         return self._store
 
+    def warm(self, service: str, features: Sequence[str]) -> None:
+        """Open the store and resolve the plan now (Feast's import and registry load take
+        seconds), so the first request after start-up is not the one that pays."""
+        store = self._feast()
+        if self._fast:
+            try:
+                self._plan(store, service, tuple(features))
+            except FeatureStoreError:
+                raise
+            except Exception as exc:  # as in `states`: fall back to the public API
+                log.warning("direct online reads unavailable (%s); using get_online_features", exc)
+                self._fast = False
+
     def states(self, series_ids: Sequence[str], service: str, features: Sequence[str]) -> OnlineStates:
         """One online read of `service` for all requested series; the served model's contract
         names `service` and `features`. Unknown series are listed in `missing`."""
