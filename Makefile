@@ -34,6 +34,8 @@ test: install ## run the test suite
 	$(BIN)/python -m pytest $(ARGS)
 
 serve: install ## start the forecast API on the champion model
+	@echo "Every /v1 route needs a key. First key (printed once, last line):  $(BIN)/fluxora keys create --role admin"
+	@echo "Then:  curl -H 'X-API-Key: <key>' 'http://127.0.0.1:8000/v1/forecast?series_id=series_000&horizon=24'"
 	$(BIN)/fluxora serve $(ARGS)
 
 status: install ## champion, feature freshness, latest drift

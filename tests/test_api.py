@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
+from serving_support import key_headers, settings_for
 
 from fluxora import registry
 from fluxora.api.app import create_app
@@ -41,8 +42,10 @@ def _fc(
 
 @pytest.fixture(scope="module")
 def client(tiny_cfg: FluxoraConfig, trained_home: Home) -> Iterator[TestClient]:
-    # The context manager runs the lifespan, which loads the champion.
-    with TestClient(create_app(ServiceSettings.from_config(tiny_cfg, trained_home))) as c:
+    # The context manager runs the lifespan, which loads the champion; every /v1 call sends a reader key.
+    app = create_app(settings_for(tiny_cfg, trained_home))
+    with TestClient(app) as c:
+        c.headers.update(key_headers(app))
         yield c
 
 
@@ -200,8 +203,12 @@ def test_every_known_series_is_served(client: TestClient, trained_home: Home) ->
 
 
 def test_service_without_champion_is_alive_but_not_ready(tmp_path: Path) -> None:
-    settings = ServiceSettings(home=tmp_path, tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", retry_after_s=7)
-    with TestClient(create_app(settings)) as c:
+    settings = ServiceSettings(
+        home=tmp_path, tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", retry_after_s=7, poll_interval_s=0
+    )
+    app = create_app(settings)
+    with TestClient(app) as c:
+        c.headers.update(key_headers(app))
         assert c.get("/health/live").status_code == 200
 
         ready = c.get("/health/ready")
@@ -224,9 +231,14 @@ def test_service_without_champion_is_alive_but_not_ready(tmp_path: Path) -> None
 def test_missing_feature_store_is_503_not_500(tiny_cfg: FluxoraConfig, trained_home: Home, tmp_path: Path) -> None:
     # A champion is in the registry, but this home's Feast repo was never applied.
     settings = ServiceSettings(
-        home=tmp_path, tracking_uri=trained_home.mlflow_tracking_uri, model_name=tiny_cfg.train.registered_model_name
+        home=tmp_path,
+        tracking_uri=trained_home.mlflow_tracking_uri,
+        model_name=tiny_cfg.train.registered_model_name,
+        poll_interval_s=0,
     )
-    with TestClient(create_app(settings)) as c:
+    app = create_app(settings)
+    with TestClient(app) as c:
+        c.headers.update(key_headers(app))
         assert c.get("/health/ready").status_code == 200
         r = c.get(FORECAST, params={"series_id": SERIES, "horizon": 24})
         assert r.status_code == 503
@@ -241,8 +253,298 @@ def test_openapi_documents_forecast(client: TestClient) -> None:
     name = ok["$ref"].rsplit("/", 1)[-1]
     schema = spec["components"]["schemas"][name]
     assert {"series_id", "model_version", "origin", "horizon", "points"} <= set(schema["properties"])
-    assert {"404", "422", "503"} <= set(op["responses"])
+    assert {"401", "403", "404", "422", "429", "503"} <= set(op["responses"])
     params = {p["name"]: p for p in op["parameters"]}
     assert params["series_id"]["required"] is True
     assert params["horizon"]["schema"]["minimum"] == 1
     assert params["horizon"]["schema"]["maximum"] == 168
+
+
+# --- POST /v1/forecast, quantiles, /v1/predict, models ----------------------------------------
+
+
+def test_post_forecast_equals_get_per_series_in_request_order(client: TestClient) -> None:
+    series = ["series_001", SERIES, "series_001"]
+    r = client.post(FORECAST, json={"series_ids": series, "horizon": 12})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [f["series_id"] for f in body["forecasts"]] == ["series_001", SERIES]  # duplicates served once
+    for f in body["forecasts"]:
+        single = _get(client, series_id=f["series_id"], horizon=12).json()
+        assert f["model_version"] == body["model_version"] == single["model_version"]
+        assert f["origin"] == single["origin"]
+        np.testing.assert_allclose(_values(f), _values(single), rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"series_ids": []},
+        {"series_ids": [""]},
+        {"series_ids": ["s"] * 101},
+        {"series_ids": ["s"], "horizon": 0},
+        {"series_ids": ["s"], "quantiles": [1.5]},
+        {"series_ids": ["s"], "unexpected": 1},
+        {"series_ids": "series_000"},
+    ],
+)
+def test_post_forecast_rejects_bad_bodies(client: TestClient, body: dict[str, Any]) -> None:
+    assert client.post(FORECAST, json=body).status_code == 422
+
+
+def test_post_forecast_unknown_series_is_404_naming_them(client: TestClient) -> None:
+    r = client.post(FORECAST, json={"series_ids": [SERIES, "ghost_1", "ghost_2"]})
+    assert r.status_code == 404
+    assert "ghost_1" in r.json()["detail"] and "ghost_2" in r.json()["detail"]
+
+
+def test_quantiles_the_model_lacks_are_a_clear_422(client: TestClient, direct_forecaster: NativeForecaster) -> None:
+    offered = list(direct_forecaster.contract.quantiles)
+    assert 0.37 not in offered
+    for r in (
+        _get(client, series_id=SERIES, horizon=6, quantiles=[0.37]),
+        client.post(FORECAST, json={"series_ids": [SERIES], "quantiles": [0.37]}),
+    ):
+        assert r.status_code == 422
+        detail = r.json()["detail"]
+        assert "quantiles" in detail and "not available" in detail and str(offered[0]) in detail
+
+
+def test_offered_quantiles_are_served_in_order(client: TestClient, direct_forecaster: NativeForecaster) -> None:
+    offered = sorted(direct_forecaster.contract.quantiles)
+    assert len(offered) >= 2, "the champion should provide quantiles"
+    r = _get(client, series_id=SERIES, horizon=6, quantiles=offered)
+    assert r.status_code == 200, r.text
+    for point in r.json()["points"]:
+        levels = [point["quantiles"][str(q)] for q in offered]
+        assert levels == sorted(levels)  # no crossing
+
+
+def test_feature_freshness_is_reported(client: TestClient, latest_state: dict[str, Any]) -> None:
+    body = _get(client, series_id=SERIES).json()
+    age = body["feature_age_seconds"]
+    expected = (pd.Timestamp.now(tz="UTC") - latest_state["origin"]).total_seconds()
+    assert abs(age - expected) < 3600  # same clock reading within an hour: the age is now - origin
+
+
+def _predict_body(state: dict[str, Any], horizon: int = 24, **instance: Any) -> dict[str, Any]:
+    inst = {
+        "series_id": "my-feeder",
+        "origin": state["origin"].isoformat(),
+        "features": {LOAD_HISTORY: state["load"].tolist(), TEMP_HISTORY: state["temp"].tolist()},
+    } | instance
+    return {"instances": [inst], "horizon": horizon}
+
+
+def test_predict_with_caller_features_equals_online_forecast(
+    client: TestClient, latest_state: dict[str, Any], champion_version: str
+) -> None:
+    r = client.post("/v1/predict", json=_predict_body(latest_state))
+    assert r.status_code == 200, r.text
+    (f,) = r.json()["forecasts"]
+    online = _get(client, series_id=SERIES, horizon=24).json()
+    assert f["series_id"] == "my-feeder" and f["model_version"] == champion_version
+    assert f["origin"] == online["origin"] and f["feature_age_seconds"] is None
+    np.testing.assert_allclose(_values(f), _values(online), rtol=1e-6)
+
+
+def test_predict_uses_the_callers_weather(client: TestClient, latest_state: dict[str, Any]) -> None:
+    warmer = latest_state | {"temp": latest_state["temp"] + 15.0}
+    base = _values(client.post("/v1/predict", json=_predict_body(latest_state)).json()["forecasts"][0])
+    hot = _values(client.post("/v1/predict", json=_predict_body(warmer)).json()["forecasts"][0])
+    assert not np.allclose(base, hot)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"features": {LOAD_HISTORY: [1.0] * 5, TEMP_HISTORY: [1.0] * 24}}, "needs"),
+        ({"features": {TEMP_HISTORY: [1.0] * 24}}, "lacks"),
+        ({"origin": "2024-02-01T00:00:00"}, "timezone"),
+    ],
+)
+def test_predict_rejects_features_that_break_the_contract(
+    client: TestClient, latest_state: dict[str, Any], change: dict[str, Any], message: str
+) -> None:
+    r = client.post("/v1/predict", json=_predict_body(latest_state, **change))
+    assert r.status_code == 422
+    assert message in r.json()["detail"]
+
+
+def test_predict_rejects_unknown_features_and_survives_extremes(
+    client: TestClient, latest_state: dict[str, Any]
+) -> None:
+    extra = _predict_body(latest_state)
+    extra["instances"][0]["features"]["holiday"] = [1.0]
+    assert client.post("/v1/predict", json=extra).status_code == 422
+    for value in (1e308, -1e308, 0.0):  # extreme but finite inputs: a finite forecast or a clear 422, never 500
+        extreme = latest_state | {"load": np.full_like(latest_state["load"], value)}
+        r = client.post("/v1/predict", json=_predict_body(extreme))
+        assert r.status_code in (200, 422), r.text
+        if r.status_code == 200:
+            assert np.isfinite(_values(r.json()["forecasts"][0])).all()
+        else:
+            assert "non-finite" in r.json()["detail"]
+
+
+def test_models_current_and_history(client: TestClient, champion_version: str, tiny_cfg: FluxoraConfig) -> None:
+    cur = client.get("/v1/models/current")
+    assert cur.status_code == 200
+    body = cur.json()
+    assert body["version"] == champion_version and body["source"] == "registry"
+    assert body["name"] == tiny_cfg.train.registered_model_name
+    assert body["contract"]["horizon"] == tiny_cfg.train.horizon
+    assert body["contract"]["history_hours"] == {
+        LOAD_HISTORY: tiny_cfg.features.load_history_hours,
+        TEMP_HISTORY: tiny_cfg.features.temp_history_hours,
+    }
+    assert body["contract"]["quantiles"] == []
+    assert body["reason"]  # the registry's promotion note
+    events = client.get("/v1/models/history").json()["events"]
+    assert [(e["version"], e["event"]) for e in events] == [(champion_version, "served")]
+
+
+def test_forecast_log_is_complete_after_clean_shutdown(
+    tiny_cfg: FluxoraConfig, trained_home: Home, tmp_path: Path, champion_version: str
+) -> None:
+    from sqlalchemy import select
+
+    from fluxora.api import db
+
+    url = f"sqlite:///{tmp_path / 'api.db'}"
+    app = create_app(settings_for(tiny_cfg, trained_home, database_url=url, log_flush_s=60.0))
+    with TestClient(app) as c:
+        headers = key_headers(app)
+        single = c.get(FORECAST, params={"series_id": SERIES, "horizon": 5}, headers=headers | {"X-Request-ID": "r1"})
+        batch = c.post(FORECAST, json={"series_ids": [SERIES, "series_001"], "horizon": 3}, headers=headers)
+        assert single.status_code == batch.status_code == 200
+    # The flush interval is a minute: only the shutdown drain can have written these rows.
+    engine = db.make_engine(url)
+    with db.sessions(engine)() as s:
+        rows = list(s.scalars(select(db.ForecastLog).order_by(db.ForecastLog.id)))
+    engine.dispose()
+    assert [(r.series_id, r.horizon, r.endpoint) for r in rows] == [
+        (SERIES, 5, "get_forecast"),
+        (SERIES, 3, "post_forecast"),
+        ("series_001", 3, "post_forecast"),
+    ]
+    assert rows[0].values == pytest.approx(_values(single.json()).tolist())
+    assert rows[0].request_id == "r1"
+    assert all(r.model_version == champion_version and r.consumer.startswith("key:") for r in rows)
+
+
+def test_service_imports_no_training_prefect_or_evidently(tiny_cfg: FluxoraConfig, trained_home: Home) -> None:
+    """Start the app and serve a forecast in a fresh interpreter, then list what got imported."""
+    import json
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        from fastapi.testclient import TestClient
+        from fluxora.api import auth
+        from fluxora.api.app import create_app
+        from fluxora.api.settings import ServiceSettings
+        s = ServiceSettings(home={str(trained_home.root)!r}, tracking_uri={trained_home.mlflow_tracking_uri!r},
+                            model_name={tiny_cfg.train.registered_model_name!r}, poll_interval_s=0)
+        app = create_app(s)
+        with TestClient(app) as c:
+            with app.state.services.sessions() as session:
+                _, key = auth.create_key(session, "import-check")
+            r = c.get("/v1/forecast", params={{"series_id": "series_000"}}, headers={{"X-API-Key": key}})
+        print(json.dumps({{"status": r.status_code, "modules": sorted(sys.modules)}}))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["status"] == 200
+    modules = set(result["modules"])
+    for banned in ("prefect", "evidently", "fluxora.models.train", "sklearn", "prophet", "fluxora.pipeline"):
+        assert banned not in modules, banned
+
+
+# --- the OpenAPI contract, fuzzed (schemathesis) -------------------------------------------------
+
+ADMIN_PASSWORD = "schemathesis-admin-pw"
+
+
+@pytest.fixture(scope="module")
+def fuzz_app(tiny_cfg: FluxoraConfig, trained_home: Home, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The real app with its own database (fuzzed key creation and revocation stay in it)."""
+    from fluxora.api import auth
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'api.db'}"
+    app = create_app(settings_for(tiny_cfg, trained_home, database_url=url))
+    with TestClient(app):  # runs the lifespan: database migrated, champion loaded
+        with app.state.services.sessions() as session:
+            auth.create_user(session, "fuzz-admin", ADMIN_PASSWORD, "admin")
+        yield app
+
+
+@pytest.fixture(scope="module")
+def api_schema(fuzz_app: Any) -> Any:
+    import schemathesis
+
+    return schemathesis.openapi.from_asgi("/openapi.json", fuzz_app)
+
+
+@pytest.fixture(scope="module")
+def admin_token(fuzz_app: Any) -> dict[str, str]:
+    # A JWT, not a key: fuzzed DELETE /v1/keys/{id} calls cannot revoke it mid-run.
+    with TestClient(fuzz_app) as c:
+        r = c.post("/v1/auth/token", data={"username": "fuzz-admin", "password": ADMIN_PASSWORD})
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+def _fuzz_checks() -> list[Any]:
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.specs.openapi.checks import (
+        content_type_conformance,
+        response_schema_conformance,
+        status_code_conformance,
+    )
+
+    return [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+
+
+def _fuzz(schema: Any, headers: dict[str, str] | None) -> list[tuple[str, str, int]]:
+    """Every operation, `FUZZ_EXAMPLES` generated cases each; returns (method, path, status) seen."""
+    seen: list[tuple[str, str, int]] = []
+    for result in schema.get_all_operations():
+        _fuzz_operation(result.ok(), headers, seen)
+    return seen
+
+
+def _fuzz_operation(operation: Any, headers: dict[str, str] | None, seen: list[tuple[str, str, int]]) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    strategy = operation.as_strategy()
+
+    @given(data=st.data())
+    @settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    def run(data: Any) -> None:
+        case = data.draw(strategy)
+        response = case.call_and_validate(headers=headers, checks=_fuzz_checks())
+        seen.append((case.method, operation.path, response.status_code))
+
+    run()
+
+
+FUZZ_EXAMPLES = 15  # per operation: bounded, so the run takes tens of seconds, not minutes
+
+
+def test_openapi_fuzz_authenticated(api_schema: Any, admin_token: dict[str, str]) -> None:
+    seen = _fuzz(api_schema, admin_token)
+    operations = {(m, p) for m, p, _ in seen}
+    assert len(operations) >= 10  # every documented operation was exercised
+    assert any(p == "/v1/keys" and 200 <= code < 300 for _, p, code in seen)  # the admin credentials worked
+
+
+def test_openapi_fuzz_anonymous(api_schema: Any) -> None:
+    seen = _fuzz(api_schema, None)
+    for method, path, code in seen:
+        if path.startswith("/v1") and path != "/v1/auth/token":
+            assert code in (401, 413, 422), (method, path, code)  # never served without credentials

@@ -123,6 +123,16 @@ def test_fluxora_serve_answers_forecasts(flow_home: tuple[Home, dict]) -> None:
     home, results = flow_home
     port = _free_port()
     env = os.environ | {"FLUXORA_HOME": str(home.root)}
+    # Bootstrap as a user would: a key from `fluxora keys create`, alone on its last output line.
+    made = subprocess.run(
+        [sys.executable, "-m", "fluxora.cli", "keys", "create", "--name", "e2e"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    key = made.stdout.strip().splitlines()[-1]
     cmd = [sys.executable, "-m", "fluxora.cli", "serve", "--port", str(port), *TINY_OVERRIDES]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -139,7 +149,9 @@ def test_fluxora_serve_answers_forecasts(flow_home: tuple[Home, dict]) -> None:
             time.sleep(0.5)
         assert ready is not None and ready.status_code == 200, ready and ready.text
         assert ready.json()["model_version"] == results["train"]["model"]["version"]
-        response = httpx.get(f"{base}/v1/forecast", params={"series_id": "series_000", "horizon": 6}, timeout=120)
+        params = {"series_id": "series_000", "horizon": 6}
+        assert httpx.get(f"{base}/v1/forecast", params=params, timeout=60).status_code == 401
+        response = httpx.get(f"{base}/v1/forecast", params=params, headers={"X-API-Key": key}, timeout=60)
         assert response.status_code == 200, response.text
         body = response.json()
         assert len(body["points"]) == 6 and body["model_version"] == results["train"]["model"]["version"]

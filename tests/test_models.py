@@ -171,3 +171,75 @@ def test_find_model_dir_requires_exactly_one_model(tmp_path: Path) -> None:
         find_model_dir(tmp_path)
     (tmp_path / "b" / "model.json").unlink()
     assert find_model_dir(tmp_path) == tmp_path / "a"
+
+
+# --- API schemas (fluxora.api.schemas) ---------------------------------------------------------
+
+
+def test_forecast_request_schema_bounds() -> None:
+    from pydantic import ValidationError
+
+    from fluxora.api.schemas import MAX_HORIZON, MAX_SERIES, ForecastRequest
+
+    ok = ForecastRequest(series_ids=["a"])
+    assert ok.horizon == 24 and ok.quantiles == []
+    assert ForecastRequest(series_ids=["a"] * MAX_SERIES, horizon=MAX_HORIZON, quantiles=[0.1, 0.9]).horizon == 168
+    for bad in (
+        {"series_ids": []},
+        {"series_ids": ["a"] * (MAX_SERIES + 1)},
+        {"series_ids": [""]},
+        {"series_ids": ["x" * 201]},
+        {"series_ids": ["a"], "horizon": 0},
+        {"series_ids": ["a"], "horizon": MAX_HORIZON + 1},
+        {"series_ids": ["a"], "quantiles": [0.0]},
+        {"series_ids": ["a"], "quantiles": [1.0]},
+        {"series_ids": ["a"], "other": 1},
+    ):
+        with pytest.raises(ValidationError):
+            ForecastRequest.model_validate(bad)
+
+
+def test_predict_instance_schema_requires_finite_values_and_known_fields() -> None:
+    from pydantic import ValidationError
+
+    from fluxora.api.schemas import PredictInstance, PredictRequest
+
+    inst = {"series_id": "a", "origin": "2024-01-01T00:00:00Z", "features": {"load_history": [1.0, 2.0]}}
+    parsed = PredictRequest.model_validate({"instances": [inst]})
+    assert parsed.instances[0].origin.utcoffset() is not None
+    for bad_values in ([float("nan")], [float("inf")], [1.0, float("-inf")]):
+        with pytest.raises(ValidationError, match="finite"):
+            PredictInstance.model_validate(inst | {"features": {"load_history": bad_values}})
+    with pytest.raises(ValidationError):
+        PredictInstance.model_validate(inst | {"extra": True})
+    with pytest.raises(ValidationError):
+        PredictRequest.model_validate({"instances": []})
+
+
+def test_key_create_schema() -> None:
+    from pydantic import ValidationError
+
+    from fluxora.api.schemas import KeyCreate
+
+    assert KeyCreate(name="n").role == "reader" and KeyCreate(name="n").series is None
+    assert KeyCreate(name="n", role="admin", series=["a"]).series == ["a"]
+    for bad in (
+        {"name": ""},
+        {"name": "n", "role": "root"},
+        {"name": "n", "series": []},
+        {"name": "n", "series": [""]},
+    ):
+        with pytest.raises(ValidationError):
+            KeyCreate.model_validate(bad)
+
+
+def test_created_key_is_the_only_schema_with_the_secret() -> None:
+    from fluxora.api import schemas
+
+    with_key = {
+        name
+        for name, obj in vars(schemas).items()
+        if isinstance(obj, type) and issubclass(obj, schemas.BaseModel) and "key" in obj.model_fields
+    }
+    assert with_key == {"KeyCreated"}
+    assert not any("hash" in f for f in schemas.KeyInfo.model_fields)

@@ -30,6 +30,8 @@ HOLIDAYS = "US"  # the tiny data span New Year and MLK day, so the holiday flag 
 
 def _features(cfg: FluxoraConfig) -> FeaturesConfig:
     return replace(cfg.features, holiday_country=HOLIDAYS)
+
+
 LOAD_VALUED = ("load_last", "load_lag_1h", "load_lag_24h", "load_lag_168h", "load_mean_6h", "load_mean_168h")
 
 

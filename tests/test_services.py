@@ -360,3 +360,254 @@ def test_forecast_refuses_quantiles_the_model_lacks(champion_dir: Path) -> None:
         forecaster.forecast({LOAD_HISTORY: load, TEMP_HISTORY: temp}, ORIGINS.to_numpy(), 3, quantiles=(0.33,))
     with pytest.raises(ValueError, match="missing state"):
         forecaster.forecast({LOAD_HISTORY: load}, ORIGINS.to_numpy(), 3)
+
+
+# --- model store: last-known-good, refusal, hot swap --------------------------------------------
+
+DEAD_REGISTRY = "http://127.0.0.1:9"  # nothing listens on the discard port: connection refused at once
+
+
+@pytest.fixture
+def fast_fail_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+
+
+@pytest.fixture
+def own_registry(tmp_path: Path, trained_home: Home) -> tuple[str, Home]:
+    """A private copy of the session registry (artifacts shared read-only) and a service home
+    that reads the session's online store, so aliases can move without touching other tests."""
+    db = tmp_path / "registry" / "mlflow.db"
+    db.parent.mkdir()
+    shutil.copy(trained_home.mlflow_db, db)
+    home = Home(tmp_path / "home")
+    home.root.mkdir()
+    (home.root / "feast").symlink_to(trained_home.feast_repo, target_is_directory=True)
+    return f"sqlite:///{db}", home
+
+
+def _client(uri: str) -> object:
+    import mlflow
+
+    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _register(uri: str, name: str, source: Path) -> str:
+    """A new registered version from a plain model folder; the alias is not moved."""
+    return str(_client(uri).create_model_version(name, source=str(source)).version)  # type: ignore[attr-defined]
+
+
+def _promote(uri: str, name: str, version: str) -> None:
+    _client(uri).set_registered_model_alias(name, "champion", version)  # type: ignore[attr-defined]
+
+
+def _other_model(champion_dir: Path, target: Path, tiny_cfg: FluxoraConfig) -> Path:
+    """A genuinely different model under the champion's contract: its point booster's base
+    score is moved, so every forecast changes while the files stay valid XGBoost JSON."""
+    import shutil
+
+    shutil.copytree(champion_dir, target)
+    path = target / "model.json"
+    raw = json.loads(path.read_text())
+    params = raw["learner"]["learner_model_param"]
+    params["base_score"] = "[2.5E0]" if params["base_score"] != "[2.5E0]" else "[3.5E0]"
+    path.write_text(json.dumps(raw))
+    return target
+
+
+def _store(tiny_cfg: FluxoraConfig, home: Home, uri: str, **update: object) -> ModelStore:
+    base = ServiceSettings.from_config(tiny_cfg, home)
+    return ModelStore(base.model_copy(update={"tracking_uri": uri, "poll_interval_s": 0.0, **update}))
+
+
+def test_registry_down_at_start_serves_last_known_good(
+    tiny_cfg: FluxoraConfig, trained_home: Home, tmp_path: Path, fast_fail_registry: None
+) -> None:
+    home = Home(tmp_path)
+    first = _store(tiny_cfg, home, trained_home.mlflow_tracking_uri).load_champion()
+    assert first.source == "registry"
+    record = json.loads((tmp_path / "serving" / "last_known_good.json").read_text())
+    assert record["version"] == first.version and len(record["sha256"]) == 64
+
+    store = _store(tiny_cfg, home, DEAD_REGISTRY)
+    loaded = store.load_champion()
+    assert loaded.source == "last-known-good"
+    assert loaded.version == first.version
+    assert store.current is loaded
+    load, temp = _histories()
+    np.testing.assert_array_equal(
+        _fc(loaded.forecaster, load, temp, ORIGINS.to_numpy(), 6)[1],
+        _fc(first.forecaster, load, temp, ORIGINS.to_numpy(), 6)[1],
+    )
+    with pytest.raises(RegistryError):  # a poll against the dead registry changes nothing
+        store.refresh()
+    assert store.current is loaded
+
+
+def test_tampered_last_known_good_is_refused(
+    tiny_cfg: FluxoraConfig, trained_home: Home, tmp_path: Path, fast_fail_registry: None
+) -> None:
+    home = Home(tmp_path)
+    _store(tiny_cfg, home, trained_home.mlflow_tracking_uri).load_champion()
+    record = json.loads((tmp_path / "serving" / "last_known_good.json").read_text())
+    model_file = Path(record["path"]) / "model.json"
+    model_file.write_bytes(model_file.read_bytes().replace(b"1", b"2", 1))  # still valid JSON, other numbers
+
+    store = _store(tiny_cfg, home, DEAD_REGISTRY)
+    with pytest.raises(RegistryError, match="checksum"):
+        store.load_champion()
+    assert store.current is None
+    assert store.history[-1].event == "refused"
+
+
+def test_app_with_dead_registry_and_no_copy_is_503_not_500(
+    tiny_cfg: FluxoraConfig, tmp_path: Path, fast_fail_registry: None
+) -> None:
+    from fastapi.testclient import TestClient
+    from serving_support import key_headers, settings_for
+
+    from fluxora.api.app import create_app
+
+    app = create_app(settings_for(tiny_cfg, Home(tmp_path), tracking_uri=DEAD_REGISTRY, retry_after_s=11))
+    with TestClient(app) as c:
+        headers = key_headers(app)
+        assert c.get("/health/ready").status_code == 503
+        for r in (
+            c.get("/v1/forecast", params={"series_id": "series_000"}, headers=headers),
+            c.post("/v1/forecast", json={"series_ids": ["series_000"]}, headers=headers),
+            c.get("/v1/models/current", headers=headers),
+        ):
+            assert r.status_code == 503
+            assert r.headers["Retry-After"] == "11"
+
+
+@pytest.mark.parametrize("damage", ["truncated model", "contract from the future", "fails smoke prediction"])
+def test_bad_version_is_refused_and_the_old_one_keeps_serving(
+    tiny_cfg: FluxoraConfig,
+    champion_dir: Path,
+    own_registry: tuple[str, Home],
+    tmp_path: Path,
+    damage: str,
+) -> None:
+    uri, home = own_registry
+    name = tiny_cfg.train.registered_model_name
+    store = _store(tiny_cfg, home, uri)
+    v1 = store.load_champion()
+
+    bad = Path(shutil.copytree(champion_dir, tmp_path / "bad"))
+    contract = json.loads((bad / CONTRACT_FILE).read_text())
+    if damage == "truncated model":
+        text = (bad / "model.json").read_text()
+        (bad / "model.json").write_text(text[: len(text) // 2])
+    elif damage == "contract from the future":
+        (bad / CONTRACT_FILE).write_text(json.dumps(contract | {"version": 99}))
+    else:  # loads fine, but cannot forecast: a horizon beyond what the features can build
+        (bad / CONTRACT_FILE).write_text(json.dumps(contract | {"horizon": 500}))
+    v2 = _register(uri, name, bad)
+    _promote(uri, name, v2)
+
+    assert store.refresh() is v1
+    assert store.current is v1
+    assert v2 in store.refused
+    events = [(e.version, e.event) for e in store.history]
+    assert events == [(v1.version, "served"), (v2, "refused")]
+    assert store.refresh() is v1  # a refused version is not retried on every poll
+    assert len(store.history) == 2
+
+    fresh = _store(tiny_cfg, home, uri)  # a new process facing the bad champion: no model, clear error
+    fresh_settings_lkg = fresh._settings.last_known_good
+    fresh_settings_lkg.unlink()
+    with pytest.raises(RegistryError, match="refused"):
+        fresh.load_champion()
+    assert fresh.current is None
+
+
+def test_swap_under_concurrent_requests(
+    tiny_cfg: FluxoraConfig,
+    champion_dir: Path,
+    own_registry: tuple[str, Home],
+    online: OnlineFeatures,
+    tmp_path: Path,
+) -> None:
+    """While the alias moves, every response comes whole from v1 or from v2, and none fails."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fastapi.testclient import TestClient
+    from serving_support import key_headers, settings_for
+
+    from fluxora.api.app import create_app
+
+    uri, home = own_registry
+    name = tiny_cfg.train.registered_model_name
+    app = create_app(settings_for(tiny_cfg, home, tracking_uri=uri))
+    store: ModelStore = app.state.services.store
+    other = _other_model(champion_dir, tmp_path / "v2", tiny_cfg)
+
+    series = "series_000"
+    states = _states(online, tiny_cfg, [series])
+    expected = {}
+    for forecaster in (NativeForecaster.load(champion_dir), NativeForecaster.load(other)):
+        expected[forecaster] = forecaster.forecast(states.features, states.origins, 12).point[0]
+
+    with TestClient(app) as c:
+        headers = key_headers(app)
+        v1 = store.current
+        assert v1 is not None
+        v2 = _register(uri, name, other)
+        by_version = dict(zip((v1.version, v2), expected.values(), strict=True))
+        assert not np.allclose(by_version[v1.version], by_version[v2])  # the two are distinguishable
+
+        def call(_: int) -> tuple[int, str, list[float]]:
+            r = c.get("/v1/forecast", params={"series_id": series, "horizon": 12}, headers=headers)
+            body = r.json()
+            return r.status_code, body.get("model_version", ""), [p["value"] for p in body.get("points", [])]
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            before = [pool.submit(call, i) for i in range(30)]
+            _promote(uri, name, v2)
+            swapped = store.refresh()
+            during = [pool.submit(call, i) for i in range(30)]
+            results = [f.result() for f in before + during]
+        after = [call(i) for i in range(5)]
+
+    assert swapped.version == v2
+    assert all(code == 200 for code, _, _ in results + after), results
+    for _, version, values in results + after:
+        assert version in by_version
+        np.testing.assert_allclose(values, by_version[version], rtol=1e-9)  # whole response from one model
+    assert {v for _, v, _ in after} == {v2}
+    assert [(e.version, e.event) for e in store.history] == [(v1.version, "served"), (v2, "served")]
+
+
+def test_poller_follows_the_alias(
+    tiny_cfg: FluxoraConfig, champion_dir: Path, own_registry: tuple[str, Home], tmp_path: Path
+) -> None:
+    import time
+
+    uri, home = own_registry
+    name = tiny_cfg.train.registered_model_name
+    store = _store(tiny_cfg, home, uri, poll_interval_s=0.2)
+    v1 = store.load_champion()
+    v2 = _register(uri, name, _other_model(champion_dir, tmp_path / "v2", tiny_cfg))
+    store.start_polling()
+    try:
+        _promote(uri, name, v2)
+        deadline = time.monotonic() + 60  # a generous bound for a loaded machine, not a speed check
+        while (store.current is None or store.current.version != v2) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        store.stop_polling()
+    assert store.current is not None and store.current.version == v2 != v1.version
+
+
+def test_direct_online_reads_equal_feast_sdk_reads(tiny_cfg: FluxoraConfig, trained_home: Home) -> None:
+    """The hot path's direct store reads return exactly what Feast's get_online_features does."""
+    direct, sdk = OnlineFeatures(trained_home), OnlineFeatures(trained_home)
+    sdk._fast = False  # the public-API fallback
+    series = ["series_001", "no_such_series", "series_000"]
+    a, b = _states(direct, tiny_cfg, series), _states(sdk, tiny_cfg, series)
+    assert direct._fast and a.series_ids == b.series_ids == ["series_001", "series_000"]
+    assert a.missing == b.missing == ["no_such_series"]
+    np.testing.assert_array_equal(a.origins, b.origins)
+    for name in STATE_INPUTS:
+        np.testing.assert_array_equal(a.features[name], b.features[name])

@@ -37,6 +37,29 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port (default: serve.port from config)")
     serve.add_argument("overrides", nargs="*", help="Hydra overrides")
 
+    users = sub.add_parser("users", help="manage API users (for the OAuth2 password flow)")
+    usub = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
+    ucreate = usub.add_parser("create", help="create a user; the password is read from stdin or prompted")
+    ucreate.add_argument("username")
+    ucreate.add_argument("--role", choices=("reader", "admin"), default="reader")
+    ucreate.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    ucreate.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. infra=production")
+
+    keys = sub.add_parser("keys", help="manage API keys (X-API-Key)")
+    ksub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    kcreate = ksub.add_parser("create", help="create a key; printed once, alone on the last line")
+    kcreate.add_argument("--name", default="cli", help="who the key is for")
+    kcreate.add_argument("--role", choices=("reader", "admin"), default="reader")
+    kcreate.add_argument(
+        "--series", action="append", help="limit the key to these series (repeat or comma-separate); default: all"
+    )
+    kcreate.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. infra=production")
+    klist = ksub.add_parser("list", help="list keys (never the keys themselves)")
+    klist.add_argument("overrides", nargs="*", help="Hydra overrides")
+    krevoke = ksub.add_parser("revoke", help="revoke a key by id")
+    krevoke.add_argument("id", type=int)
+    krevoke.add_argument("overrides", nargs="*", help="Hydra overrides")
+
     config = sub.add_parser("config", help="show or export the composed configuration")
     csub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     show = csub.add_parser("show", help="print the composed configuration as YAML")
@@ -88,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "backtest": _backtest,
             "promote": _promote,
             "rollback": _rollback,
+            "users": _users,
+            "keys": _keys,
         }
         return handler[args.command](args)
     except ConfigError as exc:
@@ -191,15 +216,99 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from fluxora.api.app import create_app
-    from fluxora.api.settings import ServiceSettings
-    from fluxora.config import compose
 
-    cfg = compose(args.overrides)
-    home = _prepare_runtime()
-    settings = ServiceSettings.from_config(cfg, home)
+    settings = _service_settings(args.overrides)
+    app = create_app(settings)  # refuses an unsafe production configuration before binding
+    cfg = _composed(args.overrides)
     host, port = args.host or cfg.serve.host, args.port or cfg.serve.port
     print(f"fluxora serve: http://{host}:{port}  (docs at /docs, model {settings.model_name}@champion)", flush=True)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    print("  every /v1 route needs a key; create one with:  fluxora keys create --role admin", flush=True)
+    print(f"  then:  curl -H 'X-API-Key: <key>' 'http://{host}:{port}/v1/forecast?series_id=series_000'", flush=True)
+    _access_log_to_stdout()
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)  # ours is structured JSON
+    return 0
+
+
+def _access_log_to_stdout() -> None:
+    import logging
+
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))  # each record is already one JSON object
+    access = logging.getLogger("fluxora.api.access")
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    access.propagate = False
+
+
+def _composed(overrides: list[str]) -> Any:
+    from fluxora.config import compose
+
+    return compose(overrides)
+
+
+def _service_settings(overrides: list[str]) -> Any:
+    from fluxora.api.settings import ServiceSettings
+
+    cfg = _composed(overrides)
+    return ServiceSettings.from_config(cfg, _prepare_runtime())
+
+
+def _api_sessions(overrides: list[str]) -> Any:
+    from fluxora.api import db
+
+    engine = db.make_engine(_service_settings(overrides).sqlalchemy_url)
+    db.migrate(engine)
+    return db.sessions(engine)
+
+
+def _users(args: argparse.Namespace) -> int:
+    import getpass
+
+    from fluxora.api.auth import create_user
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            print("error: passwords differ", file=sys.stderr)
+            return EXIT_ERROR
+    with _api_sessions(args.overrides)() as session:
+        try:
+            user = create_user(session, args.username, password, args.role)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+        print(f"created user {user.username!r} with role {user.role}")
+    return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from fluxora.api import auth
+    from fluxora.api.db import ApiKey
+
+    with _api_sessions(args.overrides)() as session:
+        if args.keys_command == "create":
+            series = [s.strip() for item in args.series for s in item.split(",") if s.strip()] if args.series else None
+            try:
+                row, key = auth.create_key(session, args.name, args.role, series)
+            except ValueError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return EXIT_ERROR
+            scope = ", ".join(row.series) if row.series else "all series"
+            print(f"created key id {row.id} ({row.name}, role {row.role}, {scope}); it is shown only now:")
+            print(key)
+        elif args.keys_command == "list":
+            for r in session.scalars(select(ApiKey).order_by(ApiKey.id)):
+                state = f"revoked {r.revoked_at:%Y-%m-%d %H:%M}" if r.revoked_at else "active"
+                print(f"{r.id:>4}  flx_{r.prefix}_…  {r.role:<6}  {r.name}  {r.series or 'all series'}  {state}")
+        else:
+            if auth.revoke_key(session, args.id) is None:
+                print(f"error: no active key with id {args.id}", file=sys.stderr)
+                return EXIT_ERROR
+            print(f"revoked key {args.id}")
     return 0
 
 

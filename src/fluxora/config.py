@@ -206,10 +206,23 @@ class MonitorConfig:
 
 @dataclass
 class ServeConfig:
-    """The forecast API."""
+    """The forecast API. Secrets (the JWT secret) come from the environment, never from here."""
 
     host: str = "127.0.0.1"
     port: int = 8000
+    mode: str = "local"  # local | production (production refuses to start without a strong JWT secret)
+    poll_interval_s: float = 30.0  # how often the champion alias is checked; a move is served within this
+    registry_timeout_s: float = 5.0  # per registry call; a dead registry must not hang start-up
+    retry_after_s: int = 30  # Retry-After on 503 (no model) responses
+    cors_origins: list[str] = field(default_factory=list)  # browser origins allowed; empty: no CORS
+    max_body_bytes: int = 1_048_576  # larger request bodies get 413
+    rate_limit_per_minute: int = 600  # per API key or user; 0 disables
+    rate_limit_burst: int = 60  # requests a consumer may send at once (in-memory limiter)
+    token_ttl_minutes: int = 60  # lifetime of a JWT from /v1/auth/token
+    jwt_audience: str = "fluxora-api"
+    key_cache_s: float = 5.0  # how long a verified API key is trusted without a database read
+    max_series_per_request: int = 100
+    log_flush_s: float = 1.0  # forecast log: write a batch at least this often
 
 
 @dataclass

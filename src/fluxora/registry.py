@@ -305,3 +305,22 @@ def download_champion(tracking_uri: str, name: str, cache: Path) -> tuple[str, P
     except MlflowException as exc:
         raise RegistryError(f"no champion for {name!r} in the registry at {tracking_uri}: {exc.message}") from None
     return str(mv.version), target
+
+
+# --- serving: alias lookups for the model store (kept light: no downloads, no model loading) ---
+
+
+def alias_version(tracking_uri: str, name: str, alias: str = CHAMPION) -> tuple[str, dict[str, str]]:
+    """(version, fluxora.* tags) that `alias` points at now; RegistryError if none or unreachable."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    try:
+        mv = client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        raise RegistryError(f"no {alias} for {name!r} in the registry at {tracking_uri}: {exc.message}") from None
+    except OSError as exc:  # connection refused / timed out below MLflow's own error types
+        raise RegistryError(f"registry at {tracking_uri} unreachable: {exc}") from None
+    tags = {k: v for k, v in (mv.tags or {}).items() if k.startswith("fluxora.")}
+    return str(mv.version), tags

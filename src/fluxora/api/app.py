@@ -1,4 +1,5 @@
-"""`create_app(settings)`: the FastAPI service. The lifespan loads the champion model."""
+"""`create_app(settings)`: the FastAPI service. The lifespan migrates the database, loads the
+champion, starts the alias poller and the forecast-log writer, and stops them in reverse."""
 
 from __future__ import annotations
 
@@ -7,11 +8,20 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
-from fluxora.api.model_store import ModelStore
+from fluxora.api import db
+from fluxora.api.auth import KeyVerifier
+from fluxora.api.deps import Services
+from fluxora.api.forecast_log import ForecastLogWriter
+from fluxora.api.lean import import_xgboost_without_sklearn
+from fluxora.api.metrics import Metrics
+from fluxora.api.middleware import ServiceMiddleware
+from fluxora.api.model_store import ModelEvent, ModelStore
 from fluxora.api.online import OnlineFeatures
-from fluxora.api.routes import forecast, health
+from fluxora.api.ratelimit import make_limiter
+from fluxora.api.routes import auth, forecast, health, keys, models
 from fluxora.api.settings import ServiceSettings
 from fluxora.errors import FluxoraError
 from fluxora.paths import Home
@@ -19,31 +29,77 @@ from fluxora.paths import Home
 log = logging.getLogger("fluxora.api")
 
 
+def build_services(settings: ServiceSettings) -> Services:
+    """Wire the service's parts. Refuses (ConfigError) an unsafe production configuration."""
+    secret = settings.signing_secret()
+    import_xgboost_without_sklearn()
+    metrics = Metrics()
+
+    def on_event(event: ModelEvent) -> None:
+        metrics.model_events.labels(event=event.event).inc()
+        if event.event == "served":
+            metrics.set_model(event.version)
+
+    engine = db.make_engine(settings.sqlalchemy_url)
+    sessions = db.sessions(engine)
+    return Services(
+        settings=settings,
+        store=ModelStore(settings, on_event=on_event),
+        online=OnlineFeatures(Home(settings.home)),
+        engine=engine,
+        sessions=sessions,
+        keys=KeyVerifier(sessions, settings.key_cache_s),
+        secret=secret,
+        limiter=make_limiter(settings.rate_limit_per_minute, settings.rate_limit_burst, settings.redis_url),
+        metrics=metrics,
+        forecast_log=ForecastLogWriter(engine, settings.log_flush_s, on_drop=metrics.log_dropped.inc),
+    )
+
+
 def create_app(settings: ServiceSettings) -> FastAPI:
     """Build the service. A missing champion leaves it running but not ready (503), never crashed."""
+    svc = build_services(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db.migrate(svc.engine)
+        svc.forecast_log.start()
         try:
-            app.state.model_store.load_champion()
+            loaded = svc.store.load_champion()
+            svc.online.warm(loaded.forecaster.contract.feature_service, loaded.forecaster.contract.state_features)
         except FluxoraError as exc:
-            log.warning("starting without a model: %s", exc)
-        yield
+            log.warning("starting without a model or features: %s", exc)
+        svc.store.start_polling()
+        try:
+            yield
+        finally:
+            svc.store.stop_polling()
+            svc.forecast_log.close()  # drains the queue: a clean shutdown loses no forecast-log rows
+            svc.engine.dispose()
 
     app = FastAPI(
         title="Fluxora forecast API",
-        version="0.1.0",
-        description="Electric load forecasts from the champion model in the MLflow registry.",
+        version="1.0.0",
+        description="Electric load forecasts from the champion model in the MLflow registry. "
+        "Every /v1 route needs `X-API-Key: <key>` or `Authorization: Bearer <JWT>`.",
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.model_store = ModelStore(settings)
-    app.state.online = OnlineFeatures(Home(settings.home))
-    app.include_router(health.router)
-    app.include_router(forecast.router)
+    app.state.services = svc
+    for router in (health.router, auth.router, forecast.router, models.router, keys.router):
+        app.include_router(router)
 
     @app.exception_handler(FluxoraError)
     async def fluxora_error(_: Request, exc: FluxoraError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(settings.retry_after_s)})
 
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+            max_age=600,
+        )
+    app.add_middleware(ServiceMiddleware, metrics=svc.metrics, max_body_bytes=settings.max_body_bytes)  # outermost
     return app

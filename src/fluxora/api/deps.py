@@ -1,37 +1,132 @@
-"""Dependencies shared by routes: the model snapshot and the online feature reader."""
+"""Dependencies shared by routes: the services, the caller (authenticated and rate-limited),
+the model snapshot and the online feature reader."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, Security, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
+from fluxora.api.auth import AuthError, ForbiddenError, KeyVerifier, Principal, verify_token
+from fluxora.api.forecast_log import ForecastLogWriter
+from fluxora.api.metrics import Metrics
 from fluxora.api.model_store import LoadedModel, ModelStore
 from fluxora.api.online import OnlineFeatures
+from fluxora.api.ratelimit import RateLimiter
+from fluxora.api.settings import ServiceSettings
 
 
-def _model_store(request: Request) -> ModelStore:
-    store: ModelStore = request.app.state.model_store
-    return store
+@dataclass
+class Services:
+    """Everything the routes use, built once per app by `create_app`."""
+
+    settings: ServiceSettings
+    store: ModelStore
+    online: OnlineFeatures
+    engine: Engine
+    sessions: sessionmaker[Session]
+    keys: KeyVerifier
+    secret: str
+    limiter: RateLimiter
+    metrics: Metrics
+    forecast_log: ForecastLogWriter
 
 
-def current_model(store: Annotated[ModelStore, Depends(_model_store)]) -> LoadedModel:
+api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key from `fluxora keys create`")
+bearer_scheme = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False, description="a JWT")
+
+UNAUTHORIZED = {"WWW-Authenticate": 'Bearer, ApiKey header="X-API-Key"'}
+
+
+# Dependencies are `async def` where they do not block: FastAPI runs every sync dependency in
+# the thread pool, and those hand-offs cost more than the work here (see benchmarks/serving.py).
+
+
+async def services(request: Request) -> Services:
+    svc: Services = request.app.state.services
+    return svc
+
+
+Svc = Annotated[Services, Depends(services)]
+
+
+async def rate_limit(svc: Services, consumer: str) -> None:
+    limiter = svc.limiter
+    decision = await run_in_threadpool(limiter.hit, consumer) if limiter.blocking else limiter.hit(consumer)
+    if not decision.allowed:
+        svc.metrics.rate_limited.inc()
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            detail="rate limit exceeded",
+            headers={"Retry-After": str(decision.retry_after_s)},
+        )
+
+
+async def principal(
+    request: Request,
+    svc: Svc,
+    key: Annotated[str | None, Security(api_key_scheme)],
+    token: Annotated[str | None, Security(bearer_scheme)],
+) -> Principal:
+    """The caller: an API key (`X-API-Key`) or a JWT (`Authorization: Bearer`); 401 otherwise."""
+    try:
+        if key:
+            # A key verified moments ago is answered from memory; otherwise a database read, off the loop.
+            cached = svc.keys.cached(key)
+            who = cached if cached is not None else await run_in_threadpool(svc.keys.verify, key)
+        elif token:
+            who = verify_token(token, svc.secret, svc.settings.jwt_audience)
+        else:
+            raise AuthError("not authenticated: send X-API-Key or Authorization: Bearer <token>")
+    except AuthError as exc:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail=str(exc), headers=UNAUTHORIZED) from None
+    request.state.consumer = who.subject
+    await rate_limit(svc, who.subject)
+    return who
+
+
+Caller = Annotated[Principal, Depends(principal)]
+
+
+async def admin(who: Caller) -> Principal:
+    try:
+        who.require("admin")
+    except ForbiddenError as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=str(exc)) from None
+    return who
+
+
+Admin = Annotated[Principal, Depends(admin)]
+
+
+async def current_model(svc: Svc) -> LoadedModel:
     """One snapshot of the served model for the whole request; 503 when there is none."""
-    model = store.current
+    model = svc.store.current
     if model is None:
         raise HTTPException(
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
             detail="no model is loaded yet; train one with `fluxora run`",
-            headers={"Retry-After": str(store.retry_after_s)},
+            headers={"Retry-After": str(svc.store.retry_after_s)},
         )
     return model
 
 
-def online_features(request: Request) -> OnlineFeatures:
-    reader: OnlineFeatures = request.app.state.online
-    return reader
-
-
 Model = Annotated[LoadedModel, Depends(current_model)]
-Features = Annotated[OnlineFeatures, Depends(online_features)]
-Store = Annotated[ModelStore, Depends(_model_store)]
+
+
+def check_series(who: Principal, series_ids: list[str]) -> None:
+    try:
+        who.check_series(series_ids)
+    except ForbiddenError as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=str(exc)) from None
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    from fluxora.api.schemas import ErrorResponse
+
+    return {code: {"model": ErrorResponse} for code in codes}

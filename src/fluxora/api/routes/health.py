@@ -1,25 +1,36 @@
-"""Liveness and readiness for orchestrators and load balancers."""
+"""Liveness, readiness and Prometheus metrics (no authentication: for orchestrators and scrapers)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
+from prometheus_client import CONTENT_TYPE_LATEST
 
-from fluxora.api.deps import Store
+from fluxora.api.deps import Svc
 from fluxora.api.schemas import Liveness, Readiness
 
-router = APIRouter(prefix="/health", tags=["health"])
+router = APIRouter(tags=["health"])
 
 
-@router.get("/live", response_model=Liveness)
-def live() -> Liveness:
+@router.get("/health/live", response_model=Liveness)
+async def live() -> Liveness:
     return Liveness()
 
 
-@router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})
-def ready(store: Store, response: Response) -> Readiness:
-    model = store.current
+@router.get("/health/ready", response_model=Readiness, responses={503: {"model": Readiness}})
+async def ready(svc: Svc, response: Response) -> Readiness:
+    model = svc.store.current
     if model is None:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-        response.headers["Retry-After"] = str(store.retry_after_s)
-        return Readiness(status="not ready", detail=store.last_error or "no model loaded")
+        response.headers["Retry-After"] = str(svc.store.retry_after_s)
+        return Readiness(status="not ready", detail=svc.store.last_error or "no model loaded")
     return Readiness(status="ready", model_version=model.version)
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text"}},
+)
+async def metrics(svc: Svc) -> Response:
+    """Request counts and latency by route and status, model version, predictions, load failures."""
+    return Response(svc.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,13 @@
+"""Alembic environment: the engine comes from `fluxora.api.db.migrate` (no alembic.ini, no URL here)."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from fluxora.api.db import Base
+
+engine = context.config.attributes["engine"]
+with engine.begin() as connection:
+    context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()

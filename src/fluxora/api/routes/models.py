@@ -1,0 +1,43 @@
+"""Which model is served, and which were served or refused before (this process's history)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from fluxora.api.deps import Caller, Model, Svc, error_responses
+from fluxora.api.routes.forecast import _history_hours
+from fluxora.api.schemas import ContractInfo, ModelEventOut, ModelHistory, ModelInfo
+
+router = APIRouter(prefix="/v1/models", tags=["models"])
+
+
+@router.get("/current", response_model=ModelInfo, responses=error_responses(401, 403, 429, 503))
+async def current(svc: Svc, who: Caller, model: Model) -> ModelInfo:
+    """The version serving now, where it came from, and the input contract it needs."""
+    c = model.forecaster.contract
+    hours = {name: h for name in c.state_features if (h := _history_hours(model, name)) is not None}
+    return ModelInfo(
+        name=svc.settings.model_name,
+        version=model.version,
+        source=model.source,
+        loaded_at=model.loaded_at,
+        reason=model.reason,
+        contract=ContractInfo(
+            feature_service=c.feature_service,
+            state_features=list(c.state_features),
+            history_hours=hours,
+            horizon=c.horizon,
+            quantiles=list(c.quantiles),
+        ),
+    )
+
+
+@router.get("/history", response_model=ModelHistory, responses=error_responses(401, 403, 429))
+async def history(svc: Svc, who: Caller) -> ModelHistory:
+    """Versions this service served or refused, oldest first, with when and why."""
+    return ModelHistory(
+        events=[
+            ModelEventOut(at=e.at, version=e.version, event=e.event, source=e.source, reason=e.reason)  # type: ignore[arg-type]
+            for e in svc.store.history
+        ]
+    )

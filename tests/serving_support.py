@@ -1,0 +1,35 @@
+"""Helpers for the service tests: settings with test-friendly limits, keys and tokens made
+through the service's own database (not mocked)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+
+from fluxora.api import auth
+from fluxora.api.deps import Services
+from fluxora.api.settings import ServiceSettings
+from fluxora.config import FluxoraConfig
+from fluxora.paths import Home
+
+
+def settings_for(cfg: FluxoraConfig, home: Home, **update: Any) -> ServiceSettings:
+    """The service's settings for `home`; rate limits off and no polling unless asked for."""
+    base = ServiceSettings.from_config(cfg, home)
+    return base.model_copy(update={"rate_limit_per_minute": 0, "poll_interval_s": 0.0, **update})
+
+
+def services(app: FastAPI) -> Services:
+    svc: Services = app.state.services
+    return svc
+
+
+def make_key(app: FastAPI, role: str = "reader", series: list[str] | None = None, name: str = "test") -> str:
+    with services(app).sessions() as session:
+        _, key = auth.create_key(session, name, role, series)
+    return key
+
+
+def key_headers(app: FastAPI, role: str = "reader", series: list[str] | None = None) -> dict[str, str]:
+    return {"X-API-Key": make_key(app, role, series)}

@@ -1,0 +1,215 @@
+"""The service database on SQLite and PostgreSQL: migrations up and down, constraints, the
+forecast log writer, keys. PostgreSQL runs when FLUXORA_TEST_POSTGRES_URL is set; each run uses
+its own schema, dropped afterwards, so concurrent runs do not collide."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, inspect, select, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from fluxora.api import auth, db
+from fluxora.api.db import ApiKey, ForecastLog, User
+from fluxora.api.forecast_log import BATCH, ForecastLogWriter
+
+POSTGRES_ENV = "FLUXORA_TEST_POSTGRES_URL"
+TABLES = {"users", "api_keys", "forecast_log"}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A fresh, unmigrated database."""
+    if request.param == "sqlite":
+        e = db.make_engine(f"sqlite:///{tmp_path / 'api.db'}")
+        yield e
+        e.dispose()
+        return
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV} (CI sets postgresql://postgres@127.0.0.1:5432/test)")
+    schema = f"fluxora_test_{uuid.uuid4().hex[:12]}"
+    admin = db.make_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    e = db.make_engine(url, schema=schema)
+    try:
+        yield e
+    finally:
+        e.dispose()
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def migrated(engine: Engine) -> Engine:
+    db.migrate(engine)
+    return engine
+
+
+def _tables(engine: Engine) -> set[str]:
+    return set(inspect(engine).get_table_names()) - {"alembic_version"}
+
+
+def test_migrations_up_down_up(engine: Engine) -> None:
+    assert _tables(engine) == set()
+    db.migrate(engine)
+    assert _tables(engine) == TABLES
+    assert db.current_revision(engine) == "0001"
+    db.migrate(engine)  # idempotent
+    db.downgrade(engine, "base")
+    assert _tables(engine) == set()
+    assert db.current_revision(engine) is None
+    db.migrate(engine)
+    assert _tables(engine) == TABLES
+
+
+def test_models_match_migrations(migrated: Engine) -> None:
+    """The ORM models and the migrations describe the same schema (no forgotten migration)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    with migrated.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), db.Base.metadata)
+    assert diff == []
+
+
+def test_username_is_unique(migrated: Engine) -> None:
+    with db.sessions(migrated)() as s:
+        auth.create_user(s, "ada", "password-1", "admin")
+        with pytest.raises(ValueError, match="exists"):
+            auth.create_user(s, "ada", "password-2")
+        s.add(User(username="ada", password_hash="x", role="reader"))
+        with pytest.raises(IntegrityError):
+            s.commit()
+
+
+@pytest.mark.parametrize("table", ["users", "api_keys"])
+def test_role_is_constrained(migrated: Engine, table: str) -> None:
+    with db.sessions(migrated)() as s:
+        row = (
+            User(username="eve", password_hash="x", role="root")
+            if table == "users"
+            else ApiKey(prefix="abc", key_hash="x", name="n", role="root")
+        )
+        s.add(row)
+        with pytest.raises(IntegrityError):
+            s.commit()
+
+
+def test_key_prefix_is_unique(migrated: Engine) -> None:
+    with db.sessions(migrated)() as s:
+        s.add(ApiKey(prefix="same", key_hash="a", name="one", role="reader"))
+        s.commit()
+        s.add(ApiKey(prefix="same", key_hash="b", name="two", role="reader"))
+        with pytest.raises(IntegrityError):
+            s.commit()
+
+
+def _row(i: int, **over: object) -> dict[str, object]:
+    origin = datetime(2024, 3, 1, tzinfo=UTC) + timedelta(hours=i)
+    return {
+        "served_at": datetime.now(UTC),
+        "series_id": f"series_{i % 3:03d}",
+        "origin": origin,
+        "horizon": 3,
+        "values": [float(i), float(i) + 0.5, float(i) + 1.25],
+        "quantiles": None,
+        "model_version": "7",
+        "consumer": "key:abc",
+        "endpoint": "get_forecast",
+        "request_id": f"req-{i}",
+        "latency_ms": 1.5,
+    } | over
+
+
+@pytest.mark.parametrize("bad", [{"horizon": 0}, {"series_id": None}, {"model_version": None}])
+def test_forecast_log_constraints(migrated: Engine, bad: dict[str, object]) -> None:
+    from sqlalchemy import insert
+
+    with pytest.raises(IntegrityError), migrated.begin() as conn:
+        conn.execute(insert(ForecastLog), [_row(0, **bad)])
+
+
+def test_forecast_log_writer_loses_nothing_on_close(migrated: Engine) -> None:
+    writer = ForecastLogWriter(migrated, flush_s=60.0)  # a long flush interval: only close() can write
+    writer.start()
+    n = 2 * BATCH + 17  # several batches plus a partial one
+    for i in range(0, n, 10):
+        writer.submit([_row(j) for j in range(i, min(i + 10, n))])
+    writer.close()
+    assert writer.written == n and writer.dropped == 0
+    with db.sessions(migrated)() as s:
+        assert s.scalar(select(func.count()).select_from(ForecastLog)) == n
+        row = s.scalar(select(ForecastLog).where(ForecastLog.request_id == "req-42"))
+        assert row is not None
+        assert row.values == [42.0, 42.5, 43.25]
+        assert row.series_id == "series_000" and row.horizon == 3 and row.model_version == "7"
+        origin = row.origin if row.origin.tzinfo else row.origin.replace(tzinfo=UTC)  # SQLite drops the zone
+        assert origin == datetime(2024, 3, 1, tzinfo=UTC) + timedelta(hours=42)
+
+
+def test_forecast_log_writer_flushes_without_close(migrated: Engine) -> None:
+    writer = ForecastLogWriter(migrated, flush_s=0.05)
+    writer.start()
+    try:
+        writer.submit([_row(1), _row(2)])
+        deadline = datetime.now(UTC) + timedelta(seconds=30)  # a generous bound, not a speed check
+        while writer.written < 2 and datetime.now(UTC) < deadline:
+            import time
+
+            time.sleep(0.05)
+        assert writer.written == 2
+    finally:
+        writer.close()
+
+
+def test_keys_round_trip_and_revocation(migrated: Engine) -> None:
+    factory = db.sessions(migrated)
+    with factory() as s:
+        row, key = auth.create_key(s, "feeder", "reader", ["b", "a", "a"])
+    assert key.startswith("flx_") and row.prefix in key
+    with factory() as s:
+        stored = s.get(ApiKey, row.id)
+        assert stored is not None and stored.series == ["a", "b"]
+        assert key.rsplit("_", 1)[1] not in stored.key_hash
+    verifier = auth.KeyVerifier(factory, cache_s=60)
+    who = verifier.verify(key)
+    assert who.role == "reader" and who.series == frozenset({"a", "b"})
+    with pytest.raises(auth.AuthError):
+        verifier.verify(key[:-1] + ("A" if key[-1] != "A" else "B"))
+    with factory() as s:
+        assert auth.revoke_key(s, row.id) is not None
+    assert verifier.verify(key) == who  # trusted from the cache until forgotten or expired
+    verifier.forget(row.prefix)
+    with pytest.raises(auth.AuthError, match="revoked"):
+        verifier.verify(key)
+    uncached = auth.KeyVerifier(factory, cache_s=0)
+    with pytest.raises(auth.AuthError):
+        uncached.verify(key)
+
+
+def test_user_delete_keeps_its_keys(migrated: Engine) -> None:
+    with db.sessions(migrated)() as s:
+        user = auth.create_user(s, "owner", "password-1")
+        row, _ = auth.create_key(s, "k")
+        row.user_id = user.id
+        s.commit()
+        s.delete(user)
+        s.commit()
+        s.expire_all()
+        again = s.get(ApiKey, row.id)
+        assert again is not None and again.user_id is None  # ON DELETE SET NULL
+
+
+def test_url_normalization() -> None:
+    assert db.normalize_url("postgresql://u@h:5432/d").startswith("postgresql+psycopg://")
+    assert db.normalize_url("postgresql+psycopg://u:p@h/d") == "postgresql+psycopg://u:p@h/d"
+    assert db.normalize_url("sqlite:///x.db") == "sqlite:///x.db"
