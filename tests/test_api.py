@@ -387,7 +387,9 @@ def test_predict_rejects_unknown_features_and_survives_extremes(
             assert "non-finite" in r.json()["detail"]
 
 
-def test_models_current_and_history(client: TestClient, champion_version: str, tiny_cfg: FluxoraConfig) -> None:
+def test_models_current_and_history(
+    client: TestClient, champion_version: str, tiny_cfg: FluxoraConfig, direct_forecaster: NativeForecaster
+) -> None:
     cur = client.get("/v1/models/current")
     assert cur.status_code == 200
     body = cur.json()
@@ -398,7 +400,7 @@ def test_models_current_and_history(client: TestClient, champion_version: str, t
         LOAD_HISTORY: tiny_cfg.features.load_history_hours,
         TEMP_HISTORY: tiny_cfg.features.temp_history_hours,
     }
-    assert body["contract"]["quantiles"] == []
+    assert body["contract"]["quantiles"] == list(direct_forecaster.contract.quantiles)
     assert body["reason"]  # the registry's promotion note
     events = client.get("/v1/models/history").json()["events"]
     assert [(e["version"], e["event"]) for e in events] == [(champion_version, "served")]
