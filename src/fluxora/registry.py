@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from fluxora.models.selection import GateDecision
 
 CHAMPION = "champion"
+GATE_TAG = "fluxora.gate"  # on each version: why the promotion gate promoted it or not
 CHALLENGER = "challenger"
 MODEL_ARTIFACT = "model"
 HISTORY_PREFIX = "fluxora.history."  # registered-model tags: one JSON promotion record each
@@ -159,7 +160,7 @@ def log_and_register(
         backtest_tags = {f"fluxora.backtest.{k}": f"{v:.6g}" for k, v in metrics.items() if "." not in k}
         for key, value in (tags | backtest_tags).items():
             client.set_model_version_tag(name, version, key, value)
-        client.set_model_version_tag(name, version, "fluxora.gate", decision.reason)
+        client.set_model_version_tag(name, version, GATE_TAG, decision.reason)
         client.set_registered_model_alias(name, CHALLENGER, version)
         if decision.promote:
             promote(home, name, version, f"gate: {decision.reason}")

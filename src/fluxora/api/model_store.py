@@ -127,7 +127,7 @@ class ModelStore:
     def refresh(self, force: bool = False) -> LoadedModel:
         """Check the alias; load and swap in a new version if it moved. Returns what is served.
         RegistryError when the registry fails or the new version is refused and nothing is served."""
-        from fluxora.registry import alias_version, download_champion
+        from fluxora.registry import GATE_TAG, alias_version, download_champion
 
         self._registry_env()
         s = self._settings
@@ -140,7 +140,7 @@ class ModelStore:
                 if current is None:
                     raise RegistryError(f"champion version {version} was refused: {self._refused[version]}")
                 return current
-            reason = tags.get("fluxora.promotion", "")
+            reason = tags.get(GATE_TAG, "")
             try:
                 version, local = download_champion(s.tracking_uri, s.model_name, s.model_cache)
                 model_dir = find_model_dir(local)
