@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from dataclasses import fields
 from pathlib import Path
 from typing import Literal
 
@@ -49,26 +50,16 @@ class ServiceSettings(BaseSettings):
 
     @classmethod
     def from_config(cls, cfg: FluxoraConfig, home: Home) -> ServiceSettings:
-        s, infra = cfg.serve, cfg.infra
+        infra = cfg.infra
+        # Every serve.* parameter the service knows, by name (host/port are for the CLI only).
+        shared = {f.name: getattr(cfg.serve, f.name) for f in fields(cfg.serve) if f.name in cls.model_fields}
         return cls(
+            **shared,
             home=home.root,
             tracking_uri=infra.mlflow_tracking_uri or home.mlflow_tracking_uri,
             model_name=cfg.train.registered_model_name,
-            mode=s.mode,  # type: ignore[arg-type]  # checked by pydantic
-            registry_timeout_s=s.registry_timeout_s,
-            retry_after_s=s.retry_after_s,
-            poll_interval_s=s.poll_interval_s,
             database_url=infra.database_url,
             redis_url=infra.redis_url,
-            jwt_audience=s.jwt_audience,
-            token_ttl_minutes=s.token_ttl_minutes,
-            cors_origins=list(s.cors_origins),
-            max_body_bytes=s.max_body_bytes,
-            rate_limit_per_minute=s.rate_limit_per_minute,
-            rate_limit_burst=s.rate_limit_burst,
-            key_cache_s=s.key_cache_s,
-            max_series_per_request=s.max_series_per_request,
-            log_flush_s=s.log_flush_s,
         )
 
     @property

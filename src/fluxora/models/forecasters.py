@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
@@ -77,8 +78,8 @@ def residual_quantiles(residuals: np.ndarray, levels: tuple[float, ...]) -> np.n
     return out
 
 
-class Forecaster:
-    """Base: holds the contract; subclasses set `predictor_` in `fit` and write `model.json`."""
+class Forecaster(ABC):
+    """Base: holds the contract; subclasses set `predictor_` in `fit` and write their native files."""
 
     name = "base"
 
@@ -87,8 +88,13 @@ class Forecaster:
         self.cfg = cfg
         self.predictor_: Predictor | None = None
 
+    @abstractmethod
     def fit(self, batch: OriginBatch) -> Forecaster:
-        raise NotImplementedError
+        """Fit on a batch of origins; sets `predictor_`."""
+
+    @abstractmethod
+    def write_model(self, directory: Path) -> None:
+        """Write the fitted model's native (never pickled) files into `directory`."""
 
     def predict(self, batch: OriginBatch) -> Forecast:
         """Point and every quantile level, through the serving path."""
@@ -97,14 +103,23 @@ class Forecaster:
         native = NativeForecaster(self.predictor_, self.contract)
         return native.forecast_all(batch.state(), batch.origins, batch.horizon)
 
-    def model_json(self) -> str:
-        raise NotImplementedError
-
     def save(self, directory: Path) -> Path:
+        """The model folder the registry and the service load: native files plus the contract."""
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / MODEL_FILE).write_text(self.model_json())
+        self.write_model(directory)
         (directory / CONTRACT_FILE).write_text(self.contract.to_json())
         return directory
+
+
+class JsonModelForecaster(Forecaster):
+    """A forecaster whose whole fitted state is one JSON document (`model.json`)."""
+
+    @abstractmethod
+    def model_json(self) -> str:
+        """The fitted model as JSON."""
+
+    def write_model(self, directory: Path) -> None:
+        (directory / MODEL_FILE).write_text(self.model_json())
 
 
 def _scaled_targets(batch: OriginBatch, contract: Contract) -> tuple[np.ndarray, np.ndarray]:
@@ -176,15 +191,12 @@ class XGBoostForecaster(Forecaster):
             scales.append(float(np.clip(k, 0.5, 10.0)))
         return scales
 
-    def save(self, directory: Path) -> Path:
-        directory.mkdir(parents=True, exist_ok=True)
+    def write_model(self, directory: Path) -> None:
         self.booster_.save_model(str(directory / MODEL_FILE))
         self.quantile_booster_.save_model(str(directory / XGB_QUANTILE_FILE))
-        (directory / CONTRACT_FILE).write_text(self.contract.to_json())
-        return directory
 
 
-class RidgeForecaster(Forecaster):
+class RidgeForecaster(JsonModelForecaster):
     """Ridge regression on `linear_basis` of the design rows (explicit interactions)."""
 
     name = "ridge"
@@ -221,7 +233,7 @@ class RidgeForecaster(Forecaster):
         return self.predictor_.to_json()
 
 
-class SeasonalNaiveForecaster(Forecaster):
+class SeasonalNaiveForecaster(JsonModelForecaster):
     """Same hour yesterday (24) or last week (168); season 0 picks the better on training data.
     Quantiles: empirical residual distribution per step, relative to the series' weekly mean."""
 
@@ -250,7 +262,7 @@ class SeasonalNaiveForecaster(Forecaster):
         return self.predictor_.to_json()
 
 
-class ProphetForecaster(Forecaster):
+class ProphetForecaster(JsonModelForecaster):
     """One Prophet model per series on the last `prophet_train_days`: daily/weekly/yearly
     seasonality, temperature plus heating/cooling degrees as regressors, country holidays.
     Fast settings: no MCMC and no uncertainty sampling (quantiles from in-sample residuals)."""
