@@ -190,7 +190,7 @@ class BacktestConfig:
 
 @dataclass
 class MonitorConfig:
-    """Drift monitoring: a season-matched reference against the latest window; retrain guardrails."""
+    """Drift against a season-matched reference, realized accuracy of served forecasts, retrain guardrails."""
 
     current_days: int = 7
     reference: str = "seasonal"  # seasonal: same hours/weekdays (52 or a few weeks back) | preceding
@@ -202,6 +202,11 @@ class MonitorConfig:
     per_series_threshold: float = 0.1  # normed Wasserstein distance (Evidently's large-sample default)
     retrain_cooldown_hours: float = 24.0
     retrain_min_new_rows: int = 24  # rows since the last retrain trigger
+    # Realized accuracy: served forecasts (the API's forecast log) against the actuals that arrived.
+    accuracy_days: int = 14  # forecasts served within this many days before the latest actual
+    accuracy_min_points: int = 24  # fewer matured points (overall, per series/step/day): insufficient data
+    accuracy_interval: list[float] = field(default_factory=lambda: [0.1, 0.9])  # logged quantiles -> coverage
+    accuracy_mae_ratio_threshold: float = 1.0  # decay: realized MAE / better seasonal naive MAE above this
 
 
 @dataclass

@@ -287,8 +287,9 @@ def _plots(cfg: FluxoraConfig, result: Any, board: dict[str, Any], home: Home) -
 
 
 def monitor(cfg: FluxoraConfig, home: Home, run_id: str | None = None) -> StepResult:
-    """Drift on the latest window against a season-matched reference, overall and per series, and
-    the closed loop's retrain decision. Too little data is reported as such, never a crash."""
+    """Drift on the latest window against a season-matched reference, overall and per series, the
+    realized accuracy of served forecasts, and the closed loop's retrain decision. Too little data
+    is reported as such, never a crash."""
     from fluxora import registry
     from fluxora.monitoring import loop, windows
     from fluxora.monitoring.drift import drift_report
@@ -296,6 +297,8 @@ def monitor(cfg: FluxoraConfig, home: Home, run_id: str | None = None) -> StepRe
 
     m = cfg.monitor
     data = io.read_parquet(home.validated_data)
+    # First, before anything is written: an unreachable forecast-log database fails the step whole.
+    forecast_log, log_note, log_window = _forecast_log(cfg, home, data)
     w = windows.select(data, m.current_days, m.reference, m.reference_weeks, m.reference_days)
     columns = [c for c in data.columns if c not in (SERIES_ID, TIMESTAMP) and pd.api.types.is_numeric_dtype(data[c])]
     try:
@@ -320,10 +323,21 @@ def monitor(cfg: FluxoraConfig, home: Home, run_id: str | None = None) -> StepRe
         json.dumps({"windows": w.describe(), "series": per_series}, indent=2, default=str),
     )
 
+    accuracy = _realized_accuracy(cfg, home, forecast_log, data, log_note, log_window)
+    files += [Path(accuracy["html_path"]), Path(accuracy["json_path"])]
+
     state = loop.load_state(home.reports)
     since = pd.Timestamp(state["data_end"]) if "data_end" in state else None
     new_rows = int((data[TIMESTAMP] > since).sum()) if since is not None else len(data)
-    decision = loop.decide(drift, state, new_rows, datetime.now(UTC), m.retrain_cooldown_hours, m.retrain_min_new_rows)
+    decision = loop.decide(
+        drift,
+        state,
+        new_rows,
+        datetime.now(UTC),
+        m.retrain_cooldown_hours,
+        m.retrain_min_new_rows,
+        accuracy=accuracy["decay"],
+    )
     loop.log_decision(home.reports, decision)
 
     run_id = run_id or _last_train_run(home)
@@ -339,6 +353,7 @@ def monitor(cfg: FluxoraConfig, home: Home, run_id: str | None = None) -> StepRe
         "windows": w.describe(),
         "series_drifted": sorted(s for s, r in per_series.items() if r["drifted"]),
         "series_insufficient": sorted(s for s, r in per_series.items() if r["status"] != "ok"),
+        "accuracy": _accuracy_brief(accuracy),
         "decision": decision.to_dict(),
         "data_end": str(w.end),
         "logged_to_run": run_id,
@@ -351,11 +366,66 @@ def monitor(cfg: FluxoraConfig, home: Home, run_id: str | None = None) -> StepRe
                 "drift_share": drift["drift_share"],
                 "series_drifted": len(outputs["series_drifted"]),
                 "retrain": int(decision.retrain),
+                "realized_mae": accuracy["overall"]["mae"],
+                "realized_mape": accuracy["overall"]["mape"],
+                "realized_coverage": accuracy["overall"]["coverage"],
+                "realized_mae_ratio": accuracy["decay"]["mae_ratio"],
+                "forecast_points_matured": accuracy["points"]["matured"],
+                "forecast_points_pending": accuracy["points"]["pending"],
             },
             indent=2,
         ),
     )
     return StepResult("monitor", outputs)
+
+
+def _forecast_log(
+    cfg: FluxoraConfig, home: Home, data: pd.DataFrame
+) -> tuple[pd.DataFrame, str | None, dict[str, Any]]:
+    """The service's forecast log for the accuracy window (forecasts served after the latest
+    actual minus `monitor.accuracy_days`)."""
+    from fluxora.monitoring import accuracy
+
+    stamps = pd.to_datetime(data[TIMESTAMP], utc=True) if len(data) else pd.Series(dtype="datetime64[ns, UTC]")
+    end = stamps.max() if len(stamps) else pd.Timestamp.now(tz="UTC")
+    after = (end - pd.Timedelta(days=cfg.monitor.accuracy_days)).to_pydatetime()
+    url = cfg.infra.database_url or accuracy.default_log_url(home.root)
+    log, note = accuracy.load_log(url, served_after=after)
+    return log, note, {"served_after": after.isoformat(), "actuals_end": str(end) if len(stamps) else None}
+
+
+def _realized_accuracy(
+    cfg: FluxoraConfig,
+    home: Home,
+    forecast_log: pd.DataFrame,
+    data: pd.DataFrame,
+    note: str | None,
+    window: dict[str, Any],
+) -> dict[str, Any]:
+    from fluxora.monitoring.accuracy import accuracy_report
+
+    m = cfg.monitor
+    lo, hi = m.accuracy_interval
+    return accuracy_report(
+        forecast_log,
+        data,
+        home.reports,
+        min_points=m.accuracy_min_points,
+        interval=(lo, hi),
+        mae_ratio_threshold=m.accuracy_mae_ratio_threshold,
+        note=note,
+        window=window,
+    )
+
+
+def _accuracy_brief(report: dict[str, Any]) -> dict[str, Any]:
+    keep = ("status", "reason", "points", "forecasts", "json_path", "html_path")
+    return {k: report[k] for k in keep} | {
+        "mae": report["overall"]["mae"],
+        "mape": report["overall"]["mape"],
+        "coverage": report["overall"]["coverage"],
+        "decay": report["decay"],
+    }
 
 
 def _last_train_run(home: Home) -> str | None:

@@ -1,8 +1,10 @@
 """The closed loop's decision: retrain or not, and why. Every decision is recorded.
 
-Guardrails: drift must pass its threshold, a cooldown since the last trigger must have passed,
-and enough new data must have arrived since then. The training that follows still has to pass
-the promotion gate before anything is served.
+Two signals can ask for a retrain: data drift past its threshold, and realized-accuracy decay
+(the served model's MAE on matured targets against seasonal naive on the same targets, past its
+threshold). Either one is enough; the guardrails then apply to both alike: a cooldown since the
+last trigger must have passed, and enough new data must have arrived since then. The training
+that follows still has to pass the promotion gate before anything is served.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-DECISIONS_FILE = "decisions.jsonl"
-STATE_FILE = "loop_state.json"
+from fluxora.monitoring.names import DECISIONS_FILE, STATE_FILE
+
+__all__ = ["DECISIONS_FILE", "STATE_FILE", "Decision", "decide", "load_state", "log_decision", "mark_triggered"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,8 @@ class Decision:
     drifted: bool | None
     drift_share: float | None
     new_rows: int
+    accuracy_decayed: bool | None = None  # None: no accuracy verdict (no log, too few matured points)
+    mae_ratio: float | None = None  # realized MAE / the better seasonal naive's MAE, same targets
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -37,30 +42,47 @@ def decide(
     now: datetime,
     cooldown_hours: float,
     min_new_rows: int,
+    accuracy: dict[str, Any] | None = None,
 ) -> Decision:
     """`state` holds the last trigger (`last_trigger_at`, `data_end`); `rows_after` counts the rows
-    newer than the data end recorded at that trigger (all rows when there was none)."""
+    newer than the data end recorded at that trigger (all rows when there was none). `accuracy` is
+    the realized-accuracy report's `decay` verdict (`status`, `decayed`, `mae_ratio`, `threshold`)."""
+    drift_ok = drift is not None and drift.get("status") != "insufficient_data"
+    verdict = accuracy if accuracy is not None and accuracy.get("status") == "ok" else None
     drifted = None if drift is None else bool(drift.get("drifted"))
     share = None if drift is None else drift.get("drift_share")
+    decayed = None if verdict is None else bool(verdict["decayed"])
+    ratio = None if verdict is None else verdict.get("mae_ratio")
 
     def made(retrain: bool, reason: str) -> Decision:
-        return Decision(retrain, reason, now.isoformat(), drifted, share, rows_after)
+        return Decision(retrain, reason, now.isoformat(), drifted, share, rows_after, decayed, ratio)
 
-    if drift is None or drift.get("status") == "insufficient_data":
-        return made(False, "no drift result (insufficient data)")
-    if not drifted:
-        return made(False, f"no drift (share {share:.2f})")
+    signals = []
+    if drift_ok and drifted:
+        signals.append(f"drift (share {share:.2f})")
+    if verdict is not None and decayed:
+        signals.append(f"accuracy decay (MAE {ratio:.2f}x seasonal naive, threshold {verdict['threshold']:.2f})")
+    if not signals:
+        quiet = [f"no drift (share {share:.2f})" if drift_ok else "no drift result (insufficient data)"]
+        if accuracy is not None:
+            quiet.append(
+                f"accuracy holds (MAE {ratio:.2f}x seasonal naive, threshold {verdict['threshold']:.2f})"
+                if verdict is not None
+                else "no accuracy verdict (insufficient matured forecasts)"
+            )
+        return made(False, "; ".join(quiet))
+    cause = " and ".join(signals)
     last = state.get("last_trigger_at")
     if last is not None:
         until = datetime.fromisoformat(last) + timedelta(hours=cooldown_hours)
         if now < until:
-            return made(False, f"drift (share {share:.2f}) but in cooldown until {until.isoformat()}")
+            return made(False, f"{cause} but in cooldown until {until.isoformat()}")
     if rows_after < min_new_rows:
         return made(
             False,
-            f"drift (share {share:.2f}) but only {rows_after} new rows since the last retrain (minimum {min_new_rows})",
+            f"{cause} but only {rows_after} new rows since the last retrain (minimum {min_new_rows})",
         )
-    return made(True, f"drift (share {share:.2f}) past threshold; {rows_after} new rows")
+    return made(True, f"{cause} past threshold; {rows_after} new rows")
 
 
 def load_state(directory: Path) -> dict[str, Any]:

@@ -1,0 +1,380 @@
+"""Realized accuracy: the service's forecast log joined with the actuals that have arrived since.
+
+Each logged forecast is exploded into one point per step (target = origin + step hours, the
+service's hourly convention). A point is *matured* when its target has a finite actual in the
+validated data, *pending* when its target lies after the series' latest actual (or the series
+has none yet), and *missing* when the target is inside the data but its actual is absent or
+not finite (quarantined, a gap). Only matured points are scored.
+
+An identical forecast served many times (same series, origin, model version and values) counts
+once: popularity of a series with consumers must not weight the accuracy.
+
+Accuracy decay compares the served model's MAE with seasonal naive forecasts made from the same
+origins on the very same matured targets (same hour yesterday / last week, as known at the
+origin), so it needs no registry and is unit-free. The stricter of the two baselines decides,
+as in the promotion gate ("beat the better naive").
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from itertools import chain
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from fluxora.data.io import atomic_write_text
+from fluxora.data.schema import LOAD, SERIES_ID, TIMESTAMP
+from fluxora.models.metrics import coverage, mae, mape
+from fluxora.monitoring.names import ACCURACY_REPORT
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+STEP = pd.Timedelta(hours=1)  # the service forecasts hourly points
+NAIVE_LAGS = {"naive_daily": 24, "naive_weekly": 168}  # hours
+LOG_COLUMNS = ("id", "served_at", SERIES_ID, "origin", "model_version", "values", "quantiles")
+MATURED, PENDING, MISSING = "matured", "pending", "missing"
+
+
+def default_log_url(home_root: Path) -> str:
+    """The service's default database (`ServiceSettings.sqlalchemy_url` with no database URL)."""
+    return f"sqlite:///{home_root / 'serving' / 'fluxora.db'}"
+
+
+def load_log(url: str, served_after: datetime | None = None) -> tuple[pd.DataFrame, str | None]:
+    """Read the forecast log at `url`; (empty frame, why) when there is none yet.
+
+    A missing SQLite file is not created (reading must not make a database the service would
+    then find unmigrated). A database that cannot be reached raises: the caller retries later.
+    """
+    from sqlalchemy.engine import make_url
+
+    from fluxora.api.db import make_engine
+
+    parsed = make_url(url)
+    if parsed.drivername.startswith("sqlite"):
+        path = parsed.database
+        if not path or path == ":memory:" or not Path(path).is_file():
+            return empty_log(), f"no forecast log yet ({path or url} does not exist)"
+    engine = make_engine(url)
+    try:
+        return read_log(engine, served_after)
+    finally:
+        engine.dispose()
+
+
+def read_log(engine: Engine, served_after: datetime | None = None) -> tuple[pd.DataFrame, str | None]:
+    """The forecast-log rows served after `served_after` (read only, through the api.db model)."""
+    from sqlalchemy import inspect, select
+
+    from fluxora.api.db import ForecastLog
+
+    if not inspect(engine).has_table(ForecastLog.__tablename__):
+        return empty_log(), "no forecast log yet (the service's database has no forecast_log table)"
+    t = ForecastLog
+    stmt = select(t.id, t.served_at, t.series_id, t.origin, t.model_version, t.values, t.quantiles)
+    if served_after is not None:  # served_at is indexed; origin <= served_at, so this keeps every wanted row
+        stmt = stmt.where(t.served_at > served_after.astimezone(UTC))
+    with engine.connect() as conn:
+        rows = conn.execute(stmt.order_by(t.id)).all()
+    if not rows:
+        return empty_log(), "the forecast log is empty"
+    frame = pd.DataFrame([tuple(r) for r in rows], columns=list(LOG_COLUMNS))
+    # SQLite hands back naive datetimes; the service writes UTC, so naive means UTC.
+    for col in ("served_at", "origin"):
+        frame[col] = pd.to_datetime(frame[col], utc=True)
+    return frame, None
+
+
+def empty_log() -> pd.DataFrame:
+    frame = pd.DataFrame({c: pd.Series(dtype="object") for c in LOG_COLUMNS})
+    for col in ("served_at", "origin"):
+        frame[col] = pd.to_datetime(frame[col], utc=True)
+    return frame
+
+
+def forecast_points(log: pd.DataFrame, interval: tuple[float, float]) -> pd.DataFrame:
+    """One row per (distinct forecast, step): series, origin, step, target, value, lower, upper."""
+    cols = [SERIES_ID, "origin", "model_version", "step", "target", "value", "lower", "upper"]
+    if log.empty:
+        return _typed_points(pd.DataFrame({c: [] for c in cols}))
+    log = log.assign(_key=log["values"].map(lambda v: tuple(v or ())))
+    log = log.drop_duplicates([SERIES_ID, "origin", "model_version", "_key"], keep="last")
+    lengths = log["values"].map(lambda v: len(v or ())).to_numpy(dtype="int64")
+    n = int(lengths.sum())
+    starts = np.cumsum(lengths) - lengths
+    step = np.arange(n, dtype="int64") - np.repeat(starts, lengths) + 1
+    rows = np.repeat(np.arange(len(log)), lengths)
+    origin = pd.DatetimeIndex(log["origin"]).tz_convert("UTC").as_unit("ns")[rows]
+    frame = pd.DataFrame(
+        {
+            SERIES_ID: log[SERIES_ID].astype(str).to_numpy()[rows],
+            "origin": origin,
+            "model_version": log["model_version"].astype(str).to_numpy()[rows],
+            "step": step,
+            "target": origin + pd.to_timedelta(step, unit="h"),
+            "value": _floats(chain.from_iterable(v or () for v in log["values"]), n),
+            "lower": _level(log["quantiles"], interval[0], lengths),
+            "upper": _level(log["quantiles"], interval[1], lengths),
+        }
+    )
+    return _typed_points(frame)
+
+
+def _typed_points(frame: pd.DataFrame) -> pd.DataFrame:
+    for col in ("origin", "target"):
+        frame[col] = pd.to_datetime(frame[col], utc=True).dt.as_unit("ns")
+    frame["step"] = frame["step"].astype("int64")
+    for col in ("value", "lower", "upper"):
+        frame[col] = frame[col].astype("float64")
+    return frame
+
+
+def _floats(values: Iterable[Any], n: int) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in values], dtype="float64").reshape(n)
+
+
+def _level(quantiles: pd.Series, level: float, lengths: np.ndarray) -> np.ndarray:
+    """Values of one quantile level per point; NaN where a forecast did not log that level."""
+    out: list[Any] = []
+    for q, length in zip(quantiles, lengths, strict=True):
+        values = None
+        for key, vals in (q or {}).items():
+            try:
+                if math.isclose(float(key), level) and vals is not None and len(vals) == length:
+                    values = vals
+            except (TypeError, ValueError):
+                continue
+        out.extend(values if values is not None else [np.nan] * int(length))
+    return _floats(out, int(lengths.sum()))
+
+
+def join_actuals(points: pd.DataFrame, actuals: pd.DataFrame) -> pd.DataFrame:
+    """Add `actual`, the status of each point and the seasonal naive forecasts from the same origin."""
+    load = pd.to_numeric(actuals[LOAD], errors="coerce") if len(actuals) else pd.Series(dtype="float64")
+    known = pd.DataFrame(
+        {
+            SERIES_ID: actuals[SERIES_ID].astype(str).to_numpy(),
+            "t": pd.to_datetime(actuals[TIMESTAMP], utc=True).dt.as_unit("ns").to_numpy(),
+            "y": load.to_numpy(dtype="float64"),
+        }
+    )
+    known = known[np.isfinite(known["y"])].drop_duplicates([SERIES_ID, "t"], keep="last")
+    known["t"] = pd.to_datetime(known["t"], utc=True).dt.as_unit("ns")
+    lookup = known.set_index([SERIES_ID, "t"])["y"]
+    out = points.copy()
+    out["actual"] = _at(lookup, out[SERIES_ID], out["target"])
+    last = known.groupby(SERIES_ID)["t"].max()
+    last_actual = out[SERIES_ID].map(last)
+    pending = last_actual.isna() | (out["target"] > last_actual)
+    out["status"] = np.where(out["actual"].notna(), MATURED, np.where(pending, PENDING, MISSING))
+    for name, lag in NAIVE_LAGS.items():
+        # The latest value at the same hour known at the origin: lag * ceil(step / lag) hours back.
+        back = lag * -(-out["step"] // lag)
+        out[name] = _at(lookup, out[SERIES_ID], out["target"] - pd.to_timedelta(back, unit="h"))
+    return out
+
+
+def _at(lookup: pd.Series, series: pd.Series, times: pd.Series) -> np.ndarray:
+    if lookup.empty or series.empty:
+        return np.full(len(series), np.nan)
+    index = pd.MultiIndex.from_arrays([series.to_numpy(), pd.DatetimeIndex(times)])
+    return lookup.reindex(index).to_numpy(dtype="float64")
+
+
+def summarize(
+    joined: pd.DataFrame,
+    *,
+    min_points: int,
+    interval: tuple[float, float],
+    mae_ratio_threshold: float,
+    served: int,
+) -> dict[str, Any]:
+    """Overall, per step, per series, per day of origin and per model version; and the decay verdict."""
+    matured = joined[joined["status"] == MATURED]
+    counts = joined["status"].value_counts()
+    overall = _scores(joined, min_points)
+    by_series = _groups(joined, SERIES_ID, min_points)
+    summary: dict[str, Any] = {
+        "status": overall["status"],
+        "reason": None,
+        "interval": list(interval),
+        "nominal_coverage": round(interval[1] - interval[0], 6),
+        "min_points": min_points,
+        "forecasts": {
+            "served": served,
+            "distinct": int(joined.groupby([SERIES_ID, "origin", "model_version"]).ngroups) if len(joined) else 0,
+            "with_matured_points": int(matured.groupby([SERIES_ID, "origin", "model_version"]).ngroups)
+            if len(matured)
+            else 0,
+        },
+        "points": {s: int(counts.get(s, 0)) for s in (MATURED, PENDING, MISSING)},
+        "overall": overall,
+        "by_step": _groups(joined, "step", min_points),
+        "by_series": by_series,
+        "by_origin_day": _groups(joined.assign(day=joined["origin"].dt.strftime("%Y-%m-%d")), "day", min_points),
+        "by_model_version": _groups(joined, "model_version", min_points),
+        "series_insufficient": sorted(s for s, r in by_series.items() if r["status"] != "ok"),
+    }
+    if overall["status"] != "ok":
+        summary["reason"] = (
+            f"{overall['matured']} matured forecast points (minimum {min_points}); {overall['pending']} pending"
+        )
+    summary["baselines"], summary["decay"] = _decay(matured, min_points, mae_ratio_threshold)
+    return summary
+
+
+def _groups(frame: pd.DataFrame, key: str, min_points: int) -> dict[str, dict[str, Any]]:
+    if frame.empty:
+        return {}
+    return {str(k): _scores(g, min_points) for k, g in frame.groupby(key, sort=True)}
+
+
+def _scores(frame: pd.DataFrame, min_points: int) -> dict[str, Any]:
+    status = frame["status"]
+    m = frame[status == MATURED]
+    a, f = m["actual"].to_numpy(), m["value"].to_numpy()
+    lo, hi = m["lower"].to_numpy(), m["upper"].to_numpy()
+    with_interval = np.isfinite(lo) & np.isfinite(hi)
+    n = len(m)
+    return {
+        "status": "ok" if n >= min_points and n > 0 else "insufficient_data",
+        "matured": n,
+        "pending": int((status == PENDING).sum()),
+        "missing": int((status == MISSING).sum()),
+        "mae": _num(mae(a, f)) if n else None,
+        "mape": _num(mape(a, f)) if n else None,
+        "coverage": _num(coverage(a, lo, hi)) if with_interval.any() else None,
+        "interval_points": int(with_interval.sum()),
+    }
+
+
+def _decay(matured: pd.DataFrame, min_points: int, threshold: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    baselines: dict[str, Any] = {}
+    for name in NAIVE_LAGS:
+        both = matured[np.isfinite(matured[name].to_numpy(dtype="float64"))]
+        a = both["actual"].to_numpy()
+        model, naive = mae(a, both["value"].to_numpy()), mae(a, both[name].to_numpy())
+        ratio = model / naive if len(both) and naive > 0 else None
+        baselines[name] = {"points": len(both), "mae": _num(model), "naive_mae": _num(naive), "mae_ratio": _num(ratio)}
+    usable = {k: b for k, b in baselines.items() if b["points"] >= min_points and b["mae_ratio"] is not None}
+    if not usable:
+        reason = (
+            f"fewer than {min_points} matured points with a seasonal naive value from the same origin, "
+            "or the naive forecast is exact (constant actuals)"
+        )
+        return baselines, {
+            "status": "insufficient_data",
+            "reason": reason,
+            "decayed": False,
+            "mae_ratio": None,
+            "baseline": None,
+            "threshold": threshold,
+        }
+    name, worst = max(usable.items(), key=lambda kv: kv[1]["mae_ratio"])  # the better naive is the stricter test
+    ratio = float(worst["mae_ratio"])
+    return baselines, {
+        "status": "ok",
+        "reason": None,
+        "decayed": ratio > threshold,
+        "mae_ratio": ratio,
+        "mae": worst["mae"],
+        "naive_mae": worst["naive_mae"],
+        "baseline": name,
+        "threshold": threshold,
+    }
+
+
+def _num(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def accuracy_report(
+    log: pd.DataFrame,
+    actuals: pd.DataFrame,
+    out_dir: Path,
+    *,
+    min_points: int,
+    interval: tuple[float, float],
+    mae_ratio_threshold: float,
+    note: str | None = None,
+    window: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Score the logged forecasts against the actuals and write `accuracy.json` and `accuracy.html`.
+
+    Never raises on thin data: an empty log, nothing matured, NaN or constant actuals give a
+    summary with status "insufficient_data" and a reason.
+    """
+    lo, hi = sorted(interval)
+    if not 0.0 <= lo < hi <= 1.0:
+        raise ValueError(f"the accuracy interval needs two quantile levels lo < hi in [0, 1], got {interval}")
+    joined = join_actuals(forecast_points(log, (lo, hi)), actuals)
+    summary = summarize(
+        joined, min_points=min_points, interval=(lo, hi), mae_ratio_threshold=mae_ratio_threshold, served=len(log)
+    )
+    if note and summary["status"] != "ok":
+        summary["reason"] = note
+    out_dir = Path(out_dir)
+    html_path, json_path = out_dir / f"{ACCURACY_REPORT}.html", out_dir / f"{ACCURACY_REPORT}.json"
+    summary |= {
+        "window": window or {},
+        "generated_at": datetime.now(UTC).isoformat(),
+        "html_path": str(html_path),
+        "json_path": str(json_path),
+    }
+    atomic_write_text(html_path, render_html(summary))
+    atomic_write_text(json_path, json.dumps(summary, indent=2, allow_nan=False) + "\n")  # last: complete marker
+    return summary
+
+
+def render_html(summary: dict[str, Any]) -> str:
+    """A small self-contained HTML page with the report's tables."""
+    esc = html.escape
+    o, d, p = summary["overall"], summary["decay"], summary["points"]
+    lo, hi = summary["interval"]
+    head = [
+        f"<p>Status: <b>{esc(summary['status'])}</b>{' — ' + esc(summary['reason']) if summary['reason'] else ''}</p>",
+        f"<p>Points: {p[MATURED]} matured, {p[PENDING]} pending, {p[MISSING]} missing an actual. "
+        f"Forecasts: {summary['forecasts']['served']} served, {summary['forecasts']['distinct']} distinct.</p>",
+        f"<p>Overall MAE {_fmt(o['mae'])}, MAPE {_fmt(o['mape'])}%, coverage of the {lo:g}–{hi:g} interval "
+        f"{_fmt(o['coverage'])} (nominal {summary['nominal_coverage']:g}).</p>",
+        f"<p>Decay: {esc(d['status'])}; MAE / {esc(str(d['baseline']))} MAE = {_fmt(d['mae_ratio'])} "
+        f"(threshold {d['threshold']:g}; decayed: {d['decayed']}).</p>",
+    ]
+    sections = [
+        ("Per horizon step", "step", summary["by_step"]),
+        ("Per day of origin (UTC)", "day", summary["by_origin_day"]),
+        ("Per series", "series", summary["by_series"]),
+        ("Per model version", "version", summary["by_model_version"]),
+    ]
+    body = head + [_table(title, label, rows) for title, label, rows in sections]
+    style = "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:2em}td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}"  # noqa: E501
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Fluxora realized accuracy</title>"
+        f"<style>{style}</style></head><body><h1>Realized accuracy</h1>{''.join(body)}</body></html>\n"
+    )
+
+
+def _table(title: str, label: str, rows: dict[str, dict[str, Any]]) -> str:
+    cols = ("status", "matured", "pending", "missing", "mae", "mape", "coverage")
+    header = "".join(f"<th>{c}</th>" for c in (label, *cols))
+    lines = [
+        f"<tr><td>{html.escape(k)}</td>" + "".join(f"<td>{html.escape(_fmt(r[c]))}</td>" for c in cols) + "</tr>"
+        for k, r in rows.items()
+    ]
+    return f"<h2>{title}</h2><table><tr>{header}</tr>{''.join(lines) or '<tr><td>none</td></tr>'}</table>"
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

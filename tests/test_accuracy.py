@@ -1,0 +1,349 @@
+"""Realized accuracy: the service's forecast log (written by its own writer, on SQLite and
+PostgreSQL) joined with real actuals; the decay signal in the retrain loop; the Prometheus gauges.
+
+PostgreSQL runs when FLUXORA_TEST_POSTGRES_URL is set; each test uses its own schema, dropped after.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import text
+
+from fluxora.api import db
+from fluxora.api.forecast_log import ForecastLogWriter
+from fluxora.config import compose
+from fluxora.data import io
+from fluxora.data.schema import LOAD, SERIES_ID, TEMPERATURE, TIMESTAMP
+from fluxora.monitoring import accuracy, loop
+from fluxora.monitoring.names import ACCURACY_REPORT, DECISIONS_FILE
+from fluxora.paths import Home
+
+POSTGRES_ENV = "FLUXORA_TEST_POSTGRES_URL"
+ORIGIN = datetime(2026, 3, 10, 12, tzinfo=UTC)
+H = timedelta(hours=1)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def log_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated service database, as a URL the monitoring step can be configured with."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'serving' / 'fluxora.db'}"
+        engine = db.make_engine(url)
+        db.migrate(engine)
+        engine.dispose()
+        yield url
+        return
+    base = os.environ.get(POSTGRES_ENV)
+    if not base:
+        pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV} (CI sets postgresql://postgres@127.0.0.1:5432/test)")
+    schema = f"fluxora_acc_{uuid.uuid4().hex[:12]}"
+    admin = db.make_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    # libpq's `options` puts the schema on the search path, so a plain URL reaches it.
+    url = f"{base}{'&' if '?' in base else '?'}options={quote(f'-csearch_path={schema}')}"
+    engine = db.make_engine(url)
+    db.migrate(engine)
+    engine.dispose()
+    try:
+        yield url
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def _row(series: str, origin: datetime, values: list[float], **over: Any) -> dict[str, Any]:
+    return {
+        "served_at": origin + timedelta(minutes=3),
+        "series_id": series,
+        "origin": origin,
+        "horizon": len(values),
+        "values": values,
+        "quantiles": None,
+        "model_version": "4",
+        "consumer": "key:test",
+        "endpoint": "get_forecast",
+        "request_id": None,
+        "latency_ms": 1.0,
+    } | over
+
+
+def _write(url: str, rows: list[dict[str, Any]]) -> None:
+    """Through the service's own writer, as a running service would."""
+    engine = db.make_engine(url)
+    writer = ForecastLogWriter(engine, flush_s=60.0)
+    writer.start()
+    writer.submit(rows)
+    writer.close()
+    assert writer.written == len(rows) and writer.dropped == 0
+    engine.dispose()
+
+
+def _actuals(series: str, start: datetime, end: datetime, load: Any) -> pd.DataFrame:
+    ts = pd.date_range(start, end, freq="h", tz="UTC")
+    values = load(np.arange(len(ts))) if callable(load) else np.full(len(ts), load, dtype="float64")
+    return pd.DataFrame({SERIES_ID: series, TIMESTAMP: ts, LOAD: values, TEMPERATURE: 10.0})
+
+
+def _report(url: str, actuals: pd.DataFrame, out: Path, min_points: int = 1, threshold: float = 1.0) -> dict[str, Any]:
+    log, note = accuracy.load_log(url)
+    return accuracy.accuracy_report(
+        log, actuals, out, min_points=min_points, interval=(0.1, 0.9), mae_ratio_threshold=threshold, note=note
+    )
+
+
+def test_hand_computed_mae_mape_coverage_matured_and_pending(log_url: str, tmp_path: Path) -> None:
+    # Actuals: load = 100 + hour index, up to ORIGIN + 2 h; the forecast runs to ORIGIN + 4 h.
+    start = ORIGIN - timedelta(days=8)
+    actuals = _actuals("a", start, ORIGIN + 2 * H, lambda i: 100.0 + i)
+    y1, y2 = 100.0 + 193, 100.0 + 194  # actuals at ORIGIN + 1 h and + 2 h (ORIGIN is index 192)
+    quantiles = {"0.1": [y1 - 1, y2 + 1, 0.0, 0.0], "0.5": [y1, y2, 0.0, 0.0], "0.9": [y1 + 1, y2 + 3, 1.0, 1.0]}
+    row = _row("a", ORIGIN, [y1 + 4, y2 - 10, 500.0, 600.0], quantiles=quantiles)
+    _write(log_url, [row, row | {"served_at": ORIGIN + 30 * H / 60}])  # served twice: counts once
+    rep = _report(log_url, actuals, tmp_path)
+
+    assert rep["status"] == "ok"
+    assert rep["forecasts"] == {"served": 2, "distinct": 1, "with_matured_points": 1}
+    assert rep["points"] == {"matured": 2, "pending": 2, "missing": 0}
+    o = rep["overall"]
+    assert o["mae"] == pytest.approx((4 + 10) / 2)
+    assert o["mape"] == pytest.approx((4 / y1 + 10 / y2) / 2 * 100)
+    # step 1: y1 in [y1-1, y1+1] -> inside; step 2: y2 in [y2+1, y2+3] -> outside
+    assert o["coverage"] == pytest.approx(0.5) and o["interval_points"] == 2
+    assert rep["by_step"]["1"]["mae"] == pytest.approx(4) and rep["by_step"]["1"]["coverage"] == 1.0
+    assert rep["by_step"]["2"]["mae"] == pytest.approx(10) and rep["by_step"]["2"]["coverage"] == 0.0
+    assert rep["by_step"]["3"]["status"] == "insufficient_data" and rep["by_step"]["3"]["pending"] == 1
+    assert rep["by_series"]["a"]["mae"] == pytest.approx(7)
+    assert rep["by_origin_day"] == {"2026-03-10": rep["overall"]}
+    assert rep["by_model_version"]["4"]["matured"] == 2
+    # Seasonal naive from the same origin: 24 h back -> error 24 each; 168 h back -> error 168 each.
+    assert rep["baselines"]["naive_daily"] == {"points": 2, "mae": 7.0, "naive_mae": 24.0, "mae_ratio": 7 / 24}
+    assert rep["baselines"]["naive_weekly"]["naive_mae"] == pytest.approx(168.0)
+    assert rep["decay"]["baseline"] == "naive_daily" and rep["decay"]["mae_ratio"] == pytest.approx(7 / 24)
+    assert rep["decay"]["decayed"] is False
+    # Files, same conventions as the drift report.
+    saved = json.loads((tmp_path / f"{ACCURACY_REPORT}.json").read_text())
+    assert saved["overall"] == rep["overall"]
+    assert "Realized accuracy" in (tmp_path / f"{ACCURACY_REPORT}.html").read_text()
+
+
+def test_missing_actual_inside_the_data_is_not_pending(log_url: str, tmp_path: Path) -> None:
+    actuals = _actuals("a", ORIGIN - 2 * H, ORIGIN + 5 * H, lambda i: 50.0 + i)
+    actuals = actuals[actuals[TIMESTAMP] != pd.Timestamp(ORIGIN + 2 * H)]  # quarantined hour
+    _write(log_url, [_row("a", ORIGIN, [1.0, 2.0, 3.0])])
+    rep = _report(log_url, actuals, tmp_path)
+    assert rep["points"] == {"matured": 2, "pending": 0, "missing": 1}
+
+
+def test_new_series_and_thin_data_are_insufficient_not_a_crash(log_url: str, tmp_path: Path) -> None:
+    actuals = _actuals("a", ORIGIN - timedelta(days=8), ORIGIN + 30 * H, lambda i: 100.0 + np.sin(i))
+    rows = [_row("a", ORIGIN + k * H, [100.0] * 24) for k in range(3)] + [_row("newcomer", ORIGIN, [5.0] * 24)]
+    _write(log_url, rows)
+    rep = _report(log_url, actuals, tmp_path, min_points=24)
+    assert rep["status"] == "ok"
+    assert rep["by_series"]["newcomer"]["status"] == "insufficient_data"
+    assert rep["by_series"]["newcomer"]["pending"] == 24 and rep["by_series"]["newcomer"]["mae"] is None
+    assert rep["series_insufficient"] == ["newcomer"]
+    assert rep["by_series"]["a"]["status"] == "ok"
+
+
+def test_single_row_is_insufficient_data(log_url: str, tmp_path: Path) -> None:
+    actuals = _actuals("a", ORIGIN - timedelta(days=8), ORIGIN + 5 * H, 80.0)
+    _write(log_url, [_row("a", ORIGIN, [81.0])])
+    rep = _report(log_url, actuals, tmp_path, min_points=24)
+    assert rep["status"] == "insufficient_data" and "1 matured" in rep["reason"]
+    assert rep["overall"]["mae"] == pytest.approx(1.0)  # still shown, flagged
+    assert rep["decay"]["status"] == "insufficient_data" and rep["decay"]["decayed"] is False
+
+
+def test_all_nan_actuals_leave_everything_pending(log_url: str, tmp_path: Path) -> None:
+    actuals = _actuals("a", ORIGIN - timedelta(days=8), ORIGIN + 30 * H, np.nan)
+    _write(log_url, [_row("a", ORIGIN, [1.0] * 24)])
+    rep = _report(log_url, actuals, tmp_path)
+    assert rep["status"] == "insufficient_data"
+    assert rep["points"] == {"matured": 0, "pending": 24, "missing": 0}
+    assert rep["overall"]["mae"] is None and rep["overall"]["coverage"] is None
+
+
+def test_constant_and_zero_actuals(log_url: str, tmp_path: Path) -> None:
+    """Constant actuals: MAE fine, naive is exact so no decay verdict. Zero actuals: MAPE undefined."""
+    constant = _actuals("a", ORIGIN - timedelta(days=8), ORIGIN + 30 * H, 7.0)
+    _write(log_url, [_row("a", ORIGIN, [8.0] * 24)])
+    rep = _report(log_url, constant, tmp_path)
+    assert rep["overall"]["mae"] == pytest.approx(1.0) and rep["overall"]["mape"] == pytest.approx(100 / 7)
+    assert rep["baselines"]["naive_daily"]["naive_mae"] == 0.0
+    assert rep["decay"]["status"] == "insufficient_data" and rep["decay"]["mae_ratio"] is None
+    zero = _actuals("a", ORIGIN - timedelta(days=8), ORIGIN + 30 * H, 0.0)
+    rep = _report(log_url, zero, tmp_path)
+    assert rep["overall"]["mae"] == pytest.approx(8.0) and rep["overall"]["mape"] is None
+    json.loads((tmp_path / f"{ACCURACY_REPORT}.json").read_text())  # strict JSON, no NaN
+
+
+def test_empty_log_and_no_database(log_url: str, tmp_path: Path) -> None:
+    actuals = _actuals("a", ORIGIN - timedelta(days=2), ORIGIN, 1.0)
+    rep = _report(log_url, actuals, tmp_path)
+    assert rep["status"] == "insufficient_data" and rep["reason"] == "the forecast log is empty"
+    assert rep["points"] == {"matured": 0, "pending": 0, "missing": 0} and rep["by_series"] == {}
+    missing = f"sqlite:///{tmp_path / 'never' / 'fluxora.db'}"
+    rep = _report(missing, actuals, tmp_path)
+    assert rep["status"] == "insufficient_data" and "no forecast log yet" in rep["reason"]
+    assert not (tmp_path / "never" / "fluxora.db").exists()  # reading never creates the database
+
+
+def test_unmigrated_database_has_no_log(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'blank.db'}"
+    engine = db.make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE other (x INTEGER)"))
+    engine.dispose()
+    log, note = accuracy.load_log(url)
+    assert log.empty and note is not None and "no forecast_log table" in note
+
+
+def test_served_after_filters_old_forecasts(log_url: str) -> None:
+    _write(log_url, [_row("a", ORIGIN, [1.0]), _row("a", ORIGIN + 48 * H, [2.0])])
+    log, _ = accuracy.load_log(log_url, served_after=ORIGIN + 24 * H)
+    assert log["values"].tolist() == [[2.0]]
+    assert str(log["origin"].dt.tz) == "UTC"
+
+
+# --- the closed loop: accuracy decay as a retrain signal ------------------------------------------
+
+NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
+NO_DRIFT = {"status": "ok", "drifted": False, "drift_share": 0.0}
+DECAYED = {"status": "ok", "decayed": True, "mae_ratio": 1.6, "threshold": 1.0}
+HOLDS = {"status": "ok", "decayed": False, "mae_ratio": 0.7, "threshold": 1.0}
+THIN = {"status": "insufficient_data", "decayed": False, "mae_ratio": None, "threshold": 1.0}
+
+
+@pytest.mark.parametrize(
+    ("drift", "acc", "state", "rows", "retrain", "words"),
+    [
+        (NO_DRIFT, DECAYED, {}, 500, True, "accuracy decay (MAE 1.60x seasonal naive, threshold 1.00) past threshold"),
+        (NO_DRIFT, HOLDS, {}, 500, False, "no drift (share 0.00); accuracy holds (MAE 0.70x"),
+        (NO_DRIFT, THIN, {}, 500, False, "no accuracy verdict"),
+        (None, DECAYED, {}, 500, True, "accuracy decay"),
+        (NO_DRIFT, DECAYED, {"last_trigger_at": (NOW - 2 * H).isoformat()}, 500, False, "accuracy decay (MAE 1.60x"),
+        (NO_DRIFT, DECAYED, {}, 3, False, "but only 3 new rows"),
+        (
+            {"status": "ok", "drifted": True, "drift_share": 0.8},
+            DECAYED,
+            {},
+            500,
+            True,
+            "drift (share 0.80) and accuracy",
+        ),
+    ],
+)
+def test_accuracy_decay_feeds_the_retrain_decision(
+    drift: dict[str, Any] | None, acc: dict[str, Any], state: dict[str, Any], rows: int, retrain: bool, words: str
+) -> None:
+    decision = loop.decide(drift, state, rows, NOW, cooldown_hours=24, min_new_rows=24, accuracy=acc)
+    assert decision.retrain is retrain
+    assert words in decision.reason
+    if state:
+        assert "cooldown" in decision.reason
+    assert decision.mae_ratio == acc["mae_ratio"]
+
+
+def _monitor_home(tmp_path: Path, error: float, log_url: str | None = None) -> tuple[Home, Any]:
+    """A FLUXORA_HOME with 30 days of real synthetic data and a forecast log of its last 3 days,
+    written by the service's writer: the actual load plus `error` (alternating sign when
+    `alternate`), the last actual for targets not yet observed. Seasonal naive MAE is ~17-23 here."""
+    from fluxora.config import DataConfig
+    from fluxora.data.synthetic import generate
+
+    home = Home(tmp_path / "home").ensure()
+    data = generate(DataConfig(n_series=2, days=30))
+    io.write_parquet(data, home.validated_data)
+    url = log_url or accuracy.default_log_url(home.root)
+    if log_url is None:
+        engine = db.make_engine(url)
+        db.migrate(engine)
+        engine.dispose()
+    end = data[TIMESTAMP].max()
+    by_key = data.set_index([SERIES_ID, TIMESTAMP])[LOAD]
+    rows = []
+    for sid in ("series_000", "series_001"):
+        last = float(by_key[(sid, end)])
+        for k in range(72, 0, -6):
+            origin = end - pd.Timedelta(hours=k)
+            targets = [origin + pd.Timedelta(hours=s) for s in range(1, 25)]
+            values = [float(by_key.get((sid, t), last)) + error * (-1) ** s for s, t in enumerate(targets)]
+            rows.append(_row(sid, origin.to_pydatetime(), values, served_at=datetime.now(UTC)))
+    _write(url, rows)
+    overrides = ["monitor.current_days=7", "monitor.reference_days=14", "monitor.accuracy_days=30"]
+    if log_url is not None:
+        overrides.append(f"infra.database_url='{log_url}'")
+    return home, compose(overrides)
+
+
+def test_monitor_step_triggers_retrain_on_accuracy_decay(log_url: str, tmp_path: Path) -> None:
+    from fluxora import pipeline
+
+    # The default service database under the home on SQLite; the configured URL on PostgreSQL.
+    home, cfg = _monitor_home(tmp_path, error=60.0, log_url=None if "sqlite" in log_url else log_url)
+    out = pipeline.monitor(cfg, home).outputs
+    acc = out["accuracy"]
+    assert acc["status"] == "ok" and acc["points"]["matured"] > 24 and acc["points"]["pending"] > 0
+    assert acc["decay"]["decayed"] is True and acc["decay"]["mae_ratio"] > 1.0
+    decision = out["decision"]
+    if out["drifted"]:  # synthetic data may drift as well; the reason names every signal
+        assert "drift" in decision["reason"]
+    assert decision["retrain"] is True and "accuracy decay" in decision["reason"]
+    assert decision["accuracy_decayed"] is True
+    logged = [json.loads(x) for x in (home.reports / DECISIONS_FILE).read_text().splitlines()]
+    assert logged[-1]["reason"] == decision["reason"]
+    metrics = json.loads((home.metrics_dir / "monitor.json").read_text())
+    assert metrics["realized_mae"] == pytest.approx(acc["mae"]) and metrics["retrain"] == 1
+
+    # Guardrail: after a trigger, the cooldown holds the next one back and says why.
+    loop.mark_triggered(home.reports, decision["at"], out["data_end"])
+    again = pipeline.monitor(cfg, home).outputs["decision"]
+    assert again["retrain"] is False and "accuracy decay" in again["reason"] and "cooldown" in again["reason"]
+
+
+def test_monitor_step_good_forecasts_do_not_decay(tmp_path: Path) -> None:
+    from fluxora import pipeline
+    from fluxora.status import _accuracy, render
+
+    home, cfg = _monitor_home(tmp_path, error=2.0)
+    out = pipeline.monitor(cfg, home).outputs
+    assert out["accuracy"]["mae"] == pytest.approx(2.0)
+    assert out["accuracy"]["decay"]["decayed"] is False and out["accuracy"]["decay"]["mae_ratio"] < 0.5
+    assert "accuracy decay" not in out["decision"]["reason"]
+    acc = _accuracy(home)
+    assert acc is not None and acc["status"] == "ok"
+    text = render({"home": str(home.root), "champion": None, "online_store": None, "drift": None, "accuracy": acc})
+    assert "realized MAE" in text and "matured" in text
+
+
+def test_monitor_step_without_a_forecast_log(tmp_path: Path) -> None:
+    from fluxora import pipeline
+    from fluxora.config import DataConfig
+    from fluxora.data.synthetic import generate
+    from fluxora.status import _accuracy, render
+
+    home = Home(tmp_path).ensure()
+    io.write_parquet(generate(DataConfig(n_series=1, days=20)), home.validated_data)
+    out = pipeline.monitor(compose(), home).outputs
+    assert out["accuracy"]["status"] == "insufficient_data" and "no forecast log yet" in out["accuracy"]["reason"]
+    assert out["decision"]["accuracy_decayed"] is None and "accuracy decay" not in out["decision"]["reason"]
+    assert (home.reports / "accuracy.html").is_file()
+    assert not (home.root / "serving" / "fluxora.db").exists()
+    text = render(
+        {"home": str(home.root), "champion": None, "online_store": None, "drift": None, "accuracy": _accuracy(home)}
+    )
+    assert "accuracy      insufficient data: no forecast log yet" in text
