@@ -29,7 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the whole pipeline as a Prefect flow (ingest → monitor)")
     run.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model=xgboost train.horizon=24")
 
-    status = sub.add_parser("status", help="champion model, online-store freshness and latest drift result")
+    status = sub.add_parser("status", help="champion model, online-store freshness, latest drift and realized accuracy")
     status.add_argument("--json", action="store_true", help="print machine-readable JSON")
 
     serve = sub.add_parser("serve", help="start the forecast API on the champion model")

@@ -6,13 +6,13 @@ import json
 from typing import Any
 
 from fluxora.config import FluxoraConfig
-from fluxora.monitoring.loop import DECISIONS_FILE
+from fluxora.monitoring.names import ACCURACY_REPORT, DECISIONS_FILE
 from fluxora.paths import Home
 from fluxora.pipeline import DRIFT_REPORT_NAME
 
 
 def collect(cfg: FluxoraConfig, home: Home) -> dict[str, Any]:
-    """Champion and its metrics, per-series online freshness, latest drift result."""
+    """Champion and its metrics, per-series online freshness, latest drift and realized accuracy."""
     from fluxora import registry
 
     has_registry = home.mlflow_db.is_file()
@@ -23,6 +23,7 @@ def collect(cfg: FluxoraConfig, home: Home) -> dict[str, Any]:
         "promotions": registry.history(home, name) if has_registry else [],
         "online_store": _freshness(cfg, home),
         "drift": _drift(home),
+        "accuracy": _accuracy(home),
     }
 
 
@@ -53,6 +54,53 @@ def _drift(home: Home) -> dict[str, Any] | None:
     if decisions.is_file() and (lines := decisions.read_text().splitlines()):
         out["last_decision"] = json.loads(lines[-1])
     return out
+
+
+def _accuracy(home: Home) -> dict[str, Any] | None:
+    """The latest realized-accuracy summary (overall figures, counts, decay), without the tables."""
+    path = home.reports / f"{ACCURACY_REPORT}.json"
+    if not path.is_file():
+        return None
+    raw = json.loads(path.read_text())
+    keep = ("status", "reason", "points", "forecasts", "interval", "nominal_coverage", "decay", "generated_at")
+    worst = sorted(
+        ((s, r["mae"]) for s, r in raw.get("by_series", {}).items() if r["status"] == "ok" and r["mae"] is not None),
+        key=lambda kv: -kv[1],
+    )
+    return {k: raw.get(k) for k in keep} | {
+        "overall": raw.get("overall"),
+        "series_insufficient": raw.get("series_insufficient", []),
+        "worst_series": [{"series_id": s, "mae": v} for s, v in worst[:3]],
+        "html_path": raw.get("html_path"),
+        "report": str(path),
+    }
+
+
+def _render_accuracy(acc: dict[str, Any] | None) -> list[str]:
+    if not acc:
+        return ["accuracy      no report yet"]
+    p = acc.get("points") or {}
+    counts = f"{p.get('matured', 0)} matured, {p.get('pending', 0)} pending, {p.get('missing', 0)} missing an actual"
+    if acc.get("status") != "ok":
+        return [f"accuracy      insufficient data: {acc.get('reason')}", f"              points: {counts}"]
+    o, d = acc["overall"], acc.get("decay") or {}
+    lo, hi = acc.get("interval") or (None, None)
+    cov = "-" if o.get("coverage") is None else f"{o['coverage']:.2f} (nominal {acc.get('nominal_coverage')})"
+    lines = [
+        f"accuracy      realized MAE {_num(o.get('mae'))}  MAPE {_num(o.get('mape'), '.2f')}%  "
+        f"{lo}-{hi} coverage {cov}; report {acc.get('html_path')}",
+        f"              points: {counts}",
+    ]
+    if d.get("status") == "ok":
+        verdict = "DECAYED" if d.get("decayed") else "holds"
+        lines.append(
+            f"              {verdict}: MAE {d['mae_ratio']:.2f}x {d.get('baseline')} (threshold {d.get('threshold')})"
+        )
+    return lines
+
+
+def _num(value: Any, spec: str = ".3f") -> str:
+    return "-" if value is None else format(value, spec)
 
 
 def render(report: dict[str, Any]) -> str:
@@ -96,6 +144,7 @@ def render(report: dict[str, Any]) -> str:
             f"              series drifted: {len(drift['series_drifted'])}; "
             f"insufficient data: {len(drift['series_insufficient'])}"
         )
+    lines += _render_accuracy(report.get("accuracy"))
     if drift and (decision := drift.get("last_decision")):
         lines.append(f"retrain       {'triggered' if decision['retrain'] else 'no'}: {decision['reason']}")
     return "\n".join(lines)
