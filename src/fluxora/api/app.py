@@ -24,6 +24,7 @@ from fluxora.api.ratelimit import make_limiter
 from fluxora.api.routes import auth, forecast, health, keys, models
 from fluxora.api.settings import ServiceSettings
 from fluxora.errors import FluxoraError
+from fluxora.monitoring.prometheus import MonitoringCollector
 from fluxora.paths import Home
 
 log = logging.getLogger("fluxora.api")
@@ -34,6 +35,7 @@ def build_services(settings: ServiceSettings) -> Services:
     secret = settings.signing_secret()
     import_xgboost_without_sklearn()
     metrics = Metrics()
+    metrics.registry.register(MonitoringCollector(Home(settings.home).reports))  # reads report JSON at scrape
 
     def on_event(event: ModelEvent) -> None:
         metrics.model_events.labels(event=event.event).inc()
