@@ -121,7 +121,8 @@ def train_flow(overrides: list[str] | None = None) -> dict[str, Any]:
 
 @flow(name="fluxora-monitor")
 def monitor_flow(overrides: list[str] | None = None) -> dict[str, Any]:
-    """Scheduled: drift report on the latest data, logged to the latest training run."""
+    """Scheduled: drift and realized-accuracy reports, logged to the latest training run; drift or
+    accuracy decay past its threshold triggers the training deployment (guardrails in the decision)."""
     if reason := superseded():
         return {"skipped": reason}
     cfg, home = _setup(overrides)
@@ -208,6 +209,8 @@ def stale_reason(slot: datetime, other_slots: list[datetime], now: datetime) -> 
 def _brief(outputs: dict[str, Any]) -> str:
     keep = ("rows", "series", "materialized_until", "drifted", "drift_share")
     parts = [f"{k}={outputs[k]}" for k in keep if k in outputs]
+    if (acc := outputs.get("accuracy")) is not None:
+        parts.append(f"accuracy={acc['status']} realized_mae={acc['mae']} pending={acc['points']['pending']}")
     if "model" in outputs:
         parts.append(f"version={outputs['model']['version']} champion={outputs['model']['champion']}")
     return " ".join(parts)

@@ -194,6 +194,13 @@ def _print_summary(results: dict[str, Any], cfg: Any, home: Any, seconds: float)
         f"  drift     {'DRIFT' if drift['drifted'] else 'no drift'} (share {drift['drift_share']:.2f}); "
         f"report {drift['html']}"
     )
+    if acc := drift.get("accuracy"):
+        p = acc["points"]
+        print(
+            f"  accuracy  realized MAE {acc['mae']:.3f} on {p['matured']} matured points ({p['pending']} pending)"
+            if acc["status"] == "ok"
+            else f"  accuracy  {acc['reason']}"
+        )
     print()
     print("Next:")
     print(f"  mlflow ui --backend-store-uri {home.mlflow_tracking_uri}   # browse runs and the registry")
