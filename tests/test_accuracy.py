@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
+from conftest import TINY_OVERRIDES as TINY
 from fluxora.api import db
 from fluxora.api.forecast_log import ForecastLogWriter
 from fluxora.config import compose
@@ -347,3 +348,75 @@ def test_monitor_step_without_a_forecast_log(tmp_path: Path) -> None:
         {"home": str(home.root), "champion": None, "online_store": None, "drift": None, "accuracy": _accuracy(home)}
     )
     assert "accuracy      insufficient data: no forecast log yet" in text
+
+
+# --- end to end: forecasts served by the real service, scored by the real monitor step -----------
+
+
+def test_forecasts_served_by_the_service_are_scored(tiny_cfg: Any, trained_home: Home, tmp_path: Path) -> None:
+    """/v1/predict from a past origin (its offline state) and /v1/forecast from the latest one, both
+    with the 0.1/0.9 quantiles, logged by the service; the monitor step scores the first (matured)
+    against the validated data and counts the second as pending; the reports go to MLflow."""
+    import mlflow
+    import pyarrow.parquet as pq
+    from fastapi.testclient import TestClient
+    from serving_support import key_headers, settings_for
+
+    from fluxora import pipeline
+    from fluxora.api.app import create_app
+    from fluxora.features import store as fs
+    from fluxora.features.build import EVENT_TIMESTAMP, LOAD_HISTORY, TEMP_HISTORY
+
+    series, horizon = "series_000", 24
+    table = pq.read_table(fs.offline_path(trained_home)).to_pandas()
+    table = table[table[SERIES_ID] == series].sort_values(EVENT_TIMESTAMP)
+    past = table.iloc[-49]  # 48 hours before the latest state: all 24 targets have actuals
+    origin = pd.Timestamp(past[EVENT_TIMESTAMP]).tz_convert("UTC")
+    url = f"sqlite:///{tmp_path / 'api.db'}"
+    app = create_app(settings_for(tiny_cfg, trained_home, database_url=url))
+    levels = [0.1, 0.9]
+    with TestClient(app) as c:
+        headers = key_headers(app)
+        features = {name: np.asarray(past[name], dtype="float64").tolist() for name in (LOAD_HISTORY, TEMP_HISTORY)}
+        body = {
+            "instances": [{"series_id": series, "origin": origin.isoformat(), "features": features}],
+            "horizon": horizon,
+            "quantiles": levels,
+        }
+        served = c.post("/v1/predict", json=body, headers=headers)
+        latest = c.get("/v1/forecast", params={"series_id": series, "horizon": 6, "quantiles": levels}, headers=headers)
+        assert served.status_code == latest.status_code == 200, served.text
+    points = served.json()["forecasts"][0]["points"]
+
+    data = io.read_parquet(trained_home.validated_data)
+    actual = data[data[SERIES_ID].astype(str) == series].set_index(TIMESTAMP)[LOAD]
+    y = np.array([actual[pd.Timestamp(p["timestamp"])] for p in points])
+    f = np.array([p["value"] for p in points])
+    lo = np.array([p["quantiles"]["0.1"] for p in points])
+    hi = np.array([p["quantiles"]["0.9"] for p in points])
+
+    cfg = compose([*TINY, f"infra.database_url='{url}'", "monitor.accuracy_min_points=24"])
+    out = pipeline.monitor(cfg, trained_home).outputs
+    acc = json.loads(Path(out["accuracy"]["json_path"]).read_text())
+    assert acc["points"] == {"matured": horizon, "pending": 6, "missing": 0}
+    assert acc["overall"]["mae"] == pytest.approx(np.mean(np.abs(y - f)))
+    assert acc["overall"]["mape"] == pytest.approx(np.mean(np.abs(y - f) / np.abs(y)) * 100)
+    assert acc["overall"]["coverage"] == pytest.approx(np.mean((y >= lo) & (y <= hi)))
+    assert acc["by_series"][series]["pending"] == 6
+    assert acc["status"] == "ok" and acc["decay"]["status"] == "ok"
+
+    client = mlflow.MlflowClient(tracking_uri=trained_home.mlflow_tracking_uri)
+    logged = {a.path for a in client.list_artifacts(out["logged_to_run"], "reports")}
+    assert {"reports/accuracy.json", "reports/accuracy.html"} <= logged
+
+
+@pytest.mark.parametrize("interval", [[0.1], [0.9, 0.9], [0.1, 1.5], [0.1, 0.5, 0.9]])
+def test_bad_interval_is_refused_before_anything_is_written(tmp_path: Path, interval: list[float]) -> None:
+    from fluxora import pipeline
+
+    home = Home(tmp_path).ensure()
+    io.write_parquet(_actuals("a", ORIGIN - timedelta(days=20), ORIGIN, 5.0), home.validated_data)
+    cfg = compose([f"monitor.accuracy_interval={interval}"])
+    with pytest.raises(ValueError, match="accuracy_interval"):
+        pipeline.monitor(cfg, home)
+    assert list(home.reports.iterdir()) == []

@@ -386,6 +386,7 @@ def _forecast_log(
     actual minus `monitor.accuracy_days`)."""
     from fluxora.monitoring import accuracy
 
+    accuracy.check_interval(cfg.monitor.accuracy_interval)  # a config error, before anything is written
     stamps = pd.to_datetime(data[TIMESTAMP], utc=True) if len(data) else pd.Series(dtype="datetime64[ns, UTC]")
     end = stamps.max() if len(stamps) else pd.Timestamp.now(tz="UTC")
     after = (end - pd.Timedelta(days=cfg.monitor.accuracy_days)).to_pydatetime()
@@ -405,13 +406,12 @@ def _realized_accuracy(
     from fluxora.monitoring.accuracy import accuracy_report
 
     m = cfg.monitor
-    lo, hi = m.accuracy_interval
     return accuracy_report(
         forecast_log,
         data,
         home.reports,
         min_points=m.accuracy_min_points,
-        interval=(lo, hi),
+        interval=m.accuracy_interval,
         mae_ratio_threshold=m.accuracy_mae_ratio_threshold,
         note=note,
         window=window,

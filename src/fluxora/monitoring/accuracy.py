@@ -20,7 +20,7 @@ from __future__ import annotations
 import html
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from itertools import chain
 from pathlib import Path
@@ -302,7 +302,7 @@ def accuracy_report(
     out_dir: Path,
     *,
     min_points: int,
-    interval: tuple[float, float],
+    interval: Sequence[float],
     mae_ratio_threshold: float,
     note: str | None = None,
     window: dict[str, Any] | None = None,
@@ -312,9 +312,7 @@ def accuracy_report(
     Never raises on thin data: an empty log, nothing matured, NaN or constant actuals give a
     summary with status "insufficient_data" and a reason.
     """
-    lo, hi = sorted(interval)
-    if not 0.0 <= lo < hi <= 1.0:
-        raise ValueError(f"the accuracy interval needs two quantile levels lo < hi in [0, 1], got {interval}")
+    lo, hi = check_interval(interval)
     joined = join_actuals(forecast_points(log, (lo, hi)), actuals)
     summary = summarize(
         joined, min_points=min_points, interval=(lo, hi), mae_ratio_threshold=mae_ratio_threshold, served=len(log)
@@ -332,6 +330,14 @@ def accuracy_report(
     atomic_write_text(html_path, render_html(summary))
     atomic_write_text(json_path, json.dumps(summary, indent=2, allow_nan=False) + "\n")  # last: complete marker
     return summary
+
+
+def check_interval(interval: Sequence[float]) -> tuple[float, float]:
+    """The (lower, upper) quantile levels of the coverage interval; ValueError unless two levels in [0, 1]."""
+    levels = sorted(float(q) for q in interval)
+    if len(levels) != 2 or not 0.0 <= levels[0] < levels[1] <= 1.0:
+        raise ValueError(f"monitor.accuracy_interval needs two quantile levels lo < hi in [0, 1], got {interval}")
+    return levels[0], levels[1]
 
 
 def render_html(summary: dict[str, Any]) -> str:
