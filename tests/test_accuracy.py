@@ -420,3 +420,21 @@ def test_bad_interval_is_refused_before_anything_is_written(tmp_path: Path, inte
     with pytest.raises(ValueError, match="accuracy_interval"):
         pipeline.monitor(cfg, home)
     assert list(home.reports.iterdir()) == []
+
+
+def test_repeated_points_count_once_and_the_logged_interval_wins(log_url: str, tmp_path: Path) -> None:
+    actuals = _actuals("a", ORIGIN - timedelta(days=8), ORIGIN + 30 * H, lambda i: 100.0 + i)
+    full = [float(v) for v in range(24)]
+    bands = {"0.1": [v - 1e6 for v in full[:3]], "0.9": [v + 1e6 for v in full[:3]]}
+    rows = [
+        _row("a", ORIGIN, full),  # 24 steps, no quantiles
+        _row("a", ORIGIN, full[:3], quantiles=bands),  # the same first 3 points, with the interval
+        _row("a", ORIGIN, full[:3]),  # and again without
+        _row("a", ORIGIN, full, model_version="5"),  # another model: its own points
+    ]
+    _write(log_url, rows)
+    rep = _report(log_url, actuals, tmp_path)
+    assert rep["forecasts"]["served"] == 4 and rep["forecasts"]["distinct"] == 2
+    assert rep["points"]["matured"] == 48
+    assert rep["overall"]["interval_points"] == 3 and rep["overall"]["coverage"] == 1.0
+    assert rep["by_model_version"]["4"]["matured"] == rep["by_model_version"]["5"]["matured"] == 24

@@ -6,8 +6,9 @@ validated data, *pending* when its target lies after the series' latest actual (
 has none yet), and *missing* when the target is inside the data but its actual is absent or
 not finite (quarantined, a gap). Only matured points are scored.
 
-An identical forecast served many times (same series, origin, model version and values) counts
-once: popularity of a series with consumers must not weight the accuracy.
+A forecast point served many times (same series, origin, model version, step and value: a
+repeated request, or a shorter horizon from the same origin) counts once: how often consumers
+ask for a series must not weight the accuracy.
 
 Accuracy decay compares the served model's MAE with seasonal naive forecasts made from the same
 origins on the very same matured targets (same hour yesterday / last week, as known at the
@@ -105,8 +106,12 @@ def forecast_points(log: pd.DataFrame, interval: tuple[float, float]) -> pd.Data
     cols = [SERIES_ID, "origin", "model_version", "step", "target", "value", "lower", "upper"]
     if log.empty:
         return _typed_points(pd.DataFrame({c: [] for c in cols}))
-    log = log.assign(_key=log["values"].map(lambda v: tuple(v or ())))
-    log = log.drop_duplicates([SERIES_ID, "origin", "model_version", "_key"], keep="last")
+    # Cheap first pass on whole forecasts (a dashboard polling one series repeats it many times).
+    log = log.assign(
+        _values=log["values"].map(lambda v: tuple(v or ())),
+        _levels=log["quantiles"].map(lambda q: tuple(sorted(q)) if isinstance(q, dict) else ()),
+    )
+    log = log.drop_duplicates([SERIES_ID, "origin", "model_version", "_values", "_levels"], keep="last")
     lengths = log["values"].map(lambda v: len(v or ())).to_numpy(dtype="int64")
     n = int(lengths.sum())
     starts = np.cumsum(lengths) - lengths
@@ -125,7 +130,14 @@ def forecast_points(log: pd.DataFrame, interval: tuple[float, float]) -> pd.Data
             "upper": _level(log["quantiles"], interval[1], lengths),
         }
     )
-    return _typed_points(frame)
+    # A shorter horizon from the same origin repeats a prefix: each point counts once, and the
+    # copy that logged the interval wins.
+    frame = frame.assign(_has=np.isfinite(frame["lower"]) & np.isfinite(frame["upper"])).sort_values(
+        "_has", kind="stable"
+    )
+    keys = [SERIES_ID, "origin", "model_version", "step", "value"]
+    frame = frame.drop_duplicates(keys, keep="last").drop(columns="_has").sort_values(keys[:4], kind="stable")
+    return _typed_points(frame.reset_index(drop=True))
 
 
 def _typed_points(frame: pd.DataFrame) -> pd.DataFrame:
