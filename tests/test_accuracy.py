@@ -438,3 +438,28 @@ def test_repeated_points_count_once_and_the_logged_interval_wins(log_url: str, t
     assert rep["points"]["matured"] == 48
     assert rep["overall"]["interval_points"] == 3 and rep["overall"]["coverage"] == 1.0
     assert rep["by_model_version"]["4"]["matured"] == rep["by_model_version"]["5"]["matured"] == 24
+
+
+def test_monitor_step_imports_no_service_code(tmp_path: Path) -> None:
+    """The monitoring flow reads the forecast log through the db models only, never the FastAPI app."""
+    import subprocess
+    import sys
+    import textwrap
+
+    home, _ = _monitor_home(tmp_path, error=1.0)
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        from pathlib import Path
+        from fluxora import pipeline
+        from fluxora.config import compose
+        from fluxora.paths import Home
+        out = pipeline.monitor(compose(["monitor.accuracy_days=30"]), Home(Path({str(home.root)!r}))).outputs
+        print(json.dumps({{"matured": out["accuracy"]["points"]["matured"], "modules": sorted(sys.modules)}}))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["matured"] > 0
+    service = {m for m in result["modules"] if m.startswith("fluxora.api.") and m != "fluxora.api.db"}
+    assert service == set(), service

@@ -1,1 +1,1 @@
-"""Production monitoring: data drift reports between a reference and a current window."""
+"""Production monitoring: data drift, realized accuracy of served forecasts, the retrain loop, metrics."""
