@@ -85,10 +85,14 @@ def _render_accuracy(acc: dict[str, Any] | None) -> list[str]:
         return [f"accuracy      insufficient data: {acc.get('reason')}", f"              points: {counts}"]
     o, d = acc["overall"], acc.get("decay") or {}
     lo, hi = acc.get("interval") or (None, None)
-    cov = "-" if o.get("coverage") is None else f"{o['coverage']:.2f} (nominal {acc.get('nominal_coverage')})"
+    cov = (
+        f"{lo}-{hi} coverage: no forecast logged both quantiles"
+        if o.get("coverage") is None
+        else f"{lo}-{hi} coverage {o['coverage']:.2f} (nominal {acc.get('nominal_coverage')})"
+    )
     lines = [
-        f"accuracy      realized MAE {_num(o.get('mae'))}  MAPE {_num(o.get('mape'), '.2f')}%  "
-        f"{lo}-{hi} coverage {cov}; report {acc.get('html_path')}",
+        f"accuracy      realized MAE {_num(o.get('mae'))}  MAPE {_num(o.get('mape'), '.2f')}%  {cov}",
+        f"              report {acc.get('html_path')}",
         f"              points: {counts}",
     ]
     if d.get("status") == "ok":
