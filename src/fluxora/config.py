@@ -251,6 +251,12 @@ class InfraConfig:
     redis_url: str = ""  # Feast online store (online_store=redis) and API rate limits
     feast_registry_url: str = ""  # "" -> file registry; else a SQLAlchemy URL (PostgreSQL)
     database_url: str = ""  # the API's database; "" -> sqlite under FLUXORA_HOME
+    # Fan-out of per-series work (backtest fits, Prophet per-series fits, per-series metrics).
+    task_runner: str = "serial"  # serial: in-process, no Dask | dask: Prefect's DaskTaskRunner
+    dask_address: str = ""  # scheduler of an existing cluster (tcp://host:8786); "" -> a local cluster
+    dask_n_workers: int = 2  # local cluster only
+    dask_threads_per_worker: int = 1  # local cluster only
+    series_per_task: int = 50  # series in one per-series work unit (a task on the cluster)
 
 
 @dataclass
