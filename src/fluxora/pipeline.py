@@ -21,6 +21,7 @@ from fluxora.config import FluxoraConfig
 from fluxora.data import io
 from fluxora.data.schema import SERIES_ID, TIMESTAMP
 from fluxora.errors import InsufficientDataError
+from fluxora.fanout import SERIAL, FanOut
 from fluxora.paths import Home
 
 DRIFT_REPORT_NAME = "drift"
@@ -115,11 +116,13 @@ def _weather_forecasts(cfg: FluxoraConfig) -> pd.DataFrame | None:
     return pd.read_parquet(path if path.is_absolute() else project_root() / path)
 
 
-def train(cfg: FluxoraConfig, home: Home, progress: Callable[[str], None] | None = None) -> StepResult:
+def train(
+    cfg: FluxoraConfig, home: Home, progress: Callable[[str], None] | None = None, fan_out: FanOut = SERIAL
+) -> StepResult:
     """Backtest the candidates against seasonal naive and the current champion on the same
     windows, fit the best on the training set read through Feast (point in time), register it
     as `challenger` and let the gate decide on `champion`. Idempotent: the same data version
-    and config hash reuse the registered version."""
+    and config hash reuse the registered version. Per-series backtest work goes through `fan_out`."""
     from fluxora import registry
     from fluxora.models import backtest as bt
     from fluxora.models.panel import Panel
@@ -136,8 +139,12 @@ def train(cfg: FluxoraConfig, home: Home, progress: Callable[[str], None] | None
     spec = bt.resolve(cfg, panel, weather=cfg.train.weather, horizon=cfg.train.horizon)
     champion, note = _champion_for(home, cfg, spec)
     fixed = {f"champion_v{champion[0]}": champion[1]} if champion else {}
-    result = bt.run(panel, cfg, _candidates(cfg, include_baselines=True), spec, fixed=fixed, progress=say)
-    board = bt.leaderboard(result, cfg.train.promotion_metric)
+    result = bt.run(
+        panel, cfg, _candidates(cfg, include_baselines=True), spec, fixed=fixed, progress=say, fan_out=fan_out
+    )
+    board = bt.leaderboard(
+        result, cfg.train.promotion_metric, fan_out=fan_out, series_per_task=cfg.infra.series_per_task
+    )
     winner, metrics, decision = _select(cfg, board, note)
     say(f"train: {winner} wins the backtest; gate: {decision.reason}")
 
@@ -257,7 +264,11 @@ def _train_outputs(home: Home, registered: Any, metrics: dict[str, float], board
 
 
 def backtest(
-    cfg: FluxoraConfig, home: Home, output: Path | None = None, progress: Callable[[str], None] | None = None
+    cfg: FluxoraConfig,
+    home: Home,
+    output: Path | None = None,
+    progress: Callable[[str], None] | None = None,
+    fan_out: FanOut = SERIAL,
 ) -> StepResult:
     """Backtest `backtest.models` and both seasonal naive baselines on validated data; write
     the leaderboard JSON, log it with plots and metrics to an MLflow run."""
@@ -269,8 +280,10 @@ def backtest(
     say = progress or _log.info
     panel = Panel.from_frame(io.read_parquet(home.validated_data))
     spec = bt.resolve(cfg, panel)
-    result = bt.run(panel, cfg, [*BASELINES, *cfg.backtest.models], spec, progress=say)
-    board = bt.leaderboard(result, cfg.train.promotion_metric)
+    result = bt.run(panel, cfg, [*BASELINES, *cfg.backtest.models], spec, progress=say, fan_out=fan_out)
+    board = bt.leaderboard(
+        result, cfg.train.promotion_metric, fan_out=fan_out, series_per_task=cfg.infra.series_per_task
+    )
     board = {"data_version": io.file_digest(home.validated_data), "config_hash": cfg.fingerprint()} | board
     target = output or home.reports / "leaderboard.json"
     io.atomic_write_text(target, json.dumps(board, indent=2, default=str))
