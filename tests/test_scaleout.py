@@ -108,3 +108,22 @@ def test_dask_backtest_equals_serial(prefect_harness: None) -> None:
     assert [e["model"] for e in distributed["models"]] == [e["model"] for e in serial["models"]]
     assert _leaderboard_without_timings(distributed) == _leaderboard_without_timings(serial)
     assert len(serial["models"][0]["per_series"]) == 3
+
+
+def test_feature_batches_equal_the_whole_tables() -> None:
+    import pyarrow as pa
+
+    from fluxora.data.synthetic import generate
+    from fluxora.data.validate import validate
+    from fluxora.features.build import feature_batches, feature_tables
+
+    cfg = compose([*TINY_OVERRIDES, "data.n_series=3", "features.series_per_batch=2"])
+    data = validate(generate(cfg.data))[0]
+    whole = feature_tables(data, cfg.features)
+    batches = list(feature_batches(data, cfg.features))
+    assert len(batches) == 2
+    for view, table in whole.items():
+        if view == "weather_forecast":
+            continue
+        joined = pa.concat_tables([b[view] for b in batches])
+        assert joined.equals(table.cast(joined.schema)), view

@@ -119,6 +119,7 @@ class FeaturesConfig:
     holiday_subdivision: str = ""  # e.g. ENG; "" = national holidays
     weather_forecast_path: str = ""  # long-format temperature forecasts (parquet); "" -> none
     weather_forecast_hours: int = 48  # forecast hours kept per issue time in `weather_forecast`
+    series_per_batch: int = 50  # features are built and written this many series at a time (bounds memory)
 
 
 @dataclass

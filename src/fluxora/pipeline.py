@@ -89,16 +89,23 @@ def validate(cfg: FluxoraConfig, home: Home) -> StepResult:
 def features(cfg: FluxoraConfig, home: Home) -> StepResult:
     """Build every feature table, write the Feast offline sources, apply, materialize the latest state."""
     from fluxora.features import store as fs
-    from fluxora.features.build import feature_tables
+    from fluxora.features.build import feature_batches
+    from fluxora.features.weather import forecast_states
 
-    tables = feature_tables(io.read_parquet(home.validated_data), cfg.features, _weather_forecasts(cfg))
-    published = fs.publish(home, tables, cfg.infra)
+    data = io.read_parquet(home.validated_data)
+    forecasts = {"weather_forecast": forecast_states(_weather_forecasts(cfg), cfg.features.weather_forecast_hours)}
+    published, rows = fs.publish_batches(home, feature_batches(data, cfg.features), cfg.infra, forecasts)
+    if "origin_state" not in rows:
+        raise InsufficientDataError(
+            f"no series has the {max(cfg.features.load_history_hours, cfg.features.temp_history_hours, 24)} "
+            "hours of history needed for features"
+        )
     return StepResult(
         "features",
         {
             "path": str(fs.offline_path(home)),
-            "rows": tables["origin_state"].num_rows,
-            "tables": {view: table.num_rows for view, table in tables.items()},
+            "rows": rows["origin_state"],
+            "tables": rows,
             "applied": published.applied,
             "online_store": cfg.infra.online_store,
             "materialized_until": str(published.materialized_until),
