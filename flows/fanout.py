@@ -51,20 +51,35 @@ class TaskRunnerFanOut:
             yield pending.popleft().result()
 
 
-def dask_runner(infra: InfraConfig) -> Any:
-    """The DaskTaskRunner for this infra: an existing scheduler, else a local cluster."""
+def dask_runner(infra: InfraConfig, api_url: str = "") -> Any:
+    """The DaskTaskRunner for this infra: an existing scheduler, else a local cluster whose
+    workers report to the Prefect API at `api_url` (on a cluster, its workers' own setting)."""
     from prefect_dask import DaskTaskRunner
 
     if infra.dask_address:
         return DaskTaskRunner(address=infra.dask_address)
-    return DaskTaskRunner(
-        cluster_kwargs={
-            "n_workers": infra.dask_n_workers,
-            "threads_per_worker": infra.dask_threads_per_worker,
-            "processes": True,
-            "dashboard_address": None,  # no web UI port to collide with on a shared machine
-        }
-    )
+    kwargs: dict[str, Any] = {
+        "n_workers": infra.dask_n_workers,
+        "threads_per_worker": infra.dask_threads_per_worker,
+        "processes": True,
+        "dashboard_address": ":0",  # any free port: a fixed one collides on a shared machine
+    }
+    if api_url:
+        # Workers record their task runs with this process's Prefect API; without it each worker
+        # would start a temporary Prefect server of its own (about a minute each, and runs not shown).
+        kwargs["env"] = {"PREFECT_API_URL": api_url}
+    return DaskTaskRunner(cluster_kwargs=kwargs)
+
+
+def _prefect_api_url() -> str:
+    """The Prefect API this process talks to (a configured server, or its temporary one)."""
+    from prefect import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    if configured := PREFECT_API_URL.value():
+        return str(configured)
+    with get_client(sync_client=True) as client:
+        return str(client.api_url).rstrip("/")
 
 
 @contextmanager
@@ -77,6 +92,6 @@ def fan_out(infra: InfraConfig, runner: Any = None) -> Iterator[FanOut]:
         return
     if infra.task_runner not in ("serial", "dask"):
         raise ConfigError(f"invalid configuration: infra.task_runner: {infra.task_runner!r} (use serial or dask)")
-    with runner or dask_runner(infra) as started:
+    with runner or dask_runner(infra, "" if infra.dask_address else _prefect_api_url()) as started:
         threads = sum(started.client.nthreads().values()) or infra.dask_n_workers
         yield TaskRunnerFanOut(started, in_flight=2 * threads)

@@ -158,6 +158,7 @@ class TrainConfig:
 
     horizon: int = 24  # hours ahead; the model is direct multi-horizon up to this
     origin_stride_hours: int = 3  # forecast origins sampled for training
+    max_origins: int = 0  # 0: every origin at the stride; else a seeded uniform sample of this many (large data)
     min_train_days: int = 28  # of training origins before a backtest window
     quantiles: list[float] = field(default_factory=lambda: [0.1, 0.5, 0.9])  # 0.5 is always added
     # What the registered model reads for the temperature at target times. `persistence` (same

@@ -22,6 +22,7 @@ from fluxora.data import io
 from fluxora.data.schema import SERIES_ID, TIMESTAMP
 from fluxora.errors import InsufficientDataError
 from fluxora.fanout import SERIAL, FanOut
+from fluxora.fanout import chunks as chunked
 from fluxora.paths import Home
 
 DRIFT_REPORT_NAME = "drift"
@@ -233,11 +234,12 @@ def _fit_final(cfg: FluxoraConfig, home: Home, panel: Any, winner: str) -> Any:
     from fluxora.features import store as fs
     from fluxora.features.build import EVENT_TIMESTAMP
     from fluxora.models.forecasters import make_forecaster
-    from fluxora.models.panel import batch_from_features
+    from fluxora.models.panel import batch_from_features, concat_batches, sample_origins
 
     fc, h = cfg.features, cfg.train.horizon
     states = pd.read_parquet(fs.offline_path(home), columns=[SERIES_ID, EVENT_TIMESTAMP])
     origins = panel.training_origins(h, cfg.train.origin_stride_hours, fc.load_history_hours, fc.temp_history_hours)
+    origins = sample_origins(origins, cfg.train.max_origins, cfg.backtest.seed)
     wanted = pd.DataFrame(
         [(sid, t) for sid, stamps in origins.items() for t in stamps], columns=[SERIES_ID, EVENT_TIMESTAMP]
     )
@@ -245,8 +247,21 @@ def _fit_final(cfg: FluxoraConfig, home: Home, panel: Any, winner: str) -> Any:
     entity_df = wanted.merge(states, on=[SERIES_ID, EVENT_TIMESTAMP], how="inner")
     if entity_df.empty:
         raise InsufficientDataError("the offline feature store holds none of the training origins; run features")
-    rows = fs.historical(fs.open_store(home), entity_df, fc.feature_service)
-    batch = batch_from_features(rows, panel, h, fc.load_history_hours, fc.temp_history_hours)
+    store = fs.open_store(home)
+    # Series by series (batches of `features.series_per_batch`): memory holds one chunk's arrays
+    # as Python objects at a time, and each chunk reads only its series' row groups.
+    ids = entity_df[SERIES_ID].astype(str)
+    chunks = [
+        batch_from_features(
+            fs.historical(store, entity_df[ids.isin(group)].reset_index(drop=True), fc.feature_service),
+            panel,
+            h,
+            fc.load_history_hours,
+            fc.temp_history_hours,
+        )
+        for group in chunked(sorted(ids.unique()), fc.series_per_batch)
+    ]
+    batch = concat_batches(chunks)
     batch = batch.with_weather(cfg.train.weather, cfg.backtest.weather_noise_c, cfg.backtest.seed)
     return make_forecaster(winner, cfg, h, cfg.train.weather).fit(batch)
 

@@ -36,7 +36,8 @@ def origin_states(data: pd.DataFrame, cfg: FeaturesConfig) -> pa.Table:
     """
     lh, lt = cfg.load_history_hours, cfg.temp_history_hours
     window = max(lh, lt, 24)
-    ids: list[np.ndarray] = []
+    ids: list[np.ndarray] = []  # index into `names`: the id column is built in Arrow, not as Python strings
+    names: list[str] = []
     stamps: list[np.ndarray] = []
     loads: list[np.ndarray] = []
     temps: list[np.ndarray] = []
@@ -48,8 +49,9 @@ def origin_states(data: pd.DataFrame, cfg: FeaturesConfig) -> pa.Table:
         temp = group[TEMPERATURE].to_numpy(dtype="float32")
         loads.append(sliding_window_view(load, lh)[window - lh :])
         temps.append(sliding_window_view(temp, lt)[window - lt :])
-        stamps.append(group[TIMESTAMP].to_numpy(dtype="datetime64[ns]")[window - 1 :])
-        ids.append(np.full(n - window + 1, str(series_id), dtype=object))
+        stamps.append(_utc_naive(group[TIMESTAMP])[window - 1 :])
+        ids.append(np.full(n - window + 1, len(names), dtype="int32"))
+        names.append(str(series_id))
     if not ids:
         raise InsufficientDataError(f"no series has the {window} hours of history needed for features")
     load_hist = np.concatenate(loads)
@@ -57,7 +59,7 @@ def origin_states(data: pd.DataFrame, cfg: FeaturesConfig) -> pa.Table:
     event_ts = pd.DatetimeIndex(np.concatenate(stamps)).tz_localize("UTC")
     return pa.table(
         {
-            SERIES_ID: pa.array(np.concatenate(ids), pa.string()),
+            SERIES_ID: pa.array(names, pa.string()).take(pa.array(np.concatenate(ids))),
             EVENT_TIMESTAMP: pa.array(event_ts),
             LOAD_HISTORY: _list_array(load_hist),
             TEMP_HISTORY: _list_array(temp_hist),
@@ -65,6 +67,14 @@ def origin_states(data: pd.DataFrame, cfg: FeaturesConfig) -> pa.Table:
             TEMP_MEAN_24H: pa.array(temp_hist[:, -24:].mean(axis=1, dtype="float64")),
         }
     )
+
+
+def _utc_naive(stamps: pd.Series) -> np.ndarray:
+    """datetime64[ns] UTC values of a timestamp column, without a per-element Timestamp detour."""
+    index = pd.DatetimeIndex(stamps)
+    if index.tz is not None:
+        index = index.tz_convert("UTC").tz_localize(None)
+    return index.to_numpy().astype("datetime64[ns]")
 
 
 def _list_array(matrix: np.ndarray) -> pa.ListArray:
@@ -137,8 +147,11 @@ def calendar_table(data: pd.DataFrame, country: str, timezone: str) -> pa.Table:
     from fluxora.features.calendar import calendar_frame
 
     stamps = pd.to_datetime(data[TIMESTAMP], utc=True)
-    cal = calendar_frame(stamps, country, timezone)
-    cal.insert(0, EVENT_TIMESTAMP, stamps.to_numpy())
+    # Series share their hours: compute each distinct hour once (a year is 8,760 of them).
+    distinct, at = np.unique(_utc_naive(stamps), return_inverse=True)
+    cal = calendar_frame(pd.DatetimeIndex(distinct).tz_localize("UTC"), country, timezone).iloc[at.ravel()]
+    cal = cal.reset_index(drop=True)
+    cal.insert(0, EVENT_TIMESTAMP, stamps.reset_index(drop=True))
     cal.insert(0, SERIES_ID, data[SERIES_ID].astype(str).to_numpy())
     return pa.Table.from_pandas(cal, preserve_index=False)
 

@@ -23,7 +23,7 @@ from fluxora.fanout import SERIAL, FanOut, chunks
 from fluxora.models import metrics
 from fluxora.models.forecasters import make_forecaster
 from fluxora.models.native import NativeForecaster
-from fluxora.models.panel import HOUR, WEATHER_MODES, OriginBatch, Panel
+from fluxora.models.panel import HOUR, WEATHER_MODES, OriginBatch, Panel, concat_batches, sample_origins
 
 Progress = Callable[[str], None]
 
@@ -44,6 +44,7 @@ class Spec:
     mase_season_hours: int
     load_history_hours: int
     temp_history_hours: int
+    max_origins: int = 0  # training origins sampled per fit (0: all at the stride)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -88,6 +89,7 @@ def resolve(cfg: FluxoraConfig, panel: Panel, *, weather: str | None = None, hor
         mase_season_hours=bt.mase_season_hours,
         load_history_hours=cfg.features.load_history_hours,
         temp_history_hours=cfg.features.temp_history_hours,
+        max_origins=cfg.train.max_origins,
     )
 
 
@@ -143,6 +145,7 @@ def training_batch(panel: Panel, origin: np.datetime64, spec: Spec, window: int)
     seen = panel.until(origin - spec.gap_hours * HOUR)
     lh, lt = spec.load_history_hours, spec.temp_history_hours
     origins = seen.training_origins(spec.horizon, spec.stride_hours, lh, lt)
+    origins = sample_origins(origins, spec.max_origins, spec.seed)
     batch = seen.batch(origins, spec.horizon, lh, lt)
     span = (batch.origins.max() - batch.origins.min()) / np.timedelta64(1, "D")
     if span < spec.min_train_days:
@@ -300,13 +303,7 @@ def _join(parts: list[tuple[np.ndarray, dict[float, np.ndarray]]], fit_s: float,
 
 
 def _concat(batches: list[OriginBatch]) -> OriginBatch:
-    def cat(attr: str) -> np.ndarray:
-        return np.concatenate([getattr(b, attr) for b in batches])
-
-    target = None if batches[0].target_temp is None else cat("target_temp")
-    return OriginBatch(
-        cat("series"), cat("origins"), cat("load_history"), cat("temp_history"), cat("y"), cat("temp_actual"), target
-    )
+    return concat_batches(batches)
 
 
 def leaderboard(
