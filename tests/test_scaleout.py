@@ -127,3 +127,22 @@ def test_feature_batches_equal_the_whole_tables() -> None:
             continue
         joined = pa.concat_tables([b[view] for b in batches])
         assert joined.equals(table.cast(joined.schema)), view
+
+
+def test_sample_origins_is_seeded_uniform_and_bounded() -> None:
+    import numpy as np
+
+    from fluxora.models.panel import sample_origins
+
+    base = np.datetime64("2024-01-01T00", "ns")
+    origins = {f"s{i}": base + np.arange(100 * (i + 1)) * np.timedelta64(1, "h") for i in range(3)}
+    assert sample_origins(origins, 0, seed=1) is origins
+    assert sample_origins(origins, 10_000, seed=1) is origins
+    sampled = sample_origins(origins, 120, seed=1)
+    assert sum(len(v) for v in sampled.values()) == 120
+    assert set(sampled) == set(origins)
+    for sid, stamps in sampled.items():
+        assert np.isin(stamps, origins[sid]).all() and (np.diff(stamps) > np.timedelta64(0, "ns")).all()
+    assert all((sampled[s] == again).all() for s, again in sample_origins(origins, 120, seed=1).items())
+    # Proportional in expectation: the longest series (300 origins of 600) gets about half.
+    assert 40 <= len(sampled["s2"]) <= 80
