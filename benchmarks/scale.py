@@ -114,7 +114,7 @@ def main() -> int:
     print()
     print(f"{'stage':<34}{'wall s':>9}{'peak RSS GB':>13}")
     for name, seconds, peak in rows:
-        print(f"{name:<34}{seconds:>9.1f}{peak / GIB:>13.2f}")
+        print(f"{name:<34}{seconds:>9.1f}{f'{peak / GIB:.2f}' if peak else '-':>13}")
     print(f"{'total':<34}{wall:>9.1f}{memory.overall / GIB:>13.2f}")
     print(f"goal: < 900 s and < 8 GB   ->  {'met' if wall < 900 and memory.overall < 8 * GIB else 'NOT met'}")
     print(f"load average at end: {load()}")
