@@ -15,6 +15,7 @@ from prefect import Task, flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
+from flows.fanout import fan_out
 from fluxora import pipeline
 from fluxora.config import FluxoraConfig, compose
 from fluxora.errors import ConfigError, DataValidationError, InsufficientDataError
@@ -44,7 +45,8 @@ def features(cfg: FluxoraConfig, home: Home) -> pipeline.StepResult:
 
 @_step("train")
 def train(cfg: FluxoraConfig, home: Home) -> pipeline.StepResult:
-    return pipeline.train(cfg, home, progress=get_run_logger().info)
+    with fan_out(cfg.infra) as per_series:  # infra.task_runner=dask: backtest units on Dask
+        return pipeline.train(cfg, home, progress=get_run_logger().info, fan_out=per_series)
 
 
 @_step("monitor")

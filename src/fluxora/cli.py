@@ -402,6 +402,7 @@ def _progress(message: str) -> None:
 
 
 def _backtest(args: argparse.Namespace) -> int:
+    from flows.fanout import fan_out
     from fluxora import pipeline
     from fluxora.config import compose
 
@@ -410,7 +411,8 @@ def _backtest(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     for step in (pipeline.ingest, pipeline.validate):  # the same data path as `fluxora run`
         _progress(f"{step.__name__}: {step(cfg, home).outputs}")
-    result = pipeline.backtest(cfg, home, args.output, progress=_progress)
+    with fan_out(cfg.infra) as per_series:  # infra=dask: backtest units on Dask, as in `fluxora run`
+        result = pipeline.backtest(cfg, home, args.output, progress=_progress, fan_out=per_series)
     print(result.outputs["table"])
     print(
         f"leaderboard {result.outputs['leaderboard']}  (MLflow run {result.outputs['run_id']}, "

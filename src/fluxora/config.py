@@ -119,6 +119,7 @@ class FeaturesConfig:
     holiday_subdivision: str = ""  # e.g. ENG; "" = national holidays
     weather_forecast_path: str = ""  # long-format temperature forecasts (parquet); "" -> none
     weather_forecast_hours: int = 48  # forecast hours kept per issue time in `weather_forecast`
+    series_per_batch: int = 50  # features are built and written this many series at a time (bounds memory)
 
 
 @dataclass
@@ -157,6 +158,7 @@ class TrainConfig:
 
     horizon: int = 24  # hours ahead; the model is direct multi-horizon up to this
     origin_stride_hours: int = 3  # forecast origins sampled for training
+    max_origins: int = 0  # 0: every origin at the stride; else a seeded uniform sample of this many (large data)
     min_train_days: int = 28  # of training origins before a backtest window
     quantiles: list[float] = field(default_factory=lambda: [0.1, 0.5, 0.9])  # 0.5 is always added
     # What the registered model reads for the temperature at target times. `persistence` (same
@@ -256,6 +258,12 @@ class InfraConfig:
     redis_url: str = ""  # Feast online store (online_store=redis) and API rate limits
     feast_registry_url: str = ""  # "" -> file registry; else a SQLAlchemy URL (PostgreSQL)
     database_url: str = ""  # the API's database; "" -> sqlite under FLUXORA_HOME
+    # Fan-out of per-series work (backtest fits, Prophet per-series fits, per-series metrics).
+    task_runner: str = "serial"  # serial: in-process, no Dask | dask: Prefect's DaskTaskRunner
+    dask_address: str = ""  # scheduler of an existing cluster (tcp://host:8786); "" -> a local cluster
+    dask_n_workers: int = 2  # local cluster only
+    dask_threads_per_worker: int = 1  # local cluster only
+    series_per_task: int = 50  # series in one per-series work unit (a task on the cluster)
 
 
 @dataclass

@@ -21,6 +21,8 @@ from fluxora.config import FluxoraConfig
 from fluxora.data import io
 from fluxora.data.schema import SERIES_ID, TIMESTAMP
 from fluxora.errors import InsufficientDataError
+from fluxora.fanout import SERIAL, FanOut
+from fluxora.fanout import chunks as chunked
 from fluxora.paths import Home
 
 DRIFT_REPORT_NAME = "drift"
@@ -88,16 +90,23 @@ def validate(cfg: FluxoraConfig, home: Home) -> StepResult:
 def features(cfg: FluxoraConfig, home: Home) -> StepResult:
     """Build every feature table, write the Feast offline sources, apply, materialize the latest state."""
     from fluxora.features import store as fs
-    from fluxora.features.build import feature_tables
+    from fluxora.features.build import feature_batches
+    from fluxora.features.weather import forecast_states
 
-    tables = feature_tables(io.read_parquet(home.validated_data), cfg.features, _weather_forecasts(cfg))
-    published = fs.publish(home, tables, cfg.infra)
+    data = io.read_parquet(home.validated_data)
+    forecasts = {"weather_forecast": forecast_states(_weather_forecasts(cfg), cfg.features.weather_forecast_hours)}
+    published, rows = fs.publish_batches(home, feature_batches(data, cfg.features), cfg.infra, forecasts)
+    if "origin_state" not in rows:
+        raise InsufficientDataError(
+            f"no series has the {max(cfg.features.load_history_hours, cfg.features.temp_history_hours, 24)} "
+            "hours of history needed for features"
+        )
     return StepResult(
         "features",
         {
             "path": str(fs.offline_path(home)),
-            "rows": tables["origin_state"].num_rows,
-            "tables": {view: table.num_rows for view, table in tables.items()},
+            "rows": rows["origin_state"],
+            "tables": rows,
             "applied": published.applied,
             "online_store": cfg.infra.online_store,
             "materialized_until": str(published.materialized_until),
@@ -115,11 +124,13 @@ def _weather_forecasts(cfg: FluxoraConfig) -> pd.DataFrame | None:
     return pd.read_parquet(path if path.is_absolute() else project_root() / path)
 
 
-def train(cfg: FluxoraConfig, home: Home, progress: Callable[[str], None] | None = None) -> StepResult:
+def train(
+    cfg: FluxoraConfig, home: Home, progress: Callable[[str], None] | None = None, fan_out: FanOut = SERIAL
+) -> StepResult:
     """Backtest the candidates against seasonal naive and the current champion on the same
     windows, fit the best on the training set read through Feast (point in time), register it
     as `challenger` and let the gate decide on `champion`. Idempotent: the same data version
-    and config hash reuse the registered version."""
+    and config hash reuse the registered version. Per-series backtest work goes through `fan_out`."""
     from fluxora import registry
     from fluxora.models import backtest as bt
     from fluxora.models.panel import Panel
@@ -136,8 +147,12 @@ def train(cfg: FluxoraConfig, home: Home, progress: Callable[[str], None] | None
     spec = bt.resolve(cfg, panel, weather=cfg.train.weather, horizon=cfg.train.horizon)
     champion, note = _champion_for(home, cfg, spec)
     fixed = {f"champion_v{champion[0]}": champion[1]} if champion else {}
-    result = bt.run(panel, cfg, _candidates(cfg, include_baselines=True), spec, fixed=fixed, progress=say)
-    board = bt.leaderboard(result, cfg.train.promotion_metric)
+    result = bt.run(
+        panel, cfg, _candidates(cfg, include_baselines=True), spec, fixed=fixed, progress=say, fan_out=fan_out
+    )
+    board = bt.leaderboard(
+        result, cfg.train.promotion_metric, fan_out=fan_out, series_per_task=cfg.infra.series_per_task
+    )
     winner, metrics, decision = _select(cfg, board, note)
     say(f"train: {winner} wins the backtest; gate: {decision.reason}")
 
@@ -219,11 +234,12 @@ def _fit_final(cfg: FluxoraConfig, home: Home, panel: Any, winner: str) -> Any:
     from fluxora.features import store as fs
     from fluxora.features.build import EVENT_TIMESTAMP
     from fluxora.models.forecasters import make_forecaster
-    from fluxora.models.panel import batch_from_features
+    from fluxora.models.panel import batch_from_features, concat_batches, sample_origins
 
     fc, h = cfg.features, cfg.train.horizon
     states = pd.read_parquet(fs.offline_path(home), columns=[SERIES_ID, EVENT_TIMESTAMP])
     origins = panel.training_origins(h, cfg.train.origin_stride_hours, fc.load_history_hours, fc.temp_history_hours)
+    origins = sample_origins(origins, cfg.train.max_origins, cfg.backtest.seed)
     wanted = pd.DataFrame(
         [(sid, t) for sid, stamps in origins.items() for t in stamps], columns=[SERIES_ID, EVENT_TIMESTAMP]
     )
@@ -231,8 +247,21 @@ def _fit_final(cfg: FluxoraConfig, home: Home, panel: Any, winner: str) -> Any:
     entity_df = wanted.merge(states, on=[SERIES_ID, EVENT_TIMESTAMP], how="inner")
     if entity_df.empty:
         raise InsufficientDataError("the offline feature store holds none of the training origins; run features")
-    rows = fs.historical(fs.open_store(home), entity_df, fc.feature_service)
-    batch = batch_from_features(rows, panel, h, fc.load_history_hours, fc.temp_history_hours)
+    store = fs.open_store(home)
+    # Series by series (batches of `features.series_per_batch`): memory holds one chunk's arrays
+    # as Python objects at a time, and each chunk reads only its series' row groups.
+    ids = entity_df[SERIES_ID].astype(str)
+    chunks = [
+        batch_from_features(
+            fs.historical(store, entity_df[ids.isin(group)].reset_index(drop=True), fc.feature_service),
+            panel,
+            h,
+            fc.load_history_hours,
+            fc.temp_history_hours,
+        )
+        for group in chunked(sorted(ids.unique()), fc.series_per_batch)
+    ]
+    batch = concat_batches(chunks)
     batch = batch.with_weather(cfg.train.weather, cfg.backtest.weather_noise_c, cfg.backtest.seed)
     return make_forecaster(winner, cfg, h, cfg.train.weather).fit(batch)
 
@@ -257,7 +286,11 @@ def _train_outputs(home: Home, registered: Any, metrics: dict[str, float], board
 
 
 def backtest(
-    cfg: FluxoraConfig, home: Home, output: Path | None = None, progress: Callable[[str], None] | None = None
+    cfg: FluxoraConfig,
+    home: Home,
+    output: Path | None = None,
+    progress: Callable[[str], None] | None = None,
+    fan_out: FanOut = SERIAL,
 ) -> StepResult:
     """Backtest `backtest.models` and both seasonal naive baselines on validated data; write
     the leaderboard JSON, log it with plots and metrics to an MLflow run."""
@@ -269,8 +302,10 @@ def backtest(
     say = progress or _log.info
     panel = Panel.from_frame(io.read_parquet(home.validated_data))
     spec = bt.resolve(cfg, panel)
-    result = bt.run(panel, cfg, [*BASELINES, *cfg.backtest.models], spec, progress=say)
-    board = bt.leaderboard(result, cfg.train.promotion_metric)
+    result = bt.run(panel, cfg, [*BASELINES, *cfg.backtest.models], spec, progress=say, fan_out=fan_out)
+    board = bt.leaderboard(
+        result, cfg.train.promotion_metric, fan_out=fan_out, series_per_task=cfg.infra.series_per_task
+    )
     board = {"data_version": io.file_digest(home.validated_data), "config_hash": cfg.fingerprint()} | board
     target = output or home.reports / "leaderboard.json"
     io.atomic_write_text(target, json.dumps(board, indent=2, default=str))

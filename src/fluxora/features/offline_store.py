@@ -143,8 +143,12 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def asof_sql(entity_ts: str, plan: list[dict[str, Any]]) -> str:
-    """One query: the entity rows ASOF-joined with each view; features past their TTL are NULL."""
+def asof_sql(entity_ts: str, plan: list[dict[str, Any]], key_ranges: dict[str, tuple[str, str]] | None = None) -> str:
+    """One query: the entity rows ASOF-joined with each view; features past their TTL are NULL.
+
+    `key_ranges` (entity key column -> the entity rows' smallest and largest text key) becomes a
+    filter on each view's scan: rows outside it cannot match, and DuckDB skips the parquet row
+    groups whose statistics lie outside it, so retrieving a few series does not read every series."""
     selects = [_ident(_ROW_ID)]
     joins = []
     for i, view in enumerate(plan):
@@ -156,6 +160,11 @@ def asof_sql(entity_ts: str, plan: list[dict[str, Any]]) -> str:
             + (f", {feat_cols}" if feat_cols else "")
             + f" FROM read_parquet({_literal(view['path'])})"
         )
+        ranged = [(src, key_ranges[dst]) for src, dst in view["keys"].items() if key_ranges and dst in key_ranges]
+        if ranged:
+            body += " WHERE " + " AND ".join(
+                f"{_ident(src)} BETWEEN {_literal(lo)} AND {_literal(hi)}" for src, (lo, hi) in ranged
+            )
         if view["created"]:
             # Several rows at one event time: the latest-created wins, as in Feast's dedup.
             partition = ", ".join([*(_ident(k) for k in view["keys"]), _ident(view["timestamp"])])
@@ -195,7 +204,16 @@ class AsofRetrievalJob(RetrievalJob):
         self._store_config = store_config
 
     def to_sql(self) -> str:
-        return asof_sql(self._entity_ts, self._plan)
+        return asof_sql(self._entity_ts, self._plan, self._key_ranges())
+
+    def _key_ranges(self) -> dict[str, tuple[str, str]]:
+        """Smallest and largest value of each text join key among the entity rows."""
+        out = {}
+        for key in {k for view in self._plan for k in view["keys"].values()}:
+            values = self._entity[key]
+            if len(values) and pd.api.types.is_object_dtype(values) and values.map(type).eq(str).all():
+                out[key] = (str(values.min()), str(values.max()))
+        return out
 
     def _to_arrow_internal(self, timeout: int | None = None) -> pa.Table:
         table = pa.Table.from_pandas(self._entity, preserve_index=False)

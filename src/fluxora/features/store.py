@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -208,18 +209,78 @@ def publish(home: Home, tables: dict[str, pa.Table], infra: InfraConfig, project
     return Published(home, store, applied, end)
 
 
+def publish_batches(
+    home: Home,
+    batches: Iterable[dict[str, pa.Table]],
+    infra: InfraConfig,
+    whole: dict[str, pa.Table] | None = None,
+    project: str = PROJECT,
+) -> tuple[Published, dict[str, int]]:
+    """`publish` for tables that arrive in series batches (each view's file is written batch by
+    batch, so memory holds one batch), plus `whole` tables written at once. Returns the rows per view."""
+    rows, latest = write_offline_batches(home, batches)
+    for view, table in (whole or {}).items():
+        write_offline(table, home, view)
+        rows[view] = table.num_rows
+        latest.append(_latest_rows(table))
+    write_store_config(home, infra, project)
+    store = open_store(home, infra, project)
+    applied = apply(store)
+    start, end = _window(latest)
+    materialize(store, start.to_pydatetime(), end.to_pydatetime())
+    return Published(home, store, applied, end), rows
+
+
+ROW_GROUP_ROWS = 65_536  # small row groups: a series range filter skips most of a large file
+
+
+def write_offline_batches(home: Home, batches: Iterable[dict[str, pa.Table]]) -> tuple[dict[str, int], list[pd.Series]]:
+    """Append each batch's tables to their views' files; every file appears at once when all are written.
+
+    Returns the rows per view and, per table, each series' newest event timestamp."""
+    writers: dict[str, pq.ParquetWriter] = {}
+    temps: dict[str, Path] = {}
+    rows: dict[str, int] = {}
+    latest: list[pd.Series] = []
+    try:
+        for batch in batches:
+            for view, table in batch.items():
+                if view not in writers:
+                    temps[view] = table_path(home, view).with_suffix(".parquet.partial")
+                    temps[view].parent.mkdir(parents=True, exist_ok=True)
+                    writers[view] = pq.ParquetWriter(temps[view], table.schema)
+                writers[view].write_table(table.cast(writers[view].schema), row_group_size=ROW_GROUP_ROWS)
+                rows[view] = rows.get(view, 0) + table.num_rows
+                latest.append(_latest_rows(table))
+        for writer in writers.values():
+            writer.close()
+        for view, tmp in temps.items():
+            tmp.replace(table_path(home, view))
+    except BaseException:
+        for view, writer in writers.items():
+            writer.close()
+            temps[view].unlink(missing_ok=True)
+        raise
+    return rows, latest
+
+
+def _latest_rows(table: pa.Table) -> pd.Series:
+    if not table.num_rows:
+        return pd.Series(dtype="datetime64[ns, UTC]")
+    return table.select([SERIES_ID, EVENT_TIMESTAMP]).to_pandas().groupby(SERIES_ID)[EVENT_TIMESTAMP].max()
+
+
+def _window(latest: list[pd.Series]) -> tuple[pd.Timestamp, pd.Timestamp]:
+    stamps = pd.concat([s for s in latest if len(s)]) if any(len(s) for s in latest) else None
+    if stamps is None:
+        raise FeatureStoreError("no feature rows to materialize")
+    return stamps.min(), stamps.max()
+
+
 def _latest_rows_window(tables: dict[str, pa.Table]) -> tuple[pd.Timestamp, pd.Timestamp]:
     """The smallest window holding every (view, series)'s newest row: all the online store keeps,
     so materialization need not scan (and Feast need not deduplicate) the whole history."""
-    latest = [
-        t.select([SERIES_ID, EVENT_TIMESTAMP]).to_pandas().groupby(SERIES_ID)[EVENT_TIMESTAMP].max()
-        for t in tables.values()
-        if t.num_rows
-    ]
-    if not latest:
-        raise FeatureStoreError("no feature rows to materialize")
-    stamps = pd.concat(latest)
-    return stamps.min(), stamps.max()
+    return _window([_latest_rows(t) for t in tables.values()])
 
 
 def materialize(store: FeatureStore, start: datetime, end: datetime) -> None:

@@ -10,18 +10,20 @@ temperatures in the `ex_post` and `forecast` weather modes, which is what those 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from fluxora.config import FluxoraConfig
 from fluxora.errors import ConfigError, InsufficientDataError
+from fluxora.fanout import SERIAL, FanOut, chunks
 from fluxora.models import metrics
-from fluxora.models.forecasters import Forecaster, make_forecaster
+from fluxora.models.forecasters import make_forecaster
 from fluxora.models.native import NativeForecaster
-from fluxora.models.panel import HOUR, WEATHER_MODES, OriginBatch, Panel
+from fluxora.models.panel import HOUR, WEATHER_MODES, OriginBatch, Panel, concat_batches, sample_origins
 
 Progress = Callable[[str], None]
 
@@ -42,6 +44,7 @@ class Spec:
     mase_season_hours: int
     load_history_hours: int
     temp_history_hours: int
+    max_origins: int = 0  # training origins sampled per fit (0: all at the stride)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -86,6 +89,7 @@ def resolve(cfg: FluxoraConfig, panel: Panel, *, weather: str | None = None, hor
         mase_season_hours=bt.mase_season_hours,
         load_history_hours=cfg.features.load_history_hours,
         temp_history_hours=cfg.features.temp_history_hours,
+        max_origins=cfg.train.max_origins,
     )
 
 
@@ -141,6 +145,7 @@ def training_batch(panel: Panel, origin: np.datetime64, spec: Spec, window: int)
     seen = panel.until(origin - spec.gap_hours * HOUR)
     lh, lt = spec.load_history_hours, spec.temp_history_hours
     origins = seen.training_origins(spec.horizon, spec.stride_hours, lh, lt)
+    origins = sample_origins(origins, spec.max_origins, spec.seed)
     batch = seen.batch(origins, spec.horizon, lh, lt)
     span = (batch.origins.max() - batch.origins.min()) / np.timedelta64(1, "D")
     if span < spec.min_train_days:
@@ -159,6 +164,9 @@ def _mase_scale(panel: Panel, season: int) -> dict[str, float]:
     return out
 
 
+PER_SERIES_MODELS = frozenset({"prophet"})  # one model per series: fitted in groups of series
+
+
 def run(
     panel: Panel,
     cfg: FluxoraConfig,
@@ -167,9 +175,14 @@ def run(
     *,
     fixed: Mapping[str, NativeForecaster] | None = None,
     progress: Progress | None = None,
+    fan_out: FanOut = SERIAL,
 ) -> BacktestResult:
     """Backtest the named forecasters (fitted per the refit policy) and already-fitted models
-    (`fixed`, e.g. the current champion) on the same windows."""
+    (`fixed`, e.g. the current champion) on the same windows.
+
+    Every (model, refit origin) is one work unit, and a per-series model is split further into
+    groups of `infra.series_per_task` series; the units go through `fan_out` (serial by default).
+    The data of a unit are cut from the full batches, so results do not depend on the fan-out."""
     say = progress or (lambda _: None)
     batches: list[OriginBatch] = []
     window_of: list[np.ndarray] = []
@@ -189,26 +202,21 @@ def run(
         np.concatenate(window_of),
         _mase_scale(panel.until(spec.origins[0]), spec.mase_season_hours),
     )
-    train_cache: dict[int, OriginBatch] = {}
     total = len(batches)
+    # refit=once: one fit (at the first window) forecasts every window; every: one fit per window.
+    segments = [list(range(total))] if spec.refit == "once" else [[i] for i in range(total)]
+    collected: dict[str, list[_Unit]] = {name: [] for name in names}
+    fit = partial(_fit_predict, cfg=cfg, horizon=spec.horizon, weather=spec.weather)
+    for segment in segments:
+        k = used_origins[segment[0]]
+        train = training_batch(panel, spec.origins[k], spec, k)  # one at a time: it is the large part
+        units = _units(names, train, [batches[i] for i in segment], segment, cfg.infra.series_per_task)
+        for unit in fan_out.map(fit, units):
+            collected[unit.name].append(unit)
+            say(f"backtest {unit.name}{unit.label}: fitted for window {segment[0] + 1}/{total} ({unit.fit_s:.1f} s)")
+        del train
     for name in names:
-        forecaster: Forecaster | None = None
-        parts: list[tuple[np.ndarray, dict[float, np.ndarray]]] = []
-        fit_s = pred_s = 0.0
-        for i, (k, batch) in enumerate(zip(used_origins, batches, strict=True)):
-            if forecaster is None or spec.refit == "every":
-                if k not in train_cache:
-                    train_cache = {k: training_batch(panel, spec.origins[k], spec, k)}  # keep one at a time
-                forecaster = make_forecaster(name, cfg, spec.horizon, spec.weather)
-                started = time.perf_counter()
-                forecaster.fit(train_cache[k])
-                fit_s += time.perf_counter() - started
-                say(f"backtest {name}: fitted for window {i + 1}/{total} ({time.perf_counter() - started:.1f} s)")
-            started = time.perf_counter()
-            fc = forecaster.predict(batch)
-            pred_s += time.perf_counter() - started
-            parts.append((fc.point, fc.quantiles))
-        result.runs[name] = _join(parts, fit_s, pred_s)
+        result.runs[name] = _assemble(collected.pop(name), [len(b) for b in batches], spec.horizon)
         say(f"backtest {name}: {total} windows done, MAE {result.scores(name)['mae']:.4g}")
     for name, native in (fixed or {}).items():
         started = time.perf_counter()
@@ -216,6 +224,72 @@ def run(
         result.runs[name] = _join([(f.point, f.quantiles) for f in forecasts], 0.0, time.perf_counter() - started)
         say(f"backtest {name}: scored on {total} windows, MAE {result.scores(name)['mae']:.4g}")
     return result
+
+
+@dataclass
+class _Unit:
+    """One work unit: fit `name` on `train`, forecast `batches` (rows `rows` of windows `windows`).
+
+    Sent to a worker with its data; comes back with the forecasts in place of the data."""
+
+    name: str
+    label: str
+    windows: list[int]
+    rows: list[np.ndarray | None]  # None: every row of the window
+    train: OriginBatch | None
+    batches: list[OriginBatch] | None
+    forecasts: list[tuple[np.ndarray, dict[float, np.ndarray]]] = field(default_factory=list)
+    fit_s: float = 0.0
+    predict_s: float = 0.0
+
+
+def _units(
+    names: list[str], train: OriginBatch, batches: list[OriginBatch], windows: list[int], series_per_task: int
+) -> Iterator[_Unit]:
+    """Work units, lazily: a global model is one unit; a per-series model one per group of series."""
+    for name in names:
+        if name not in PER_SERIES_MODELS:
+            yield _Unit(name, "", windows, [None] * len(batches), train, batches)
+            continue
+        series = np.unique(np.concatenate([b.series.astype(str) for b in batches]))
+        groups = chunks(list(series), series_per_task)
+        for g, group in enumerate(groups):
+            rows = [np.flatnonzero(np.isin(b.series.astype(str), group)) for b in batches]
+            label = f" (series {g + 1}/{len(groups)})" if len(groups) > 1 else ""
+            train_rows = np.flatnonzero(np.isin(train.series.astype(str), group))
+            sub = [b.take(r) for b, r in zip(batches, rows, strict=True)]
+            yield _Unit(name, label, windows, list(rows), train.take(train_rows), sub)
+
+
+def _fit_predict(unit: _Unit, cfg: FluxoraConfig, horizon: int, weather: str) -> _Unit:
+    """Fit a fresh forecaster on the unit's training batch and forecast its windows."""
+    assert unit.train is not None and unit.batches is not None
+    forecaster = make_forecaster(unit.name, cfg, horizon, weather)
+    started = time.perf_counter()
+    forecaster.fit(unit.train)
+    fit_s = time.perf_counter() - started
+    forecasts = []
+    started = time.perf_counter()
+    for batch in unit.batches:
+        fc = forecaster.predict(batch)
+        forecasts.append((fc.point, fc.quantiles))
+    predict_s = time.perf_counter() - started
+    return replace(unit, train=None, batches=None, forecasts=forecasts, fit_s=fit_s, predict_s=predict_s)
+
+
+def _assemble(units: list[_Unit], sizes: list[int], horizon: int) -> ModelRun:
+    """Put the units' forecasts back in evaluation order (windows in order, rows as in each window)."""
+    levels = sorted(units[0].forecasts[0][1])
+    point = [np.full((n, horizon), np.nan) for n in sizes]
+    quant = [{lv: np.full((n, horizon), np.nan) for lv in levels} for n in sizes]
+    for unit in units:
+        for i, rows, (p, q) in zip(unit.windows, unit.rows, unit.forecasts, strict=True):
+            at = slice(None) if rows is None else rows
+            point[i][at] = p
+            for lv in levels:
+                quant[i][lv][at] = q[lv]
+    parts = list(zip(point, quant, strict=True))
+    return _join(parts, sum(u.fit_s for u in units), sum(u.predict_s for u in units))
 
 
 def _join(parts: list[tuple[np.ndarray, dict[float, np.ndarray]]], fit_s: float, pred_s: float) -> ModelRun:
@@ -229,23 +303,33 @@ def _join(parts: list[tuple[np.ndarray, dict[float, np.ndarray]]], fit_s: float,
 
 
 def _concat(batches: list[OriginBatch]) -> OriginBatch:
-    def cat(attr: str) -> np.ndarray:
-        return np.concatenate([getattr(b, attr) for b in batches])
-
-    target = None if batches[0].target_temp is None else cat("target_temp")
-    return OriginBatch(
-        cat("series"), cat("origins"), cat("load_history"), cat("temp_history"), cat("y"), cat("temp_actual"), target
-    )
+    return concat_batches(batches)
 
 
-def leaderboard(result: BacktestResult, metric: str = "mae") -> dict[str, Any]:
-    """One entry per model: overall metrics, per horizon step and per series, best first."""
+def leaderboard(
+    result: BacktestResult, metric: str = "mae", *, fan_out: FanOut = SERIAL, series_per_task: int = 50
+) -> dict[str, Any]:
+    """One entry per model: overall metrics, per horizon step and per series, best first.
+
+    Per-series metrics go through `fan_out` in chunks of `series_per_task` series."""
     ev = result.evaluation
+    sids = ev.series.astype(str)
+    order = np.argsort(sids, kind="stable")  # a series' rows together, in their original order
+    series, starts = np.unique(sids[order], return_index=True)
+    ends = np.append(starts[1:], len(order))
+    scale = np.array([result.mase_scale.get(s, np.nan) for s in sids])
     entries: list[dict[str, Any]] = []
     for name, model_run in result.runs.items():
-        per_series = []
-        for sid in np.unique(ev.series.astype(str)):
-            per_series.append({"series_id": sid} | result.scores(name, ev.series.astype(str) == sid))
+        parts = (
+            _SeriesChunk(
+                list(series[c]),
+                starts[c] - starts[c.start],
+                ends[c] - starts[c.start],
+                *_rows(result, name, order[starts[c.start] : ends[c.stop - 1]], scale),
+            )
+            for c in _slices(len(series), series_per_task)
+        )
+        per_series = [entry for chunk in fan_out.map(_series_scores, parts) for entry in chunk]
         entries.append(
             {
                 "model": name,
@@ -264,10 +348,55 @@ def leaderboard(result: BacktestResult, metric: str = "mae") -> dict[str, Any]:
     return {
         "metric": metric,
         "backtest": result.spec.to_dict(),
-        "n_series": len(np.unique(ev.series.astype(str))),
+        "n_series": len(series),
         "n_forecasts": len(ev),
         "models": entries,
     }
+
+
+@dataclass(frozen=True)
+class _SeriesChunk:
+    """The scored rows of a few series (one work unit of per-series metrics)."""
+
+    series: list[str]
+    starts: np.ndarray  # each series' first row in this chunk
+    ends: np.ndarray
+    y: np.ndarray
+    point: np.ndarray
+    quantiles: dict[float, np.ndarray]
+    scale: np.ndarray
+
+
+def _rows(
+    result: BacktestResult, name: str, rows: np.ndarray, scale: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, dict[float, np.ndarray], np.ndarray]:
+    run = result.runs[name]
+    return (
+        result.evaluation.y[rows],
+        run.point[rows],
+        {lv: q[rows] for lv, q in run.quantiles.items()},
+        scale[rows],
+    )
+
+
+def _slices(n: int, size: int) -> list[slice]:
+    size = max(1, size)
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+def _series_scores(chunk: _SeriesChunk) -> list[dict[str, Any]]:
+    """Every metric of each series in the chunk."""
+    out = []
+    for sid, a, b in zip(chunk.series, chunk.starts, chunk.ends, strict=True):
+        y = chunk.y[a:b]
+        scores = metrics.scores(
+            y,
+            chunk.point[a:b],
+            {lv: q[a:b] for lv, q in chunk.quantiles.items()},
+            np.broadcast_to(chunk.scale[a:b, None], y.shape),
+        )
+        out.append({"series_id": sid} | scores)
+    return out
 
 
 def best_baseline(board: dict[str, Any], names: tuple[str, ...]) -> tuple[str, float]:

@@ -168,6 +168,35 @@ class Panel:
         return out
 
 
+def sample_origins(origins: dict[str, np.ndarray], max_total: int, seed: int) -> dict[str, np.ndarray]:
+    """At most `max_total` origins, a seeded uniform sample across series and time (0: keep all).
+
+    For large panels: 1,000 series x 1 year at a 1-hour stride is 8.6 M origins (x 24 design rows);
+    a uniform sample keeps every series, hour of day and season represented at a size that trains."""
+    sizes = np.array([len(v) for v in origins.values()])
+    total = int(sizes.sum())
+    if max_total <= 0 or total <= max_total:
+        return origins
+    keep = np.sort(np.random.default_rng(seed).choice(total, max_total, replace=False))
+    bounds = np.searchsorted(keep, np.concatenate([[0], np.cumsum(sizes)]))
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    return {
+        sid: stamps[keep[bounds[i] : bounds[i + 1]] - offsets[i]] for i, (sid, stamps) in enumerate(origins.items())
+    }
+
+
+def concat_batches(batches: list[OriginBatch]) -> OriginBatch:
+    """One batch of the rows of several, in order."""
+
+    def cat(attr: str) -> np.ndarray:
+        return np.concatenate([getattr(b, attr) for b in batches])
+
+    target = None if batches[0].target_temp is None else cat("target_temp")
+    return OriginBatch(
+        cat("series"), cat("origins"), cat("load_history"), cat("temp_history"), cat("y"), cat("temp_actual"), target
+    )
+
+
 def batch_from_features(features: pd.DataFrame, panel: Panel, horizon: int, lh: int, lt: int) -> OriginBatch:
     """An origin batch from point-in-time feature rows (Feast), with actuals from the panel."""
     features = features.dropna(subset=[LOAD_HISTORY, TEMP_HISTORY]).sort_values([SERIES_ID, EVENT_TIMESTAMP])

@@ -1,0 +1,148 @@
+"""Scale-out: per-series work through Prefect's Dask task runner gives what the serial path gives."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from conftest import TINY_OVERRIDES
+from fluxora.config import FluxoraConfig, compose
+from fluxora.fanout import SERIAL, chunks
+
+# Three series in groups of one: Prophet's per-series units really are split across the cluster.
+OVERRIDES = [
+    *TINY_OVERRIDES,
+    "data.n_series=3",
+    "backtest.windows=3",
+    "backtest.refit=every",
+    "backtest.weather=forecast",  # seeded noise: the same only if units are cut from the same batches
+    "model.prophet_max_iter=60",
+    "infra.series_per_task=1",
+]
+MODELS = ["seasonal_naive_daily", "seasonal_naive_weekly", "ridge", "xgboost", "prophet"]
+
+
+def test_serial_maps_lazily_in_order() -> None:
+    seen: list[int] = []
+
+    def square(x: int) -> int:
+        seen.append(x)
+        return x * x
+
+    results = SERIAL.map(square, iter([3, 1, 2]))
+    assert seen == []  # nothing runs before it is asked for
+    assert list(results) == [9, 1, 4]
+    assert chunks([1, 2, 3, 4, 5], 2) == [[1, 2], [3, 4], [5]]
+
+
+def test_default_infra_stays_serial() -> None:
+    from flows.fanout import fan_out
+
+    cfg = compose()
+    assert cfg.infra.task_runner == "serial"
+    with fan_out(cfg.infra) as per_series:
+        assert per_series is SERIAL
+
+
+def test_dask_infra_composes_with_a_scheduler_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    from flows.fanout import dask_runner
+
+    monkeypatch.setenv("FLUXORA_DASK_ADDRESS", "tcp://127.0.0.1:8786")
+    infra = compose(["infra=dask"]).infra
+    assert (infra.task_runner, infra.dask_address) == ("dask", "tcp://127.0.0.1:8786")
+    runner = dask_runner(infra)  # not started: no connection is made here
+    assert runner.address == "tcp://127.0.0.1:8786" and not runner.cluster_kwargs
+    monkeypatch.delenv("FLUXORA_DASK_ADDRESS")
+    local = dask_runner(compose(["infra=dask"]).infra)
+    assert local.address is None and local.cluster_kwargs["n_workers"] == 2
+
+
+@pytest.fixture(scope="module")
+def prefect_harness() -> Iterator[None]:
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
+
+
+def _leaderboard_without_timings(board: dict[str, Any]) -> str:
+    models = [{k: v for k, v in e.items() if not k.endswith("_seconds")} for e in board["models"]]
+    return json.dumps(models, sort_keys=True)
+
+
+@pytest.mark.integration
+def test_dask_backtest_equals_serial(prefect_harness: None) -> None:
+    from prefect import flow
+    from prefect_dask import DaskTaskRunner
+
+    from flows.fanout import fan_out
+    from fluxora.data.synthetic import generate
+    from fluxora.data.validate import validate
+    from fluxora.models import backtest as bt
+    from fluxora.models.panel import Panel
+
+    cfg: FluxoraConfig = compose([*OVERRIDES, "infra=dask"])
+    panel = Panel.from_frame(validate(generate(cfg.data))[0])
+    spec = bt.resolve(cfg, panel)
+
+    def board(per_series: Any) -> dict[str, Any]:
+        result = bt.run(panel, cfg, MODELS, spec, fan_out=per_series)
+        return bt.leaderboard(result, fan_out=per_series, series_per_task=cfg.infra.series_per_task)
+
+    serial = board(SERIAL)
+    submitted: list[str] = []
+
+    @flow(name="scaleout-test")
+    def on_dask() -> dict[str, Any]:
+        # A real LocalCluster, small: one worker process-free with two threads.
+        runner = DaskTaskRunner(cluster_kwargs={"n_workers": 1, "threads_per_worker": 2, "processes": False})
+        with fan_out(cfg.infra, runner) as per_series:
+            submitted.append(type(per_series).__name__)
+            return board(per_series)
+
+    distributed = on_dask()
+    assert submitted == ["TaskRunnerFanOut"]
+    assert [e["model"] for e in distributed["models"]] == [e["model"] for e in serial["models"]]
+    assert _leaderboard_without_timings(distributed) == _leaderboard_without_timings(serial)
+    assert len(serial["models"][0]["per_series"]) == 3
+
+
+def test_feature_batches_equal_the_whole_tables() -> None:
+    import pyarrow as pa
+
+    from fluxora.data.synthetic import generate
+    from fluxora.data.validate import validate
+    from fluxora.features.build import feature_batches, feature_tables
+
+    cfg = compose([*TINY_OVERRIDES, "data.n_series=3", "features.series_per_batch=2"])
+    data = validate(generate(cfg.data))[0]
+    whole = feature_tables(data, cfg.features)
+    batches = list(feature_batches(data, cfg.features))
+    assert len(batches) == 2
+    for view, table in whole.items():
+        if view == "weather_forecast":
+            continue
+        joined = pa.concat_tables([b[view] for b in batches])
+        assert joined.equals(table.cast(joined.schema)), view
+
+
+def test_sample_origins_is_seeded_uniform_and_bounded() -> None:
+    import numpy as np
+
+    from fluxora.models.panel import sample_origins
+
+    base = np.datetime64("2024-01-01T00", "ns")
+    origins = {f"s{i}": base + np.arange(100 * (i + 1)) * np.timedelta64(1, "h") for i in range(3)}
+    assert sample_origins(origins, 0, seed=1) is origins
+    assert sample_origins(origins, 10_000, seed=1) is origins
+    sampled = sample_origins(origins, 120, seed=1)
+    assert sum(len(v) for v in sampled.values()) == 120
+    assert set(sampled) == set(origins)
+    for sid, stamps in sampled.items():
+        assert np.isin(stamps, origins[sid]).all() and (np.diff(stamps) > np.timedelta64(0, "ns")).all()
+    assert all((sampled[s] == again).all() for s, again in sample_origins(origins, 120, seed=1).items())
+    # Proportional in expectation: the longest series (300 origins of 600) gets about half.
+    assert 40 <= len(sampled["s2"]) <= 80
