@@ -21,10 +21,16 @@ from fluxora.config import FluxoraConfig
 from fluxora.data import io
 from fluxora.data.schema import SERIES_ID, TIMESTAMP
 from fluxora.errors import InsufficientDataError
+from fluxora.faults import failpoint
 from fluxora.paths import Home
 
 DRIFT_REPORT_NAME = "drift"
 _log = logging.getLogger(__name__)
+
+
+def bound(cfg: FluxoraConfig, home: Home) -> Home:
+    """`home` talking to the configured MLflow tracking server, if the config names one."""
+    return home.with_tracking(cfg.infra.mlflow_tracking_uri) if cfg.infra.mlflow_tracking_uri else home
 
 
 @dataclass(frozen=True)
@@ -125,6 +131,7 @@ def train(cfg: FluxoraConfig, home: Home, progress: Callable[[str], None] | None
     from fluxora.models.panel import Panel
 
     say = progress or _log.info
+    home = bound(cfg, home)
     data_version = io.file_digest(home.validated_data)
     name = cfg.train.registered_model_name
     existing = registry.find_version(home, name, data_version, cfg.fingerprint())
@@ -140,8 +147,10 @@ def train(cfg: FluxoraConfig, home: Home, progress: Callable[[str], None] | None
     board = bt.leaderboard(result, cfg.train.promotion_metric)
     winner, metrics, decision = _select(cfg, board, note)
     say(f"train: {winner} wins the backtest; gate: {decision.reason}")
+    failpoint("train:backtested")
 
     model = _fit_final(cfg, home, panel, winner)
+    failpoint("train:fitted")
     with tempfile.TemporaryDirectory(prefix="fluxora-model-") as tmp:
         model_dir = model.save(Path(tmp) / "model")
         artifacts = [io.atomic_write_text(Path(tmp) / "leaderboard.json", json.dumps(board, indent=2, default=str))]
@@ -169,7 +178,7 @@ def _champion_for(home: Home, cfg: FluxoraConfig, spec: Any) -> tuple[tuple[str,
     from fluxora.errors import RegistryError
     from fluxora.models.native import SERIES_KEY, TARGET_TEMPERATURE, NativeForecaster, find_model_dir
 
-    if not home.mlflow_db.is_file():
+    if not home.has_registry:
         return None, ""
     try:
         version, local = registry.download_champion(
@@ -267,6 +276,7 @@ def backtest(
     from fluxora.models.panel import Panel
 
     say = progress or _log.info
+    home = bound(cfg, home)
     panel = Panel.from_frame(io.read_parquet(home.validated_data))
     spec = bt.resolve(cfg, panel)
     result = bt.run(panel, cfg, [*BASELINES, *cfg.backtest.models], spec, progress=say)
@@ -295,6 +305,7 @@ def monitor(cfg: FluxoraConfig, home: Home, run_id: str | None = None) -> StepRe
     from fluxora.monitoring.per_series import series_drift
 
     m = cfg.monitor
+    home = bound(cfg, home)
     data = io.read_parquet(home.validated_data)
     w = windows.select(data, m.current_days, m.reference, m.reference_weeks, m.reference_days)
     columns = [c for c in data.columns if c not in (SERIES_ID, TIMESTAMP) and pd.api.types.is_numeric_dtype(data[c])]
@@ -324,11 +335,12 @@ def monitor(cfg: FluxoraConfig, home: Home, run_id: str | None = None) -> StepRe
     since = pd.Timestamp(state["data_end"]) if "data_end" in state else None
     new_rows = int((data[TIMESTAMP] > since).sum()) if since is not None else len(data)
     decision = loop.decide(drift, state, new_rows, datetime.now(UTC), m.retrain_cooldown_hours, m.retrain_min_new_rows)
-    loop.log_decision(home.reports, decision)
-
+    # The registry first: if it is down the step fails (and is retried) before a decision is
+    # recorded, so a failed run leaves complete report files and nothing else behind.
     run_id = run_id or _last_train_run(home)
     if run_id:
         registry.log_artifacts(home, run_id, [*files, series_path], "reports")
+    loop.log_decision(home.reports, decision)
     outputs = {
         "status": drift["status"],
         "drifted": drift["drifted"],
