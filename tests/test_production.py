@@ -14,11 +14,8 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
+from process_support import BIN, free_port, start_prefect_server, stop, wait_healthy
 
 from conftest import TINY_OVERRIDES
 
@@ -43,37 +41,6 @@ pytestmark = [
 ]
 
 PRODUCTION = ["infra=production", "serve=production"]
-BIN = Path(sys.executable).parent
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"{what} exited with {proc.returncode} before answering {url}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what} at {url}")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _server_url() -> str:
@@ -110,7 +77,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         _admin(f'create database "{db}"')
     _redis().flushdb()
     pg = _server_url().replace("postgresql:", "postgresql+psycopg:", 1)
-    mlflow_port, prefect_port = _port(), _port()
+    mlflow_port, prefect_port = free_port(), free_port()
     env = os.environ | {
         "FLUXORA_HOME": str(root / "home"),
         "PREFECT_HOME": str(root / "prefect-client"),
@@ -130,24 +97,22 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         ],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    prefect_server = subprocess.Popen(
-        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(prefect_port)],
-        env=env
+    asyncpg = _server_url().replace("postgresql:", "postgresql+asyncpg:", 1)
+    prefect_server = start_prefect_server(
+        env
         | {
             "PREFECT_HOME": str(root / "prefect-server"),
-            "PREFECT_API_DATABASE_CONNECTION_URL": f"{_server_url().replace('postgresql:', 'postgresql+asyncpg:', 1)}"
-            f"/{dbs['prefect']}",
+            "PREFECT_API_DATABASE_CONNECTION_URL": f"{asyncpg}/{dbs['prefect']}",
         },
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        prefect_port,
     )
     try:
-        _wait_healthy(f"{env['FLUXORA_MLFLOW_TRACKING_URI']}/health", mlflow_server, 180, "the MLflow server")
-        _wait_healthy(f"{env['PREFECT_API_URL']}/health", prefect_server, 240, "the Prefect server")
+        wait_healthy(f"{env['FLUXORA_MLFLOW_TRACKING_URI']}/health", mlflow_server, 180, "the MLflow server")
+        wait_healthy(f"{env['PREFECT_API_URL']}/health", prefect_server, 240, "the Prefect server")
         yield {"env": env, "dbs": dbs, "root": root, "mlflow": mlflow_server}
     finally:
-        _stop(prefect_server)
-        _stop(mlflow_server)
+        stop(prefect_server)
+        stop(mlflow_server)
         _redis().flushdb()
         for db in dbs.values():
             _admin(f'drop database if exists "{db}" with (force)')
@@ -201,7 +166,7 @@ def test_service_serves_the_champion_and_logs_to_postgres(pipeline_run: dict[str
     created = _cli(env, "keys", "create", "--role", "reader", "--name", "it", *PRODUCTION)
     assert created.returncode == 0, created.stderr[-2000:]
     key = created.stdout.strip().splitlines()[-1]
-    port = _port()
+    port = free_port()
     service = subprocess.Popen(
         [str(BIN / "fluxora"), "serve", "--port", str(port), *PRODUCTION],
         env=env,
@@ -209,7 +174,7 @@ def test_service_serves_the_champion_and_logs_to_postgres(pipeline_run: dict[str
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_healthy(f"http://127.0.0.1:{port}/health/ready", service, 180, "the forecast API")
+        wait_healthy(f"http://127.0.0.1:{port}/health/ready", service, 180, "the forecast API")
         r = httpx.get(
             f"http://127.0.0.1:{port}/v1/forecast",
             params={"series_id": "series_000", "horizon": 24},
@@ -221,7 +186,7 @@ def test_service_serves_the_champion_and_logs_to_postgres(pipeline_run: dict[str
         assert body["model_version"] == "1" and len(body["points"]) == 24
         assert httpx.get(f"http://127.0.0.1:{port}/v1/forecast", params={"series_id": "series_000"}).status_code == 401
     finally:
-        _stop(service)  # a clean shutdown flushes the forecast log
+        stop(service)  # a clean shutdown flushes the forecast log
     assert _query(dbs["api"], "select count(*) from api_keys")[0][0] == 1
     assert _query(dbs["api"], "select count(*) from forecast_log")[0][0] >= 1
 
@@ -231,7 +196,7 @@ def test_monitoring_with_the_registry_down_fails_clearly_and_writes_nothing(pipe
     home = Path(env["FLUXORA_HOME"])
     decisions = home / "reports" / "decisions.jsonl"
     before = decisions.read_text() if decisions.exists() else ""
-    _stop(pipeline_run["mlflow"])
+    stop(pipeline_run["mlflow"])
     code = "import sys; from flows.pipeline import monitor_flow; monitor_flow(overrides=sys.argv[1:])"
     retry_once = ["deploy.io_retries=1", "deploy.io_retry_backoff_s=1"]
     result = subprocess.run(
