@@ -44,6 +44,10 @@ BOUNDARIES = [
 ]
 NAME = compose(TINY_OVERRIDES).train.registered_model_name
 TRAIN = "import sys; from flows.pipeline import train_flow; train_flow(overrides=sys.argv[1:])"
+PIPELINE = (
+    "import json, sys; from flows.pipeline import pipeline_flow; "
+    "print('RESULTS ' + json.dumps(pipeline_flow(overrides=sys.argv[1:]), default=str))"
+)
 
 
 @pytest.fixture(scope="module")
@@ -81,13 +85,15 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Home:
     return home
 
 
-def _run(env: dict[str, str], home: Path, failpoint: str | None) -> subprocess.CompletedProcess[str]:
+def _run(
+    env: dict[str, str], home: Path, failpoint: str | None, code: str = TRAIN, overrides: list[str] = NEW_DATA
+) -> subprocess.CompletedProcess[str]:
     env = env | {"FLUXORA_HOME": str(home)}
     env.pop("FLUXORA_FAILPOINT", None)
     if failpoint:
         env["FLUXORA_FAILPOINT"] = failpoint
     return subprocess.run(
-        [sys.executable, "-c", TRAIN, *NEW_DATA], env=env, capture_output=True, text=True, timeout=900, check=False
+        [sys.executable, "-c", code, *overrides], env=env, capture_output=True, text=True, timeout=900, check=False
     )
 
 
@@ -96,8 +102,8 @@ def _registry_state(home: Home) -> dict[str, Any]:
 
     client = mlflow.MlflowClient(tracking_uri=home.mlflow_tracking_uri, registry_uri=home.mlflow_tracking_uri)
     versions = {str(v.version): dict(v.tags or {}) for v in client.search_model_versions(f"name = '{NAME}'")}
-    aliases = client.get_registered_model(NAME).aliases
-    return {"versions": versions, "aliases": {k: str(v) for k, v in aliases.items()}, "history": registry.history(home, NAME)}
+    aliases = {k: str(v) for k, v in client.get_registered_model(NAME).aliases.items()}
+    return {"versions": versions, "aliases": aliases, "history": registry.history(home, NAME)}
 
 
 @pytest.mark.parametrize("failpoint", BOUNDARIES)
@@ -125,3 +131,22 @@ def test_sigkill_then_rerun_registers_once_and_moves_champion_once(
     assert [(m["from"], m["to"]) for m in moves] == [("1", "2")], "the champion moved exactly once, from v1 to v2"
     outputs = json.loads((home.metrics_dir / "train_run.json").read_text())
     assert outputs["model"]["version"] == "2"
+
+
+def test_pipeline_rerun_after_a_kill_redoes_only_what_is_missing(prefect_env: dict[str, str], tmp_path: Path) -> None:
+    """Killed after features: the rerun reuses validation and features (same data version and
+    config hash) and does the rest; one version is registered."""
+    home = Home(tmp_path / "home")
+    killed = _run(prefect_env, home.root, "after:features", PIPELINE, TINY_OVERRIDES)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    assert not (home.metrics_dir / "train_run.json").exists()
+
+    rerun = _run(prefect_env, home.root, None, PIPELINE, TINY_OVERRIDES)
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    line = next(x for x in rerun.stdout.splitlines() if x.startswith("RESULTS "))
+    results = json.loads(line.removeprefix("RESULTS "))
+    assert results["validate"].get("cached") is True
+    assert results["features"].get("cached") is True
+    assert "cached" not in results["ingest"]  # the source is read again: it defines the data version
+    assert results["train"]["model"]["version"] == "1" and results["train"]["model"]["created"] is True
+    assert sorted(_registry_state(home)["versions"]) == ["1"]

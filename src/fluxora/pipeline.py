@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from fluxora import stepcache
 from fluxora.config import FluxoraConfig
 from fluxora.data import io
 from fluxora.data.schema import SERIES_ID, TIMESTAMP
@@ -62,6 +63,9 @@ def validate(cfg: FluxoraConfig, home: Home) -> StepResult:
     from fluxora.data.gate import run_gate
     from fluxora.data.report import QUARANTINE_FILE, REPAIRS_FILE, write_report
 
+    key = stepcache.Key(io.file_digest(home.raw_data), stepcache.config_hash(cfg.data))
+    if (cached := stepcache.lookup(home, "validate", key)) is not None:
+        return StepResult("validate", cached | {"cached": True})
     try:
         raw = io.read_parquet(home.raw_data, categories=[SERIES_ID])
         result = run_gate(raw, cfg.data.gate, cfg.data.freq, cfg.data.resolution)
@@ -71,24 +75,24 @@ def validate(cfg: FluxoraConfig, home: Home) -> StepResult:
         raise
     io.write_parquet(result.quarantine, home.data / QUARANTINE_FILE)
     io.write_parquet(result.repairs, home.data / REPAIRS_FILE)
-    json_path, _ = write_report(result.report, home.reports)
+    json_path, text_path = write_report(result.report, home.reports)
     io.write_parquet(result.data, home.validated_data)
     report = result.report
-    return StepResult(
-        "validate",
-        {
-            "path": str(home.validated_data),
-            "rows": report["rows_written"],
-            "series": report["series_out"],
-            "start": report["start"],
-            "end": report["end"],
-            "rows_in": report["rows_in"],
-            "rows_out": report["rows_out"],
-            "rows_quarantined": report["rows_quarantined"],
-            "rows_repaired": report["rows_repaired"],
-            "report": str(json_path),
-        },
-    )
+    outputs = {
+        "path": str(home.validated_data),
+        "rows": report["rows_written"],
+        "series": report["series_out"],
+        "start": report["start"],
+        "end": report["end"],
+        "rows_in": report["rows_in"],
+        "rows_out": report["rows_out"],
+        "rows_quarantined": report["rows_quarantined"],
+        "rows_repaired": report["rows_repaired"],
+        "report": str(json_path),
+    }
+    files = [home.validated_data, home.data / QUARANTINE_FILE, home.data / REPAIRS_FILE, json_path, text_path]
+    stepcache.record(home, "validate", key, outputs, files)
+    return StepResult("validate", outputs)
 
 
 def features(cfg: FluxoraConfig, home: Home) -> StepResult:
@@ -96,29 +100,50 @@ def features(cfg: FluxoraConfig, home: Home) -> StepResult:
     from fluxora.features import store as fs
     from fluxora.features.build import feature_tables
 
+    key = stepcache.Key(io.file_digest(home.validated_data), stepcache.config_hash(cfg.features, _weather_version(cfg)))
+    if (cached := stepcache.lookup(home, "features", key)) is not None:
+        # The offline tables are current; the online store and registry may not be (a Redis
+        # restart, another infra): apply and load the latest state again, which is cheap.
+        published = fs.republish(home, list(cached["tables"]), cfg.infra)
+        return StepResult("features", cached | _published(cfg, published) | {"cached": True})
     tables = feature_tables(io.read_parquet(home.validated_data), cfg.features, _weather_forecasts(cfg))
     published = fs.publish(home, tables, cfg.infra)
-    return StepResult(
-        "features",
-        {
-            "path": str(fs.offline_path(home)),
-            "rows": tables["origin_state"].num_rows,
-            "tables": {view: table.num_rows for view, table in tables.items()},
-            "applied": published.applied,
-            "online_store": cfg.infra.online_store,
-            "materialized_until": str(published.materialized_until),
-        },
-    )
+    outputs = {
+        "path": str(fs.offline_path(home)),
+        "rows": tables["origin_state"].num_rows,
+        "tables": {view: table.num_rows for view, table in tables.items()},
+    }
+    stepcache.record(home, "features", key, outputs, [fs.table_path(home, view) for view in tables])
+    return StepResult("features", outputs | _published(cfg, published))
 
 
-def _weather_forecasts(cfg: FluxoraConfig) -> pd.DataFrame | None:
-    """The configured temperature-forecast source (long format), or None: never faked from observations."""
+def _published(cfg: FluxoraConfig, published: Any) -> dict[str, Any]:
+    return {
+        "applied": published.applied,
+        "online_store": cfg.infra.online_store,
+        "materialized_until": str(published.materialized_until),
+    }
+
+
+def _weather_forecast_file(cfg: FluxoraConfig) -> Path | None:
     from fluxora.paths import project_root
 
     if not cfg.features.weather_forecast_path:
         return None
     path = Path(cfg.features.weather_forecast_path)
-    return pd.read_parquet(path if path.is_absolute() else project_root() / path)
+    return path if path.is_absolute() else project_root() / path
+
+
+def _weather_version(cfg: FluxoraConfig) -> str:
+    """The weather forecast file's digest, when one is configured (its contents feed the features)."""
+    path = _weather_forecast_file(cfg)
+    return io.file_digest(path) if path else ""
+
+
+def _weather_forecasts(cfg: FluxoraConfig) -> pd.DataFrame | None:
+    """The configured temperature-forecast source (long format), or None: never faked from observations."""
+    path = _weather_forecast_file(cfg)
+    return pd.read_parquet(path) if path else None
 
 
 def train(cfg: FluxoraConfig, home: Home, progress: Callable[[str], None] | None = None) -> StepResult:

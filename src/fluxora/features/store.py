@@ -200,6 +200,17 @@ def publish(home: Home, tables: dict[str, pa.Table], infra: InfraConfig, project
     """Write the offline sources and the store config, apply the definitions, materialize the latest state."""
     for view, table in tables.items():
         write_offline(table, home, view)
+    return _apply_and_materialize(home, tables, infra, project)
+
+
+def republish(home: Home, views: list[str], infra: InfraConfig, project: str = PROJECT) -> Published:
+    """`publish` for offline sources already written: apply the definitions and materialize the
+    latest state again (the online store may have lost it, or the infra may have changed)."""
+    tables = {view: pq.read_table(table_path(home, view), columns=[SERIES_ID, EVENT_TIMESTAMP]) for view in views}
+    return _apply_and_materialize(home, tables, infra, project)
+
+
+def _apply_and_materialize(home: Home, tables: dict[str, pa.Table], infra: InfraConfig, project: str) -> Published:
     write_store_config(home, infra, project)
     store = open_store(home, infra, project)
     applied = apply(store)
