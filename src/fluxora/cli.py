@@ -98,8 +98,20 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Overrides may come before or after options (`trigger train --wait model=x`): argparse
+    alone stops collecting positionals at the first option."""
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if not hasattr(args, "overrides") or any(a.startswith("-") for a in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = [*args.overrides, *extra]
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parse(argv)
     try:
         handler = {
             "run": _run,
