@@ -19,6 +19,7 @@ from flows.fanout import fan_out
 from fluxora import pipeline
 from fluxora.config import FluxoraConfig, compose
 from fluxora.errors import ConfigError, DataValidationError, InsufficientDataError
+from fluxora.faults import failpoint
 from fluxora.paths import Home
 
 _PERMANENT = (ConfigError, DataValidationError, InsufficientDataError, ValueError, TypeError, KeyError)
@@ -70,7 +71,7 @@ def _io(step: Task[Any, Any], cfg: FluxoraConfig) -> Task[Any, Any]:
 
 def _setup(overrides: list[str] | None) -> tuple[FluxoraConfig, Home]:
     cfg = compose(overrides or [])
-    home = Home.from_env().ensure()
+    home = Home.from_env().ensure().with_tracking(cfg.infra.mlflow_tracking_uri)
     get_run_logger().info("FLUXORA_HOME=%s config=%s", home.root, cfg.fingerprint())
     return cfg, home
 
@@ -80,6 +81,7 @@ def _record(results: dict[str, Any], result: Any) -> None:
     call typing cannot say so)."""
     get_run_logger().info("%s: %s", result.step, _brief(result.outputs))
     results[result.step] = result.outputs
+    failpoint(f"after:{result.step}")
 
 
 def _run_ingest(cfg: FluxoraConfig, home: Home, results: dict[str, Any]) -> None:

@@ -116,3 +116,14 @@ def test_cli_config_export_check(tmp_path: Path) -> None:
     stale.write_text("train:\n  horizon: 1\n")
     result = _cli("config", "export", "--check", "--output", str(stale), home=tmp_path)
     assert result.returncode == 1 and "out of date" in result.stderr
+
+
+def test_cli_takes_overrides_before_and_after_options() -> None:
+    from fluxora.cli import _parse
+
+    args = _parse(["trigger", "train", "--wait", "model=prophet", "train.horizon=48"])
+    assert args.wait is True and args.overrides == ["model=prophet", "train.horizon=48"]
+    args = _parse(["status", "infra=production", "--json", "serve=production"])
+    assert args.json is True and args.overrides == ["infra=production", "serve=production"]
+    with pytest.raises(SystemExit):
+        _parse(["trigger", "train", "--no-such-option"])

@@ -31,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="champion model, online-store freshness, latest drift and realized accuracy")
     status.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    status.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. infra=production")
 
     serve = sub.add_parser("serve", help="start the forecast API on the champion model")
     serve.add_argument("--host", help="bind address (default: serve.host from config)")
@@ -97,8 +98,20 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Overrides may come before or after options (`trigger train --wait model=x`): argparse
+    alone stops collecting positionals at the first option."""
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if not hasattr(args, "overrides") or any(a.startswith("-") for a in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = [*args.overrides, *extra]
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parse(argv)
     try:
         handler = {
             "run": _run,
@@ -126,17 +139,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _prepare_runtime() -> Any:
+def _prepare_runtime(cfg: Any) -> Any:
+    """FLUXORA_HOME ready, bound to the configured MLflow tracking server (if any)."""
     from fluxora.runtime import prepare
 
-    return prepare()
+    return prepare(tracking_uri=cfg.infra.mlflow_tracking_uri)
 
 
 def _run(args: argparse.Namespace) -> int:
     from fluxora.config import compose
 
     cfg = compose(args.overrides)  # fail fast on a bad override, before anything is written
-    home = _prepare_runtime()
+    home = _prepare_runtime(cfg)
     started = time.perf_counter()
     print(f"fluxora run: FLUXORA_HOME={home.root}", flush=True)
     from flows.pipeline import pipeline_flow
@@ -212,8 +226,8 @@ def _status(args: argparse.Namespace) -> int:
     from fluxora.config import compose
     from fluxora.status import collect, render
 
-    cfg = compose([])
-    home = _prepare_runtime()
+    cfg = compose(args.overrides)
+    home = _prepare_runtime(cfg)
     report = collect(cfg, home)
     print(json.dumps(report, indent=2, default=str) if args.json else render(report))
     return 0
@@ -257,7 +271,7 @@ def _service_settings(overrides: list[str]) -> Any:
     from fluxora.api.settings import ServiceSettings
 
     cfg = _composed(overrides)
-    return ServiceSettings.from_config(cfg, _prepare_runtime())
+    return ServiceSettings.from_config(cfg, _prepare_runtime(cfg))
 
 
 def _api_sessions(overrides: list[str]) -> Any:
@@ -363,7 +377,7 @@ def _deploy(args: argparse.Namespace) -> int:
     from fluxora.config import compose
 
     cfg = compose(args.overrides)
-    _prepare_runtime()
+    _prepare_runtime(cfg)
     url = _prefect_server()
     from flows.deployments import DEPLOYMENTS, serve
 
@@ -375,8 +389,7 @@ def _deploy(args: argparse.Namespace) -> int:
 def _trigger(args: argparse.Namespace) -> int:
     from fluxora.config import compose
 
-    compose(args.overrides)  # a bad override fails here, not in a worker later
-    _prepare_runtime()
+    _prepare_runtime(compose(args.overrides))  # a bad override fails here, not in a worker later
     _prefect_server()
     from prefect import get_client
     from prefect.deployments import run_deployment
@@ -407,7 +420,7 @@ def _backtest(args: argparse.Namespace) -> int:
     from fluxora.config import compose
 
     cfg = compose(args.overrides)
-    home = _prepare_runtime()
+    home = _prepare_runtime(cfg)
     started = time.perf_counter()
     for step in (pipeline.ingest, pipeline.validate):  # the same data path as `fluxora run`
         _progress(f"{step.__name__}: {step(cfg, home).outputs}")
@@ -426,7 +439,7 @@ def _promote(args: argparse.Namespace) -> int:
     from fluxora.config import compose
 
     cfg = compose(args.overrides)
-    home = _prepare_runtime()
+    home = _prepare_runtime(cfg)
     record = registry.promote(home, cfg.train.registered_model_name, args.version, args.reason)
     print(f"champion: v{record['from'] or '-'} -> v{record['to']} ({record['why']}, by {record['who']})")
     return 0
@@ -437,7 +450,7 @@ def _rollback(args: argparse.Namespace) -> int:
     from fluxora.config import compose
 
     cfg = compose(args.overrides)
-    home = _prepare_runtime()
+    home = _prepare_runtime(cfg)
     record = registry.rollback(home, cfg.train.registered_model_name, args.reason)
     print(f"champion: v{record['from']} -> v{record['to']} ({record['why']}, by {record['who']})")
     return 0
@@ -451,7 +464,7 @@ def _stage(args: argparse.Namespace) -> int:
     cfg = from_params(args.params or project_root() / "params.yaml")
     if args.home:
         os.environ["FLUXORA_HOME"] = str(args.home.resolve())
-    home = _prepare_runtime()
+    home = _prepare_runtime(cfg)
     result = getattr(pipeline, args.name)(cfg, home)
     print(json.dumps(result.to_dict(), indent=2, default=str))
     return 0

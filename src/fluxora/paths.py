@@ -7,7 +7,7 @@ Nothing here creates directories at import time; `Home.ensure()` does, called by
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 HOME_ENV = "FLUXORA_HOME"
@@ -34,9 +34,14 @@ def project_root() -> Path:
 
 @dataclass(frozen=True)
 class Home:
-    """The run-time state directory and the fixed layout inside it."""
+    """The run-time state directory and the fixed layout inside it.
+
+    `tracking_uri` is `infra.mlflow_tracking_uri`: an MLflow tracking server (production); empty
+    means this home's own SQLite store. `with_tracking` binds it; entry points do so from config.
+    """
 
     root: Path
+    tracking_uri: str = ""
 
     @classmethod
     def from_env(cls) -> Home:
@@ -72,9 +77,17 @@ class Home:
     def mlflow_artifacts(self) -> Path:
         return self.root / "mlflow" / "artifacts"
 
+    def with_tracking(self, uri: str) -> Home:
+        return replace(self, tracking_uri=uri)
+
     @property
     def mlflow_tracking_uri(self) -> str:
-        return f"sqlite:///{self.mlflow_db}"
+        return self.tracking_uri or f"sqlite:///{self.mlflow_db}"
+
+    @property
+    def has_registry(self) -> bool:
+        """Whether there may be registered models: always for a server, else once the SQLite file exists."""
+        return bool(self.tracking_uri) or self.mlflow_db.is_file()
 
     @property
     def prefect_home(self) -> Path:

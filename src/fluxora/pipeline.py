@@ -17,16 +17,23 @@ from typing import Any
 
 import pandas as pd
 
+from fluxora import stepcache
 from fluxora.config import FluxoraConfig
 from fluxora.data import io
 from fluxora.data.schema import SERIES_ID, TIMESTAMP
 from fluxora.errors import InsufficientDataError
 from fluxora.fanout import SERIAL, FanOut
 from fluxora.fanout import chunks as chunked
+from fluxora.faults import failpoint
 from fluxora.paths import Home
 
 DRIFT_REPORT_NAME = "drift"
 _log = logging.getLogger(__name__)
+
+
+def bound(cfg: FluxoraConfig, home: Home) -> Home:
+    """`home` talking to the configured MLflow tracking server, if the config names one."""
+    return home.with_tracking(cfg.infra.mlflow_tracking_uri) if cfg.infra.mlflow_tracking_uri else home
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,9 @@ def validate(cfg: FluxoraConfig, home: Home) -> StepResult:
     from fluxora.data.gate import run_gate
     from fluxora.data.report import QUARANTINE_FILE, REPAIRS_FILE, write_report
 
+    key = stepcache.Key(io.file_digest(home.raw_data), stepcache.config_hash(cfg.data))
+    if (cached := stepcache.lookup(home, "validate", key)) is not None:
+        return StepResult("validate", cached | {"cached": True})
     try:
         raw = io.read_parquet(home.raw_data, categories=[SERIES_ID])
         result = run_gate(raw, cfg.data.gate, cfg.data.freq, cfg.data.resolution)
@@ -67,24 +77,24 @@ def validate(cfg: FluxoraConfig, home: Home) -> StepResult:
         raise
     io.write_parquet(result.quarantine, home.data / QUARANTINE_FILE)
     io.write_parquet(result.repairs, home.data / REPAIRS_FILE)
-    json_path, _ = write_report(result.report, home.reports)
+    json_path, text_path = write_report(result.report, home.reports)
     io.write_parquet(result.data, home.validated_data)
     report = result.report
-    return StepResult(
-        "validate",
-        {
-            "path": str(home.validated_data),
-            "rows": report["rows_written"],
-            "series": report["series_out"],
-            "start": report["start"],
-            "end": report["end"],
-            "rows_in": report["rows_in"],
-            "rows_out": report["rows_out"],
-            "rows_quarantined": report["rows_quarantined"],
-            "rows_repaired": report["rows_repaired"],
-            "report": str(json_path),
-        },
-    )
+    outputs = {
+        "path": str(home.validated_data),
+        "rows": report["rows_written"],
+        "series": report["series_out"],
+        "start": report["start"],
+        "end": report["end"],
+        "rows_in": report["rows_in"],
+        "rows_out": report["rows_out"],
+        "rows_quarantined": report["rows_quarantined"],
+        "rows_repaired": report["rows_repaired"],
+        "report": str(json_path),
+    }
+    files = [home.validated_data, home.data / QUARANTINE_FILE, home.data / REPAIRS_FILE, json_path, text_path]
+    stepcache.record(home, "validate", key, outputs, files)
+    return StepResult("validate", outputs)
 
 
 def features(cfg: FluxoraConfig, home: Home) -> StepResult:
@@ -93,6 +103,12 @@ def features(cfg: FluxoraConfig, home: Home) -> StepResult:
     from fluxora.features.build import feature_batches
     from fluxora.features.weather import forecast_states
 
+    key = stepcache.Key(io.file_digest(home.validated_data), stepcache.config_hash(cfg.features, _weather_version(cfg)))
+    if (cached := stepcache.lookup(home, "features", key)) is not None:
+        # The offline tables are current; the online store and registry may not be (a Redis
+        # restart, another infra): apply and load the latest state again, which is cheap.
+        published = fs.republish(home, list(cached["tables"]), cfg.infra)
+        return StepResult("features", cached | _published(cfg, published) | {"cached": True})
     data = io.read_parquet(home.validated_data)
     forecasts = {"weather_forecast": forecast_states(_weather_forecasts(cfg), cfg.features.weather_forecast_hours)}
     published, rows = fs.publish_batches(home, feature_batches(data, cfg.features), cfg.infra, forecasts)
@@ -101,27 +117,38 @@ def features(cfg: FluxoraConfig, home: Home) -> StepResult:
             f"no series has the {max(cfg.features.load_history_hours, cfg.features.temp_history_hours, 24)} "
             "hours of history needed for features"
         )
-    return StepResult(
-        "features",
-        {
-            "path": str(fs.offline_path(home)),
-            "rows": rows["origin_state"],
-            "tables": rows,
-            "applied": published.applied,
-            "online_store": cfg.infra.online_store,
-            "materialized_until": str(published.materialized_until),
-        },
-    )
+    outputs = {"path": str(fs.offline_path(home)), "rows": rows["origin_state"], "tables": rows}
+    stepcache.record(home, "features", key, outputs, [fs.table_path(home, view) for view in rows])
+    return StepResult("features", outputs | _published(cfg, published))
 
 
-def _weather_forecasts(cfg: FluxoraConfig) -> pd.DataFrame | None:
-    """The configured temperature-forecast source (long format), or None: never faked from observations."""
+def _published(cfg: FluxoraConfig, published: Any) -> dict[str, Any]:
+    return {
+        "applied": published.applied,
+        "online_store": cfg.infra.online_store,
+        "materialized_until": str(published.materialized_until),
+    }
+
+
+def _weather_forecast_file(cfg: FluxoraConfig) -> Path | None:
     from fluxora.paths import project_root
 
     if not cfg.features.weather_forecast_path:
         return None
     path = Path(cfg.features.weather_forecast_path)
-    return pd.read_parquet(path if path.is_absolute() else project_root() / path)
+    return path if path.is_absolute() else project_root() / path
+
+
+def _weather_version(cfg: FluxoraConfig) -> str:
+    """The weather forecast file's digest, when one is configured (its contents feed the features)."""
+    path = _weather_forecast_file(cfg)
+    return io.file_digest(path) if path else ""
+
+
+def _weather_forecasts(cfg: FluxoraConfig) -> pd.DataFrame | None:
+    """The configured temperature-forecast source (long format), or None: never faked from observations."""
+    path = _weather_forecast_file(cfg)
+    return pd.read_parquet(path) if path else None
 
 
 def train(
@@ -136,6 +163,7 @@ def train(
     from fluxora.models.panel import Panel
 
     say = progress or _log.info
+    home = bound(cfg, home)
     data_version = io.file_digest(home.validated_data)
     name = cfg.train.registered_model_name
     existing = registry.find_version(home, name, data_version, cfg.fingerprint())
@@ -155,8 +183,10 @@ def train(
     )
     winner, metrics, decision = _select(cfg, board, note)
     say(f"train: {winner} wins the backtest; gate: {decision.reason}")
+    failpoint("train:backtested")
 
     model = _fit_final(cfg, home, panel, winner)
+    failpoint("train:fitted")
     with tempfile.TemporaryDirectory(prefix="fluxora-model-") as tmp:
         model_dir = model.save(Path(tmp) / "model")
         artifacts = [io.atomic_write_text(Path(tmp) / "leaderboard.json", json.dumps(board, indent=2, default=str))]
@@ -184,7 +214,7 @@ def _champion_for(home: Home, cfg: FluxoraConfig, spec: Any) -> tuple[tuple[str,
     from fluxora.errors import RegistryError
     from fluxora.models.native import SERIES_KEY, TARGET_TEMPERATURE, NativeForecaster, find_model_dir
 
-    if not home.mlflow_db.is_file():
+    if not home.has_registry:
         return None, ""
     try:
         version, local = registry.download_champion(
@@ -300,6 +330,7 @@ def backtest(
     from fluxora.models.panel import Panel
 
     say = progress or _log.info
+    home = bound(cfg, home)
     panel = Panel.from_frame(io.read_parquet(home.validated_data))
     spec = bt.resolve(cfg, panel)
     result = bt.run(panel, cfg, [*BASELINES, *cfg.backtest.models], spec, progress=say, fan_out=fan_out)
@@ -331,6 +362,7 @@ def monitor(cfg: FluxoraConfig, home: Home, run_id: str | None = None) -> StepRe
     from fluxora.monitoring.per_series import series_drift
 
     m = cfg.monitor
+    home = bound(cfg, home)
     data = io.read_parquet(home.validated_data)
     # First, before anything is written: an unreachable forecast-log database fails the step whole.
     forecast_log, log_note, log_window = _forecast_log(cfg, home, data)
@@ -373,11 +405,12 @@ def monitor(cfg: FluxoraConfig, home: Home, run_id: str | None = None) -> StepRe
         m.retrain_min_new_rows,
         accuracy=accuracy["decay"],
     )
-    loop.log_decision(home.reports, decision)
-
+    # The registry first: if it is down the step fails (and is retried) before a decision is
+    # recorded, so a failed run leaves complete report files and nothing else behind.
     run_id = run_id or _last_train_run(home)
     if run_id:
         registry.log_artifacts(home, run_id, [*files, series_path], "reports")
+    loop.log_decision(home.reports, decision)
     outputs = {
         "status": drift["status"],
         "drifted": drift["drifted"],

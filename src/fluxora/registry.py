@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from fluxora.config import FluxoraConfig
 from fluxora.errors import RegistryError
+from fluxora.faults import failpoint
 from fluxora.paths import Home, project_root
 
 if TYPE_CHECKING:
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
 
 CHAMPION = "champion"
 GATE_TAG = "fluxora.gate"  # on each version: why the promotion gate promoted it or not
+PROMOTE_TAG = "fluxora.gate.promote"  # on each version: "true" when the gate made it champion
+COMPLETE_TAG = "fluxora.registered"  # set last: aliases and promotion are done for this version
+BEFORE_TAG = "fluxora.gate.champion_before"  # the champion when this version was registered
 CHALLENGER = "challenger"
 MODEL_ARTIFACT = "model"
 HISTORY_PREFIX = "fluxora.history."  # registered-model tags: one JSON promotion record each
@@ -52,19 +56,42 @@ class RegisteredModel:
 
 
 def configure(home: Home) -> MlflowClient:
-    """Point MLflow at this home's SQLite backend; returns a client."""
+    """Point MLflow at the home's tracking store (a server when configured, else the home's
+    SQLite file); returns a client."""
     import mlflow
 
-    home.mlflow_db.parent.mkdir(parents=True, exist_ok=True)
+    if not home.tracking_uri:
+        home.mlflow_db.parent.mkdir(parents=True, exist_ok=True)
+    elif home.tracking_uri.startswith(("http://", "https://")):
+        check_server(home.tracking_uri)
     mlflow.set_tracking_uri(home.mlflow_tracking_uri)
     mlflow.set_registry_uri(home.mlflow_tracking_uri)
     return mlflow.MlflowClient()
+
+
+def check_server(uri: str, timeout_s: float = 5.0) -> None:
+    """RegistryError, with what to do, unless the MLflow tracking server at `uri` answers its health check.
+
+    MLflow's own client would retry a dead server for a long time and then fail with a
+    connection-pool message; a scheduled flow should instead fail fast, say why, and retry later.
+    """
+    import httpx
+
+    try:
+        httpx.get(f"{uri.rstrip('/')}/health", timeout=timeout_s).raise_for_status()
+    except httpx.HTTPError as exc:
+        raise RegistryError(
+            f"the MLflow tracking server at {uri} is unreachable ({exc.__class__.__name__}: {exc}); "
+            "start it (make mlflow-server) or point infra.mlflow_tracking_uri / FLUXORA_MLFLOW_TRACKING_URI at it"
+        ) from None
 
 
 def ensure_experiment(client: MlflowClient, name: str, home: Home) -> str:
     existing = client.get_experiment_by_name(name)
     if existing is not None:
         return str(existing.experiment_id)
+    if home.tracking_uri:  # a server keeps artifacts where it was told to (--artifacts-destination)
+        return str(client.create_experiment(name))
     home.mlflow_artifacts.mkdir(parents=True, exist_ok=True)
     return str(client.create_experiment(name, artifact_location=home.mlflow_artifacts.as_uri()))
 
@@ -97,21 +124,69 @@ def _versions(client: MlflowClient, name: str) -> list[ModelVersion]:
 
 
 def find_version(home: Home, name: str, data_version: str, config_hash: str) -> RegisteredModel | None:
-    """The version already registered from this data and config, if any (idempotent training)."""
+    """The version already registered from this data and config, if any (idempotent training).
+
+    A version whose registration was cut short (the process died after the version existed but
+    before its aliases and promotion were done) is completed here, so a rerun after a crash
+    finishes the job instead of registering a second version.
+    """
     client = configure(home)
-    for mv in _versions(client, name):
+    versions = _versions(client, name)
+    for mv in versions:
         tags = mv.tags or {}
         if tags.get("fluxora.data_version") == data_version and tags.get("fluxora.config_hash") == config_hash:
+            reason = "already registered from the same data version and config hash"
+            if PROMOTE_TAG in tags and COMPLETE_TAG not in tags:
+                newest = max(int(v.version) for v in versions)
+                reason = _complete(
+                    home, client, name, str(mv.version), str(mv.run_id), tags, resumable=int(mv.version) == newest
+                )
             current = _alias_version(client, name, CHAMPION)
             return RegisteredModel(
-                name,
-                str(mv.version),
-                str(mv.run_id),
-                current == str(mv.version),
-                "already registered from the same data version and config hash",
-                created=False,
+                name, str(mv.version), str(mv.run_id), current == str(mv.version), reason, created=False
             )
     return None
+
+
+def _complete(
+    home: Home, client: MlflowClient, name: str, version: str, run_id: str, tags: dict[str, str], resumable: bool
+) -> str:
+    """Finish an interrupted registration: challenger alias, the gate's promotion (at most once),
+    the run closed. Not when a newer version exists: moving aliases back to it would undo later work."""
+    from mlflow.exceptions import MlflowException
+
+    if not resumable:
+        client.set_model_version_tag(name, version, COMPLETE_TAG, "abandoned: a newer version was registered since")
+        return "an interrupted registration, superseded by a newer version; left as it was"
+    promote_it, before = tags.get(PROMOTE_TAG) == "true", tags.get(BEFORE_TAG) or None
+    _finish_registration(home, client, name, version, tags.get(GATE_TAG, ""), promote_it, before)
+    try:
+        if client.get_run(run_id).info.status == "RUNNING":
+            client.set_terminated(run_id, "FINISHED")
+    except MlflowException:
+        pass
+    return "completed a registration that an earlier run did not finish"
+
+
+def _finish_registration(
+    home: Home,
+    client: MlflowClient,
+    name: str,
+    version: str,
+    reason: str,
+    promote_it: bool,
+    champion_before: str | None = None,
+) -> None:
+    """Aliases and promotion for a registered version, each step safe to repeat."""
+    client.set_registered_model_alias(name, CHALLENGER, version)
+    failpoint("registry:challenger_set")
+    if promote_it:
+        if _alias_version(client, name, CHAMPION) != version:
+            promote(home, name, version, f"gate: {reason}")
+        elif not any(r.get("to") == version for r in history(home, name)):
+            why = f"gate: {reason} (recorded after an interrupted run)"
+            _record_move(home, client, name, champion_before, version, why)
+    client.set_model_version_tag(name, version, COMPLETE_TAG, "true")
 
 
 def run_metrics(home: Home, run_id: str) -> dict[str, float]:
@@ -154,16 +229,19 @@ def log_and_register(
             python_model=str(Path(__file__).parent / "models" / "pyfunc_model.py"),
             artifacts={"model_dir": str(model_dir)},
             pip_requirements=[f"xgboost=={xgboost.__version__}", "numpy", "pandas", f"mlflow=={mlflow.__version__}"],
-            registered_model_name=name,
         )
-        version = str(info.registered_model_version)
+        failpoint("registry:logged")
         backtest_tags = {f"fluxora.backtest.{k}": f"{v:.6g}" for k, v in metrics.items() if "." not in k}
-        for key, value in (tags | backtest_tags).items():
-            client.set_model_version_tag(name, version, key, value)
-        client.set_model_version_tag(name, version, GATE_TAG, decision.reason)
-        client.set_registered_model_alias(name, CHALLENGER, version)
-        if decision.promote:
-            promote(home, name, version, f"gate: {decision.reason}")
+        gate_tags = {
+            GATE_TAG: decision.reason,
+            PROMOTE_TAG: str(decision.promote).lower(),
+            BEFORE_TAG: _alias_version(client, name, CHAMPION) or "",
+        }
+        # The version is created with all its tags in one call: a crash cannot leave a version
+        # that the idempotency lookup (data version + config hash) would not recognise.
+        version = str(mlflow.register_model(info.model_uri, name, tags=tags | backtest_tags | gate_tags).version)
+        failpoint("registry:version_created")
+        _finish_registration(home, client, name, version, decision.reason, decision.promote)
         return RegisteredModel(name, version, run.info.run_id, decision.promote, decision.reason)
 
 
@@ -207,11 +285,18 @@ def promote(home: Home, name: str, version: str, why: str) -> dict[str, Any]:
         raise RegistryError(f"{name!r} has no version {version!r}") from None
     previous = _alias_version(client, name, CHAMPION)
     client.set_registered_model_alias(name, CHAMPION, str(version))
+    failpoint("registry:champion_moved")
+    return _record_move(home, client, name, previous, str(version), why)
+
+
+def _record_move(
+    home: Home, client: MlflowClient, name: str, previous: str | None, version: str, why: str
+) -> dict[str, Any]:
     record = {
         "who": _who(),
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "from": previous,
-        "to": str(version),
+        "to": version,
         "why": why,
     }
     number = len(history(home, name)) + 1

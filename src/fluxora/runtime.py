@@ -18,13 +18,21 @@ _LIBRARY_ENV = {
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
     "MLFLOW_LOG_UV_FILES": "false",  # the model's requirements are pinned explicitly
     "MLFLOW_LOGGING_LEVEL": "ERROR",
+    # Against a tracking server: fail within about a minute when it is down (MLflow's defaults
+    # retry for minutes); the flows' own retries decide what happens next.
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
 }
 _NOISY_LOGGERS = ("mlflow", "alembic", "py.warnings", "feast", "ibis")
 
 
-def prepare(home: Home | None = None) -> Home:
-    """Create FLUXORA_HOME, point every library's state into it, and quiet library chatter."""
+def prepare(home: Home | None = None, tracking_uri: str = "") -> Home:
+    """Create FLUXORA_HOME, point every library's state into it, and quiet library chatter.
+
+    `tracking_uri` is `cfg.infra.mlflow_tracking_uri` ("" keeps MLflow in the home's SQLite)."""
     home = (home or Home.from_env()).ensure()
+    if tracking_uri:
+        home = home.with_tracking(tracking_uri)
     os.environ[HOME_ENV] = str(home.root)
     os.environ.setdefault("PREFECT_HOME", str(home.prefect_home))
     for key, value in _LIBRARY_ENV.items():

@@ -14,8 +14,10 @@ from fluxora.pipeline import DRIFT_REPORT_NAME
 def collect(cfg: FluxoraConfig, home: Home) -> dict[str, Any]:
     """Champion and its metrics, per-series online freshness, latest drift and realized accuracy."""
     from fluxora import registry
+    from fluxora.pipeline import bound
 
-    has_registry = home.mlflow_db.is_file()
+    home = bound(cfg, home)
+    has_registry = home.has_registry
     name = cfg.train.registered_model_name
     return {
         "home": str(home.root),

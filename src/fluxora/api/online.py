@@ -63,7 +63,7 @@ class OnlineFeatures:
         if self._store is None:
             with self._lock:
                 if self._store is None:
-                    if not (self._home.feast_repo / "registry.db").is_file():
+                    if not fs.registry_exists(self._home):  # a file registry, or a SQL one (production)
                         raise FeatureStoreError("the feature store has not been applied yet; run `fluxora run`")
                     self._store = fs.open_store(self._home)
         return self._store

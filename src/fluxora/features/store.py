@@ -201,10 +201,24 @@ def publish(home: Home, tables: dict[str, pa.Table], infra: InfraConfig, project
     """Write the offline sources and the store config, apply the definitions, materialize the latest state."""
     for view, table in tables.items():
         write_offline(table, home, view)
+    return _apply_and_materialize(home, [_latest_rows(t) for t in tables.values()], infra, project)
+
+
+def republish(home: Home, views: list[str], infra: InfraConfig, project: str = PROJECT) -> Published:
+    """`publish` for offline sources already written: apply the definitions and materialize the
+    latest state again (the online store may have lost it, or the infra may have changed)."""
+    latest = [_latest_rows(pq.read_table(table_path(home, v), columns=[SERIES_ID, EVENT_TIMESTAMP])) for v in views]
+    return _apply_and_materialize(home, latest, infra, project)
+
+
+def _apply_and_materialize(home: Home, latest: list[pd.Series], infra: InfraConfig, project: str) -> Published:
+    """Render the store config, apply the definitions, materialize the window holding every
+    (view, series)'s newest row: all the online store keeps, so materialization need not scan
+    (and Feast need not deduplicate) the whole history."""
     write_store_config(home, infra, project)
     store = open_store(home, infra, project)
     applied = apply(store)
-    start, end = _latest_rows_window(tables)
+    start, end = _window(latest)
     materialize(store, start.to_pydatetime(), end.to_pydatetime())
     return Published(home, store, applied, end)
 
@@ -223,12 +237,7 @@ def publish_batches(
         write_offline(table, home, view)
         rows[view] = table.num_rows
         latest.append(_latest_rows(table))
-    write_store_config(home, infra, project)
-    store = open_store(home, infra, project)
-    applied = apply(store)
-    start, end = _window(latest)
-    materialize(store, start.to_pydatetime(), end.to_pydatetime())
-    return Published(home, store, applied, end), rows
+    return _apply_and_materialize(home, latest, infra, project), rows
 
 
 ROW_GROUP_ROWS = 65_536  # small row groups: a series range filter skips most of a large file
@@ -275,12 +284,6 @@ def _window(latest: list[pd.Series]) -> tuple[pd.Timestamp, pd.Timestamp]:
     if stamps is None:
         raise FeatureStoreError("no feature rows to materialize")
     return stamps.min(), stamps.max()
-
-
-def _latest_rows_window(tables: dict[str, pa.Table]) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """The smallest window holding every (view, series)'s newest row: all the online store keeps,
-    so materialization need not scan (and Feast need not deduplicate) the whole history."""
-    return _window([_latest_rows(t) for t in tables.values()])
 
 
 def materialize(store: FeatureStore, start: datetime, end: datetime) -> None:
