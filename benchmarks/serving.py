@@ -36,10 +36,12 @@ HORIZON = 24
 TINY = [
     "data.n_series=2",
     "data.days=45",
-    "train.holdout_days=7",
+    "backtest.windows=4",
     "train.min_train_days=14",
     "train.origin_stride_hours=6",
     "model.n_estimators=40",
+    "model.quantile_estimators=30",
+    "model.learning_rate=0.15",
 ]
 
 # --- load generator (runs in its own process: `serving.py --load SPEC`) --------------------------
@@ -189,6 +191,13 @@ def _prepare_home(home: Path | None) -> Path:
     print(f"training a tiny champion in {root} ...", flush=True)
     for step in (pipeline.ingest, pipeline.validate, pipeline.features, pipeline.train):
         step(cfg, h)
+    from fluxora import registry
+
+    name = cfg.train.registered_model_name
+    if registry.champion(h, name) is None:  # the benchmark measures serving, not the promotion gate
+        versions = registry.configure(h).search_model_versions(f"name='{name}'")
+        latest = max(int(v.version) for v in versions)
+        registry.promote(h, name, str(latest), "benchmark: serve the tiny model the gate refused")
     return root
 
 
