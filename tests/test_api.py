@@ -327,6 +327,76 @@ def test_feature_freshness_is_reported(client: TestClient, latest_state: dict[st
     assert abs(age - expected) < 3600  # same clock reading within an hour: the age is now - origin
 
 
+# --- responses built as JSON text, the forecast cache ---------------------------------------------
+
+
+def test_forecast_bodies_are_exactly_their_schemas(client: TestClient, latest_state: dict[str, Any]) -> None:
+    """The forecast routes return JSON text built without pydantic; each body must be what the
+    documented response model would have produced: same keys, same types, nothing extra."""
+    from fluxora.api.schemas import BatchForecastResponse, ForecastResponse
+
+    bodies = [
+        (ForecastResponse, _get(client, series_id=SERIES, horizon=6, quantiles=[0.9, 0.1])),
+        (BatchForecastResponse, client.post(FORECAST, json={"series_ids": ["series_001", SERIES], "horizon": 3})),
+        (BatchForecastResponse, client.post("/v1/predict", json=_predict_body(latest_state, horizon=2))),
+    ]
+    for schema, r in bodies:
+        assert r.status_code == 200, r.text
+        assert r.headers["content-type"] == "application/json"
+        assert schema.model_validate_json(r.content).model_dump(mode="json") == r.json()
+    single = bodies[0][1].json()
+    assert list(single["points"][0]["quantiles"]) == ["0.9", "0.1"]  # in the order asked for
+    assert single["feature_age_seconds"] > 0
+
+
+def test_cached_forecast_follows_the_online_state(
+    client: TestClient, direct_forecaster: NativeForecaster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A repeated request may be answered from the forecast cache, but only while the online
+    state is the same: new values or a new origin for the series give a freshly computed forecast."""
+    from dataclasses import replace
+
+    from fluxora.api.online import OnlineFeatures, OnlineStates
+
+    svc = client.app.state.services  # type: ignore[attr-defined]
+    cache = svc.forecasts
+    first = _get(client, series_id=SERIES, horizon=24).json()
+    hits = cache.hits
+    assert _get(client, series_id=SERIES, horizon=24).json()["points"] == first["points"]
+    assert cache.hits == hits + 1
+
+    real = OnlineFeatures.states
+    change: dict[str, float] = {}
+
+    def changed(self: OnlineFeatures, *args: Any) -> OnlineStates:
+        states = real(self, *args)
+        load = states.features[LOAD_HISTORY] * change.get("factor", 1.0)
+        origins = states.origins + np.timedelta64(int(change.get("hours", 0)), "h")
+        return replace(states, features=states.features | {LOAD_HISTORY: load}, origins=origins)
+
+    monkeypatch.setattr(OnlineFeatures, "states", changed)
+    c = direct_forecaster.contract
+    for case in ({"factor": 1.5}, {"hours": 1}, {}):
+        change.clear()
+        change.update(case)
+        body = _get(client, series_id=SERIES, horizon=24).json()
+        state = changed(svc.online, [SERIES], c.feature_service, c.state_features)
+        _, expected = _fc(
+            direct_forecaster, state.features[LOAD_HISTORY], state.features[TEMP_HISTORY], state.origins, 24
+        )
+        np.testing.assert_allclose(_values(body), expected[0], rtol=1e-9)
+        assert (body["points"] == first["points"]) == (not case)  # only the unchanged state gives the same
+
+
+def test_forecast_cache_off_serves_the_same_numbers(tiny_cfg: FluxoraConfig, trained_home: Home) -> None:
+    app = create_app(settings_for(tiny_cfg, trained_home, forecast_cache_entries=0))
+    with TestClient(app) as c:
+        c.headers.update(key_headers(app))
+        bodies = [c.get(FORECAST, params={"series_id": SERIES, "horizon": 12}).json() for _ in range(2)]
+        assert len(app.state.services.forecasts) == 0
+    assert bodies[0]["points"] == bodies[1]["points"]
+
+
 def _predict_body(state: dict[str, Any], horizon: int = 24, **instance: Any) -> dict[str, Any]:
     inst = {
         "series_id": "my-feeder",
@@ -418,8 +488,9 @@ def test_forecast_log_is_complete_after_clean_shutdown(
     with TestClient(app) as c:
         headers = key_headers(app)
         single = c.get(FORECAST, params={"series_id": SERIES, "horizon": 5}, headers=headers | {"X-Request-ID": "r1"})
+        repeat = c.get(FORECAST, params={"series_id": SERIES, "horizon": 5}, headers=headers | {"X-Request-ID": "r2"})
         batch = c.post(FORECAST, json={"series_ids": [SERIES, "series_001"], "horizon": 3}, headers=headers)
-        assert single.status_code == batch.status_code == 200
+        assert single.status_code == repeat.status_code == batch.status_code == 200
     # The flush interval is a minute: only the shutdown drain can have written these rows.
     engine = db.make_engine(url)
     with db.sessions(engine)() as s:
@@ -427,11 +498,13 @@ def test_forecast_log_is_complete_after_clean_shutdown(
     engine.dispose()
     assert [(r.series_id, r.horizon, r.endpoint) for r in rows] == [
         (SERIES, 5, "get_forecast"),
+        (SERIES, 5, "get_forecast"),  # answered from the forecast cache, logged all the same
         (SERIES, 3, "post_forecast"),
         ("series_001", 3, "post_forecast"),
     ]
     assert rows[0].values == pytest.approx(_values(single.json()).tolist())
-    assert rows[0].request_id == "r1"
+    assert rows[1].values == rows[0].values
+    assert [r.request_id for r in rows[:2]] == ["r1", "r2"]
     assert all(r.model_version == champion_version and r.consumer.startswith("key:") for r in rows)
 
 

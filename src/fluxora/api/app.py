@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from fluxora.api import db
 from fluxora.api.auth import KeyVerifier
 from fluxora.api.deps import Services
+from fluxora.api.forecast_cache import ForecastCache
 from fluxora.api.forecast_log import ForecastLogWriter
 from fluxora.api.lean import import_xgboost_without_sklearn
 from fluxora.api.metrics import Metrics
@@ -55,6 +56,7 @@ def build_services(settings: ServiceSettings) -> Services:
         limiter=make_limiter(settings.rate_limit_per_minute, settings.rate_limit_burst, settings.redis_url),
         metrics=metrics,
         forecast_log=ForecastLogWriter(engine, settings.log_flush_s, on_drop=metrics.log_dropped.inc),
+        forecasts=ForecastCache(settings.forecast_cache_entries),
     )
 
 

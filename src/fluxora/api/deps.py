@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from fluxora.api.auth import AuthError, ForbiddenError, KeyVerifier, Principal, verify_token
+from fluxora.api.forecast_cache import ForecastCache
 from fluxora.api.forecast_log import ForecastLogWriter
 from fluxora.api.metrics import Metrics
 from fluxora.api.model_store import LoadedModel, ModelStore
@@ -35,6 +36,7 @@ class Services:
     limiter: RateLimiter
     metrics: Metrics
     forecast_log: ForecastLogWriter
+    forecasts: ForecastCache
 
 
 api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key from `fluxora keys create`")
@@ -45,11 +47,17 @@ UNAUTHORIZED = {"WWW-Authenticate": 'Bearer, ApiKey header="X-API-Key"'}
 
 # Dependencies are `async def` where they do not block: FastAPI runs every sync dependency in
 # the thread pool, and those hand-offs cost more than the work here (see benchmarks/serving.py).
+# FastAPI also spends tens of microseconds solving each dependency of each request, so the
+# ones below read the services from the app state themselves instead of depending on `Svc`.
+
+
+def _services(request: Request) -> Services:
+    svc: Services = request.app.state.services
+    return svc
 
 
 async def services(request: Request) -> Services:
-    svc: Services = request.app.state.services
-    return svc
+    return _services(request)
 
 
 Svc = Annotated[Services, Depends(services)]
@@ -67,13 +75,9 @@ async def rate_limit(svc: Services, consumer: str) -> None:
         )
 
 
-async def principal(
-    request: Request,
-    svc: Svc,
-    key: Annotated[str | None, Security(api_key_scheme)],
-    token: Annotated[str | None, Security(bearer_scheme)],
-) -> Principal:
-    """The caller: an API key (`X-API-Key`) or a JWT (`Authorization: Bearer`); 401 otherwise."""
+async def _authenticate(request: Request, svc: Services, key: str | None, token: str | None) -> Principal:
+    """The caller: an API key (`X-API-Key`) or a JWT (`Authorization: Bearer`); 401 otherwise;
+    429 when the caller is over its rate limit."""
     try:
         if key:
             # A key verified moments ago is answered from memory; otherwise a database read, off the loop.
@@ -90,6 +94,26 @@ async def principal(
     return who
 
 
+def _snapshot(svc: Services) -> LoadedModel:
+    """One snapshot of the served model for the whole request; 503 when there is none."""
+    model = svc.store.current
+    if model is None:
+        raise HTTPException(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail="no model is loaded yet; train one with `fluxora run`",
+            headers={"Retry-After": str(svc.store.retry_after_s)},
+        )
+    return model
+
+
+KeyHeader = Annotated[str | None, Security(api_key_scheme)]
+BearerToken = Annotated[str | None, Security(bearer_scheme)]
+
+
+async def principal(request: Request, key: KeyHeader, token: BearerToken) -> Principal:
+    return await _authenticate(request, _services(request), key, token)
+
+
 Caller = Annotated[Principal, Depends(principal)]
 
 
@@ -104,19 +128,32 @@ async def admin(who: Caller) -> Principal:
 Admin = Annotated[Principal, Depends(admin)]
 
 
-async def current_model(svc: Svc) -> LoadedModel:
-    """One snapshot of the served model for the whole request; 503 when there is none."""
-    model = svc.store.current
-    if model is None:
-        raise HTTPException(
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            detail="no model is loaded yet; train one with `fluxora run`",
-            headers={"Retry-After": str(svc.store.retry_after_s)},
-        )
-    return model
+async def current_model(request: Request) -> LoadedModel:
+    return _snapshot(_services(request))
 
 
 Model = Annotated[LoadedModel, Depends(current_model)]
+
+
+@dataclass(frozen=True)
+class Call:
+    """A model-serving request's context: the services, the authenticated and rate-limited
+    caller, and the one model snapshot the request uses from start to end."""
+
+    request: Request
+    svc: Services
+    who: Principal
+    model: LoadedModel
+
+
+async def serving_call(request: Request, key: KeyHeader, token: BearerToken) -> Call:
+    """`principal` and `current_model` as one dependency (the forecast routes' hot path)."""
+    svc = _services(request)
+    who = await _authenticate(request, svc, key, token)
+    return Call(request, svc, who, _snapshot(svc))
+
+
+Serving = Annotated[Call, Depends(serving_call)]
 
 
 def check_series(who: Principal, series_ids: list[str]) -> None:

@@ -1,14 +1,17 @@
 """The forecast log, written off the request path.
 
-Requests put rows on an in-memory queue (microseconds); one writer thread inserts them in
-batches. `close()` drains the queue, so a clean shutdown loses nothing.
+Requests append rows to an in-memory deque (a fraction of a microsecond, no lock, no thread
+wake-up); one writer thread wakes every `flush_s` seconds and inserts everything queued in
+batches. Waking the writer per row, as a `queue.Queue` does, cost the request path a thread
+switch and a one-row transaction per request under load. `close()` drains the deque, so a
+clean shutdown loses nothing.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +22,6 @@ from fluxora.api.db import ForecastLog
 
 log = logging.getLogger("fluxora.api")
 BATCH = 500
-_STOP = object()
 
 
 class ForecastLogWriter:
@@ -34,73 +36,59 @@ class ForecastLogWriter:
     ) -> None:
         self._engine = engine
         self._flush_s = flush_s
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
+        self._rows: deque[dict[str, Any]] = deque()  # append/popleft are atomic: no lock needed
+        self._max_queue = max_queue
         self._on_drop = on_drop
+        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.written = 0
         self.dropped = 0
 
     def start(self) -> None:
         if self._thread is None:
+            self._stop.clear()
             self._thread = threading.Thread(target=self._run, name="fluxora-forecast-log", daemon=True)
             self._thread.start()
 
     def submit(self, rows: list[dict[str, Any]]) -> None:
-        """Queue rows (dicts of ForecastLog columns). Never blocks; counts drops if overloaded."""
-        for row in rows:
-            try:
-                self._queue.put_nowait(row)
-            except queue.Full:
-                self.dropped += 1
-                if self._on_drop is not None:
-                    self._on_drop(1)
+        """Queue rows (dicts of ForecastLog columns). Never blocks; beyond `max_queue` queued
+        rows (the database is down or slower than traffic) new rows are dropped and counted."""
+        room = self._max_queue - len(self._rows)
+        if room >= len(rows):
+            self._rows.extend(rows)
+            return
+        self._rows.extend(rows[: max(room, 0)])
+        lost = len(rows) - max(room, 0)
+        self.dropped += lost
+        if self._on_drop is not None:
+            self._on_drop(lost)
 
     def close(self, timeout: float = 30.0) -> None:
         """Write everything queued so far, then stop the writer."""
         if self._thread is None:
             return
-        self._queue.put(_STOP)
+        self._stop.set()
         self._thread.join(timeout)
         self._thread = None
 
     def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            batch: list[dict[str, Any]] = []
-            try:
-                item = self._queue.get(timeout=self._flush_s)
-            except queue.Empty:
-                continue
-            while True:
-                if item is _STOP:
-                    stopping = True
-                    break
-                batch.append(item)
-                if len(batch) >= BATCH:
-                    break
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-            if stopping:  # drain whatever arrived before the stop marker's successors
-                while True:
-                    try:
-                        extra = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if extra is not _STOP:
-                        batch.append(extra)
+        while not self._stop.wait(self._flush_s):
+            self._drain()
+        self._drain()  # rows queued before close()
+
+    def _drain(self) -> None:
+        rows = self._rows
+        while rows:
+            batch = [rows.popleft() for _ in range(min(BATCH, len(rows)))]
             self._write(batch)
 
     def _write(self, batch: list[dict[str, Any]]) -> None:
-        for start in range(0, len(batch), BATCH):
-            chunk = batch[start : start + BATCH]
-            try:
-                with self._engine.begin() as conn:
-                    conn.execute(insert(ForecastLog), chunk)
-                self.written += len(chunk)
-            except Exception:  # the log must never take the service down; count and report
-                log.exception("could not write %d forecast-log rows", len(chunk))
-                self.dropped += len(chunk)
-                if self._on_drop is not None:
-                    self._on_drop(len(chunk))
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(insert(ForecastLog), batch)
+            self.written += len(batch)
+        except Exception:  # the log must never take the service down; count and report
+            log.exception("could not write %d forecast-log rows", len(batch))
+            self.dropped += len(batch)
+            if self._on_drop is not None:
+                self._on_drop(len(batch))

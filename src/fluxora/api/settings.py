@@ -47,6 +47,7 @@ class ServiceSettings(BaseSettings):
     key_cache_s: float = Field(default=5.0, ge=0)
     max_series_per_request: int = Field(default=100, ge=1)
     log_flush_s: float = Field(default=1.0, gt=0)
+    forecast_cache_entries: int = Field(default=4096, ge=0)
 
     @classmethod
     def from_config(cls, cfg: FluxoraConfig, home: Home) -> ServiceSettings:

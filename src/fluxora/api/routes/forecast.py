@@ -1,7 +1,10 @@
 """Forecasts: GET/POST /v1/forecast (latest online features) and POST /v1/predict (caller's features).
 
 Hot path: numpy arrays from the online store straight into the native model; no DataFrame, no
-MLflow pyfunc. The served-forecast log is queued, not written, on the request path.
+MLflow pyfunc. A series whose state, model and question are unchanged since the last request
+is answered from the forecast cache (the online read still happens every time, see
+`forecast_cache`). Responses are JSON text built directly (`rendering`), not pydantic
+objects. The served-forecast log is queued, not written, on the request path.
 
 The handlers are `async def` and do their work inline: an online read (~0.1 ms from SQLite,
 a loopback round trip from Redis) plus a ~1 ms model call is cheaper than the thread-pool
@@ -13,17 +16,18 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, HTTPException, Query, Response, status
 
-from fluxora.api.deps import Caller, Model, Svc, check_series, error_responses
+from fluxora.api.deps import Call, Serving, check_series, error_responses
+from fluxora.api.forecast_cache import Computed, state_key
 from fluxora.api.model_store import LoadedModel
+from fluxora.api.rendering import JSONText, batch_json, computed, forecast_json, iso_utc, utc_datetime
 from fluxora.api.schemas import (
     MAX_HORIZON,
     BatchForecastResponse,
-    ForecastPoint,
     ForecastRequest,
     ForecastResponse,
     PredictRequest,
@@ -36,37 +40,34 @@ ERRORS = error_responses(401, 403, 404, 413, 422, 429, 503)
 
 @router.get("/forecast", response_model=ForecastResponse, responses=ERRORS, summary="Forecast one series")
 async def forecast(
-    request: Request,
-    svc: Svc,
-    who: Caller,
-    model: Model,
+    call: Serving,
     series_id: Annotated[str, Query(min_length=1, max_length=200, description="series to forecast")],
     horizon: Annotated[int, Query(ge=1, le=MAX_HORIZON, description="hours ahead")] = 24,
     quantiles: Annotated[list[float] | None, Query(max_length=20, description="quantile levels, e.g. 0.1")] = None,
-) -> ForecastResponse:
+) -> Response:
     """Latest features of `series_id` from the online store → the champion → hourly points."""
-    return _online(request, svc, who, model, [series_id], horizon, quantiles or [], "get_forecast")[0]
+    return JSONText(_online(call, [series_id], horizon, quantiles or [], "get_forecast")[0])
 
 
 @router.post(
     "/forecast", response_model=BatchForecastResponse, responses=ERRORS, summary="Forecast many series at once"
 )
-async def forecast_many(
-    request: Request, svc: Svc, who: Caller, model: Model, body: ForecastRequest
-) -> BatchForecastResponse:
+async def forecast_many(call: Serving, body: ForecastRequest) -> Response:
     """One online read and one model call for all requested series (in request order)."""
-    if len(body.series_ids) > svc.settings.max_series_per_request:
-        raise HTTPException(422, f"at most {svc.settings.max_series_per_request} series per request")
+    limit = call.svc.settings.max_series_per_request
+    if len(body.series_ids) > limit:
+        raise HTTPException(422, f"at most {limit} series per request")
     series = list(dict.fromkeys(body.series_ids))
-    out = _online(request, svc, who, model, series, body.horizon, body.quantiles, "post_forecast")
-    return BatchForecastResponse(model_version=model.version, forecasts=out)
+    out = _online(call, series, body.horizon, body.quantiles, "post_forecast")
+    return JSONText(batch_json(call.model.version, out))
 
 
 @router.post("/predict", response_model=BatchForecastResponse, responses=ERRORS, summary="Forecast from your features")
-async def predict(request: Request, svc: Svc, who: Caller, model: Model, body: PredictRequest) -> BatchForecastResponse:
+async def predict(call: Serving, body: PredictRequest) -> Response:
     """Forecast from origin states the caller supplies (e.g. with its own weather), not the online store."""
     started = time.perf_counter()
-    check_series(who, [i.series_id for i in body.instances])
+    model = call.model
+    check_series(call.who, [i.series_id for i in body.instances])
     c = model.forecaster.contract
     _check_request(model, body.horizon, body.quantiles)
     lengths = {name: _history_hours(model, name) for name in c.state_features}
@@ -87,34 +88,47 @@ async def predict(request: Request, svc: Svc, who: Caller, model: Model, body: P
     if extra:
         raise HTTPException(422, f"unknown features {extra}; this model reads {list(c.state_features)}")
     origins = np.array([_to_datetime64(i.origin) for i in body.instances], dtype="datetime64[ns]")
-    result = _run(model, state, origins, body.horizon, body.quantiles)
+    levels = tuple(dict.fromkeys(body.quantiles))
+    result = _run(model, state, origins, body.horizon, levels)
     series = [i.series_id for i in body.instances]
-    out = _responses(model, series, origins, result, body.quantiles, with_age=False)
-    _record(request, svc, who, model, out, result, body.quantiles, "predict", started)
-    return BatchForecastResponse(model_version=model.version, forecasts=out)
+    # Caller-supplied states rarely repeat: computed per request, not cached.
+    entries = [computed(result, i, levels) for i in range(len(series))]
+    out = _serve(call, series, origins, entries, body.horizon, "predict", started, with_age=False)
+    return JSONText(batch_json(model.version, out))
 
 
 def _online(
-    request: Request,
-    svc: Svc,
-    who: Any,
-    model: LoadedModel,
+    call: Call,
     series: list[str],
     horizon: int,
     quantiles: Sequence[float],
     endpoint: str,
-) -> list[ForecastResponse]:
+) -> list[str]:
+    """The rendered forecasts of `series` from their latest online states (cached per state)."""
     started = time.perf_counter()
-    check_series(who, series)  # before any read: a key never learns whether another scope's series exists
+    svc, model = call.svc, call.model
+    check_series(call.who, series)  # before any read: a key never learns whether another scope's series exists
     _check_request(model, horizon, quantiles)
     c = model.forecaster.contract
     states = svc.online.states(series, c.feature_service, c.state_features)  # FeatureStoreError -> 503
     if states.missing:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"unknown series {states.missing}")
-    result = _run(model, states.features, states.origins, horizon, quantiles)
-    out = _responses(model, states.series_ids, states.origins, result, quantiles, with_age=True)
-    _record(request, svc, who, model, out, result, quantiles, endpoint, started)
-    return out
+    levels = tuple(dict.fromkeys(quantiles))
+    origin_ns = states.origins.astype("int64").tolist()
+    keys = [
+        state_key(model.version, sid, origin_ns[i], (v[i] for v in states.features.values()), horizon, levels)
+        for i, sid in enumerate(states.series_ids)
+    ]
+    entries = [svc.forecasts.get(k) for k in keys]
+    todo = [i for i, e in enumerate(entries) if e is None]
+    if todo:
+        rows = todo if len(todo) < len(entries) else slice(None)
+        result = _run(model, {n: v[rows] for n, v in states.features.items()}, states.origins[rows], horizon, levels)
+        for j, i in enumerate(todo):
+            entries[i] = fresh = computed(result, j, levels)
+            svc.forecasts.put(keys[i], fresh)
+    done = [e for e in entries if e is not None]
+    return _serve(call, states.series_ids, states.origins, done, horizon, endpoint, started)
 
 
 def _check_request(model: LoadedModel, horizon: int, quantiles: Sequence[float]) -> None:
@@ -153,74 +167,55 @@ def _run(
     return result
 
 
-def _responses(
-    model: LoadedModel,
+def _serve(
+    call: Call,
     series: list[str],
     origins: np.ndarray,
-    result: Forecast,
-    quantiles: Sequence[float],
-    with_age: bool,
-) -> list[ForecastResponse]:
-    now = time.time()
-    levels = [(str(q), result.quantiles[q]) for q in dict.fromkeys(quantiles)]
-    out = []
-    for i, sid in enumerate(series):
-        times = _datetimes(result.times[i])
-        points = [
-            ForecastPoint(timestamp=t, value=float(v), quantiles={name: float(q[i, k]) for name, q in levels})
-            for k, (t, v) in enumerate(zip(times, result.point[i].tolist(), strict=True))
-        ]
-        origin = _datetimes(origins[i : i + 1])[0]
-        out.append(
-            ForecastResponse(
-                series_id=sid,
-                model_version=model.version,
-                origin=origin,
-                feature_age_seconds=round(now - origin.timestamp(), 3) if with_age else None,
-                horizon=result.point.shape[1],
-                points=points,
-            )
-        )
-    return out
-
-
-def _record(
-    request: Request,
-    svc: Svc,
-    who: Any,
-    model: LoadedModel,
-    out: list[ForecastResponse],
-    result: Forecast,
-    quantiles: Sequence[float],
+    entries: list[Computed],
+    horizon: int,
     endpoint: str,
     started: float,
-) -> None:
+    with_age: bool = True,
+) -> list[str]:
+    """Render each series' `ForecastResponse` and queue its forecast-log row."""
+    model = call.model
+    now = time.time()
     served_at = datetime.now(UTC)
-    latency = (time.perf_counter() - started) * 1000
-    request_id = getattr(request.state, "request_id", None)
-    rows = [
-        {
-            "served_at": served_at,
-            "series_id": r.series_id,
-            "origin": r.origin,
-            "horizon": r.horizon,
-            "values": result.point[i].tolist(),
-            "quantiles": {str(q): result.quantiles[q][i].tolist() for q in quantiles} or None,
-            "model_version": model.version,
-            "consumer": who.subject,
-            "endpoint": endpoint,
-            "request_id": request_id,
-            "latency_ms": latency,
-        }
-        for i, r in enumerate(out)
+    origin_ns = origins.astype("int64").tolist()
+    origin_text = iso_utc(origins)
+    out = [
+        forecast_json(
+            sid,
+            model.version,
+            origin_text[i],
+            round(now - origin_ns[i] / 1e9, 3) if with_age else None,
+            horizon,
+            entries[i].points_json,
+        )
+        for i, sid in enumerate(series)
     ]
-    svc.forecast_log.submit(rows)
-    svc.metrics.predictions.labels(endpoint=endpoint, model_version=model.version).inc(len(out))
-
-
-def _datetimes(values: np.ndarray) -> list[datetime]:
-    micros = values.astype("datetime64[us]").astype("int64").tolist()
-    return [datetime.fromtimestamp(m / 1e6, tz=UTC) for m in micros]
+    latency = (time.perf_counter() - started) * 1000
+    request_id = getattr(call.request.state, "request_id", None)
+    call.svc.forecast_log.submit(
+        [
+            {
+                "served_at": served_at,
+                "series_id": sid,
+                "origin": utc_datetime(origin_ns[i]),
+                "horizon": horizon,
+                "values": entries[i].values,
+                "quantiles": entries[i].quantiles,
+                "model_version": model.version,
+                "consumer": call.who.subject,
+                "endpoint": endpoint,
+                "request_id": request_id,
+                "latency_ms": latency,
+            }
+            for i, sid in enumerate(series)
+        ]
+    )
+    call.svc.metrics.predictions.labels(endpoint=endpoint, model_version=model.version).inc(len(out))
+    return out
 
 
 def _to_datetime64(value: datetime) -> np.datetime64:

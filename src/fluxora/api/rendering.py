@@ -1,0 +1,72 @@
+"""Forecast responses as JSON text, built directly from numpy results.
+
+FastAPI validates a returned object against `response_model` and encodes it field by field
+(~0.5 ms for 24 points here, more than the model call). The forecast routes instead return
+a ready `Response` whose body has exactly the shape of `ForecastResponse` /
+`BatchForecastResponse` (the routes keep `response_model` for the OpenAPI document; a test
+validates these bodies against the schemas). The "points" array of a series is rendered once
+per computed forecast (`Computed.points_json`) and reused by the forecast cache.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+from fastapi import Response
+
+from fluxora.api.forecast_cache import Computed
+from fluxora.models.native import Forecast
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_compact = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+
+class JSONText(Response):
+    media_type = "application/json"
+
+
+def iso_utc(values: np.ndarray) -> list[str]:
+    """datetime64 UTC instants as ISO 8601 text with a Z, as pydantic writes aware datetimes."""
+    values = np.asarray(values, dtype="datetime64[ns]")
+    whole = bool((values.astype("int64") % 1_000_000_000 == 0).all())
+    return [f"{t}Z" for t in np.datetime_as_string(values, unit="s" if whole else "us").tolist()]
+
+
+def utc_datetime(ns: int) -> datetime:
+    """An integer of nanoseconds since the epoch as an aware datetime (microsecond precision)."""
+    return _EPOCH + timedelta(microseconds=ns // 1000)
+
+
+def computed(result: Forecast, row: int, levels: Sequence[float]) -> Computed:
+    """Row `row` of a model result: values for the forecast log and the rendered points."""
+    values = result.point[row].tolist()
+    named = [(str(q), result.quantiles[q][row].tolist()) for q in levels]
+    points = [
+        {"timestamp": t, "value": v, "quantiles": {name: q[k] for name, q in named}}
+        for k, (t, v) in enumerate(zip(iso_utc(result.times[row]), values, strict=True))
+    ]
+    return Computed(values, dict(named) or None, _compact(points))
+
+
+def forecast_json(
+    series_id: str, version: str, origin: str, age_s: float | None, horizon: int, points_json: str
+) -> str:
+    """One `ForecastResponse` as JSON text."""
+    head = _compact(
+        {
+            "series_id": series_id,
+            "model_version": version,
+            "origin": origin,
+            "feature_age_seconds": age_s,
+            "horizon": horizon,
+        }
+    )
+    return f'{head[:-1]},"points":{points_json}}}'
+
+
+def batch_json(version: str, forecasts: list[str]) -> str:
+    """A `BatchForecastResponse` as JSON text from rendered `ForecastResponse`s."""
+    return f'{{"model_version":{_compact(version)},"forecasts":[{",".join(forecasts)}]}}'
