@@ -142,6 +142,14 @@ def test_prophet_per_series_round_trip(
     assert (after.quantiles[0.9] >= after.quantiles[0.1]).all()
     mape = np.nanmean(np.abs(after.point - test.y[rows]) / test.y[rows])
     assert mape < 0.25
+    # several origins of one series in one call, in any order, each get their own forecast
+    # (Prophet sorts its input by time; the origins here are 23 h apart, their targets overlap)
+    backwards = test.take(rows[::-1])
+    joint = loaded.forecast(backwards.state(), backwards.origins, H, (0.1, 0.9))
+    for k in range(len(rows)):
+        alone = loaded.forecast(backwards.take(np.array([k])).state(), backwards.origins[k : k + 1], H, (0.1, 0.9))
+        np.testing.assert_allclose(joint.point[k], alone.point[0], rtol=1e-9)
+        np.testing.assert_allclose(joint.quantiles[0.9][k], alone.quantiles[0.9][0], rtol=1e-9)
     with pytest.raises(ValueError, match="no series"):
         loaded.forecast(test.take(rows).state() | {SERIES_KEY: np.array(["nope"] * len(rows))}, test.origins[rows], H)
 

@@ -295,7 +295,12 @@ class ProphetPredictor:
                     "cooling": np.maximum(t - contract.cooling_base_c, 0.0),
                 }
             )
-            yhat = self.models[sid].predict(frame)["yhat"].to_numpy().reshape(len(rows), horizon)
+            # Prophet returns its rows sorted by `ds` (stable); put them back in request order,
+            # or several origins of one series (overlapping targets) get each other's values.
+            order = np.argsort(frame["ds"].to_numpy(), kind="stable")
+            yhat = np.empty(len(frame))
+            yhat[order] = self.models[sid].predict(frame.iloc[order])["yhat"].to_numpy()
+            yhat = yhat.reshape(len(rows), horizon)
             point[rows] = yhat
             q[:, rows, :] = yhat[None, :, :] + self.residual_q[sid][:, None, None]
         return point, np.sort(q, axis=0)
