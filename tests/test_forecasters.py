@@ -154,6 +154,21 @@ def test_prophet_per_series_round_trip(
         loaded.forecast(test.take(rows).state() | {SERIES_KEY: np.array(["nope"] * len(rows))}, test.origins[rows], H)
 
 
+def test_ridge_coefficients_match_sklearn_ridge() -> None:
+    from sklearn.linear_model import Ridge
+
+    from fluxora.models.forecasters import ridge_coefficients
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(5000, 30)).astype("float32")
+    z[:, 7] = 0.0  # a constant column (e.g. no holidays): only the penalty keeps it at zero
+    y = z @ rng.normal(size=30) + 3.0 + rng.normal(size=5000)
+    expected = Ridge(alpha=2.0).fit(z.astype("float64"), y)
+    coef, intercept = ridge_coefficients(z, y, 2.0, chunk=700)  # several chunks, a ragged last one
+    np.testing.assert_allclose(coef, expected.coef_, atol=1e-9)
+    assert intercept == pytest.approx(expected.intercept_, abs=1e-9)
+
+
 # --- calendar and temperature features ----------------------------------------------------------
 
 

@@ -202,8 +202,6 @@ class RidgeForecaster(JsonModelForecaster):
     name = "ridge"
 
     def fit(self, batch: OriginBatch) -> RidgeForecaster:
-        from sklearn.linear_model import Ridge
-
         from fluxora.features.design import linear_basis
 
         X, y = _scaled_targets(batch, self.contract)
@@ -214,23 +212,39 @@ class RidgeForecaster(JsonModelForecaster):
         std = np.where(std > 1e-9, std, 1.0)
         basis -= mean.astype("float32")
         basis /= std.astype("float32")
-        z = basis
-        model = Ridge(alpha=self.cfg.ridge_alpha).fit(z, y[keep])
+        coef, intercept = ridge_coefficients(basis, y[keep], self.cfg.ridge_alpha)
         residual = np.full(len(y), np.nan)
-        residual[keep] = y[keep] - model.predict(z)
+        residual[keep] = y[keep] - (basis @ coef + intercept)
         levels = self.contract.quantiles
         self.predictor_ = RidgePredictor(
-            mean,
-            std,
-            np.asarray(model.coef_, dtype="float64"),
-            float(model.intercept_),
-            residual_quantiles(residual.reshape(len(batch), -1), levels),
+            mean, std, coef, intercept, residual_quantiles(residual.reshape(len(batch), -1), levels)
         )
         return self
 
     def model_json(self) -> str:
         assert isinstance(self.predictor_, RidgePredictor)
         return self.predictor_.to_json()
+
+
+def ridge_coefficients(z: np.ndarray, y: np.ndarray, alpha: float, chunk: int = 65_536) -> tuple[np.ndarray, float]:
+    """Ridge regression with an intercept (the solution of sklearn's `Ridge(alpha)`), from
+    normal equations accumulated in float64 over row chunks. sklearn solves the float32 basis
+    in float32, and when the interaction basis is ill-conditioned (one-hot blocks) its Cholesky
+    step gives up and falls back to a full SVD: ~40 s instead of ~3 s on a year of hourly data."""
+    from scipy.linalg import solve
+
+    n, p = z.shape
+    gram, zy, zsum = np.zeros((p, p)), np.zeros(p), np.zeros(p)
+    for start in range(0, n, chunk):
+        block = np.asarray(z[start : start + chunk], dtype="float64")
+        gram += block.T @ block
+        zy += block.T @ y[start : start + chunk]
+        zsum += block.sum(axis=0)
+    zmean, ymean = zsum / n, float(np.mean(y))
+    gram -= n * np.outer(zmean, zmean)  # centred: the intercept is not penalised
+    zy -= n * zmean * ymean
+    coef = solve(gram + alpha * np.eye(p), zy, assume_a="pos")
+    return coef, ymean - float(zmean @ coef)
 
 
 class SeasonalNaiveForecaster(JsonModelForecaster):
