@@ -99,13 +99,16 @@ def test_seasonal_naive_point_is_the_lag(
     np.testing.assert_array_equal(model.predict(test).point, expected)
 
 
-def test_xgboost_interval_covers_training_data_roughly(
+def test_xgboost_interval_covers_training_data_at_least_nominally(
     fitted: dict[str, Forecaster], batches: tuple[OriginBatch, OriginBatch]
 ) -> None:
+    # calibrated on held-out origins, so on the data it was fitted to it covers more than 80 %
+    # (held-out coverage is tested in test_calibration.py)
     train, _ = batches
     fc = fitted["xgboost"].predict(train)
     inside = (train.y >= fc.quantiles[0.1]) & (train.y <= fc.quantiles[0.9])
-    assert 0.6 < inside[np.isfinite(train.y)].mean() < 0.98
+    assert inside[np.isfinite(train.y)].mean() > 0.75
+    assert (fc.quantiles[0.9] > fc.quantiles[0.1]).mean() > 0.99
 
 
 def test_target_weather_model_needs_target_temperature(
