@@ -99,13 +99,16 @@ def test_seasonal_naive_point_is_the_lag(
     np.testing.assert_array_equal(model.predict(test).point, expected)
 
 
-def test_xgboost_interval_covers_training_data_roughly(
+def test_xgboost_interval_covers_training_data_at_least_nominally(
     fitted: dict[str, Forecaster], batches: tuple[OriginBatch, OriginBatch]
 ) -> None:
+    # calibrated on held-out origins, so on the data it was fitted to it covers more than 80 %
+    # (held-out coverage is tested in test_calibration.py)
     train, _ = batches
     fc = fitted["xgboost"].predict(train)
     inside = (train.y >= fc.quantiles[0.1]) & (train.y <= fc.quantiles[0.9])
-    assert 0.6 < inside[np.isfinite(train.y)].mean() < 0.98
+    assert inside[np.isfinite(train.y)].mean() > 0.75
+    assert (fc.quantiles[0.9] > fc.quantiles[0.1]).mean() > 0.99
 
 
 def test_target_weather_model_needs_target_temperature(
@@ -142,8 +145,31 @@ def test_prophet_per_series_round_trip(
     assert (after.quantiles[0.9] >= after.quantiles[0.1]).all()
     mape = np.nanmean(np.abs(after.point - test.y[rows]) / test.y[rows])
     assert mape < 0.25
+    # several origins of one series in one call, in any order, each get their own forecast
+    # (Prophet sorts its input by time; the origins here are 23 h apart, their targets overlap)
+    backwards = test.take(rows[::-1])
+    joint = loaded.forecast(backwards.state(), backwards.origins, H, (0.1, 0.9))
+    for k in range(len(rows)):
+        alone = loaded.forecast(backwards.take(np.array([k])).state(), backwards.origins[k : k + 1], H, (0.1, 0.9))
+        np.testing.assert_allclose(joint.point[k], alone.point[0], rtol=1e-9)
+        np.testing.assert_allclose(joint.quantiles[0.9][k], alone.quantiles[0.9][0], rtol=1e-9)
     with pytest.raises(ValueError, match="no series"):
         loaded.forecast(test.take(rows).state() | {SERIES_KEY: np.array(["nope"] * len(rows))}, test.origins[rows], H)
+
+
+def test_ridge_coefficients_match_sklearn_ridge() -> None:
+    from sklearn.linear_model import Ridge
+
+    from fluxora.models.forecasters import ridge_coefficients
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(5000, 30)).astype("float32")
+    z[:, 7] = 0.0  # a constant column (e.g. no holidays): only the penalty keeps it at zero
+    y = z @ rng.normal(size=30) + 3.0 + rng.normal(size=5000)
+    expected = Ridge(alpha=2.0).fit(z.astype("float64"), y)
+    coef, intercept = ridge_coefficients(z, y, 2.0, chunk=700)  # several chunks, a ragged last one
+    np.testing.assert_allclose(coef, expected.coef_, atol=1e-9)
+    assert intercept == pytest.approx(expected.intercept_, abs=1e-9)
 
 
 # --- calendar and temperature features ----------------------------------------------------------

@@ -144,6 +144,11 @@ class ModelConfig:
     quantile_max_rows: int = 50_000
     # ridge
     ridge_alpha: float = 1.0
+    # Quantile calibration (xgboost, ridge, prophet; see fluxora.models.calibration): the latest
+    # `calibration_days` of training origins (at most a third of them) are held out, the model
+    # is fitted on the rest and its quantiles corrected per level and step so that they cover
+    # the held-out loads as claimed; then it is refitted on everything. 0 = uncalibrated.
+    calibration_days: float = 28.0
     # seasonal naive: 24 (daily), 168 (weekly) or 0 (the better of the two on training data)
     season_hours: int = 0
     # prophet (per series; bounded so backtests stay affordable)

@@ -11,6 +11,11 @@ a backtest scores exactly what the service would serve.
 | ridge            | standardisation, coefficients and residual quantiles (plain JSON)      |
 | seasonal_naive   | the season and residual quantiles per step (plain JSON)                |
 | prophet          | per series, `prophet.serialize.model_to_json` text and residual quantiles |
+
+xgboost, ridge and prophet also carry a conformal calibration table (quantile level x step,
+in units of the origin's weekly mean load; `fluxora.models.calibration`), added to their
+quantiles before they are sorted: the `fluxora_calibration` attribute of the quantile booster,
+the `calibration` key of model.json. Models saved without one serve their raw quantiles.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ from fluxora.features.design import FEATURE_NAMES, Calendar, Design, design_matr
 MODEL_FILE = "model.json"
 CONTRACT_FILE = "contract.json"
 XGB_QUANTILE_FILE = "quantiles.json"  # xgboost: the quantile booster next to model.json
-SPREAD_SCALE_ATTR = "fluxora_spread_scale"  # quantile booster attribute: JSON list, one factor per level
+SPREAD_SCALE_ATTR = "fluxora_spread_scale"  # quantile booster attribute of older models: one factor per level
+CALIBRATION_ATTR = "fluxora_calibration"  # quantile booster attribute: JSON (levels x steps) conformal table
 CONTRACT_VERSION = 2
 STATE_INPUTS = (LOAD_HISTORY, TEMP_HISTORY)
 SERIES_KEY = "series_id"  # state entry (n,) of series ids: needed by per-series models (prophet)
@@ -103,7 +109,10 @@ class Forecast:
 
 class Predictor(Protocol):
     """One model family's numpy prediction: point (n, h) and quantiles (L, n, h) at
-    `contract.quantiles`, sorted along L."""
+    `contract.quantiles`, sorted along L, including the conformal `calibration` table
+    (L, H) when it has one."""
+
+    calibration: np.ndarray | None
 
     def predict(
         self, state: Mapping[str, np.ndarray], origins: np.ndarray, horizon: int, contract: Contract
@@ -131,6 +140,21 @@ def _by_level(scaled: np.ndarray, scale: np.ndarray, n: int, horizon: int) -> np
     return values.T.reshape(-1, n, horizon)
 
 
+def add_calibration(quantiles: np.ndarray, table: np.ndarray | None, scale: np.ndarray) -> np.ndarray:
+    """(L, n, h) quantiles in load units plus a conformal table (L, H >= h) in units of each
+    origin's weekly mean load `scale` (n,); unsorted (the caller sorts)."""
+    if table is None:
+        return quantiles
+    h = quantiles.shape[2]
+    return quantiles + table[:, None, :h] * scale[None, :, None]
+
+
+def _plus_steps(values: np.ndarray, table: np.ndarray, horizon: int) -> np.ndarray:
+    """Design rows' values (rows, L) plus a per-step table (L, H_max), same (rows, L)."""
+    levels = values.shape[1]
+    return (values.reshape(-1, horizon, levels) + table[:, :horizon].T[None, :, :]).reshape(-1, levels)
+
+
 def _median(contract: Contract, quantiles: np.ndarray) -> np.ndarray:
     return quantiles[contract.quantiles.index(0.5)]
 
@@ -139,14 +163,19 @@ def _median(contract: Contract, quantiles: np.ndarray) -> np.ndarray:
 class XGBoostPredictor:
     """A squared-error booster for the point forecast and a multi-quantile booster
     (`reg:quantileerror`, one output per level) for the spread around it: level l is
-    `point + q_l - q_0.5`, sorted so levels never cross."""
+    `point + q_l - q_0.5` plus the conformal correction of (l, step), sorted so levels never
+    cross. The correction table is read from the quantile booster's attributes."""
 
     booster: Any
     quantile_booster: Any
+    calibration: np.ndarray | None = None  # (L, H) scaled units; None: read from the booster
 
     def __post_init__(self) -> None:
         raw = self.quantile_booster.attr(SPREAD_SCALE_ATTR)
         self.spread_scale = np.asarray(json.loads(raw), dtype="float64") if raw else 1.0
+        if self.calibration is None:
+            table = self.quantile_booster.attr(CALIBRATION_ATTR)
+            self.calibration = np.asarray(json.loads(table), dtype="float64") if table else None
 
     def predict(
         self, state: Mapping[str, np.ndarray], origins: np.ndarray, horizon: int, contract: Contract
@@ -155,8 +184,11 @@ class XGBoostPredictor:
         point = np.asarray(self.booster.inplace_predict(design.X), dtype="float64")
         q = np.asarray(self.quantile_booster.inplace_predict(design.X), dtype="float64").reshape(len(point), -1)
         spread = (q - q[:, [contract.quantiles.index(0.5)]]) * self.spread_scale
+        levels = point[:, None] + spread
+        if self.calibration is not None:
+            levels = _plus_steps(levels, self.calibration, horizon)
         n = len(origins)
-        return (point * design.scale).reshape(n, horizon), _by_level(point[:, None] + spread, design.scale, n, horizon)
+        return (point * design.scale).reshape(n, horizon), _by_level(levels, design.scale, n, horizon)
 
     @classmethod
     def load(cls, directory: Path) -> XGBoostPredictor:
@@ -168,7 +200,7 @@ class XGBoostPredictor:
             booster.load_model(str(directory / name))
             booster.set_param({"nthread": 1})  # serving: one request, one thread; no oversubscription
             boosters.append(booster)
-        return cls(*boosters)
+        return cls(boosters[0], boosters[1])
 
 
 def _offsets(residual_q: np.ndarray, point_scaled: np.ndarray, horizon: int) -> np.ndarray:
@@ -179,13 +211,15 @@ def _offsets(residual_q: np.ndarray, point_scaled: np.ndarray, horizon: int) -> 
 
 @dataclass
 class RidgePredictor:
-    """Linear model on `linear_basis` of the design rows; quantiles from its residuals per step."""
+    """Linear model on `linear_basis` of the design rows; quantiles from its residuals per step
+    plus the conformal correction."""
 
     mean: np.ndarray
     std: np.ndarray
     coef: np.ndarray
     intercept: float
     residual_q: np.ndarray  # (L, H) in scaled units
+    calibration: np.ndarray | None = None  # (L, H) in scaled units
 
     def predict(
         self, state: Mapping[str, np.ndarray], origins: np.ndarray, horizon: int, contract: Contract
@@ -193,7 +227,8 @@ class RidgePredictor:
         design = design_for(state, origins, horizon, contract)
         point = ((linear_basis(design.X) - self.mean) / self.std) @ self.coef + self.intercept
         n = len(origins)
-        q = _by_level(_offsets(self.residual_q, point, horizon), design.scale, n, horizon)
+        table = self.residual_q if self.calibration is None else self.residual_q + self.calibration
+        q = _by_level(_offsets(table, point, horizon), design.scale, n, horizon)
         return (point * design.scale).reshape(n, horizon), q
 
     def to_json(self) -> str:
@@ -205,6 +240,7 @@ class RidgePredictor:
                 "coef": self.coef.tolist(),
                 "intercept": self.intercept,
                 "residual_quantiles": self.residual_q.tolist(),
+                "calibration": _table_json(self.calibration),
             }
         )
 
@@ -217,38 +253,49 @@ class RidgePredictor:
             np.asarray(raw["coef"]),
             float(raw["intercept"]),
             np.asarray(raw["residual_quantiles"]),
+            _table(raw),
         )
 
 
 @dataclass
 class NaivePredictor:
-    """Seasonal naive (24 or 168 h); quantiles from its empirical residuals per step."""
+    """Seasonal naive (24 or 168 h); quantiles from its empirical residuals per step (out of
+    sample by nature: the naive forecast fits nothing, so it is not calibrated further)."""
 
     season: int
     residual_q: np.ndarray  # (L, H) in scaled units
+    calibration: np.ndarray | None = None  # (L, H) in scaled units; no forecaster sets one today
 
     def predict(
         self, state: Mapping[str, np.ndarray], origins: np.ndarray, horizon: int, contract: Contract
     ) -> tuple[np.ndarray, np.ndarray]:
         load = np.asarray(state[LOAD_HISTORY], dtype="float64")
         n = len(origins)
-        scale = np.repeat(_week_scale(load), horizon)
+        scale = np.repeat(week_scale(load), horizon)
         point = seasonal_naive(load, horizon, self.season)
-        q = _by_level(_offsets(self.residual_q, point / scale, horizon), scale, n, horizon)
+        table = self.residual_q if self.calibration is None else self.residual_q + self.calibration
+        q = _by_level(_offsets(table, point / scale, horizon), scale, n, horizon)
         return point.reshape(n, horizon), q
 
     def to_json(self) -> str:
         return json.dumps(
-            {"kind": "seasonal_naive", "season": self.season, "residual_quantiles": self.residual_q.tolist()}
+            {
+                "kind": "seasonal_naive",
+                "season": self.season,
+                "residual_quantiles": self.residual_q.tolist(),
+                "calibration": _table_json(self.calibration),
+            }
         )
 
     @classmethod
     def load(cls, directory: Path) -> NaivePredictor:
         raw = _read(directory, "seasonal_naive")
-        return cls(int(raw["season"]), np.asarray(raw["residual_quantiles"]))
+        return cls(int(raw["season"]), np.asarray(raw["residual_quantiles"]), _table(raw))
 
 
-def _week_scale(load_history: np.ndarray) -> np.ndarray:
+def week_scale(load_history: np.ndarray) -> np.ndarray:
+    """(n,) each origin's mean load over the last week (1 where not positive or not finite):
+    the scale of the design matrix and of the conformal tables."""
     scale = np.nanmean(load_history[:, -168:], axis=1)
     return np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
 
@@ -256,10 +303,12 @@ def _week_scale(load_history: np.ndarray) -> np.ndarray:
 @dataclass
 class ProphetPredictor:
     """One Prophet model per series (temperature regressor, holidays); quantiles from each
-    series' residuals. Needs `series_id` in the state."""
+    series' residuals plus the conformal correction (shared by all series, relative to each
+    origin's weekly mean load). Needs `series_id` in the state."""
 
     models: dict[str, Any]
     residual_q: dict[str, np.ndarray]  # series -> (L,) in load units
+    calibration: np.ndarray | None = None  # (L, H) in units of the origin's weekly mean load
 
     def predict(
         self, state: Mapping[str, np.ndarray], origins: np.ndarray, horizon: int, contract: Contract
@@ -295,9 +344,16 @@ class ProphetPredictor:
                     "cooling": np.maximum(t - contract.cooling_base_c, 0.0),
                 }
             )
-            yhat = self.models[sid].predict(frame)["yhat"].to_numpy().reshape(len(rows), horizon)
+            # Prophet returns its rows sorted by `ds` (stable); put them back in request order,
+            # or several origins of one series (overlapping targets) get each other's values.
+            order = np.argsort(frame["ds"].to_numpy(), kind="stable")
+            flat = np.empty(len(frame))
+            flat[order] = self.models[sid].predict(frame.iloc[order])["yhat"].to_numpy()
+            yhat = flat.reshape(len(rows), horizon)
             point[rows] = yhat
             q[:, rows, :] = yhat[None, :, :] + self.residual_q[sid][:, None, None]
+        if self.calibration is not None:
+            q = add_calibration(q, self.calibration, week_scale(np.asarray(state[LOAD_HISTORY], dtype="float64")))
         return point, np.sort(q, axis=0)
 
     def to_json(self) -> str:
@@ -308,6 +364,7 @@ class ProphetPredictor:
                 "kind": "prophet",
                 "models": {sid: model_to_json(m) for sid, m in self.models.items()},
                 "residual_quantiles": {sid: r.tolist() for sid, r in self.residual_q.items()},
+                "calibration": _table_json(self.calibration),
             }
         )
 
@@ -317,7 +374,17 @@ class ProphetPredictor:
 
         raw = _read(directory, "prophet")
         models = {sid: model_from_json(text) for sid, text in raw["models"].items()}
-        return cls(models, {sid: np.asarray(r) for sid, r in raw["residual_quantiles"].items()})
+        return cls(models, {sid: np.asarray(r) for sid, r in raw["residual_quantiles"].items()}, _table(raw))
+
+
+def _table_json(table: np.ndarray | None) -> list[list[float]] | None:
+    return None if table is None else np.asarray(table, dtype="float64").tolist()
+
+
+def _table(raw: dict[str, Any]) -> np.ndarray | None:
+    """The conformal table of a model.json; None for models saved before calibration existed."""
+    table = raw.get("calibration")
+    return None if table is None else np.asarray(table, dtype="float64")
 
 
 def _read(directory: Path, kind: str) -> dict[str, Any]:
