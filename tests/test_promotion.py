@@ -129,3 +129,23 @@ def test_promote_rollback_and_history(
     assert main(["promote", "999"]) == 1
     assert "no version" in capsys.readouterr().err
     assert registry.champion(home, name)["version"] == v1  # type: ignore[index]
+
+
+@pytest.mark.integration
+def test_model_auto_backtests_every_candidate_and_registers_the_best(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """`fluxora run model=auto`'s training step: every candidate and both baselines on the same
+    windows; the registered model is the candidate with the lowest MAE, tagged as such."""
+    from fluxora.runtime import prepare
+
+    home = prepare(Home(tmp_path_factory.mktemp("auto-home")))
+    cfg = compose([*TINY_OVERRIDES, "model=auto", "model.n_estimators=40", "model.prophet_train_days=30"])
+    for step in (pipeline.ingest, pipeline.validate, pipeline.features):
+        step(cfg, home)
+    outputs = pipeline.train(cfg, home).outputs
+    board = dict(outputs["leaderboard"])
+    assert set(board) == {"ridge", "xgboost", "prophet", "seasonal_naive_daily", "seasonal_naive_weekly"}
+    best = min(("ridge", "xgboost", "prophet"), key=lambda m: board[m]["mae"])
+    version = outputs["model"]["version"]
+    tags = registry.configure(home).get_model_version(cfg.train.registered_model_name, version).tags
+    assert tags["fluxora.model"] == best
+    assert all(outputs["metrics"][f"candidate.{m}.mae"] == board[m]["mae"] for m in ("ridge", "xgboost", "prophet"))
