@@ -260,6 +260,41 @@ def test_openapi_documents_forecast(client: TestClient) -> None:
     assert params["horizon"]["schema"]["maximum"] == 168
 
 
+def test_openapi_documents_forecast_security(client: TestClient) -> None:
+    # GET /v1/forecast reads its credentials itself (no Security dependencies): its document
+    # must still name both schemes, as the routes that declare them do.
+    spec = client.get("/openapi.json").json()
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["APIKeyHeader"] == {
+        "type": "apiKey",
+        "description": "an API key from `fluxora keys create`",
+        "in": "header",
+        "name": "X-API-Key",
+    }
+    assert schemes["OAuth2PasswordBearer"]["flows"]["password"]["tokenUrl"] == "/v1/auth/token"
+    both = [{"APIKeyHeader": []}, {"OAuth2PasswordBearer": []}]
+    assert spec["paths"][FORECAST]["get"]["security"] == both
+    assert spec["paths"][FORECAST]["post"]["security"] == both
+
+
+def test_forecast_query_errors_are_reported_as_fastapi_does(client: TestClient) -> None:
+    r = _get(client, series_id=SERIES, quantiles="abc")
+    assert r.status_code == 422
+    [error] = r.json()["detail"]
+    assert error["loc"] == ["query", "quantiles", 0]
+    assert error["type"] == "float_parsing"
+    r = _get(client, series_id="x" * 201)
+    assert r.status_code == 422
+    assert [(e["loc"], e["type"]) for e in r.json()["detail"]] == [(["query", "series_id"], "string_too_long")]
+    r = client.get(FORECAST, params={"horizon": "0", "quantiles": [0.5] * 21})
+    assert r.status_code == 422
+    assert [(e["loc"], e["type"]) for e in r.json()["detail"]] == [
+        (["query", "series_id"], "missing"),
+        (["query", "horizon"], "greater_than_equal"),
+        (["query", "quantiles"], "too_long"),
+    ]
+
+
 # --- POST /v1/forecast, quantiles, /v1/predict, models ----------------------------------------
 
 

@@ -155,6 +155,19 @@ async def serving_call(request: Request, key: KeyHeader, token: BearerToken) -> 
 
 Serving = Annotated[Call, Depends(serving_call)]
 
+# The OpenAPI `security` of a route that reads its credentials itself (`serving_from_request`)
+# instead of declaring the `Security` dependencies: the same schemes `Serving` documents.
+SERVING_SECURITY: list[dict[str, list[str]]] = [
+    {api_key_scheme.scheme_name: []},
+    {bearer_scheme.scheme_name: []},
+]
+
+
+async def serving_from_request(request: Request) -> Call:
+    """`serving_call` for a route that skips FastAPI's dependency solving (the GET forecast
+    hot path): the same header schemes, read by the same objects, then the same checks."""
+    return await serving_call(request, await api_key_scheme(request), await bearer_scheme(request))
+
 
 def check_series(who: Principal, series_ids: list[str]) -> None:
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -11,6 +13,9 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self._served: str | None = None
+        # Labelled children by label values: `labels(...)` validates and locks on every call,
+        # and the request path would call it three times per request. Children are never removed.
+        self._children: dict[tuple[str, ...], Any] = {}
         r = self.registry
         self.requests = Counter(
             "fluxora_http_requests_total",
@@ -36,6 +41,29 @@ class Metrics:
         )
         self.rate_limited = Counter("fluxora_rate_limited_total", "Requests refused with 429", registry=r)
         self.log_dropped = Counter("fluxora_forecast_log_dropped_total", "Forecast-log rows not written", registry=r)
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """One HTTP request: counted by route and status, its latency observed by route."""
+        children = self._children
+        counter = children.get(("requests", method, route, str(status)))
+        if counter is None:
+            counter = children[("requests", method, route, str(status))] = self.requests.labels(
+                method=method, route=route, status=str(status)
+            )
+        histogram = children.get(("latency", method, route))
+        if histogram is None:
+            histogram = children[("latency", method, route)] = self.latency.labels(method=method, route=route)
+        counter.inc()
+        histogram.observe(seconds)
+
+    def predicted(self, endpoint: str, model_version: str, n: int) -> None:
+        """`n` series forecasts served by `endpoint` from `model_version`."""
+        child = self._children.get(("predictions", endpoint, model_version))
+        if child is None:
+            child = self._children[("predictions", endpoint, model_version)] = self.predictions.labels(
+                endpoint=endpoint, model_version=model_version
+            )
+        child.inc(n)
 
     def set_model(self, version: str) -> None:
         if self._served is not None and self._served != version:

@@ -114,8 +114,7 @@ class ServiceMiddleware:
         route = scope.get("route")
         template = getattr(route, "path", None) or "unmatched"
         method = scope["method"]
-        self.metrics.requests.labels(method=method, route=template, status=str(code)).inc()
-        self.metrics.latency.labels(method=method, route=template).observe(elapsed)
+        self.metrics.observe_request(method, template, code, elapsed)
         if access_log.isEnabledFor(logging.INFO):
             state: dict[str, Any] = scope.get("state", {})
             client = scope.get("client")

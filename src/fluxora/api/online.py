@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("fluxora.api")
 PLAN_TTL_S = 60.0  # a re-applied feature repo is picked up within this
+MAX_CACHED_KEYS = 10_000  # entity-key protos kept per join key (one per series asked for)
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class OnlineFeatures:
         self._plans: dict[tuple[str, tuple[str, ...]], _Plan] = {}
         self._lock = threading.Lock()
         self._fast = True
+        self._keys: dict[tuple[str, str], Any] = {}  # (join key, series) -> EntityKey proto
 
     def _feast(self) -> FeatureStore:
         if self._store is None:
@@ -125,11 +127,8 @@ class OnlineFeatures:
     def _direct(
         self, store: FeatureStore, series_ids: list[str], service: str, features: tuple[str, ...]
     ) -> OnlineStates:
-        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
-        from feast.protos.feast.types.Value_pb2 import Value
-
         plan = self._plan(store, service, features)
-        keys = [EntityKey(join_keys=[plan.join_key], entity_values=[Value(string_val=s)]) for s in series_ids]
+        keys = [self._entity_key(plan.join_key, s) for s in series_ids]
         provider = store._get_provider()
         rows: list[dict[str, Any]] = [{} for _ in series_ids]
         stamps: list[datetime | None] = [None] * len(series_ids)
@@ -142,6 +141,19 @@ class OnlineFeatures:
                         if name in values:
                             rows[i][name] = _value(values[name])
         return _assemble(series_ids, stamps, rows, features)
+
+    def _entity_key(self, join_key: str, series_id: str) -> Any:
+        """The series' EntityKey proto, built once: the same series is asked for all day."""
+        cached = self._keys.get((join_key, series_id))
+        if cached is None:
+            from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+            from feast.protos.feast.types.Value_pb2 import Value
+
+            if len(self._keys) >= MAX_CACHED_KEYS:
+                self._keys.clear()
+            cached = EntityKey(join_keys=[join_key], entity_values=[Value(string_val=series_id)])
+            self._keys[(join_key, series_id)] = cached
+        return cached
 
     def _sdk(self, store: FeatureStore, series_ids: list[str], service: str, features: Sequence[str]) -> OnlineStates:
         raw = fs.online(store, series_ids, service)

@@ -16,12 +16,14 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
-from fluxora.api.deps import Call, Serving, check_series, error_responses
+from fluxora.api.deps import SERVING_SECURITY, Call, Serving, check_series, error_responses, serving_from_request
 from fluxora.api.forecast_cache import Computed, state_key
 from fluxora.api.model_store import LoadedModel
 from fluxora.api.rendering import JSONText, batch_json, computed, forecast_json, iso_utc, utc_datetime
@@ -38,15 +40,100 @@ router = APIRouter(prefix="/v1", tags=["forecast"])
 ERRORS = error_responses(401, 403, 404, 413, 422, 429, 503)
 
 
-@router.get("/forecast", response_model=ForecastResponse, responses=ERRORS, summary="Forecast one series")
-async def forecast(
-    call: Serving,
-    series_id: Annotated[str, Query(min_length=1, max_length=200, description="series to forecast")],
-    horizon: Annotated[int, Query(ge=1, le=MAX_HORIZON, description="hours ahead")] = 24,
-    quantiles: Annotated[list[float] | None, Query(max_length=20, description="quantile levels, e.g. 0.1")] = None,
-) -> Response:
+# GET /v1/forecast is the hot path, and FastAPI's per-request dependency and parameter solving
+# (the `Security` schemes, `serving_call`, three query fields) cost about as much as the rest of
+# a cache hit. The route therefore takes only the `Request`: it authenticates with the same
+# objects (`serving_from_request`) and validates its query with the same pydantic constraints,
+# reported as FastAPI reports them (422, `loc` ["query", name]). Its parameters and security are
+# declared for the OpenAPI document below, exactly as FastAPI derived them from the signature.
+SERIES_ID_DOC = "series to forecast"
+HORIZON_DOC = "hours ahead"
+QUANTILES_DOC = "quantile levels, e.g. 0.1"
+_QUERY: dict[str, tuple[TypeAdapter[Any], Any]] = {  # name -> (validator, default; ... = required)
+    "series_id": (TypeAdapter(Annotated[str, Field(min_length=1, max_length=200)]), ...),
+    "horizon": (TypeAdapter(Annotated[int, Field(ge=1, le=MAX_HORIZON)]), 24),
+    "quantiles": (TypeAdapter(Annotated[list[float] | None, Field(max_length=20)]), None),
+}
+FORECAST_GET_DOCS: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": "series_id",
+            "in": "query",
+            "required": True,
+            "schema": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 200,
+                "description": SERIES_ID_DOC,
+                "title": "Series Id",
+            },
+            "description": SERIES_ID_DOC,
+        },
+        {
+            "name": "horizon",
+            "in": "query",
+            "required": False,
+            "schema": {
+                "type": "integer",
+                "maximum": MAX_HORIZON,
+                "minimum": 1,
+                "description": HORIZON_DOC,
+                "default": 24,
+                "title": "Horizon",
+            },
+            "description": HORIZON_DOC,
+        },
+        {
+            "name": "quantiles",
+            "in": "query",
+            "required": False,
+            "schema": {
+                "anyOf": [{"type": "array", "items": {"type": "number"}, "maxItems": 20}, {"type": "null"}],
+                "description": QUANTILES_DOC,
+                "title": "Quantiles",
+            },
+            "description": QUANTILES_DOC,
+        },
+    ],
+    "security": SERVING_SECURITY,
+}
+
+
+def _forecast_query(request: Request) -> tuple[str, int, list[float]]:
+    """`series_id`, `horizon` and `quantiles` of a GET /v1/forecast, validated as FastAPI would
+    validate the declared query parameters (last value of a repeated scalar, all of a list)."""
+    query = request.query_params
+    values: dict[str, Any] = {}
+    errors: list[dict[str, Any]] = []
+    for name, (adapter, default) in _QUERY.items():
+        raw: Any = query.getlist(name) if name == "quantiles" else query.get(name)
+        if raw is None or raw == []:
+            if default is ...:
+                errors.append({"type": "missing", "loc": ("query", name), "msg": "Field required", "input": None})
+                continue
+            values[name] = default
+            continue
+        try:
+            values[name] = adapter.validate_python(raw)
+        except ValidationError as exc:
+            errors.extend({**e, "loc": ("query", name, *e["loc"])} for e in exc.errors(include_url=False))
+    if errors:
+        raise RequestValidationError(errors)
+    return values["series_id"], values["horizon"], values["quantiles"] or []
+
+
+@router.get(
+    "/forecast",
+    response_model=ForecastResponse,
+    responses=ERRORS,
+    summary="Forecast one series",
+    openapi_extra=FORECAST_GET_DOCS,
+)
+async def forecast(request: Request) -> Response:
     """Latest features of `series_id` from the online store → the champion → hourly points."""
-    return JSONText(_online(call, [series_id], horizon, quantiles or [], "get_forecast")[0])
+    call = await serving_from_request(request)  # 401/429/503 before the query is looked at, as before
+    series_id, horizon, quantiles = _forecast_query(request)
+    return JSONText(_online(call, [series_id], horizon, quantiles, "get_forecast")[0])
 
 
 @router.post(
@@ -182,7 +269,7 @@ def _serve(
     now = time.time()
     served_at = datetime.now(UTC)
     origin_ns = origins.astype("int64").tolist()
-    origin_text = iso_utc(origins)
+    origin_text = _origin_text(origins, origin_ns)
     out = [
         forecast_json(
             sid,
@@ -214,8 +301,23 @@ def _serve(
             for i, sid in enumerate(series)
         ]
     )
-    call.svc.metrics.predictions.labels(endpoint=endpoint, model_version=model.version).inc(len(out))
+    call.svc.metrics.predicted(endpoint, model.version, len(out))
     return out
+
+
+_ORIGIN_TEXT: dict[tuple[int, ...], list[str]] = {}  # the origins of a request -> their ISO text
+_MAX_ORIGIN_TEXT = 10_000
+
+
+def _origin_text(origins: np.ndarray, origin_ns: list[int]) -> list[str]:
+    """`iso_utc(origins)`, remembered: a series' origin only moves once an hour."""
+    key = tuple(origin_ns)
+    text = _ORIGIN_TEXT.get(key)
+    if text is None:
+        if len(_ORIGIN_TEXT) >= _MAX_ORIGIN_TEXT:
+            _ORIGIN_TEXT.clear()
+        text = _ORIGIN_TEXT[key] = iso_utc(origins)
+    return text
 
 
 def _to_datetime64(value: datetime) -> np.datetime64:
