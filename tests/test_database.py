@@ -4,6 +4,7 @@ its own schema, dropped afterwards, so concurrent runs do not collide."""
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -169,6 +170,23 @@ def test_forecast_log_writer_flushes_without_close(migrated: Engine) -> None:
         assert writer.written == 2
     finally:
         writer.close()
+
+
+def test_pre_encoded_json_is_stored_as_the_same_json(migrated: Engine) -> None:
+    """The service logs each computed forecast's values as JSON rendered once (`EncodedJSON`);
+    they must come back as the same lists and objects as values the engine encodes itself."""
+    values, quantiles = [1.5, 2.25, 1e-7], {"0.1": [1.0, 2.0, 0.0], "0.9": [2.0, 3.5, 1e300]}
+    encoded = _row(1, values=db.EncodedJSON(json.dumps(values, separators=(",", ":"))))
+    encoded["quantiles"] = db.EncodedJSON(json.dumps(quantiles))
+    plain = _row(2, values=values) | {"quantiles": quantiles}
+    writer = ForecastLogWriter(migrated, flush_s=60.0)
+    writer.start()
+    writer.submit([encoded, plain])
+    writer.close()
+    with db.sessions(migrated)() as s:
+        rows = {r.request_id: r for r in s.scalars(select(ForecastLog))}
+    assert rows["req-1"].values == rows["req-2"].values == values
+    assert rows["req-1"].quantiles == rows["req-2"].quantiles == quantiles
 
 
 def test_keys_round_trip_and_revocation(migrated: Engine) -> None:

@@ -234,7 +234,7 @@ class ServeConfig:
     jwt_audience: str = "fluxora-api"
     key_cache_s: float = 5.0  # how long a verified API key is trusted without a database read
     max_series_per_request: int = 100
-    log_flush_s: float = 1.0  # forecast log: write a batch at least this often
+    log_flush_s: float = 0.2  # forecast log: write a batch at least this often
     forecast_cache_entries: int = 4096  # computed forecasts kept per (model, state, question); 0: off
 
 

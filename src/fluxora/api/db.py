@@ -6,6 +6,7 @@ only ever created by the migrations in `fluxora/api/migrations` (`migrate`), nev
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,16 @@ class ForecastLog(Base):
     latency_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
+class EncodedJSON(str):
+    """A JSON column value already rendered as JSON text: the engine's serializer passes it
+    through instead of encoding it again. The service renders each computed forecast once
+    and logs it for every request it answers (see `forecast_log`)."""
+
+
+def _json_serializer(value: Any) -> str:
+    return value if isinstance(value, EncodedJSON) else json.dumps(value)
+
+
 def normalize_url(url: str) -> str:
     """`postgresql://` means psycopg 3 here (the only PostgreSQL driver installed)."""
     parsed = make_url(url)
@@ -96,7 +107,7 @@ def normalize_url(url: str) -> str:
 def make_engine(url: str, schema: str | None = None) -> Engine:
     """An engine for `url`; SQLite gets WAL and a busy timeout, PostgreSQL an optional search_path."""
     url = normalize_url(url)
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    kwargs: dict[str, Any] = {"pool_pre_ping": True, "json_serializer": _json_serializer}
     if url.startswith("sqlite"):
         database = make_url(url).database
         if database and database != ":memory:":

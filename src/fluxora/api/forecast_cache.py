@@ -21,13 +21,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fluxora.api.db import EncodedJSON
+
 
 @dataclass(frozen=True)
 class Computed:
-    """One series' forecast from one state, in the forms the service hands out."""
+    """One series' forecast from one state, in the forms the service hands out, rendered as
+    JSON once: a cache hit neither encodes the response nor the forecast-log row again."""
 
-    values: list[float]  # point forecast per step (the forecast log's form)
-    quantiles: dict[str, list[float]] | None  # level as text -> values per step; None without levels
+    values: EncodedJSON  # point forecast per step as a JSON list (the forecast log's column)
+    quantiles: EncodedJSON | None  # JSON object: level as text -> values per step; None without levels
     points_json: str  # the response's "points" array, rendered once
 
 

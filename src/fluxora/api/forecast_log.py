@@ -30,7 +30,7 @@ class ForecastLogWriter:
     def __init__(
         self,
         engine: Engine,
-        flush_s: float = 1.0,
+        flush_s: float = 0.2,
         max_queue: int = 100_000,
         on_drop: Callable[[int], None] | None = None,
     ) -> None:

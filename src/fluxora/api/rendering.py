@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 from fastapi import Response
 
+from fluxora.api.db import EncodedJSON
 from fluxora.api.forecast_cache import Computed
 from fluxora.models.native import Forecast
 
@@ -48,7 +49,8 @@ def computed(result: Forecast, row: int, levels: Sequence[float]) -> Computed:
         {"timestamp": t, "value": v, "quantiles": {name: q[k] for name, q in named}}
         for k, (t, v) in enumerate(zip(iso_utc(result.times[row]), values, strict=True))
     ]
-    return Computed(values, dict(named) or None, _compact(points))
+    quantiles = EncodedJSON(_compact(dict(named))) if named else None
+    return Computed(EncodedJSON(_compact(values)), quantiles, _compact(points))
 
 
 def forecast_json(

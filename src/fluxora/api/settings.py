@@ -46,7 +46,7 @@ class ServiceSettings(BaseSettings):
     rate_limit_burst: int = Field(default=60, ge=1)
     key_cache_s: float = Field(default=5.0, ge=0)
     max_series_per_request: int = Field(default=100, ge=1)
-    log_flush_s: float = Field(default=1.0, gt=0)
+    log_flush_s: float = Field(default=0.2, gt=0)
     forecast_cache_entries: int = Field(default=4096, ge=0)
 
     @classmethod
