@@ -373,3 +373,85 @@ def test_weather_forecast_state_uses_only_forecasts_issued_by_the_origin() -> No
     np.testing.assert_array_equal(at[issue_b + pd.Timedelta(hours=4)], [105, 106, np.nan, np.nan])
     assert table.index.max() == issue_b + pd.Timedelta(hours=4)
     assert forecast_states(None, 4).num_rows == 0
+
+
+# --- the API's online reader ---------------------------------------------------------------
+
+
+def _settled(path: Path) -> None:
+    """Date the file back past `SqliteChanges.RACY_S`, as if its last write were a while ago."""
+    from fluxora.api.online import SqliteChanges
+
+    then = path.stat().st_mtime - 2 * SqliteChanges.RACY_S - 1
+    os.utime(path, (then, then))
+
+
+def test_sqlite_changes_token(tmp_path: Path) -> None:
+    import sqlite3
+
+    from fluxora.api.online import SqliteChanges
+
+    path = tmp_path / "online.db"
+    changes = SqliteChanges(str(path))
+    assert changes.token() is None  # no store yet
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE t (v INTEGER)")
+    assert changes.token() is None  # written just now: not trusted yet
+    _settled(path)
+    token = changes.token()
+    assert token is not None and changes.token() == token
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO t VALUES (1)")
+    _settled(path)  # even dated back, a commit leaves a different file behind
+    assert changes.token() not in (None, token)
+    token = changes.token()
+    replacement = tmp_path / "new.db"
+    with sqlite3.connect(replacement) as conn:
+        conn.execute("CREATE TABLE t (v INTEGER)")
+    os.replace(replacement, path)
+    _settled(path)
+    assert changes.token() not in (None, token)
+
+
+def test_api_reader_keeps_states_only_while_the_sqlite_store_is_unchanged(
+    tmp_path: Path, tables: dict[str, pa.Table]
+) -> None:
+    """Between materializations the reader answers from decoded states it keeps; the next
+    materialization (here one hour later) is served at once, never the state before it."""
+    import pyarrow.compute as pc
+
+    from fluxora.api.online import OnlineFeatures
+
+    stamps = tables["origin_state"][EVENT_TIMESTAMP]
+    last = pa.scalar(pc.max(stamps).as_py(), stamps.type)
+    earlier = {  # every view without its rows of the last hour
+        v: t.filter(pc.fill_null(pc.not_equal(t[EVENT_TIMESTAMP], last.cast(t[EVENT_TIMESTAMP].type)), True))
+        for v, t in tables.items()
+    }
+    home = prepare(Home(tmp_path / "home"))
+    published = fs.publish(home, earlier, InfraConfig())
+    online_db = Path(published.store.config.online_store.path)
+    series_ids = sorted(pc.unique(tables["origin_state"][SERIES_ID]).to_pylist())
+
+    reader = OnlineFeatures(home)
+    _settled(online_db)
+    first = reader.states(series_ids, "load_forecast_v1", V1_FEATURES)
+    reads = reader.reads
+    kept = reader.states(series_ids, "load_forecast_v1", V1_FEATURES)
+    assert reader.reads == reads  # answered from kept states
+    assert kept.series_ids == first.series_ids and (kept.origins == first.origins).all()
+    for name in V1_FEATURES:
+        np.testing.assert_array_equal(kept.features[name], first.features[name])
+
+    fs.publish(home, tables, InfraConfig())  # the next hour, materialized by another connection
+    _settled(online_db)  # asked a while after the materialization
+    moved = reader.states(series_ids, "load_forecast_v1", V1_FEATURES)
+    assert reader.reads == reads + 1
+    assert (moved.origins - first.origins == np.timedelta64(1, "h")).all()
+    expected = OnlineFeatures(home)  # a fresh reader, nothing kept
+    fresh = expected.states(series_ids, "load_forecast_v1", V1_FEATURES)
+    for name in V1_FEATURES:
+        np.testing.assert_array_equal(moved.features[name], fresh.features[name])
+    assert not np.array_equal(moved.features["load_history"], first.features["load_history"])
+    # a series absent from the store stays absent, kept or not
+    assert reader.states(["no_such_series"], "load_forecast_v1", V1_FEATURES).missing == ["no_such_series"]
