@@ -453,5 +453,8 @@ def test_api_reader_keeps_states_only_while_the_sqlite_store_is_unchanged(
     for name in V1_FEATURES:
         np.testing.assert_array_equal(moved.features[name], fresh.features[name])
     assert not np.array_equal(moved.features["load_history"], first.features["load_history"])
-    # a series absent from the store stays absent, kept or not
+    # kept and newly read series together, in request order; an absent series stays absent
+    mixed = reader.states([series_ids[-1], "no_such_series", series_ids[0]], "load_forecast_v1", V1_FEATURES)
+    assert mixed.series_ids == [series_ids[-1], series_ids[0]] and mixed.missing == ["no_such_series"]
+    np.testing.assert_array_equal(mixed.features["load_history"], fresh.features["load_history"][[-1, 0]])
     assert reader.states(["no_such_series"], "load_forecast_v1", V1_FEATURES).missing == ["no_such_series"]

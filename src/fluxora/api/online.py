@@ -117,7 +117,7 @@ class OnlineFeatures:
         self._keys: dict[tuple[str, str], Any] = {}  # (join key, series) -> EntityKey proto
         self._changes: SqliteChanges | None = None
         self._kept: dict[str, _SeriesState] = {}  # series -> state, valid for `_kept_for`
-        self._kept_for: tuple[Hashable, int] | None = None  # (store token, plan id)
+        self._kept_for: tuple[Hashable, _Plan] | None = None  # (store token, the plan they were read with)
         self.reads = 0  # online-store reads made (a kept state saves one)
 
     def _feast(self) -> FeatureStore:
@@ -192,17 +192,16 @@ class OnlineFeatures:
         token = self._changes.token() if self._changes is not None else None  # before the read, never after
         kept: dict[str, _SeriesState] = {}
         if token is not None:
-            if self._kept_for != (token, id(plan)) or len(self._kept) >= MAX_KEPT_STATES:
+            fresh = self._kept_for is None or self._kept_for[0] != token or self._kept_for[1] is not plan
+            if fresh or len(self._kept) >= MAX_KEPT_STATES:
                 self._kept = {}
-                self._kept_for = (token, id(plan))
+                self._kept_for = (token, plan)
             kept = self._kept
         todo = [s for s in series_ids if s not in kept]
-        found = dict(kept) if not todo else {s: kept[s] for s in series_ids if s in kept}
-        if todo:
-            found.update(self._read(store, plan, todo, features))
-            if token is not None:
-                kept.update((s, found[s]) for s in todo)
-        return _collect(series_ids, [found[s] for s in series_ids], features)
+        read = self._read(store, plan, todo, features) if todo else {}
+        if token is not None:
+            kept.update(read)
+        return _collect(series_ids, [read[s] if s in read else kept[s] for s in series_ids], features)
 
     def _read(
         self, store: FeatureStore, plan: _Plan, series_ids: list[str], features: tuple[str, ...]
