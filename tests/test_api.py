@@ -658,3 +658,23 @@ def test_openapi_fuzz_anonymous(api_schema: Any) -> None:
     for method, path, code in seen:
         if path.startswith("/v1") and path != "/v1/auth/token":
             assert code in (401, 413, 422), (method, path, code)  # never served without credentials
+
+
+def test_service_sets_process_tuning_while_any_app_runs(tiny_cfg: FluxoraConfig, trained_home: Home) -> None:
+    """The GIL switch interval and the frozen start-up objects last while at least one service
+    runs in the process (here two, overlapping), and are put back when the last one stops."""
+    import gc
+    import sys
+
+    from fluxora.api.app import GIL_SWITCH_INTERVAL_S
+
+    switch, frozen = sys.getswitchinterval(), gc.get_freeze_count()
+    first = TestClient(create_app(settings_for(tiny_cfg, trained_home)))
+    second = TestClient(create_app(settings_for(tiny_cfg, trained_home)))
+    with first:
+        assert sys.getswitchinterval() == GIL_SWITCH_INTERVAL_S
+        assert gc.get_freeze_count() > frozen or frozen > 0
+        second.__enter__()
+    assert sys.getswitchinterval() == GIL_SWITCH_INTERVAL_S  # the second still runs
+    second.__exit__(None, None, None)
+    assert sys.getswitchinterval() == switch and gc.get_freeze_count() == frozen

@@ -4,13 +4,13 @@ its own schema, dropped afterwards, so concurrent runs do not collide."""
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import func, inspect, select, text
 from sqlalchemy.engine import Engine
@@ -175,9 +175,20 @@ def test_forecast_log_writer_flushes_without_close(migrated: Engine) -> None:
 def test_pre_encoded_json_is_stored_as_the_same_json(migrated: Engine) -> None:
     """The service logs each computed forecast's values as JSON rendered once (`EncodedJSON`);
     they must come back as the same lists and objects as values the engine encodes itself."""
+    from sqlalchemy import String, cast
+
+    from fluxora.api.forecast_cache import Computed
+    from fluxora.api.rendering import computed
+    from fluxora.models.native import Forecast
+
     values, quantiles = [1.5, 2.25, 1e-7], {"0.1": [1.0, 2.0, 0.0], "0.9": [2.0, 3.5, 1e300]}
-    encoded = _row(1, values=db.EncodedJSON(json.dumps(values, separators=(",", ":"))))
-    encoded["quantiles"] = db.EncodedJSON(json.dumps(quantiles))
+    result = Forecast(
+        times=np.array([["2024-03-01T01", "2024-03-01T02", "2024-03-01T03"]], dtype="datetime64[ns]"),
+        point=np.array([values]),
+        quantiles={0.1: np.array([quantiles["0.1"]]), 0.9: np.array([quantiles["0.9"]])},
+    )
+    rendered: Computed = computed(result, 0, (0.1, 0.9))  # as the service renders a forecast
+    encoded = _row(1, values=rendered.values) | {"quantiles": rendered.quantiles}
     plain = _row(2, values=values) | {"quantiles": quantiles}
     writer = ForecastLogWriter(migrated, flush_s=60.0)
     writer.start()
@@ -185,8 +196,19 @@ def test_pre_encoded_json_is_stored_as_the_same_json(migrated: Engine) -> None:
     writer.close()
     with db.sessions(migrated)() as s:
         rows = {r.request_id: r for r in s.scalars(select(ForecastLog))}
+        text_of = {
+            r.request_id: (r.v, r.q)
+            for r in s.execute(
+                select(
+                    ForecastLog.request_id,
+                    cast(ForecastLog.values, String).label("v"),
+                    cast(ForecastLog.quantiles, String).label("q"),
+                )
+            )
+        }
     assert rows["req-1"].values == rows["req-2"].values == values
     assert rows["req-1"].quantiles == rows["req-2"].quantiles == quantiles
+    assert text_of["req-1"] == text_of["req-2"]  # the same JSON text as the engine writes itself
 
 
 def test_keys_round_trip_and_revocation(migrated: Engine) -> None:

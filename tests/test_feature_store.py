@@ -458,3 +458,58 @@ def test_api_reader_keeps_states_only_while_the_sqlite_store_is_unchanged(
     assert mixed.series_ids == [series_ids[-1], series_ids[0]] and mixed.missing == ["no_such_series"]
     np.testing.assert_array_equal(mixed.features["load_history"], fresh.features["load_history"][[-1, 0]])
     assert reader.states(["no_such_series"], "load_forecast_v1", V1_FEATURES).missing == ["no_such_series"]
+
+
+def test_api_reader_reads_through_just_after_a_write_and_follows_a_replaced_file(
+    tmp_path: Path, tables: dict[str, pa.Table]
+) -> None:
+    """Within `RACY_S` of a write nothing is kept (the file's clock may not have ticked yet);
+    a store file replaced under an open reader (teardown and a new apply) is reopened, not
+    read through Feast's connection to the deleted file."""
+    import pyarrow.compute as pc
+
+    from fluxora.api.online import OnlineFeatures
+
+    stamps = tables["origin_state"][EVENT_TIMESTAMP]
+    last = pa.scalar(pc.max(stamps).as_py(), stamps.type)
+    earlier = {
+        v: t.filter(pc.fill_null(pc.not_equal(t[EVENT_TIMESTAMP], last.cast(t[EVENT_TIMESTAMP].type)), True))
+        for v, t in tables.items()
+    }
+    home = prepare(Home(tmp_path / "home"))
+    online_db = Path(fs.publish(home, earlier, InfraConfig()).store.config.online_store.path)
+    series_ids = sorted(pc.unique(tables["origin_state"][SERIES_ID]).to_pylist())
+    reader = OnlineFeatures(home)
+    os.utime(online_db)  # written just now
+    before = reader.states(series_ids, "load_forecast_v1", V1_FEATURES)
+    reads = reader.reads
+    reader.states(series_ids, "load_forecast_v1", V1_FEATURES)
+    assert reader.reads == reads + 1  # read again: nothing was kept
+    _settled(online_db)
+    reader.states(series_ids, "load_forecast_v1", V1_FEATURES)
+    reader.states(series_ids, "load_forecast_v1", V1_FEATURES)
+    assert reader.reads == reads + 2  # settled: kept after one read
+
+    other = prepare(Home(tmp_path / "other"))  # the same project applied afresh, an hour later
+    replacement = Path(fs.publish(other, tables, InfraConfig()).store.config.online_store.path)
+    os.replace(replacement, online_db)
+    _settled(online_db)
+    after = reader.states(series_ids, "load_forecast_v1", V1_FEATURES)
+    assert (after.origins - before.origins == np.timedelta64(1, "h")).all()
+
+
+def test_api_reader_reports_an_unreadable_store_and_keeps_its_fast_path(
+    tmp_path: Path, tables: dict[str, pa.Table]
+) -> None:
+    """A store that cannot be read is a FeatureStoreError (the service's 503), not a reason to
+    give up the direct reads for good."""
+    from fluxora.api.online import OnlineFeatures
+
+    home = prepare(Home(tmp_path / "home"))
+    online_db = Path(fs.publish(home, tables, InfraConfig()).store.config.online_store.path)
+    reader = OnlineFeatures(home)
+    assert reader.states(["series_000"], "load_forecast_v1", V1_FEATURES).series_ids == ["series_000"]
+    online_db.write_bytes(b"not a database" * 1000)
+    with pytest.raises(FeatureStoreError, match="could not read the online feature store"):
+        reader.states(["series_000"], "load_forecast_v1", V1_FEATURES)
+    assert reader._fast

@@ -6,8 +6,9 @@ from __future__ import annotations
 import gc
 import logging
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
@@ -35,9 +36,47 @@ log = logging.getLogger("fluxora.api")
 # poller) keeps it at most this long; CPython's default is 5 ms. Measured at 800 req/s with
 # the load of benchmarks/serving.py, three runs each: with the default and forecast-log
 # batches every 1 s, p99 was 7-42 ms; 0.5 ms alone gave 4-19 ms, batches every 0.2 s alone
-# 3-10 ms, both 2.5-3.4 ms (1.8-2.5 ms with no log at all). A process-wide setting: the
-# service sets it while it runs and puts the previous value back when it stops.
+# 3-10 ms, both 2.5-3.4 ms (1.8-2.5 ms with no log at all).
 GIL_SWITCH_INTERVAL_S = 0.0005
+
+
+class _ProcessTuning:
+    """Process-wide settings for as long as at least one service runs in the process (tests
+    run several, overlapping): the GIL switch interval above, and the start-up objects frozen
+    out of the garbage collector. Start-up leaves ~375k long-lived objects (Feast, MLflow,
+    the model); a full collection scans them all (80-220 ms here) and would stall every
+    request in flight. Collected once, then frozen, they are skipped from then on. Whatever
+    was set before (another freeze, e.g. by a pre-fork server) is left as it was."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running = 0
+        self._switch = 0.0
+        self._froze = False
+
+    @contextmanager
+    def serving(self) -> Iterator[None]:
+        with self._lock:
+            if self._running == 0:
+                self._switch = sys.getswitchinterval()
+                sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+                self._froze = gc.get_freeze_count() == 0
+                if self._froze:
+                    gc.collect()
+                    gc.freeze()
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running -= 1
+                if self._running == 0:
+                    sys.setswitchinterval(self._switch)
+                    if self._froze:
+                        gc.unfreeze()
+
+
+PROCESS_TUNING = _ProcessTuning()
 
 
 def build_services(settings: ServiceSettings) -> Services:
@@ -83,17 +122,10 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         except FluxoraError as exc:
             log.warning("starting without a model or features: %s", exc)
         svc.store.start_polling()
-        # Start-up leaves ~375k long-lived objects (Feast, MLflow, the model); a full garbage
-        # collection scans them all (80-220 ms here) and would stall every request in flight.
-        # Frozen, they are skipped by collections from now on.
-        gc.freeze()
-        switch = sys.getswitchinterval()
-        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         try:
-            yield
+            with PROCESS_TUNING.serving():
+                yield
         finally:
-            sys.setswitchinterval(switch)
-            gc.unfreeze()
             svc.store.stop_polling()
             svc.forecast_log.close()  # drains the queue: a clean shutdown loses no forecast-log rows
             svc.engine.dispose()

@@ -4,9 +4,10 @@ A forecast is a pure function of the model and its inputs: the same model versio
 state, horizon and quantile levels give the same numbers. The online store changes a series'
 state only when new data are materialized (hourly here), so between materializations every
 request for a series asks the same question. The key is the model version, the series, the
-state's event timestamp, a digest of the state's values, the horizon and the levels. The
-online read still happens on every request, so a new state or a new model is a new key: a
-hit is exactly what the model would compute now, never a stale answer.
+state's event timestamp, a digest of the state's values, the horizon and the levels. Every
+request still gets the series' current state (read from the online store, or kept by the
+reader while the store is unchanged, see `online`), so a new state or a new model is a new
+key: a hit is exactly what the model would compute now, never a stale answer.
 
 Bounded: the oldest entry goes first once `max_entries` are held. One per service process.
 """

@@ -4,13 +4,15 @@ The hot path asks the online store directly (`provider.online_read`) with the fe
 resolved once per `PLAN_TTL_S`: Feast's `get_online_features` re-parses registry protos and
 type-checks them on every call (~10-20 ms here), several times the cost of the read itself.
 It works the same for the SQLite and the Redis online stores. Should Feast's provider API
-change, reads fall back to `get_online_features`.
+change, reads fall back to `get_online_features`; a store that cannot be read (locked,
+unreachable) is a FeatureStoreError, which the service answers with 503.
 
 From the SQLite online store (the default), decoded states are also kept between requests
 for as long as the store's files are unchanged (`SqliteChanges`): any commit, by a
 materialization in this or another process, changes the size or modification time of the
-database file or its write-ahead log, and replacing the store changes the file's identity.
-Looking costs two `stat` calls; the read it saves (one query per feature view, a protobuf
+database file or its write-ahead log. Replacing the file (`feast teardown` and a new apply)
+changes its identity, and the store is then reopened: Feast's open connection would go on
+reading the deleted file. Looking costs two `stat` calls; the read it saves (one query per feature view, a protobuf
 per feature, lists into arrays) was about half of a forecast request's time. A change
 empties the kept states, and the look comes before the read, so a request never gets an
 older state than a read would give it. Redis offers no such signal, so from Redis every
@@ -87,7 +89,8 @@ class SqliteChanges:
     def __init__(self, path: str) -> None:
         self._paths = (path, f"{path}-wal")
 
-    def token(self) -> Hashable | None:
+    def look(self) -> tuple[tuple[int, int] | None, Hashable | None]:
+        """(the database file's identity, None while it is missing; the change token)."""
         seen: list[tuple[int, int, int, int] | None] = []
         newest = 0
         for n, path in enumerate(self._paths):
@@ -95,14 +98,18 @@ class SqliteChanges:
                 st = os.stat(path)
             except OSError:
                 if n == 0:
-                    return None
+                    return None, None
                 seen.append(None)
                 continue
             seen.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
             newest = max(newest, st.st_mtime_ns)
+        ident = (seen[0][0], seen[0][1]) if seen[0] is not None else None
         if time.time_ns() - newest < self.RACY_S * 1e9:
-            return None
-        return tuple(seen)
+            return ident, None
+        return ident, tuple(seen)
+
+    def token(self) -> Hashable | None:
+        return self.look()[1]
 
 
 class OnlineFeatures:
@@ -116,6 +123,7 @@ class OnlineFeatures:
         self._fast = True
         self._keys: dict[tuple[str, str], Any] = {}  # (join key, series) -> EntityKey proto
         self._changes: SqliteChanges | None = None
+        self._ident: tuple[int, int] | None = None  # the SQLite file Feast's connection has open
         self._kept: dict[str, _SeriesState] = {}  # series -> state, valid for `_kept_for`
         self._kept_for: tuple[Hashable, _Plan] | None = None  # (store token, the plan they were read with)
         self.reads = 0  # online-store reads made (a kept state saves one)
@@ -146,17 +154,45 @@ class OnlineFeatures:
 
     def states(self, series_ids: Sequence[str], service: str, features: Sequence[str]) -> OnlineStates:
         """One online read of `service` for all requested series; the served model's contract
-        names `service` and `features`. Unknown series are listed in `missing`."""
+        names `service` and `features`. Unknown series are listed in `missing`. A store that
+        cannot be read (locked, unreachable, torn down) is a FeatureStoreError (503)."""
+        self._feast()  # opens the store, and its change tracker, on first use
+        token = self._look()  # may reopen it
         store = self._feast()
         if self._fast:
             try:
-                return self._direct(store, list(series_ids), service, tuple(features))
+                return self._direct(store, list(series_ids), service, tuple(features), token)
             except FeatureStoreError:
                 raise
-            except Exception as exc:  # Feast internals moved: keep serving through the public API
+            except (AttributeError, TypeError, ImportError, NotImplementedError) as exc:
+                # Feast's provider API moved: keep serving through the public API
                 log.warning("direct online reads unavailable (%s); using get_online_features", exc)
                 self._fast = False
-        return self._sdk(store, list(series_ids), service, features)
+            except Exception as exc:
+                raise FeatureStoreError(f"could not read the online feature store: {exc}") from None
+        try:
+            return self._sdk(store, list(series_ids), service, features)
+        except FeatureStoreError:
+            raise
+        except Exception as exc:
+            raise FeatureStoreError(f"could not read the online feature store: {exc}") from None
+
+    def _look(self) -> Hashable | None:
+        """The SQLite store's change token (None: read and keep nothing). When its file was
+        replaced since the last look (`feast teardown` and a new apply, by any process) the
+        store is reopened: Feast's open connection would go on reading the deleted file."""
+        if self._changes is None:
+            return None
+        ident, token = self._changes.look()
+        if ident != self._ident:
+            if self._ident is not None:
+                log.info("the online store's file was replaced; reopening the feature store")
+                with self._lock:
+                    self._store = fs.open_store(self._home)
+                    self._plans.clear()
+                    self._kept, self._kept_for = {}, None
+            self._ident = ident
+        return token
 
     def _plan(self, store: FeatureStore, service: str, features: tuple[str, ...]) -> _Plan:
         key = (service, features)
@@ -186,10 +222,16 @@ class OnlineFeatures:
         return plan
 
     def _direct(
-        self, store: FeatureStore, series_ids: list[str], service: str, features: tuple[str, ...]
+        self,
+        store: FeatureStore,
+        series_ids: list[str],
+        service: str,
+        features: tuple[str, ...],
+        token: Hashable | None,
     ) -> OnlineStates:
+        """`token` was taken before this read, never after: a commit between the two leaves a
+        newer state kept under an older token, which the next look discards."""
         plan = self._plan(store, service, features)
-        token = self._changes.token() if self._changes is not None else None  # before the read, never after
         kept: dict[str, _SeriesState] = {}
         if token is not None:
             fresh = self._kept_for is None or self._kept_for[0] != token or self._kept_for[1] is not plan

@@ -49,8 +49,9 @@ def computed(result: Forecast, row: int, levels: Sequence[float]) -> Computed:
         {"timestamp": t, "value": v, "quantiles": {name: q[k] for name, q in named}}
         for k, (t, v) in enumerate(zip(iso_utc(result.times[row]), values, strict=True))
     ]
-    quantiles = EncodedJSON(_compact(dict(named))) if named else None
-    return Computed(EncodedJSON(_compact(values)), quantiles, _compact(points))
+    # The log's JSON is rendered as the engine would render it (json.dumps), byte for byte.
+    quantiles = EncodedJSON(json.dumps(dict(named))) if named else None
+    return Computed(EncodedJSON(json.dumps(values)), quantiles, _compact(points))
 
 
 def forecast_json(

@@ -2,13 +2,14 @@
 
 Hot path: numpy arrays from the online store straight into the native model; no DataFrame, no
 MLflow pyfunc. A series whose state, model and question are unchanged since the last request
-is answered from the forecast cache (the online read still happens every time, see
-`forecast_cache`). Responses are JSON text built directly (`rendering`), not pydantic
+is answered from the forecast cache (the current state is still looked up every time, see
+`forecast_cache` and `online`). Responses are JSON text built directly (`rendering`), not pydantic
 objects. The served-forecast log is queued, not written, on the request path.
 
 The handlers are `async def` and do their work inline: an online read (~0.1 ms from SQLite,
-a loopback round trip from Redis) plus a ~1 ms model call is cheaper than the thread-pool
-hand-off FastAPI makes for a sync handler, and one process cannot run them in parallel anyway.
+microseconds for a kept state, a loopback round trip from Redis) plus a ~1 ms model call is
+cheaper than the thread-pool hand-off FastAPI makes for a sync handler, and one process
+cannot run them in parallel anyway.
 """
 
 from __future__ import annotations
