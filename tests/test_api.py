@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
-from serving_support import key_headers, settings_for
+from serving_support import key_headers, services, settings_for
 
 from fluxora import registry
 from fluxora.api.app import create_app
@@ -508,7 +508,51 @@ def test_models_current_and_history(
     assert body["contract"]["quantiles"] == list(direct_forecaster.contract.quantiles)
     assert body["reason"]  # the registry's promotion note
     events = client.get("/v1/models/history").json()["events"]
-    assert [(e["version"], e["event"]) for e in events] == [(champion_version, "served")]
+    # The history is the shared database's: other apps on this home served before and since this one.
+    assert events and all((e["version"], e["event"]) == (champion_version, "served") for e in events)
+    times = [datetime.fromisoformat(e["at"]) for e in events]
+    assert times == sorted(times)  # oldest first
+    mine = services(client.app).store.history  # type: ignore[arg-type]
+    assert [(e.version, e.event) for e in mine] == [(champion_version, "served")]
+    reported = [e for e, at in zip(events, times, strict=True) if at == mine[0].at]
+    assert [(e["source"], e["reason"], e["instance"]) for e in reported] == [
+        ("registry", body["reason"], mine[0].instance)
+    ]
+
+
+def test_model_history_survives_a_restart(tiny_cfg: FluxoraConfig, trained_home: Home, tmp_path: Path) -> None:
+    """Two runs of the service on one database: the second reports the first run's event too."""
+    url = f"sqlite:///{tmp_path / 'api.db'}"
+    first = create_app(settings_for(tiny_cfg, trained_home, database_url=url))
+    with TestClient(first) as c:
+        before = c.get("/v1/models/history", headers=key_headers(first)).json()["events"]
+    second = create_app(settings_for(tiny_cfg, trained_home, database_url=url))
+    with TestClient(second) as c:
+        r = c.get("/v1/models/history", headers=key_headers(second))
+    assert r.status_code == 200
+    after = r.json()["events"]
+    assert len(before) == 1 and len(after) == 2
+    assert after[0] == before[0]  # the first run's event, as it reported it
+    assert [e["event"] for e in after] == ["served", "served"]
+    assert datetime.fromisoformat(after[0]["at"]) < datetime.fromisoformat(after[1]["at"])  # oldest first
+    assert services(second).store.history[0].at == datetime.fromisoformat(after[1]["at"])
+    assert all(e["instance"] for e in after)  # one test process: the same host:pid both times
+
+
+def test_model_history_database_failure_is_503(tiny_cfg: FluxoraConfig, trained_home: Home, tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    url = f"sqlite:///{tmp_path / 'api.db'}"
+    app = create_app(settings_for(tiny_cfg, trained_home, database_url=url))
+    with TestClient(app) as c:
+        headers = key_headers(app)
+        with services(app).engine.begin() as conn:
+            conn.execute(text("DROP TABLE model_events"))  # a real failure: the table is gone
+        r = c.get("/v1/models/history", headers=headers)
+        assert r.status_code == 503
+        assert "model history is unavailable" in r.json()["detail"]
+        assert r.headers["Retry-After"]
+        assert c.get(FORECAST, params={"series_id": SERIES, "horizon": 3}, headers=headers).status_code == 200
 
 
 def test_forecast_log_is_complete_after_clean_shutdown(

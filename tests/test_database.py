@@ -1,5 +1,5 @@
 """The service database on SQLite and PostgreSQL: migrations up and down, constraints, the
-forecast log writer, keys. PostgreSQL runs when FLUXORA_TEST_POSTGRES_URL is set; each run uses
+forecast log writer, keys, the model history. PostgreSQL runs when FLUXORA_TEST_POSTGRES_URL is set; each run uses
 its own schema, dropped afterwards, so concurrent runs do not collide."""
 
 from __future__ import annotations
@@ -19,9 +19,12 @@ from sqlalchemy.exc import IntegrityError
 from fluxora.api import auth, db
 from fluxora.api.db import ApiKey, ForecastLog, User
 from fluxora.api.forecast_log import BATCH, ForecastLogWriter
+from fluxora.api.model_history import ModelEventLog
+from fluxora.api.model_store import ModelEvent
+from fluxora.errors import DatabaseUnavailableError
 
 POSTGRES_ENV = "FLUXORA_TEST_POSTGRES_URL"
-TABLES = {"users", "api_keys", "forecast_log"}
+TABLES = {"users", "api_keys", "forecast_log", "model_events"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -63,8 +66,11 @@ def test_migrations_up_down_up(engine: Engine) -> None:
     assert _tables(engine) == set()
     db.migrate(engine)
     assert _tables(engine) == TABLES
-    assert db.current_revision(engine) == "0001"
+    assert db.current_revision(engine) == "0002"
     db.migrate(engine)  # idempotent
+    db.downgrade(engine, "0001")  # 0002 only adds the model history
+    assert _tables(engine) == TABLES - {"model_events"}
+    assert db.current_revision(engine) == "0001"
     db.downgrade(engine, "base")
     assert _tables(engine) == set()
     assert db.current_revision(engine) is None
@@ -247,6 +253,53 @@ def test_user_delete_keeps_its_keys(migrated: Engine) -> None:
         s.expire_all()
         again = s.get(ApiKey, row.id)
         assert again is not None and again.user_id is None  # ON DELETE SET NULL
+
+
+def _event(minute: int, **over: object) -> ModelEvent:
+    at = datetime(2024, 3, 1, 12, tzinfo=UTC) + timedelta(minutes=minute, microseconds=123)
+    fields: dict[str, object] = {
+        "at": at,
+        "version": str(minute),
+        "event": "served",
+        "source": "registry",
+        "reason": f"gate passed {minute}",
+        "instance": "host-a:101",
+    }
+    return ModelEvent(**(fields | over))  # type: ignore[arg-type]
+
+
+def test_model_event_is_constrained(migrated: Engine) -> None:
+    from sqlalchemy import insert
+
+    row = {"at": datetime.now(UTC), "version": "1", "source": "registry", "reason": "", "instance": "h:1"}
+    with migrated.begin() as conn:
+        conn.execute(insert(db.ModelEventRow), [row | {"event": "served"}, row | {"event": "refused"}])
+    with pytest.raises(IntegrityError), migrated.begin() as conn:
+        conn.execute(insert(db.ModelEventRow), [row | {"event": "loaded"}])
+    with pytest.raises(IntegrityError), migrated.begin() as conn:
+        conn.execute(insert(db.ModelEventRow), [row | {"event": "served", "instance": None}])
+
+
+def test_model_events_round_trip_newest_last(migrated: Engine) -> None:
+    events = ModelEventLog(migrated)
+    recorded = [
+        _event(0),
+        _event(1, event="refused", reason="ValueError: " + "x" * 900, instance="host-b:202"),
+        _event(2, source="last-known-good"),
+    ]
+    for e in (recorded[2], recorded[0], recorded[1]):  # insertion order is not the history's order
+        events.record(e)
+    back = events.latest(10)
+    assert back[0] == recorded[0] and back[2] == recorded[2]  # zone-aware UTC, microseconds kept
+    assert back[1].reason == recorded[1].reason[:500]  # a long reason is cut to the column, not refused
+    assert back[1].instance == "host-b:202" and back[1].event == "refused"
+    assert all(e.at.tzinfo is not None and e.at.utcoffset() == timedelta(0) for e in back)
+    assert events.latest(2) == back[1:]  # the newest two, still oldest first
+
+
+def test_model_history_read_fails_as_database_unavailable(engine: Engine) -> None:
+    with pytest.raises(DatabaseUnavailableError, match="model history"):
+        ModelEventLog(engine).latest(10)  # not migrated: no model_events table
 
 
 def test_url_normalization() -> None:

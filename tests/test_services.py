@@ -18,6 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from fluxora import registry
+from fluxora.api import db
+from fluxora.api.model_history import ModelEventLog
 from fluxora.api.model_store import ModelStore
 from fluxora.api.online import OnlineFeatures, OnlineStates
 from fluxora.api.settings import ServiceSettings
@@ -79,6 +81,34 @@ def test_model_store_loads_registry_champion(tiny_cfg: FluxoraConfig, trained_ho
     assert contract.horizon == tiny_cfg.train.horizon
     assert contract.load_history_hours == tiny_cfg.features.load_history_hours
     assert contract.feature_service == tiny_cfg.features.feature_service
+
+
+def test_model_history_database_failure_does_not_stop_loading(
+    tiny_cfg: FluxoraConfig, trained_home: Home, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Recording is bookkeeping: with a database that has no model_events table (never migrated),
+    the champion still loads and serves, and the event is kept in memory."""
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'unmigrated.db'}")
+    store = ModelStore(ServiceSettings.from_config(tiny_cfg, trained_home), recorder=ModelEventLog(engine).record)
+    with caplog.at_level("WARNING", logger="fluxora.api"):
+        loaded = store.load_champion()
+    engine.dispose()
+    assert store.current is loaded and store.last_error is None
+    assert [(e.version, e.event) for e in store.history] == [(loaded.version, "served")]
+    assert "could not record model event served" in caplog.text
+
+
+def test_model_store_records_every_event_it_keeps(tiny_cfg: FluxoraConfig, trained_home: Home, tmp_path: Path) -> None:
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'api.db'}")
+    db.migrate(engine)
+    events = ModelEventLog(engine)
+    store = ModelStore(ServiceSettings.from_config(tiny_cfg, trained_home), recorder=events.record)
+    store.load_champion()
+    store.load_last_known_good()
+    stored = events.latest(10)
+    engine.dispose()
+    assert stored == store.history
+    assert [e.source for e in stored] == ["registry", "last-known-good"]
 
 
 def test_model_store_with_empty_registry_raises_and_stays_empty(tmp_path: Path) -> None:

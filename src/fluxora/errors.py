@@ -29,3 +29,7 @@ class RegistryError(FluxoraError):
 
 class FeatureStoreError(FluxoraError):
     """The feature store is missing, not applied, or not materialized."""
+
+
+class DatabaseUnavailableError(FluxoraError):
+    """The service database could not be read or written (down, unreachable or not migrated)."""

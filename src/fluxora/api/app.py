@@ -22,6 +22,7 @@ from fluxora.api.forecast_log import ForecastLogWriter
 from fluxora.api.lean import import_xgboost_without_sklearn
 from fluxora.api.metrics import Metrics
 from fluxora.api.middleware import ServiceMiddleware
+from fluxora.api.model_history import ModelEventLog
 from fluxora.api.model_store import ModelEvent, ModelStore
 from fluxora.api.online import OnlineFeatures
 from fluxora.api.ratelimit import make_limiter
@@ -93,9 +94,11 @@ def build_services(settings: ServiceSettings) -> Services:
 
     engine = db.make_engine(settings.sqlalchemy_url)
     sessions = db.sessions(engine)
+    # The lifespan migrates before it loads the champion, so `model_events` exists by the first event.
+    model_events = ModelEventLog(engine)
     return Services(
         settings=settings,
-        store=ModelStore(settings, on_event=on_event),
+        store=ModelStore(settings, on_event=on_event, recorder=model_events.record),
         online=OnlineFeatures(Home(settings.home)),
         engine=engine,
         sessions=sessions,
@@ -105,6 +108,7 @@ def build_services(settings: ServiceSettings) -> Services:
         metrics=metrics,
         forecast_log=ForecastLogWriter(engine, settings.log_flush_s, on_drop=metrics.log_dropped.inc),
         forecasts=ForecastCache(settings.forecast_cache_entries),
+        model_events=model_events,
     )
 
 

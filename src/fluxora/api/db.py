@@ -1,4 +1,4 @@
-"""The service's database: users, API keys and the forecast log (SQLAlchemy 2, Alembic migrations).
+"""The service's database: users, API keys, the forecast log and the model history (SQLAlchemy 2, Alembic migrations).
 
 SQLite under FLUXORA_HOME by default; PostgreSQL when `infra.database_url` says so. The schema is
 only ever created by the migrations in `fluxora/api/migrations` (`migrate`), never by `create_all`.
@@ -84,6 +84,23 @@ class ForecastLog(Base):
     endpoint: Mapped[str] = mapped_column(String(50))
     request_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     latency_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class ModelEventRow(Base):
+    """The service's model history: every version a service process served or refused. Kept
+    here rather than in each process's memory so it survives restarts and every worker sharing
+    the database reports the same history (`GET /v1/models/history`)."""
+
+    __tablename__ = "model_events"
+    __table_args__ = (CheckConstraint("event IN ('served', 'refused')", name="ck_model_events_event"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    version: Mapped[str] = mapped_column(String(50))
+    event: Mapped[str] = mapped_column(String(20))
+    source: Mapped[str] = mapped_column(String(50))
+    reason: Mapped[str] = mapped_column(String(500))
+    instance: Mapped[str] = mapped_column(String(200))  # "host:pid" of the process that recorded it
 
 
 class EncodedJSON(str):

@@ -16,6 +16,7 @@ from fluxora.api.auth import AuthError, ForbiddenError, KeyVerifier, Principal, 
 from fluxora.api.forecast_cache import ForecastCache
 from fluxora.api.forecast_log import ForecastLogWriter
 from fluxora.api.metrics import Metrics
+from fluxora.api.model_history import ModelEventLog
 from fluxora.api.model_store import LoadedModel, ModelStore
 from fluxora.api.online import OnlineFeatures
 from fluxora.api.ratelimit import RateLimiter
@@ -37,6 +38,7 @@ class Services:
     metrics: Metrics
     forecast_log: ForecastLogWriter
     forecasts: ForecastCache
+    model_events: ModelEventLog
 
 
 api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key from `fluxora keys create`")

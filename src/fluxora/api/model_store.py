@@ -15,10 +15,11 @@ import hashlib
 import json
 import logging
 import os
+import socket
 import threading
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -42,15 +43,23 @@ class LoadedModel:
     reason: str = ""  # why this version is champion (the registry's promotion tag)
 
 
+def instance_name() -> str:
+    """Which service process this is ("host:pid"). Asked per event, not cached at import, so a
+    worker forked after import names itself and not its parent."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 @dataclass(frozen=True)
 class ModelEvent:
-    """One line of the service's model history: a version served or refused, when and why."""
+    """One line of the service's model history: a version served or refused, when, why and by
+    which service process (several workers and restarts share one history in the database)."""
 
     at: datetime
     version: str
     event: str  # served | refused
     source: str
     reason: str
+    instance: str = field(default_factory=instance_name)
 
 
 def checksum(directory: Path) -> str:
@@ -78,15 +87,25 @@ def smoke_test(forecaster: NativeForecaster) -> None:
 
 
 class ModelStore:
-    """The current champion, or None until one is loaded."""
+    """The current champion, or None until one is loaded.
 
-    def __init__(self, settings: ServiceSettings, on_event: Callable[[ModelEvent], None] | None = None) -> None:
+    `history` is this process's own events, in memory. `recorder`, when given, also stores each
+    event durably (the service passes `ModelEventLog.record`, a database insert) so the history
+    outlives the process and is shared by every worker; without one the store works alone."""
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        on_event: Callable[[ModelEvent], None] | None = None,
+        recorder: Callable[[ModelEvent], None] | None = None,
+    ) -> None:
         self._settings = settings
         self._current: LoadedModel | None = None
         self._lock = threading.Lock()  # one load at a time; readers never take it
         self._refused: dict[str, str] = {}
         self._history: deque[ModelEvent] = deque(maxlen=HISTORY_LIMIT)
         self._on_event = on_event
+        self._recorder = recorder
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
         self.last_error: str | None = None
@@ -172,6 +191,15 @@ class ModelStore:
 
     def _record(self, event: ModelEvent) -> None:
         self._history.append(event)
+        if self._recorder is not None:
+            # Recording is bookkeeping: a database that is down or unmigrated must never stop a
+            # model from loading or a swap from happening. The event stays in memory either way.
+            try:
+                self._recorder(event)
+            except Exception:
+                log.warning(
+                    "could not record model event %s %s in the database", event.event, event.version, exc_info=True
+                )
         if self._on_event is not None:
             self._on_event(event)
 

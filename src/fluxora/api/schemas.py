@@ -99,6 +99,7 @@ class ModelEventOut(BaseModel):
     event: Literal["served", "refused"]
     source: str
     reason: str
+    instance: str = Field(description='the service process that recorded the event, "host:pid"')
 
 
 class ModelHistory(BaseModel):

@@ -1,10 +1,13 @@
-"""Which model is served, and which were served or refused before (this process's history)."""
+"""Which model is served, and which were served or refused before (the history in the service
+database, shared by every worker and kept across restarts)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
 
 from fluxora.api.deps import Caller, Model, Svc, error_responses
+from fluxora.api.model_store import HISTORY_LIMIT, event_dict
 from fluxora.api.routes.forecast import _history_hours
 from fluxora.api.schemas import ContractInfo, ModelEventOut, ModelHistory, ModelInfo
 
@@ -32,12 +35,10 @@ async def current(svc: Svc, who: Caller, model: Model) -> ModelInfo:
     )
 
 
-@router.get("/history", response_model=ModelHistory, responses=error_responses(401, 403, 429))
+@router.get("/history", response_model=ModelHistory, responses=error_responses(401, 403, 429, 503))
 async def history(svc: Svc, who: Caller) -> ModelHistory:
-    """Versions this service served or refused, oldest first, with when and why."""
-    return ModelHistory(
-        events=[
-            ModelEventOut(at=e.at, version=e.version, event=e.event, source=e.source, reason=e.reason)  # type: ignore[arg-type]
-            for e in svc.store.history
-        ]
-    )
+    """The latest versions served or refused, oldest first, with when, why and by which service
+    process: every worker sharing the database and earlier runs of the service, not only this
+    process. 503 when the database cannot be read."""
+    events = await run_in_threadpool(svc.model_events.latest, HISTORY_LIMIT)
+    return ModelHistory(events=[ModelEventOut.model_validate(event_dict(e)) for e in events])
