@@ -513,3 +513,20 @@ def test_api_reader_reports_an_unreadable_store_and_keeps_its_fast_path(
     with pytest.raises(FeatureStoreError, match="could not read the online feature store"):
         reader.states(["series_000"], "load_forecast_v1", V1_FEATURES)
     assert reader._fast
+
+
+def test_api_reader_reports_a_torn_down_store(tmp_path: Path, tables: dict[str, pa.Table]) -> None:
+    """Store file and registry gone (a teardown, no new apply yet): a FeatureStoreError (503)."""
+    import sqlite3
+
+    from fluxora.api.online import OnlineFeatures
+
+    home = prepare(Home(tmp_path / "home"))
+    online_db = Path(fs.publish(home, tables, InfraConfig()).store.config.online_store.path)
+    reader = OnlineFeatures(home)
+    assert reader.states(["series_000"], "load_forecast_v1", V1_FEATURES).series_ids == ["series_000"]
+    (home.feast_repo / "registry.db").unlink()
+    online_db.unlink()
+    sqlite3.connect(online_db).close()  # an empty file where the store was
+    with pytest.raises(FeatureStoreError, match="has not been applied"):
+        reader.states(["series_000"], "load_forecast_v1", V1_FEATURES)

@@ -134,7 +134,12 @@ class OnlineFeatures:
                 if self._store is None:
                     if not fs.registry_exists(self._home):  # a file registry, or a SQL one (production)
                         raise FeatureStoreError("the feature store has not been applied yet; run `fluxora run`")
-                    store = fs.open_store(self._home)
+                    try:
+                        store = fs.open_store(self._home)
+                    except FeatureStoreError:
+                        raise
+                    except Exception as exc:
+                        raise FeatureStoreError(f"could not open the feature store: {exc}") from None
                     self._changes = _changes_of(store)
                     self._store = store
         return self._store
@@ -188,9 +193,10 @@ class OnlineFeatures:
             if self._ident is not None:
                 log.info("the online store's file was replaced; reopening the feature store")
                 with self._lock:
-                    self._store = fs.open_store(self._home)
+                    self._store = None
                     self._plans.clear()
                     self._kept, self._kept_for = {}, None
+                self._feast()  # FeatureStoreError (503) if it cannot be opened; the next request tries again
             self._ident = ident
         return token
 
