@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,32 @@ TINY_OVERRIDES = [
     "monitor.reference_days=14",
     "monitor.current_days=7",
 ]
+
+
+POSTGRES_ENV = "FLUXORA_TEST_POSTGRES_URL"
+
+
+@contextmanager
+def postgres_schema(prefix: str) -> Iterator[tuple[str, str]]:
+    """A fresh schema in the test PostgreSQL, dropped with everything in it afterwards; yields
+    (the database URL, the schema name). Skips the test when FLUXORA_TEST_POSTGRES_URL is unset."""
+    from sqlalchemy import text
+
+    from fluxora.api import db
+
+    base = os.environ.get(POSTGRES_ENV)
+    if not base:
+        pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV} (CI sets postgresql://postgres@127.0.0.1:5432/test)")
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = db.make_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield base, schema
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -7,8 +7,6 @@ PostgreSQL runs when FLUXORA_TEST_POSTGRES_URL is set; each test uses its own sc
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +19,7 @@ import pytest
 from sqlalchemy import text
 
 from conftest import TINY_OVERRIDES as TINY
+from conftest import postgres_schema
 from fluxora.api import db
 from fluxora.api.forecast_log import ForecastLogWriter
 from fluxora.config import compose
@@ -30,7 +29,6 @@ from fluxora.monitoring import accuracy, loop
 from fluxora.monitoring.names import ACCURACY_REPORT, DECISIONS_FILE
 from fluxora.paths import Home
 
-POSTGRES_ENV = "FLUXORA_TEST_POSTGRES_URL"
 ORIGIN = datetime(2026, 3, 10, 12, tzinfo=UTC)
 H = timedelta(hours=1)
 
@@ -45,24 +43,13 @@ def log_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         engine.dispose()
         yield url
         return
-    base = os.environ.get(POSTGRES_ENV)
-    if not base:
-        pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV} (CI sets postgresql://postgres@127.0.0.1:5432/test)")
-    schema = f"fluxora_acc_{uuid.uuid4().hex[:12]}"
-    admin = db.make_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    # libpq's `options` puts the schema on the search path, so a plain URL reaches it.
-    url = f"{base}{'&' if '?' in base else '?'}options={quote(f'-csearch_path={schema}')}"
-    engine = db.make_engine(url)
-    db.migrate(engine)
-    engine.dispose()
-    try:
+    with postgres_schema("fluxora_acc") as (base, schema):
+        # libpq's `options` puts the schema on the search path, so a plain URL reaches it.
+        url = f"{base}{'&' if '?' in base else '?'}options={quote(f'-csearch_path={schema}')}"
+        engine = db.make_engine(url)
+        db.migrate(engine)
+        engine.dispose()
         yield url
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def _row(series: str, origin: datetime, values: list[float], **over: Any) -> dict[str, Any]:

@@ -4,18 +4,17 @@ its own schema, dropped afterwards, so concurrent runs do not collide."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import func, inspect, select, text
+from sqlalchemy import func, inspect, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from conftest import postgres_schema
 from fluxora.api import auth, db
 from fluxora.api.db import ApiKey, ForecastLog, User
 from fluxora.api.forecast_log import BATCH, ForecastLogWriter
@@ -23,7 +22,6 @@ from fluxora.api.model_history import ModelEventLog
 from fluxora.api.model_store import ModelEvent
 from fluxora.errors import DatabaseUnavailableError
 
-POSTGRES_ENV = "FLUXORA_TEST_POSTGRES_URL"
 TABLES = {"users", "api_keys", "forecast_log", "model_events"}
 
 
@@ -35,21 +33,12 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
         yield e
         e.dispose()
         return
-    url = os.environ.get(POSTGRES_ENV)
-    if not url:
-        pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV} (CI sets postgresql://postgres@127.0.0.1:5432/test)")
-    schema = f"fluxora_test_{uuid.uuid4().hex[:12]}"
-    admin = db.make_engine(url)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    e = db.make_engine(url, schema=schema)
-    try:
-        yield e
-    finally:
-        e.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema("fluxora_test") as (url, schema):
+        e = db.make_engine(url, schema=schema)
+        try:
+            yield e
+        finally:
+            e.dispose()
 
 
 @pytest.fixture

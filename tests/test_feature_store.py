@@ -386,6 +386,18 @@ def _settled(path: Path) -> None:
     os.utime(path, (then, then))
 
 
+def _without_last_hour(tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
+    """Every view without its rows at the latest origin: the store as it was an hour earlier."""
+    import pyarrow.compute as pc
+
+    stamps = tables["origin_state"][EVENT_TIMESTAMP]
+    last = pa.scalar(pc.max(stamps).as_py(), stamps.type)
+    return {
+        v: t.filter(pc.fill_null(pc.not_equal(t[EVENT_TIMESTAMP], last.cast(t[EVENT_TIMESTAMP].type)), True))
+        for v, t in tables.items()
+    }
+
+
 def test_sqlite_changes_token(tmp_path: Path) -> None:
     import sqlite3
 
@@ -418,20 +430,13 @@ def test_api_reader_keeps_states_only_while_the_sqlite_store_is_unchanged(
 ) -> None:
     """Between materializations the reader answers from decoded states it keeps; the next
     materialization (here one hour later) is served at once, never the state before it."""
-    import pyarrow.compute as pc
-
     from fluxora.api.online import OnlineFeatures
 
-    stamps = tables["origin_state"][EVENT_TIMESTAMP]
-    last = pa.scalar(pc.max(stamps).as_py(), stamps.type)
-    earlier = {  # every view without its rows of the last hour
-        v: t.filter(pc.fill_null(pc.not_equal(t[EVENT_TIMESTAMP], last.cast(t[EVENT_TIMESTAMP].type)), True))
-        for v, t in tables.items()
-    }
+    earlier = _without_last_hour(tables)
     home = prepare(Home(tmp_path / "home"))
     published = fs.publish(home, earlier, InfraConfig())
     online_db = Path(published.store.config.online_store.path)
-    series_ids = sorted(pc.unique(tables["origin_state"][SERIES_ID]).to_pylist())
+    series_ids = sorted(set(tables["origin_state"][SERIES_ID].to_pylist()))
 
     reader = OnlineFeatures(home)
     _settled(online_db)
@@ -466,19 +471,12 @@ def test_api_reader_reads_through_just_after_a_write_and_follows_a_replaced_file
     """Within `RACY_S` of a write nothing is kept (the file's clock may not have ticked yet);
     a store file replaced under an open reader (teardown and a new apply) is reopened, not
     read through Feast's connection to the deleted file."""
-    import pyarrow.compute as pc
-
     from fluxora.api.online import OnlineFeatures
 
-    stamps = tables["origin_state"][EVENT_TIMESTAMP]
-    last = pa.scalar(pc.max(stamps).as_py(), stamps.type)
-    earlier = {
-        v: t.filter(pc.fill_null(pc.not_equal(t[EVENT_TIMESTAMP], last.cast(t[EVENT_TIMESTAMP].type)), True))
-        for v, t in tables.items()
-    }
+    earlier = _without_last_hour(tables)
     home = prepare(Home(tmp_path / "home"))
     online_db = Path(fs.publish(home, earlier, InfraConfig()).store.config.online_store.path)
-    series_ids = sorted(pc.unique(tables["origin_state"][SERIES_ID]).to_pylist())
+    series_ids = sorted(set(tables["origin_state"][SERIES_ID].to_pylist()))
     reader = OnlineFeatures(home)
     os.utime(online_db)  # written just now
     before = reader.states(series_ids, "load_forecast_v1", V1_FEATURES)

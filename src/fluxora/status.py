@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from fluxora.config import FluxoraConfig
@@ -40,11 +41,15 @@ def _freshness(cfg: FluxoraConfig, home: Home) -> dict[str, Any] | None:
     return {sid: (ts.isoformat() if ts is not None else None) for sid, ts in zip(series, stamps, strict=True)}
 
 
+def _report(path: Path) -> dict[str, Any] | None:
+    """A monitoring report's JSON, or None before the first run wrote it."""
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def _drift(home: Home) -> dict[str, Any] | None:
     path = home.reports / f"{DRIFT_REPORT_NAME}.json"
-    if not path.is_file():
+    if (raw := _report(path)) is None:
         return None
-    raw = json.loads(path.read_text())
     keep = ("status", "reason", "drifted", "drift_share", "n_drifted", "n_columns", "html_path", "json_path")
     out = {k: raw.get(k) for k in keep} | {"report": str(path)}
     series_path = home.reports / "drift_series.json"
@@ -61,9 +66,8 @@ def _drift(home: Home) -> dict[str, Any] | None:
 def _accuracy(home: Home) -> dict[str, Any] | None:
     """The latest realized-accuracy summary (overall figures, counts, decay), without the tables."""
     path = home.reports / f"{ACCURACY_REPORT}.json"
-    if not path.is_file():
+    if (raw := _report(path)) is None:
         return None
-    raw = json.loads(path.read_text())
     keep = ("status", "reason", "points", "forecasts", "interval", "nominal_coverage", "decay", "generated_at")
     worst = sorted(
         ((s, r["mae"]) for s, r in raw.get("by_series", {}).items() if r["status"] == "ok" and r["mae"] is not None),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import String, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -22,10 +22,13 @@ from fluxora.api.model_store import ModelEvent
 from fluxora.errors import DatabaseUnavailableError
 
 log = logging.getLogger("fluxora.api")
-REASON_CHARS = 500  # the column's length: a long error message is cut, not refused
-VERSION_CHARS = 50
-SOURCE_CHARS = 50
-INSTANCE_CHARS = 200
+
+
+def _fit(column: str, value: str) -> str:
+    """`value` cut to its column's length: a long error message is cut, not refused."""
+    column_type = ModelEventRow.__table__.c[column].type
+    assert isinstance(column_type, String) and column_type.length is not None
+    return value[: column_type.length]
 
 
 def _utc(value: datetime) -> datetime:
@@ -43,11 +46,11 @@ class ModelEventLog:
         """Insert one event. Raises on a database failure; `ModelStore` logs it and carries on."""
         row = ModelEventRow(
             at=event.at,
-            version=event.version[:VERSION_CHARS],
+            version=_fit("version", event.version),
             event=event.event,
-            source=event.source[:SOURCE_CHARS],
-            reason=event.reason[:REASON_CHARS],
-            instance=event.instance[:INSTANCE_CHARS],
+            source=_fit("source", event.source),
+            reason=_fit("reason", event.reason),
+            instance=_fit("instance", event.instance),
         )
         with self._sessions() as session:
             session.add(row)

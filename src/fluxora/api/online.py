@@ -12,11 +12,11 @@ for as long as the store's files are unchanged (`SqliteChanges`): any commit, by
 materialization in this or another process, changes the size or modification time of the
 database file or its write-ahead log. Replacing the file (`feast teardown` and a new apply)
 changes its identity, and the store is then reopened: Feast's open connection would go on
-reading the deleted file. Looking costs two `stat` calls; the read it saves (one query per feature view, a protobuf
-per feature, lists into arrays) was about half of a forecast request's time. A change
-empties the kept states, and the look comes before the read, so a request never gets an
-older state than a read would give it. Redis offers no such signal, so from Redis every
-request reads.
+reading the deleted file. Looking costs two `stat` calls; the read it saves (one query per
+feature view, a protobuf per feature, lists into arrays) was about half of a forecast
+request's time. A change empties the kept states, and the look comes before the read, so a
+request never gets an older state than a read would give it. Redis offers no such signal,
+so from Redis every request reads.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +45,9 @@ log = logging.getLogger("fluxora.api")
 PLAN_TTL_S = 60.0  # a re-applied feature repo is picked up within this
 MAX_CACHED_KEYS = 10_000  # entity-key protos kept per join key (one per series asked for)
 MAX_KEPT_STATES = 10_000  # decoded series states kept while the SQLite online store is unchanged
+# What a direct read raises when Feast's provider internals changed (reads then use the public API);
+# any other failure is the store's (locked, unreachable) and a FeatureStoreError.
+_API_DRIFT = (AttributeError, TypeError, ImportError, NotImplementedError)
 
 
 @dataclass(frozen=True)
@@ -134,12 +138,8 @@ class OnlineFeatures:
                 if self._store is None:
                     if not fs.registry_exists(self._home):  # a file registry, or a SQL one (production)
                         raise FeatureStoreError("the feature store has not been applied yet; run `fluxora run`")
-                    try:
+                    with _store_errors("open the feature store"):
                         store = fs.open_store(self._home)
-                    except FeatureStoreError:
-                        raise
-                    except Exception as exc:
-                        raise FeatureStoreError(f"could not open the feature store: {exc}") from None
                     self._changes = _changes_of(store)
                     self._store = store
         return self._store
@@ -148,44 +148,35 @@ class OnlineFeatures:
         """Open the store and resolve the plan now (Feast's import and registry load take
         seconds), so the first request after start-up is not the one that pays."""
         store = self._feast()
-        if self._fast:
-            try:
-                self._plan(store, service, tuple(features))
-            except FeatureStoreError:
-                raise
-            except Exception as exc:  # as in `states`: fall back to the public API
-                log.warning("direct online reads unavailable (%s); using get_online_features", exc)
-                self._fast = False
+        with _store_errors("resolve the feature service"):
+            if self._fast:
+                try:
+                    self._plan(store, service, tuple(features))
+                except _API_DRIFT as exc:  # as in `states`: fall back to the public API
+                    log.warning("direct online reads unavailable (%s); using get_online_features", exc)
+                    self._fast = False
 
     def states(self, series_ids: Sequence[str], service: str, features: Sequence[str]) -> OnlineStates:
         """One online read of `service` for all requested series; the served model's contract
         names `service` and `features`. Unknown series are listed in `missing`. A store that
         cannot be read (locked, unreachable, torn down) is a FeatureStoreError (503)."""
-        self._feast()  # opens the store, and its change tracker, on first use
-        token = self._look()  # may reopen it
+        token = self._look()
         store = self._feast()
-        if self._fast:
-            try:
-                return self._direct(store, list(series_ids), service, tuple(features), token)
-            except FeatureStoreError:
-                raise
-            except (AttributeError, TypeError, ImportError, NotImplementedError) as exc:
-                # Feast's provider API moved: keep serving through the public API
-                log.warning("direct online reads unavailable (%s); using get_online_features", exc)
-                self._fast = False
-            except Exception as exc:
-                raise FeatureStoreError(f"could not read the online feature store: {exc}") from None
-        try:
+        with _store_errors("read the online feature store"):
+            if self._fast:
+                try:
+                    return self._direct(store, list(series_ids), service, tuple(features), token)
+                except _API_DRIFT as exc:  # Feast's provider API moved: keep serving through the public API
+                    log.warning("direct online reads unavailable (%s); using get_online_features", exc)
+                    self._fast = False
             return self._sdk(store, list(series_ids), service, features)
-        except FeatureStoreError:
-            raise
-        except Exception as exc:
-            raise FeatureStoreError(f"could not read the online feature store: {exc}") from None
 
     def _look(self) -> Hashable | None:
         """The SQLite store's change token (None: read and keep nothing). When its file was
         replaced since the last look (`feast teardown` and a new apply, by any process) the
-        store is reopened: Feast's open connection would go on reading the deleted file."""
+        store is reopened: Feast's open connection would go on reading the deleted file. Opens
+        the store, and with it the change tracker, on first use."""
+        self._feast()
         if self._changes is None:
             return None
         ident, token = self._changes.look()
@@ -287,6 +278,17 @@ class OnlineFeatures:
         stamps = list(raw[fs.ONLINE_TIMESTAMP])
         states = [_decode(stamps[i], {f: raw[f][i] for f in features}, tuple(features)) for i in range(len(series_ids))]
         return _collect(series_ids, states, tuple(features))
+
+
+@contextmanager
+def _store_errors(doing: str) -> Iterator[None]:
+    """Any failure inside, but our own FeatureStoreError, as a FeatureStoreError (the service's 503)."""
+    try:
+        yield
+    except FeatureStoreError:
+        raise
+    except Exception as exc:
+        raise FeatureStoreError(f"could not {doing}: {exc}") from None
 
 
 def _changes_of(store: FeatureStore) -> SqliteChanges | None:
