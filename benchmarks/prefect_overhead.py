@@ -1,6 +1,6 @@
 """Prefect's overhead on the main job: the pipeline as plain function calls vs as a Prefect flow.
 
-Both run the same `fluxora.pipeline` steps on the default data, each in a fresh FLUXORA_HOME,
+Both run the same `fluxora.steps` steps on the default data, each in a fresh FLUXORA_HOME,
 alternating (plain, flow, plain, flow, ...) so machine noise hits both alike. Heavy imports are
 warmed first so neither side pays them. The flow's first run includes starting Prefect's
 temporary server, as every `fluxora run` without PREFECT_API_URL does; it is printed on its own.
@@ -38,14 +38,14 @@ def main() -> None:
     import xgboost  # noqa: F401
 
     from flows.pipeline import pipeline_flow
-    from fluxora import pipeline
+    from fluxora import steps
     from fluxora.config import compose
 
     cfg = compose(args.overrides)
-    steps = (pipeline.ingest, pipeline.validate, pipeline.features, pipeline.train, pipeline.monitor)
+    stages = (steps.ingest, steps.validate, steps.features, steps.train, steps.monitor)
 
     def plain(home: Home) -> None:
-        for step in steps:
+        for step in stages:
             step(cfg, home)
 
     def flow(home: Home) -> None:

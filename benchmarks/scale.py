@@ -129,7 +129,7 @@ def _run(overrides: list[str], memory: PeakRss, rows: list[tuple[str, float, int
     script's state when Dask ships a task); the steps are wrapped in place, which is all the timing
     needs since step tasks run in this process and only per-series units go to the workers."""
     from flows.pipeline import pipeline_flow
-    from fluxora import pipeline
+    from fluxora import steps
     from fluxora.features import store as fs
     from fluxora.paths import Home
     from fluxora.runtime import prepare
@@ -162,22 +162,22 @@ def _run(overrides: list[str], memory: PeakRss, rows: list[tuple[str, float, int
     fs.apply = timed("apply", fs.apply)  # type: ignore[method-assign]
     fs.materialize = timed("materialize", fs.materialize)  # type: ignore[method-assign]
     for step, label in STAGES.items():
-        setattr(pipeline, step, stage(label, getattr(pipeline, step)))
+        setattr(steps, step, stage(label, getattr(steps, step)))
 
     started = time.perf_counter()
     state = pipeline_flow(overrides=overrides, return_state=True)
     if not state.is_completed():
         raise SystemExit(f"flow failed: {state}")
-    outputs = state.result()
-    steps = sum(r[1] for r in rows)
-    rows.insert(0, ("flow start-up and task overhead", time.perf_counter() - started - steps, 0))
+    results = state.result()
+    stepped = sum(r[1] for r in rows)
+    rows.insert(0, ("flow start-up and task overhead", time.perf_counter() - started - stepped, 0))
     at = next(i for i, r in enumerate(rows) if r[0] == STAGES["features"])
     feast = inner.get("apply", 0.0) + inner.get("materialize", 0.0)
     rows.insert(at + 1, ("  of which Feast apply + materialize", feast, rows[at][2]))
     print(f"    Feast apply {inner.get('apply', 0.0):.1f} s, materialize {inner.get('materialize', 0.0):.1f} s")
-    print(f"    features written: {outputs['features']['tables']}")
-    print(f"    model: {outputs['train']['model']}")
-    print(f"    monitor: drift {outputs['monitor']['status']} share {outputs['monitor']['drift_share']}")
+    print(f"    features written: {results.features.tables}")
+    print(f"    model: {results.train.model}")
+    print(f"    monitor: drift {results.monitor.status} share {results.monitor.drift_share}")
 
 
 STAGES = {

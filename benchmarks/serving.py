@@ -201,11 +201,11 @@ def _prepare_home(home: Path | None) -> Path:
         return home
     root = Path(tempfile.mkdtemp(prefix="fluxora-bench-"))
     h = prepare(Home(root))
-    from fluxora import pipeline
+    from fluxora import steps
 
     cfg = compose(TINY)
     print(f"training a tiny champion in {root} ...", flush=True)
-    for step in (pipeline.ingest, pipeline.validate, pipeline.features, pipeline.train):
+    for step in (steps.ingest, steps.validate, steps.features, steps.train):
         step(cfg, h)
     from fluxora import registry
 

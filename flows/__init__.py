@@ -1,1 +1,1 @@
-"""Prefect flows: wiring only; each task calls one `fluxora.pipeline` function."""
+"""Prefect flows: wiring only; each task calls one `fluxora.steps` function."""

@@ -1,6 +1,6 @@
 """Prefect flows: the whole pipeline, and the three scheduled parts of it (ingest, train, monitor).
 
-Wiring only: each task is one call to a `fluxora.pipeline` function. I/O tasks retry with
+Wiring only: each task is one call to a `fluxora.steps` function. I/O tasks retry with
 exponential backoff, and only on errors that may pass (a network or registry hiccup); a data
 or configuration error fails at once, since running it again cannot fix it.
 """
@@ -16,11 +16,13 @@ from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
 from flows.fanout import fan_out
-from fluxora import pipeline
+from fluxora import steps
 from fluxora.config import FluxoraConfig, compose
 from fluxora.errors import ConfigError, DataValidationError, InsufficientDataError
 from fluxora.faults import failpoint
 from fluxora.paths import Home
+from fluxora.runtime import prepare
+from fluxora.steps import RunResults
 
 _PERMANENT = (ConfigError, DataValidationError, InsufficientDataError, ValueError, TypeError, KeyError)
 
@@ -30,29 +32,29 @@ def _step(name: str):  # type: ignore[no-untyped-def]
 
 
 @_step("ingest")
-def ingest(cfg: FluxoraConfig, home: Home) -> pipeline.StepResult:
-    return pipeline.ingest(cfg, home)
+def ingest(cfg: FluxoraConfig, home: Home) -> steps.IngestResult:
+    return steps.ingest(cfg, home)
 
 
 @_step("validate")
-def validate(cfg: FluxoraConfig, home: Home) -> pipeline.StepResult:
-    return pipeline.validate(cfg, home)
+def validate(cfg: FluxoraConfig, home: Home) -> steps.ValidateResult:
+    return steps.validate(cfg, home)
 
 
 @_step("features")
-def features(cfg: FluxoraConfig, home: Home) -> pipeline.StepResult:
-    return pipeline.features(cfg, home)
+def features(cfg: FluxoraConfig, home: Home) -> steps.FeaturesResult:
+    return steps.features(cfg, home)
 
 
 @_step("train")
-def train(cfg: FluxoraConfig, home: Home) -> pipeline.StepResult:
+def train(cfg: FluxoraConfig, home: Home) -> steps.TrainResult:
     with fan_out(cfg.infra) as per_series:  # infra.task_runner=dask: backtest units on Dask
-        return pipeline.train(cfg, home, progress=get_run_logger().info, fan_out=per_series)
+        return steps.train(cfg, home, progress=get_run_logger().info, fan_out=per_series)
 
 
 @_step("monitor")
-def monitor(cfg: FluxoraConfig, home: Home, run_id: str | None = None) -> pipeline.StepResult:
-    return pipeline.monitor(cfg, home, run_id)
+def monitor(cfg: FluxoraConfig, home: Home, run_id: str | None = None) -> steps.MonitorResult:
+    return steps.monitor(cfg, home, run_id)
 
 
 def is_transient(_task: Task[Any, Any], _run: Any, state: Any) -> bool:
@@ -69,73 +71,80 @@ def _io(step: Task[Any, Any], cfg: FluxoraConfig) -> Task[Any, Any]:
     )
 
 
-def _setup(overrides: list[str] | None) -> tuple[FluxoraConfig, Home]:
-    cfg = compose(overrides or [])
-    home = Home.from_env().ensure().with_tracking(cfg.infra.mlflow_tracking_uri)
+def _setup(overrides: list[str] | None, config: FluxoraConfig | None) -> tuple[FluxoraConfig, Home]:
+    """The run's configuration (as the caller composed it, else composed here from `overrides`:
+    a deployment's run) and its home."""
+    cfg = config if config is not None else compose(overrides or [])
+    home = prepare(cfg=cfg)
     get_run_logger().info("FLUXORA_HOME=%s config=%s", home.root, cfg.fingerprint())
     return cfg, home
 
 
-def _record(results: dict[str, Any], result: Any) -> None:
-    """Log a step's outcome and keep its outputs (`result` is a StepResult; Prefect's task
-    call typing cannot say so)."""
-    get_run_logger().info("%s: %s", result.step, _brief(result.outputs))
-    results[result.step] = result.outputs
+def _record(results: list[steps.Result], result: Any) -> Any:
+    """Log a step's outcome and keep it (`result` is a step's result; Prefect's task call typing
+    cannot say so)."""
+    get_run_logger().info("%s: %s", result.step, _brief(result))
+    results.append(result)
     failpoint(f"after:{result.step}")
+    return result
 
 
-def _run_ingest(cfg: FluxoraConfig, home: Home, results: dict[str, Any]) -> None:
+def _run_ingest(cfg: FluxoraConfig, home: Home, results: list[steps.Result]) -> None:
     _record(results, _io(ingest, cfg)(cfg, home))
     _record(results, validate(cfg, home))
     _record(results, _io(features, cfg)(cfg, home))
 
 
+# `config`: the configuration the caller already composed (`fluxora run` passes it, so a process
+# composes it once); deployments pass only `overrides`.
+
+
 @flow(name="fluxora-pipeline")
-def pipeline_flow(overrides: list[str] | None = None) -> dict[str, Any]:
+def pipeline_flow(overrides: list[str] | None = None, config: FluxoraConfig | None = None) -> RunResults:
     """Run the whole pipeline with Hydra overrides (e.g. ["train.horizon=48"])."""
-    cfg, home = _setup(overrides)
-    results: dict[str, Any] = {}
+    cfg, home = _setup(overrides, config)
+    results: list[steps.Result] = []
     _run_ingest(cfg, home, results)
-    _record(results, train(cfg, home))
-    _record(results, _io(monitor, cfg)(cfg, home, results["train"]["model"]["run_id"]))
-    return results
+    trained = _record(results, train(cfg, home))
+    _record(results, _io(monitor, cfg)(cfg, home, trained.model.run_id))
+    return RunResults.of(results)
 
 
 @flow(name="fluxora-ingest")
-def ingest_flow(overrides: list[str] | None = None) -> dict[str, Any]:
+def ingest_flow(overrides: list[str] | None = None, config: FluxoraConfig | None = None) -> RunResults:
     """Scheduled: bring in new data, validate it, refresh features and the online store."""
     if reason := superseded():
-        return {"skipped": reason}
-    cfg, home = _setup(overrides)
-    results: dict[str, Any] = {}
+        return RunResults(skipped=reason)
+    cfg, home = _setup(overrides, config)
+    results: list[steps.Result] = []
     _run_ingest(cfg, home, results)
-    return results
+    return RunResults.of(results)
 
 
 @flow(name="fluxora-train")
-def train_flow(overrides: list[str] | None = None) -> dict[str, Any]:
+def train_flow(overrides: list[str] | None = None, config: FluxoraConfig | None = None) -> RunResults:
     """Scheduled or triggered: train on the current features and register the result."""
     if reason := superseded():
-        return {"skipped": reason}
-    cfg, home = _setup(overrides)
-    results: dict[str, Any] = {}
+        return RunResults(skipped=reason)
+    cfg, home = _setup(overrides, config)
+    results: list[steps.Result] = []
     _record(results, train(cfg, home))
-    return results
+    return RunResults.of(results)
 
 
 @flow(name="fluxora-monitor")
-def monitor_flow(overrides: list[str] | None = None) -> dict[str, Any]:
+def monitor_flow(overrides: list[str] | None = None, config: FluxoraConfig | None = None) -> RunResults:
     """Scheduled: drift and realized-accuracy reports, logged to the latest training run; drift or
     accuracy decay past its threshold triggers the training deployment (guardrails in the decision)."""
     if reason := superseded():
-        return {"skipped": reason}
-    cfg, home = _setup(overrides)
-    results: dict[str, Any] = {}
-    _record(results, _io(monitor, cfg)(cfg, home))
-    decision = results["monitor"]["decision"]
-    if decision["retrain"]:
-        results["retrain_run"] = trigger_retrain(home, decision["at"], results["monitor"]["data_end"])
-    return results
+        return RunResults(skipped=reason)
+    cfg, home = _setup(overrides, config)
+    results: list[steps.Result] = []
+    monitored = _record(results, _io(monitor, cfg)(cfg, home))
+    retrain_run = None
+    if monitored.decision.retrain:
+        retrain_run = trigger_retrain(home, monitored.decision.at, monitored.data_end)
+    return RunResults.of(results, retrain_run)
 
 
 TRAIN_DEPLOYMENT = "fluxora-train/daily"
@@ -210,11 +219,12 @@ def stale_reason(slot: datetime, other_slots: list[datetime], now: datetime) -> 
     return f"superseded by the scheduled run due at {max(later)}" if later else None
 
 
-def _brief(outputs: dict[str, Any]) -> str:
+def _brief(result: Any) -> str:
+    """One log line of a step's outcome."""
     keep = ("rows", "series", "materialized_until", "drifted", "drift_share")
-    parts = [f"{k}={outputs[k]}" for k in keep if k in outputs]
-    if (acc := outputs.get("accuracy")) is not None:
-        parts.append(f"accuracy={acc['status']} realized_mae={acc['mae']} pending={acc['points']['pending']}")
-    if "model" in outputs:
-        parts.append(f"version={outputs['model']['version']} champion={outputs['model']['champion']}")
+    parts = [f"{k}={getattr(result, k)}" for k in keep if hasattr(result, k)]
+    if (acc := getattr(result, "accuracy", None)) is not None:
+        parts.append(f"accuracy={acc.status} realized_mae={acc.mae} pending={acc.points['pending']}")
+    if (model := getattr(result, "model", None)) is not None:
+        parts.append(f"version={model.version} champion={model.champion}")
     return " ".join(parts)

@@ -70,11 +70,11 @@ def tiny_cfg() -> FluxoraConfig:
 @pytest.fixture(scope="session")
 def trained_home(tmp_path_factory: pytest.TempPathFactory, tiny_cfg: FluxoraConfig) -> Iterator[Home]:
     """A FLUXORA_HOME where the whole pipeline ran (library functions, no Prefect) on tiny data."""
-    from fluxora import pipeline
+    from fluxora import steps
     from fluxora.runtime import prepare
 
     home = prepare(Home(tmp_path_factory.mktemp("trained-home")))
-    for step in (pipeline.ingest, pipeline.validate, pipeline.features, pipeline.train, pipeline.monitor):
+    for step in (steps.ingest, steps.validate, steps.features, steps.train, steps.monitor):
         step(tiny_cfg, home)
     yield home
 

@@ -279,11 +279,11 @@ def _monitor_home(tmp_path: Path, error: float, log_url: str | None = None) -> t
 
 
 def test_monitor_step_triggers_retrain_on_accuracy_decay(log_url: str, tmp_path: Path) -> None:
-    from fluxora import pipeline
+    from fluxora import steps
 
     # The default service database under the home on SQLite; the configured URL on PostgreSQL.
     home, cfg = _monitor_home(tmp_path, error=60.0, log_url=None if "sqlite" in log_url else log_url)
-    out = pipeline.monitor(cfg, home).outputs
+    out = steps.monitor(cfg, home).outputs()
     acc = out["accuracy"]
     assert acc["status"] == "ok" and acc["points"]["matured"] > 24 and acc["points"]["pending"] > 0
     assert acc["decay"]["decayed"] is True and acc["decay"]["mae_ratio"] > 1.0
@@ -299,39 +299,41 @@ def test_monitor_step_triggers_retrain_on_accuracy_decay(log_url: str, tmp_path:
 
     # Guardrail: after a trigger, the cooldown holds the next one back and says why.
     loop.mark_triggered(home.reports, decision["at"], out["data_end"])
-    again = pipeline.monitor(cfg, home).outputs["decision"]
+    again = steps.monitor(cfg, home).outputs()["decision"]
     assert again["retrain"] is False and "accuracy decay" in again["reason"] and "cooldown" in again["reason"]
 
 
 def test_monitor_step_good_forecasts_do_not_decay(tmp_path: Path) -> None:
-    from fluxora import pipeline
-    from fluxora.status import _accuracy, render
+    from fluxora import steps
+    from fluxora.cli.render import status_text
+    from fluxora.status import _accuracy
 
     home, cfg = _monitor_home(tmp_path, error=2.0)
-    out = pipeline.monitor(cfg, home).outputs
+    out = steps.monitor(cfg, home).outputs()
     assert out["accuracy"]["mae"] == pytest.approx(2.0)
     assert out["accuracy"]["decay"]["decayed"] is False and out["accuracy"]["decay"]["mae_ratio"] < 0.5
     assert "accuracy decay" not in out["decision"]["reason"]
     acc = _accuracy(home)
     assert acc is not None and acc["status"] == "ok"
-    text = render({"home": str(home.root), "champion": None, "online_store": None, "drift": None, "accuracy": acc})
+    text = status_text({"home": str(home.root), "champion": None, "online_store": None, "drift": None, "accuracy": acc})
     assert "realized MAE" in text and "matured" in text
 
 
 def test_monitor_step_without_a_forecast_log(tmp_path: Path) -> None:
-    from fluxora import pipeline
+    from fluxora import steps
+    from fluxora.cli.render import status_text
     from fluxora.config import DataConfig
     from fluxora.data.synthetic import generate
-    from fluxora.status import _accuracy, render
+    from fluxora.status import _accuracy
 
     home = Home(tmp_path).ensure()
     io.write_parquet(generate(DataConfig(n_series=1, days=20)), home.validated_data)
-    out = pipeline.monitor(compose(), home).outputs
+    out = steps.monitor(compose(), home).outputs()
     assert out["accuracy"]["status"] == "insufficient_data" and "no forecast log yet" in out["accuracy"]["reason"]
     assert out["decision"]["accuracy_decayed"] is None and "accuracy decay" not in out["decision"]["reason"]
     assert (home.reports / "accuracy.html").is_file()
     assert not (home.root / "serving" / "fluxora.db").exists()
-    text = render(
+    text = status_text(
         {"home": str(home.root), "champion": None, "online_store": None, "drift": None, "accuracy": _accuracy(home)}
     )
     assert "accuracy      insufficient data: no forecast log yet" in text
@@ -349,7 +351,7 @@ def test_forecasts_served_by_the_service_are_scored(tiny_cfg: Any, trained_home:
     from fastapi.testclient import TestClient
     from serving_support import key_headers, settings_for
 
-    from fluxora import pipeline
+    from fluxora import steps
     from fluxora.api.app import create_app
     from fluxora.features import store as fs
     from fluxora.features.build import EVENT_TIMESTAMP, LOAD_HISTORY, TEMP_HISTORY
@@ -383,7 +385,7 @@ def test_forecasts_served_by_the_service_are_scored(tiny_cfg: Any, trained_home:
     hi = np.array([p["quantiles"]["0.9"] for p in points])
 
     cfg = compose([*TINY, f"infra.database_url='{url}'", "monitor.accuracy_min_points=24"])
-    out = pipeline.monitor(cfg, trained_home).outputs
+    out = steps.monitor(cfg, trained_home).outputs()
     acc = json.loads(Path(out["accuracy"]["json_path"]).read_text())
     assert acc["points"] == {"matured": horizon, "pending": 6, "missing": 0}
     assert acc["overall"]["mae"] == pytest.approx(np.mean(np.abs(y - f)))
@@ -399,13 +401,13 @@ def test_forecasts_served_by_the_service_are_scored(tiny_cfg: Any, trained_home:
 
 @pytest.mark.parametrize("interval", [[0.1], [0.9, 0.9], [0.1, 1.5], [0.1, 0.5, 0.9]])
 def test_bad_interval_is_refused_before_anything_is_written(tmp_path: Path, interval: list[float]) -> None:
-    from fluxora import pipeline
+    from fluxora import steps
 
     home = Home(tmp_path).ensure()
     io.write_parquet(_actuals("a", ORIGIN - timedelta(days=20), ORIGIN, 5.0), home.validated_data)
     cfg = compose([f"monitor.accuracy_interval={interval}"])
     with pytest.raises(ValueError, match="accuracy_interval"):
-        pipeline.monitor(cfg, home)
+        steps.monitor(cfg, home)
     assert list(home.reports.iterdir()) == []
 
 
@@ -438,10 +440,10 @@ def test_monitor_step_imports_no_service_code(tmp_path: Path) -> None:
         f"""
         import json, sys
         from pathlib import Path
-        from fluxora import pipeline
+        from fluxora import steps
         from fluxora.config import compose
         from fluxora.paths import Home
-        out = pipeline.monitor(compose(["monitor.accuracy_days=30"]), Home(Path({str(home.root)!r}))).outputs
+        out = steps.monitor(compose(["monitor.accuracy_days=30"]), Home(Path({str(home.root)!r}))).outputs()
         print(json.dumps({{"matured": out["accuracy"]["points"]["matured"], "modules": sorted(sys.modules)}}))
         """
     )

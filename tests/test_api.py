@@ -615,7 +615,7 @@ def test_service_imports_no_training_prefect_or_evidently(tiny_cfg: FluxoraConfi
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["status"] == 200
     modules = set(result["modules"])
-    for banned in ("prefect", "evidently", "fluxora.models.train", "sklearn", "prophet", "fluxora.pipeline"):
+    for banned in ("prefect", "evidently", "fluxora.models.train", "sklearn", "prophet", "fluxora.steps"):
         assert banned not in modules, banned
 
 

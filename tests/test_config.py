@@ -119,11 +119,11 @@ def test_cli_config_export_check(tmp_path: Path) -> None:
 
 
 def test_cli_takes_overrides_before_and_after_options() -> None:
-    from fluxora.cli import _parse
+    from fluxora.cli.parser import parse
 
-    args = _parse(["trigger", "train", "--wait", "model=prophet", "train.horizon=48"])
+    args = parse(["trigger", "train", "--wait", "model=prophet", "train.horizon=48"])
     assert args.wait is True and args.overrides == ["model=prophet", "train.horizon=48"]
-    args = _parse(["status", "infra=production", "--json", "serve=production"])
+    args = parse(["status", "infra=production", "--json", "serve=production"])
     assert args.json is True and args.overrides == ["infra=production", "serve=production"]
     with pytest.raises(SystemExit):
-        _parse(["trigger", "train", "--no-such-option"])
+        parse(["trigger", "train", "--no-such-option"])

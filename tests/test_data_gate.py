@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fluxora import pipeline
+from fluxora import steps
 from fluxora.config import FluxoraConfig, GateConfig
 from fluxora.data import io
 from fluxora.data.errors import GateFailedError
@@ -203,7 +203,7 @@ def test_validate_step_writes_report_quarantine_and_data(
     raw = _series(hours=24 * 20)
     raw = pd.concat([raw, raw.iloc[[0]]], ignore_index=True)
     io.write_parquet(raw, home.raw_data)
-    result = pipeline.validate(tiny_cfg, home)
+    result = steps.validate(tiny_cfg, home)
     report = json.loads((home.reports / "validation.json").read_text())
     assert {k: report[k] for k in ("rows_in", "rows_out", "rows_quarantined", "rows_repaired")} == {
         "rows_in": len(raw),
@@ -211,7 +211,7 @@ def test_validate_step_writes_report_quarantine_and_data(
         "rows_quarantined": 1,
         "rows_repaired": 0,
     }
-    assert result.outputs["rows_quarantined"] == 1
+    assert result.outputs()["rows_quarantined"] == 1
     assert len(pd.read_parquet(home.data / "quarantine.parquet")) == 1
     assert "rows in 481 = out 480 + quarantined 1" in (home.reports / "validation.txt").read_text()
     assert len(io.read_parquet(home.validated_data)) == len(raw) - 1
@@ -222,12 +222,12 @@ def test_failed_gate_raises_typed_error_writes_report_and_no_data(
 ) -> None:
     home = _home(tmp_path_factory)
     io.write_parquet(_series(hours=24 * 20), home.raw_data)
-    pipeline.validate(tiny_cfg, home)  # a good run leaves validated data behind ...
+    steps.validate(tiny_cfg, home)  # a good run leaves validated data behind ...
     bad = _series(hours=24 * 20).drop(index=[7])
     io.write_parquet(bad, home.raw_data)
     cfg = replace(tiny_cfg, data=replace(tiny_cfg.data, gate=replace(tiny_cfg.data.gate, gaps="fail")))
     with pytest.raises(DataValidationError, match=r"validation failed \[gaps\]"):
-        pipeline.validate(cfg, home)
+        steps.validate(cfg, home)
     assert not home.validated_data.exists()  # ... which a failed gate removes: nothing stale flows on
     report = json.loads((home.reports / "validation.json").read_text())
     assert report["status"] == "failed" and report["failure"]["check"] == "gaps" and report["rows_in"] == len(bad)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from conftest import TINY_OVERRIDES
-from fluxora import pipeline
+from fluxora import steps
 from fluxora.config import DataConfig, compose
 from fluxora.data.schema import LOAD, SERIES_ID, TEMPERATURE, TIMESTAMP
 from fluxora.data.synthetic import generate
@@ -55,8 +55,8 @@ def test_local_time_csv_to_registered_model(tmp_path: Path) -> None:
         ]
     )
     home = prepare(Home(tmp_path / "home"))
-    assert pipeline.ingest(cfg, home).outputs["rows"] == rows
-    validated = pipeline.validate(cfg, home).outputs
+    assert steps.ingest(cfg, home).outputs()["rows"] == rows
+    validated = steps.validate(cfg, home).outputs()
 
     report = json.loads((home.reports / "validation.json").read_text())
     assert report["rows_in"] == rows == report["rows_out"] + report["rows_quarantined"]
@@ -73,8 +73,8 @@ def test_local_time_csv_to_registered_model(tmp_path: Path) -> None:
     per_day = berlin.groupby(berlin.dt.date).size()
     assert per_day[pd.Timestamp("2024-03-31").date()] == 23 and per_day[pd.Timestamp("2024-10-27").date()] == 25
 
-    pipeline.features(cfg, home)
-    trained = pipeline.train(cfg, home).outputs
+    steps.features(cfg, home)
+    trained = steps.train(cfg, home).outputs()
     client = mlflow.MlflowClient(tracking_uri=home.mlflow_tracking_uri, registry_uri=home.mlflow_tracking_uri)
     version = client.get_model_version(cfg.train.registered_model_name, trained["model"]["version"])
     assert len(version.tags["fluxora.data_version"]) == 32 and version.tags["fluxora.git_commit"]

@@ -33,7 +33,7 @@ def flow_home(tmp_path_factory: pytest.TempPathFactory, prefect_harness: None) -
     mp.setenv("FLUXORA_HOME", str(home.root))
     state = pipeline_flow(overrides=TINY_OVERRIDES, return_state=True)
     assert state.is_completed(), state
-    yield home, state.result()
+    yield home, state.result().outputs()
     mp.undo()
 
 

@@ -46,7 +46,7 @@ NAME = compose(TINY_OVERRIDES).train.registered_model_name
 TRAIN = "import sys; from flows.pipeline import train_flow; train_flow(overrides=sys.argv[1:])"
 PIPELINE = (
     "import json, sys; from flows.pipeline import pipeline_flow; "
-    "print('RESULTS ' + json.dumps(pipeline_flow(overrides=sys.argv[1:]), default=str))"
+    "print('RESULTS ' + json.dumps(pipeline_flow(overrides=sys.argv[1:]).outputs(), default=str))"
 )
 
 
@@ -70,17 +70,17 @@ def prefect_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> Home:
     """A home with a champion v1 (a weak one: few trees) and newer validated data with its features."""
-    from fluxora import pipeline
+    from fluxora import steps
     from fluxora.runtime import prepare
 
     home = prepare(Home(tmp_path_factory.mktemp("faults-base")))
     weak = compose([*TINY_OVERRIDES, "model.n_estimators=3", "model.quantile_estimators=3"])
-    for step in (pipeline.ingest, pipeline.validate, pipeline.features, pipeline.train):
+    for step in (steps.ingest, steps.validate, steps.features, steps.train):
         step(weak, home)
     if registry.champion(home, NAME) is None:  # the weak model need not beat seasonal naive
         registry.promote(home, NAME, "1", "test set-up: a weak champion to be replaced")
     new = compose(NEW_DATA)
-    for step in (pipeline.ingest, pipeline.validate, pipeline.features):
+    for step in (steps.ingest, steps.validate, steps.features):
         step(new, home)
     return home
 

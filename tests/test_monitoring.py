@@ -149,23 +149,23 @@ def test_decisions_are_logged_and_triggers_move_the_state(tmp_path: Path) -> Non
 
 
 def test_monitor_step_on_too_little_data_reports_instead_of_crashing(tmp_path: Path) -> None:
-    from fluxora import pipeline
+    from fluxora import steps
     from fluxora.data import io
     from fluxora.paths import Home
 
     home = Home(tmp_path).ensure()
     one_row = _data(1, n_series=1).iloc[:1]
     io.write_parquet(one_row, home.validated_data)
-    result = pipeline.monitor(compose(), home).outputs
+    result = steps.monitor(compose(), home).outputs()
     assert result["status"] == "insufficient_data"
     assert result["decision"]["retrain"] is False
     assert result["series_insufficient"] == ["series_000"]
 
 
 def test_monitor_step_season_matched_on_pipeline_data(trained_home, tiny_cfg) -> None:  # type: ignore[no-untyped-def]
-    from fluxora import pipeline
+    from fluxora import steps
 
-    result = pipeline.monitor(tiny_cfg, trained_home).outputs
+    result = steps.monitor(tiny_cfg, trained_home).outputs()
     assert result["status"] == "ok"
     assert result["windows"]["kind"] == "seasonal_weeks"
     assert Path(result["series_json"]).is_file()
@@ -173,16 +173,17 @@ def test_monitor_step_season_matched_on_pipeline_data(trained_home, tiny_cfg) ->
 
 
 def test_status_shows_insufficient_data_and_the_last_decision(tmp_path: Path) -> None:
-    from fluxora import pipeline
+    from fluxora import steps
+    from fluxora.cli.render import status_text
     from fluxora.data import io
     from fluxora.paths import Home
-    from fluxora.status import _drift, render
+    from fluxora.status import _drift
 
     home = Home(tmp_path).ensure()
     io.write_parquet(_data(1, n_series=1).iloc[:1], home.validated_data)
-    pipeline.monitor(compose(), home)
+    steps.monitor(compose(), home)
     drift = _drift(home)
     assert drift is not None and drift["status"] == "insufficient_data"
     assert drift["series_insufficient"] == ["series_000"]
-    text = render({"home": str(home.root), "champion": None, "online_store": None, "drift": drift})
+    text = status_text({"home": str(home.root), "champion": None, "online_store": None, "drift": drift})
     assert "insufficient data" in text and "retrain       no:" in text

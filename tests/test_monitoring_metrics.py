@@ -37,12 +37,12 @@ def test_metrics_endpoint_shows_monitoring_gauges(tmp_path: Path) -> None:
     """The real monitor step writes the reports; the real service exposes them on /metrics."""
     from fastapi.testclient import TestClient
 
-    from fluxora import pipeline
+    from fluxora import steps
     from fluxora.api.app import create_app
     from fluxora.api.settings import ServiceSettings
 
     home, cfg = _monitor_home(tmp_path, error=60.0)
-    out = pipeline.monitor(cfg, home).outputs
+    out = steps.monitor(cfg, home).outputs()
     settings = ServiceSettings(
         home=home.root, tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", poll_interval_s=0, rate_limit_per_minute=0
     )

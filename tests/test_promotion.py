@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from conftest import TINY_OVERRIDES
-from fluxora import pipeline, registry
+from fluxora import registry, steps
 from fluxora.config import FluxoraConfig, compose
 from fluxora.models.selection import gate
 from fluxora.paths import Home
@@ -38,15 +38,15 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Home]:
     mp.setenv("FLUXORA_HOME", str(home.root))
     mp.setenv(registry.USER_ENV, "test-user")
     cfg = compose(TINY_OVERRIDES)
-    for step in (pipeline.ingest, pipeline.validate, pipeline.features):
+    for step in (steps.ingest, steps.validate, steps.features):
         step(cfg, home)
     yield home
     mp.undo()
 
 
 @pytest.fixture(scope="module")
-def first(home: Home) -> pipeline.StepResult:
-    return pipeline.train(compose(TINY_OVERRIDES), home)
+def first(home: Home) -> steps.TrainResult:
+    return steps.train(compose(TINY_OVERRIDES), home)
 
 
 def _versions(home: Home, cfg: FluxoraConfig) -> list[str]:
@@ -54,15 +54,15 @@ def _versions(home: Home, cfg: FluxoraConfig) -> list[str]:
     return sorted(str(v.version) for v in client.search_model_versions(f"name = '{cfg.train.registered_model_name}'"))
 
 
-def test_first_version_is_champion_with_tags(home: Home, first: pipeline.StepResult, tiny_cfg: FluxoraConfig) -> None:
-    model = first.outputs["model"]
+def test_first_version_is_champion_with_tags(home: Home, first: steps.TrainResult, tiny_cfg: FluxoraConfig) -> None:
+    model = first.outputs()["model"]
     assert model["champion"] and model["created"]
     champ = registry.champion(home, tiny_cfg.train.registered_model_name)
     assert champ is not None and champ["version"] == model["version"] == champ["challenger"]
     tags = champ["tags"]
     assert tags["fluxora.config_hash"] == tiny_cfg.fingerprint()
     assert len(tags["fluxora.data_version"]) == 32
-    assert float(tags["fluxora.backtest.mae"]) == pytest.approx(first.outputs["metrics"]["mae"], rel=1e-5)
+    assert float(tags["fluxora.backtest.mae"]) == pytest.approx(first.outputs()["metrics"]["mae"], rel=1e-5)
     assert "no champion yet" in tags["fluxora.gate"]
     [record] = registry.history(home, tiny_cfg.train.registered_model_name)
     assert record["from"] is None and record["to"] == model["version"] and record["who"] == "test-user"
@@ -70,33 +70,33 @@ def test_first_version_is_champion_with_tags(home: Home, first: pipeline.StepRes
 
 
 def test_same_data_and_config_registers_nothing_new(
-    home: Home, first: pipeline.StepResult, tiny_cfg: FluxoraConfig
+    home: Home, first: steps.TrainResult, tiny_cfg: FluxoraConfig
 ) -> None:
-    again = pipeline.train(compose(TINY_OVERRIDES), home)
-    assert again.outputs["model"]["version"] == first.outputs["model"]["version"]
-    assert again.outputs["model"]["created"] is False
-    assert _versions(home, tiny_cfg) == [first.outputs["model"]["version"]]
+    again = steps.train(compose(TINY_OVERRIDES), home)
+    assert again.outputs()["model"]["version"] == first.outputs()["model"]["version"]
+    assert again.outputs()["model"]["created"] is False
+    assert _versions(home, tiny_cfg) == [first.outputs()["model"]["version"]]
 
 
 @pytest.fixture(scope="module")
-def second(home: Home, first: pipeline.StepResult) -> pipeline.StepResult:
+def second(home: Home, first: steps.TrainResult) -> steps.TrainResult:
     # A new config (so a new version) that cannot clear a 60 % margin over the champion.
-    return pipeline.train(compose([*TINY_OVERRIDES, "train.promotion_margin=0.6"]), home)
+    return steps.train(compose([*TINY_OVERRIDES, "train.promotion_margin=0.6"]), home)
 
 
 def test_challenger_that_does_not_beat_the_champion_stays_challenger(
-    home: Home, first: pipeline.StepResult, second: pipeline.StepResult, tiny_cfg: FluxoraConfig
+    home: Home, first: steps.TrainResult, second: steps.TrainResult, tiny_cfg: FluxoraConfig
 ) -> None:
-    model = second.outputs["model"]
+    model = second.outputs()["model"]
     assert model["created"] and not model["champion"]
-    assert model["version"] != first.outputs["model"]["version"]
+    assert model["version"] != first.outputs()["model"]["version"]
     champ = registry.champion(home, tiny_cfg.train.registered_model_name)
     assert champ is not None
-    assert champ["version"] == first.outputs["model"]["version"]  # unchanged
+    assert champ["version"] == first.outputs()["model"]["version"]  # unchanged
     assert champ["challenger"] == model["version"]
     # the champion was scored on the same windows as the challenger
-    names = [name for name, _ in second.outputs["leaderboard"]]
-    assert f"champion_v{first.outputs['model']['version']}" in names
+    names = [name for name, _ in second.outputs()["leaderboard"]]
+    assert f"champion_v{first.outputs()['model']['version']}" in names
     client = registry.configure(home)
     gate_tag = client.get_model_version(tiny_cfg.train.registered_model_name, model["version"]).tags["fluxora.gate"]
     assert "does not beat" in gate_tag and gate_tag == model["reason"]
@@ -104,16 +104,17 @@ def test_challenger_that_does_not_beat_the_champion_stays_challenger(
 
 def test_promote_rollback_and_history(
     home: Home,
-    first: pipeline.StepResult,
-    second: pipeline.StepResult,
+    first: steps.TrainResult,
+    second: steps.TrainResult,
     tiny_cfg: FluxoraConfig,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from fluxora.cli import main
-    from fluxora.status import collect, render
+    from fluxora.cli.render import status_text
+    from fluxora.status import collect
 
     name = tiny_cfg.train.registered_model_name
-    v1, v2 = first.outputs["model"]["version"], second.outputs["model"]["version"]
+    v1, v2 = first.outputs()["model"]["version"], second.outputs()["model"]["version"]
     assert main(["promote", v2, "--reason", "reviewed by hand"]) == 0
     assert f"v{v1} -> v{v2}" in capsys.readouterr().out
     assert registry.champion(home, name)["version"] == v2  # type: ignore[index]
@@ -123,7 +124,7 @@ def test_promote_rollback_and_history(
     assert [(r["from"], r["to"]) for r in records[-2:]] == [(v1, v2), (v2, v1)]
     assert records[-2]["why"] == "reviewed by hand" and records[-1]["why"].startswith(f"rollback from v{v2}")
     assert all(r["who"] == "test-user" for r in records)
-    text = render(collect(tiny_cfg, home))
+    text = status_text(collect(tiny_cfg, home))
     assert "promotions" in text and "reviewed by hand" in text
 
     assert main(["promote", "999"]) == 1
@@ -139,9 +140,9 @@ def test_model_auto_backtests_every_candidate_and_registers_the_best(tmp_path_fa
 
     home = prepare(Home(tmp_path_factory.mktemp("auto-home")))
     cfg = compose([*TINY_OVERRIDES, "model=auto", "model.n_estimators=40", "model.prophet_train_days=30"])
-    for step in (pipeline.ingest, pipeline.validate, pipeline.features):
+    for step in (steps.ingest, steps.validate, steps.features):
         step(cfg, home)
-    outputs = pipeline.train(cfg, home).outputs
+    outputs = steps.train(cfg, home).outputs()
     board = dict(outputs["leaderboard"])
     assert set(board) == {"ridge", "xgboost", "prophet", "seasonal_naive_daily", "seasonal_naive_weekly"}
     best = min(("ridge", "xgboost", "prophet"), key=lambda m: board[m]["mae"])

@@ -14,6 +14,18 @@ HOME_ENV = "FLUXORA_HOME"
 ROOT_ENV = "FLUXORA_PROJECT_ROOT"
 _MARKER = Path("conf") / "config.yaml"
 
+# Report names under FLUXORA_HOME/reports. Written here once: the steps write these files, and
+# `fluxora status` and the service's Prometheus collector read them (standard library only).
+DRIFT_REPORT = "drift"  # drift.json / drift.html
+DRIFT_SERIES_FILE = "drift_series.json"
+ACCURACY_REPORT = "accuracy"  # accuracy.json / accuracy.html
+VALIDATION_REPORT = "validation"  # validation.json / validation.txt
+DECISIONS_FILE = "decisions.jsonl"  # the closed loop's retrain decisions, one JSON line each
+STATE_FILE = "loop_state.json"  # the closed loop's last trigger
+LEADERBOARD_FILE = "leaderboard.json"
+QUARANTINE_FILE = "quarantine.parquet"  # under FLUXORA_HOME/data: rows moved out, with check and reason
+REPAIRS_FILE = "repairs.parquet"  # values the gate changed or inserted, with the original
+
 
 def project_root() -> Path:
     """The checkout holding `conf/`: $FLUXORA_PROJECT_ROOT, else the nearest parent of the cwd, else the source tree."""
@@ -100,6 +112,67 @@ class Home:
     @property
     def metrics_dir(self) -> Path:
         return self.root / "metrics"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.data / QUARANTINE_FILE
+
+    @property
+    def repairs(self) -> Path:
+        return self.data / REPAIRS_FILE
+
+    @property
+    def drift_json(self) -> Path:
+        return self.reports / f"{DRIFT_REPORT}.json"
+
+    @property
+    def drift_html(self) -> Path:
+        return self.reports / f"{DRIFT_REPORT}.html"
+
+    @property
+    def drift_series(self) -> Path:
+        return self.reports / DRIFT_SERIES_FILE
+
+    @property
+    def accuracy_json(self) -> Path:
+        return self.reports / f"{ACCURACY_REPORT}.json"
+
+    @property
+    def decisions(self) -> Path:
+        return self.reports / DECISIONS_FILE
+
+    @property
+    def leaderboard(self) -> Path:
+        """`fluxora backtest`'s leaderboard JSON (unless `--output` names another file)."""
+        return self.reports / LEADERBOARD_FILE
+
+    @property
+    def backtest_plots(self) -> Path:
+        return self.reports / "backtest"
+
+    @property
+    def train_run(self) -> Path:
+        """The latest training's outcome (model version, run id): what later steps refer to."""
+        return self.metrics_dir / "train_run.json"
+
+    @property
+    def train_metrics(self) -> Path:
+        """DVC metrics of the latest training (numbers only)."""
+        return self.metrics_dir / "train.json"
+
+    @property
+    def monitor_metrics(self) -> Path:
+        """DVC metrics of the latest monitoring run (numbers only)."""
+        return self.metrics_dir / "monitor.json"
+
+    @property
+    def model_cache(self) -> Path:
+        """Where the pipeline keeps downloaded champion models (the service has its own)."""
+        return self.root / "cache" / "models"
+
+    def step_record(self, step: str) -> Path:
+        """The step cache's record of `step`'s last finished run."""
+        return self.root / "cache" / "steps" / f"{step}.json"
 
     def ensure(self) -> Home:
         for d in (

@@ -1,4 +1,5 @@
-"""Process set-up for entry points (CLI, tests): environment for the libraries, quiet logs.
+"""Process set-up for entry points (CLI, flows, DVC stages, the service, tests): the one place a
+`Home` is made, the environment for the libraries, quiet logs.
 
 Must run before Prefect, Feast or MLflow are imported; nothing here runs at import.
 """
@@ -7,8 +8,12 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import TYPE_CHECKING
 
 from fluxora.paths import HOME_ENV, Home
+
+if TYPE_CHECKING:
+    from fluxora.config import FluxoraConfig
 
 _LIBRARY_ENV = {
     # A new Prefect home migrates its database on first start; the 20 s default is too short here.
@@ -26,13 +31,14 @@ _LIBRARY_ENV = {
 _NOISY_LOGGERS = ("mlflow", "alembic", "py.warnings", "feast", "ibis")
 
 
-def prepare(home: Home | None = None, tracking_uri: str = "") -> Home:
-    """Create FLUXORA_HOME, point every library's state into it, and quiet library chatter.
-
-    `tracking_uri` is `cfg.infra.mlflow_tracking_uri` ("" keeps MLflow in the home's SQLite)."""
+def prepare(home: Home | None = None, cfg: FluxoraConfig | None = None) -> Home:
+    """The home every step, flow and service of this process uses: `home` (default: $FLUXORA_HOME,
+    else `.fluxora/` in the project) created, bound to `cfg.infra.mlflow_tracking_uri` when the
+    config names a tracking server (else MLflow stays in the home's SQLite), with every library's
+    state pointed into it and library chatter quieted."""
     home = (home or Home.from_env()).ensure()
-    if tracking_uri:
-        home = home.with_tracking(tracking_uri)
+    if cfg is not None and cfg.infra.mlflow_tracking_uri:
+        home = home.with_tracking(cfg.infra.mlflow_tracking_uri)
     os.environ[HOME_ENV] = str(home.root)
     os.environ.setdefault("PREFECT_HOME", str(home.prefect_home))
     for key, value in _LIBRARY_ENV.items():

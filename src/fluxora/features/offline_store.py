@@ -2,7 +2,7 @@
 
 Feast's stock DuckDB store (ibis) inner-joins every entity row with every feature row of
 its key inside the TTL window and then deduplicates: 35x slower than `pandas.merge_asof`
-for a year of hourly rows (see ../shared/PITFALLS.md). An ASOF join picks, per entity row,
+for a year of hourly rows (`benchmarks/training_set.py --stock` measures it). An ASOF join picks, per entity row,
 the latest feature row of the same key stamped at or before the entity timestamp, which is
 exactly Feast's point-in-time rule; the TTL is then a mask (older than `ttl` -> NULL).
 

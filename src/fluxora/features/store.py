@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -323,3 +323,27 @@ def offline_latest(home: Home) -> pd.DataFrame:
     """Latest offline event timestamp per series (what materialization should have loaded)."""
     table = pq.read_table(offline_path(home), columns=["series_id", EVENT_TIMESTAMP])
     return table.to_pandas().groupby("series_id")[EVENT_TIMESTAMP].max().reset_index()
+
+
+def training_set(
+    home: Home, origins: Mapping[str, Iterable[Any]], service: str, series_per_batch: int
+) -> Iterator[pd.DataFrame]:
+    """The training rows for `origins` (series -> UTC origin stamps), read through Feast point in
+    time, one batch of `series_per_batch` series at a time: memory holds one batch's arrays as
+    Python objects at a time, and each batch reads only its series' row groups. Origins with no
+    stored state are left out; none at all is an InsufficientDataError."""
+    from fluxora.errors import InsufficientDataError
+    from fluxora.fanout import chunks
+
+    states = pd.read_parquet(offline_path(home), columns=[SERIES_ID, EVENT_TIMESTAMP])
+    wanted = pd.DataFrame(
+        [(sid, t) for sid, stamps in origins.items() for t in stamps], columns=[SERIES_ID, EVENT_TIMESTAMP]
+    )
+    wanted[EVENT_TIMESTAMP] = pd.to_datetime(wanted[EVENT_TIMESTAMP]).dt.tz_localize("UTC")
+    entity_df = wanted.merge(states, on=[SERIES_ID, EVENT_TIMESTAMP], how="inner")
+    if entity_df.empty:
+        raise InsufficientDataError("the offline feature store holds none of the training origins; run features")
+    store = open_store(home)
+    ids = entity_df[SERIES_ID].astype(str)
+    groups = chunks(sorted(ids.unique()), series_per_batch)
+    return (historical(store, entity_df[ids.isin(g)].reset_index(drop=True), service) for g in groups)

@@ -52,3 +52,49 @@ def gate(
         True, f"{metric} {challenger:.4g} beats {versus}best seasonal naive {naive:.4g} {need}", metric, challenger,
         naive, champion,
     )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The backtest's winner among the candidates, the metrics logged for it, and the gate's verdict."""
+
+    winner: str
+    metrics: dict[str, float]
+    decision: GateDecision
+
+
+def candidate_names(model_name: str, candidates: list[str], include_baselines: bool = False) -> list[str]:
+    """The models `model=<name>` competes with: all of `model.candidates` for `auto`, else just it."""
+    from fluxora.models.forecasters import BASELINES
+
+    names = list(candidates) if model_name == "auto" else [model_name]
+    return [*BASELINES, *names] if include_baselines else names
+
+
+def select(
+    board: dict[str, Any], candidates: list[str], metric: str, margin: float, champion_note: str = ""
+) -> Selection:
+    """Pick the candidate with the lowest `metric` on the leaderboard and gate it against the best
+    seasonal naive and the champion (a `champion_v<N>` row), on the same windows.
+
+    The metrics are the winner's, each seasonal naive's (`naive_daily_*`, `naive_weekly_*`), the
+    better naive (`baseline_<metric>`), the skill against it, the champion's and every candidate's
+    (`candidate.<name>.<metric>`)."""
+    from fluxora.models.backtest import best_baseline
+    from fluxora.models.forecasters import BASELINES
+
+    by_name = {e["model"]: e["overall"] for e in board["models"]}
+    winner = min(candidates, key=lambda n: by_name[n][metric])
+    _, naive = best_baseline(board, BASELINES)
+    champ = next((e["overall"][metric] for e in board["models"] if e["model"].startswith("champion_v")), None)
+    decision = gate(metric, by_name[winner][metric], naive, champ, margin, champion_note)
+    metrics = dict(by_name[winner])
+    for label, model in (("naive_daily", BASELINES[0]), ("naive_weekly", BASELINES[1])):
+        metrics |= {f"{label}_{k}": v for k, v in by_name[model].items()}
+    metrics[f"baseline_{metric}"] = naive
+    metrics[f"skill_{metric}"] = 1.0 - by_name[winner][metric] / naive
+    if champ is not None:
+        metrics[f"champion_{metric}"] = champ
+    for name in candidates:
+        metrics |= {f"candidate.{name}.{k}": v for k, v in by_name[name].items()}
+    return Selection(winner, metrics, decision)

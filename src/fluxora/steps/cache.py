@@ -34,10 +34,6 @@ def config_hash(*parts: Any) -> str:
     return hashlib.sha256(f"{FORMAT}:{blob}".encode()).hexdigest()[:16]
 
 
-def _path(home: Home, step: str) -> Path:
-    return home.root / "cache" / "steps" / f"{step}.json"
-
-
 def _stamp(path: Path) -> list[int]:
     st = path.stat()
     return [st.st_size, st.st_mtime_ns]
@@ -45,7 +41,7 @@ def _stamp(path: Path) -> list[int]:
 
 def lookup(home: Home, step: str, key: Key) -> dict[str, Any] | None:
     """The outputs recorded for `key`, if every output file is still exactly as recorded."""
-    path = _path(home, step)
+    path = home.step_record(step)
     try:
         record = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -61,6 +57,6 @@ def lookup(home: Home, step: str, key: Key) -> dict[str, Any] | None:
 
 def record(home: Home, step: str, key: Key, outputs: dict[str, Any], files: list[Path]) -> None:
     body = {"key": asdict(key), "outputs": outputs, "files": {str(f): _stamp(f) for f in files}}
-    path = _path(home, step)
+    path = home.step_record(step)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(body, indent=2, default=str))

@@ -1,0 +1,134 @@
+"""What the commands print: the run summary and the status report as text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fluxora.paths import Home
+from fluxora.steps import RunResults
+
+
+def run_summary(results: RunResults, home: Home, seconds: float) -> str:
+    """`fluxora run`'s closing summary: data, features, the model and the gate, drift, accuracy, next steps."""
+    validated, features, train, drift = results.validate, results.features, results.train, results.monitor
+    assert validated and features and train and drift, "the pipeline flow runs every step"
+    m, model = train.metrics, train.model
+    alias = "champion" if model.champion else "challenger (champion unchanged)"
+    lines = [
+        "",
+        f"Fluxora run finished in {seconds:.0f} s",
+        f"  data      {validated.rows} rows, {validated.series} series, {validated.start} .. {validated.end}",
+        f"  features  {features.rows} origin states, online store materialized until {features.materialized_until}",
+        f"  model     {model.name} version {model.version} -> {alias}",
+    ]
+    if not model.created:
+        lines.append("            (already registered from the same data and config: no new version)")
+    lines.append(f"            gate: {model.reason}")
+    lines.append(
+        f"            backtest MAE {m['mae']:.3f} vs seasonal naive daily {m['naive_daily_mae']:.3f} / "
+        f"weekly {m['naive_weekly_mae']:.3f}  (skill {m['skill_mae']:+.1%})"
+        if "skill_mae" in m
+        else f"            backtest metrics: {', '.join(f'{k} {v:.4g}' for k, v in m.items() if '.' not in k)}"
+    )
+    if "mape" in m and "naive_daily_mape" in m:
+        lines.append(
+            f"            backtest MAPE {m['mape']:.2f}% vs naive daily {m['naive_daily_mape']:.2f}% / "
+            f"weekly {m['naive_weekly_mape']:.2f}%"
+        )
+    lines.append(
+        f"  drift     {'DRIFT' if drift.drifted else 'no drift'} (share {drift.drift_share:.2f}); report {drift.html}"
+    )
+    acc = drift.accuracy
+    lines.append(
+        f"  accuracy  realized MAE {acc.mae:.3f} on {acc.points['matured']} matured points "
+        f"({acc.points['pending']} pending)"
+        if acc.status == "ok"
+        else f"  accuracy  {acc.reason}"
+    )
+    lines += [
+        "",
+        "Next:",
+        f"  mlflow ui --backend-store-uri {home.mlflow_tracking_uri}   # browse runs and the registry",
+        "  make serve                                                   # or: fluxora serve",
+        "  fluxora status",
+    ]
+    return "\n".join(lines)
+
+
+def _render_accuracy(acc: dict[str, Any] | None) -> list[str]:
+    if not acc:
+        return ["accuracy      no report yet"]
+    p = acc.get("points") or {}
+    counts = f"{p.get('matured', 0)} matured, {p.get('pending', 0)} pending, {p.get('missing', 0)} missing an actual"
+    if acc.get("status") != "ok":
+        return [f"accuracy      insufficient data: {acc.get('reason')}", f"              points: {counts}"]
+    o, d = acc["overall"], acc.get("decay") or {}
+    lo, hi = acc.get("interval") or (None, None)
+    cov = (
+        f"{lo}-{hi} coverage: no forecast logged both quantiles"
+        if o.get("coverage") is None
+        else f"{lo}-{hi} coverage {o['coverage']:.2f} (nominal {acc.get('nominal_coverage')})"
+    )
+    lines = [
+        f"accuracy      realized MAE {_num(o.get('mae'))}  MAPE {_num(o.get('mape'), '.2f')}%  {cov}",
+        f"              report {acc.get('html_path')}",
+        f"              points: {counts}",
+    ]
+    if d.get("status") == "ok":
+        verdict = "DECAYED" if d.get("decayed") else "holds"
+        lines.append(
+            f"              {verdict}: MAE {d['mae_ratio']:.2f}x {d.get('baseline')} (threshold {d.get('threshold')})"
+        )
+    return lines
+
+
+def _num(value: Any, spec: str = ".3f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def status_text(report: dict[str, Any]) -> str:
+    """`fluxora status` as text."""
+    lines = [f"FLUXORA_HOME  {report['home']}"]
+    champ = report["champion"]
+    if champ:
+        m = champ["metrics"]
+        lines.append(
+            f"champion      {champ['name']} v{champ['version']}  MAE {m.get('mae', float('nan')):.3f}  "
+            f"MAPE {m.get('mape', float('nan')):.2f}%  (best seasonal naive MAE "
+            f"{m.get('baseline_mae', float('nan')):.3f})"
+        )
+        if champ.get("challenger") and champ["challenger"] != champ["version"]:
+            lines.append(f"challenger    v{champ['challenger']}  ({champ['tags'].get('fluxora.gate', '')})")
+    else:
+        lines.append("champion      none (run `fluxora run`)")
+    promotions = report.get("promotions") or []
+    if promotions:
+        lines.append(f"promotions    last {min(len(promotions), 5)} of {len(promotions)}:")
+        lines += [
+            f"  {p['when']}  v{p['from'] or '-'} -> v{p['to']}  by {p['who']}: {p['why']}" for p in promotions[-5:]
+        ]
+    online = report["online_store"]
+    if online:
+        lines.append("online store  latest feature timestamp per series:")
+        lines += [f"  {sid:<20} {ts or 'missing'}" for sid, ts in online.items()]
+    else:
+        lines.append("online store  not materialized (run `fluxora run`)")
+    drift = report["drift"]
+    if not drift:
+        lines.append("drift         no report yet")
+    elif drift.get("status") == "insufficient_data":
+        lines.append(f"drift         insufficient data: {drift.get('reason')}")
+    else:
+        lines.append(
+            f"drift         {'DRIFT' if drift['drifted'] else 'no drift'} "
+            f"(share {drift['drift_share']:.2f}); report {drift['html_path']}"
+        )
+    if drift and "series_drifted" in drift:
+        lines.append(
+            f"              series drifted: {len(drift['series_drifted'])}; "
+            f"insufficient data: {len(drift['series_insufficient'])}"
+        )
+    lines += _render_accuracy(report.get("accuracy"))
+    if drift and (decision := drift.get("last_decision")):
+        lines.append(f"retrain       {'triggered' if decision['retrain'] else 'no'}: {decision['reason']}")
+    return "\n".join(lines)

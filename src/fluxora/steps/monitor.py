@@ -1,0 +1,210 @@
+"""Monitor: drift on the latest window against a season-matched reference, overall and per series,
+the realized accuracy of served forecasts, and the closed loop's retrain decision."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from fluxora.config import FluxoraConfig
+from fluxora.data import io
+from fluxora.data.schema import SERIES_ID, TIMESTAMP
+from fluxora.errors import InsufficientDataError
+from fluxora.monitoring.loop import Decision
+from fluxora.paths import DRIFT_REPORT, Home
+from fluxora.steps.base import StepResult
+
+
+@dataclass(frozen=True)
+class AccuracyBrief:
+    """The realized-accuracy report in brief (the full tables are in its JSON and HTML)."""
+
+    status: str  # ok | insufficient_data
+    reason: str | None
+    points: dict[str, int]  # matured, pending, missing
+    forecasts: int
+    json_path: str
+    html_path: str
+    mae: float | None
+    mape: float | None
+    coverage: float | None
+    decay: dict[str, Any]
+
+    @classmethod
+    def of(cls, report: dict[str, Any]) -> AccuracyBrief:
+        overall = report["overall"]
+        return cls(
+            status=report["status"],
+            reason=report.get("reason"),
+            points=report["points"],
+            forecasts=report["forecasts"],
+            json_path=report["json_path"],
+            html_path=report["html_path"],
+            mae=overall["mae"],
+            mape=overall["mape"],
+            coverage=overall["coverage"],
+            decay=report["decay"],
+        )
+
+
+@dataclass(frozen=True)
+class MonitorResult(StepResult):
+    step = "monitor"
+    status: str  # the drift report: ok | insufficient_data
+    drifted: bool
+    drift_share: float | None
+    html: str | None  # the drift report's HTML (None without one)
+    json: str
+    series_json: str
+    windows: dict[str, Any]
+    series_drifted: list[str]
+    series_insufficient: list[str]
+    accuracy: AccuracyBrief
+    decision: Decision
+    data_end: str
+    logged_to_run: str | None
+
+
+def monitor(cfg: FluxoraConfig, home: Home, run_id: str | None = None) -> MonitorResult:
+    """Drift on the latest window against a season-matched reference, overall and per series, the
+    realized accuracy of served forecasts, and the closed loop's retrain decision. Too little data
+    is reported as such, never a crash."""
+    from fluxora import registry
+    from fluxora.monitoring import loop, windows
+    from fluxora.monitoring.per_series import series_drift
+    from fluxora.steps.train import last_train_run
+
+    m = cfg.monitor
+    data = io.read_parquet(home.validated_data)
+    # First, before anything is written: an unreachable forecast-log database fails the step whole.
+    forecast_log, log_note, log_window = _forecast_log(cfg, home, data)
+    w = windows.select(data, m.current_days, m.reference, m.reference_weeks, m.reference_days)
+    columns = [c for c in data.columns if c not in (SERIES_ID, TIMESTAMP) and pd.api.types.is_numeric_dtype(data[c])]
+    drift, files = _drift(cfg, home, w, columns)
+    per_series = series_drift(w.reference, w.current, columns, m.per_series_min_rows, m.per_series_threshold)
+    series_path = io.atomic_write_text(
+        home.drift_series, json.dumps({"windows": w.describe(), "series": per_series}, indent=2, default=str)
+    )
+
+    accuracy = _realized_accuracy(cfg, home, forecast_log, data, log_note, log_window)
+    files += [Path(accuracy["html_path"]), Path(accuracy["json_path"]), series_path]
+
+    state = loop.load_state(home.reports)
+    since = pd.Timestamp(state["data_end"]) if "data_end" in state else None
+    new_rows = int((data[TIMESTAMP] > since).sum()) if since is not None else len(data)
+    decision = loop.decide(
+        drift,
+        state,
+        new_rows,
+        datetime.now(UTC),
+        m.retrain_cooldown_hours,
+        m.retrain_min_new_rows,
+        accuracy=accuracy["decay"],
+    )
+    # The registry first: if it is down the step fails (and is retried) before a decision is
+    # recorded, so a failed run leaves complete report files and nothing else behind.
+    run_id = run_id or last_train_run(home)
+    if run_id:
+        registry.log_artifacts(home, run_id, files, "reports")
+    loop.log_decision(home.reports, decision)
+    out = MonitorResult(
+        status=drift["status"],
+        drifted=drift["drifted"],
+        drift_share=drift["drift_share"],
+        html=str(home.drift_html) if drift["status"] == "ok" else None,
+        json=str(home.drift_json),
+        series_json=str(series_path),
+        windows=w.describe(),
+        series_drifted=sorted(s for s, r in per_series.items() if r["drifted"]),
+        series_insufficient=sorted(s for s, r in per_series.items() if r["status"] != "ok"),
+        accuracy=AccuracyBrief.of(accuracy),
+        decision=decision,
+        data_end=str(w.end),
+        logged_to_run=run_id,
+    )
+    _write_metrics(home, out)
+    return out
+
+
+def _drift(cfg: FluxoraConfig, home: Home, w: Any, columns: list[str]) -> tuple[dict[str, Any], list[Path]]:
+    """The pooled drift report (Evidently), or an `insufficient_data` record when the windows are too short."""
+    from fluxora.monitoring.drift import drift_report
+
+    m = cfg.monitor
+    try:
+        result = drift_report(
+            w.reference,
+            w.current,
+            columns,
+            home.reports,
+            name=DRIFT_REPORT,
+            drift_share_threshold=m.drift_share_threshold,
+            max_rows=m.max_rows,
+        )
+    except InsufficientDataError as exc:
+        drift = {"status": "insufficient_data", "reason": str(exc), "drifted": False, "drift_share": None}
+        io.atomic_write_text(home.drift_json, json.dumps(drift, indent=2))
+        return drift, [home.drift_json]
+    return {"status": "ok", **result.to_dict()}, [result.html_path, result.json_path, result.evidently_json_path]
+
+
+def _write_metrics(home: Home, out: MonitorResult) -> None:
+    """DVC's monitoring metrics (numbers only)."""
+    acc = out.accuracy
+    metrics = {
+        "drifted": int(bool(out.drifted)),
+        "drift_share": out.drift_share,
+        "series_drifted": len(out.series_drifted),
+        "retrain": int(out.decision.retrain),
+        "realized_mae": acc.mae,
+        "realized_mape": acc.mape,
+        "realized_coverage": acc.coverage,
+        "realized_mae_ratio": acc.decay["mae_ratio"],
+        "forecast_points_matured": acc.points["matured"],
+        "forecast_points_pending": acc.points["pending"],
+    }
+    io.atomic_write_text(home.monitor_metrics, json.dumps(metrics, indent=2))
+
+
+def _forecast_log(
+    cfg: FluxoraConfig, home: Home, data: pd.DataFrame
+) -> tuple[pd.DataFrame, str | None, dict[str, Any]]:
+    """The service's forecast log for the accuracy window (forecasts served after the latest
+    actual minus `monitor.accuracy_days`)."""
+    from fluxora.monitoring import accuracy
+
+    accuracy.check_interval(cfg.monitor.accuracy_interval)  # a config error, before anything is written
+    stamps = pd.to_datetime(data[TIMESTAMP], utc=True) if len(data) else pd.Series(dtype="datetime64[ns, UTC]")
+    end = stamps.max() if len(stamps) else pd.Timestamp.now(tz="UTC")
+    after = (end - pd.Timedelta(days=cfg.monitor.accuracy_days)).to_pydatetime()
+    url = cfg.infra.database_url or accuracy.default_log_url(home.root)
+    log, note = accuracy.load_log(url, served_after=after)
+    return log, note, {"served_after": after.isoformat(), "actuals_end": str(end) if len(stamps) else None}
+
+
+def _realized_accuracy(
+    cfg: FluxoraConfig,
+    home: Home,
+    forecast_log: pd.DataFrame,
+    data: pd.DataFrame,
+    note: str | None,
+    window: dict[str, Any],
+) -> dict[str, Any]:
+    from fluxora.monitoring.accuracy import accuracy_report
+
+    m = cfg.monitor
+    return accuracy_report(
+        forecast_log,
+        data,
+        home.reports,
+        min_points=m.accuracy_min_points,
+        interval=m.accuracy_interval,
+        mae_ratio_threshold=m.accuracy_mae_ratio_threshold,
+        note=note,
+        window=window,
+    )

@@ -1,0 +1,150 @@
+"""Train: backtest the candidates against seasonal naive and the champion, refit the winner on the
+training set read through Feast, register it and let the promotion gate decide."""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fluxora import registry
+from fluxora.config import FluxoraConfig
+from fluxora.data import io
+from fluxora.fanout import SERIAL, FanOut
+from fluxora.faults import failpoint
+from fluxora.paths import Home
+from fluxora.registry import RegisteredModel
+from fluxora.steps.base import StepResult
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainResult(StepResult):
+    step = "train"
+    metrics: dict[str, float]  # the winner's backtest metrics, baselines', champion's and candidates'
+    model: RegisteredModel  # the registered version (new, or the one this data and config made before)
+    leaderboard: list[tuple[str, dict[str, float]]] | None  # None: nothing was trained (already registered)
+
+
+def train(
+    cfg: FluxoraConfig, home: Home, progress: Callable[[str], None] | None = None, fan_out: FanOut = SERIAL
+) -> TrainResult:
+    """Backtest the candidates against seasonal naive and the current champion on the same
+    windows, fit the best on the training set read through Feast (point in time), register it
+    as `challenger` and let the gate decide on `champion`. Idempotent: the same data version
+    and config hash reuse the registered version. Per-series backtest work goes through `fan_out`.
+
+    `home` is bound to the configured tracking server (see `fluxora.runtime.prepare`)."""
+    from fluxora.models import backtest as bt
+    from fluxora.models.panel import Panel
+    from fluxora.models.selection import candidate_names, select
+
+    say = progress or _log.info
+    data_version = io.file_digest(home.validated_data)
+    name = cfg.train.registered_model_name
+    existing = registry.find_version(home, name, data_version, cfg.fingerprint())
+    if existing is not None:
+        say(f"train: version {existing.version} was already registered from this data and config; nothing to do")
+        return _finish(home, TrainResult(registry.run_metrics(home, existing.run_id), existing, None))
+
+    panel = Panel.from_frame(io.read_parquet(home.validated_data))
+    spec = bt.resolve(cfg, panel, weather=cfg.train.weather, horizon=cfg.train.horizon)
+    champion, note = _champion_for(home, cfg, spec)
+    fixed = {f"champion_v{champion[0]}": champion[1]} if champion else {}
+    models = candidate_names(cfg.model.name, cfg.model.candidates, include_baselines=True)
+    result = bt.run(panel, cfg, models, spec, fixed=fixed, progress=say, fan_out=fan_out)
+    board = bt.leaderboard(
+        result, cfg.train.promotion_metric, fan_out=fan_out, series_per_task=cfg.infra.series_per_task
+    )
+    chosen = select(
+        board,
+        candidate_names(cfg.model.name, cfg.model.candidates),
+        cfg.train.promotion_metric,
+        cfg.train.promotion_margin,
+        note,
+    )
+    say(f"train: {chosen.winner} wins the backtest; gate: {chosen.decision.reason}")
+    failpoint("train:backtested")
+
+    model = _fit_final(cfg, home, panel, chosen.winner)
+    failpoint("train:fitted")
+    with tempfile.TemporaryDirectory(prefix="fluxora-model-") as tmp:
+        model_dir = model.save(Path(tmp) / "model")
+        artifacts = [io.atomic_write_text(Path(tmp) / "leaderboard.json", json.dumps(board, indent=2, default=str))]
+        if cfg.backtest.plots:
+            from fluxora.models.plots import backtest_plots
+
+            artifacts += backtest_plots(result, board, Path(tmp) / "plots", cfg.backtest.plot_series)
+        registered = registry.log_and_register(
+            home, cfg, model_dir, data_version, chosen.metrics, chosen.decision, artifacts
+        )
+    if not registered.champion:
+        _log.warning("version %s stays challenger: %s", registered.version, chosen.decision.reason)
+    leaderboard = [(e["model"], e["overall"]) for e in board["models"]]
+    return _finish(home, TrainResult(chosen.metrics, registered, leaderboard))
+
+
+def _champion_for(home: Home, cfg: FluxoraConfig, spec: Any) -> tuple[tuple[str, Any] | None, str]:
+    """The current champion as a NativeForecaster if it can be scored on these windows,
+    else None and (when one exists) why not."""
+    from fluxora.errors import RegistryError
+    from fluxora.features.build import LOAD_HISTORY, TEMP_HISTORY
+    from fluxora.models.native import SERIES_KEY, TARGET_TEMPERATURE, NativeForecaster, find_model_dir
+
+    if not home.has_registry:
+        return None, ""
+    try:
+        version, local = registry.download_champion(
+            home.mlflow_tracking_uri, cfg.train.registered_model_name, home.model_cache
+        )
+    except RegistryError:
+        return None, ""
+    try:
+        native = NativeForecaster.load(find_model_dir(local))
+    except (ValueError, FileNotFoundError, KeyError) as exc:
+        return None, f"champion v{version} cannot be loaded by this code ({exc})"
+    c = native.contract
+    available = {LOAD_HISTORY, TEMP_HISTORY, SERIES_KEY} | (
+        {TARGET_TEMPERATURE} if spec.weather != "persistence" else set()
+    )
+    if c.horizon < spec.horizon or not set(c.state_features) <= available:
+        return None, f"champion v{version} cannot forecast these windows (horizon {c.horizon}, {c.state_features})"
+    return (version, native), ""
+
+
+def _fit_final(cfg: FluxoraConfig, home: Home, panel: Any, winner: str) -> Any:
+    """The production model: the winner refit on every origin, read through Feast."""
+    from fluxora.features.store import training_set
+    from fluxora.models.forecasters import make_forecaster
+    from fluxora.models.panel import batch_from_features, concat_batches, sample_origins
+
+    fc, h = cfg.features, cfg.train.horizon
+    origins = panel.training_origins(h, cfg.train.origin_stride_hours, fc.load_history_hours, fc.temp_history_hours)
+    origins = sample_origins(origins, cfg.train.max_origins, cfg.backtest.seed)
+    frames = training_set(home, origins, fc.feature_service, fc.series_per_batch)
+    batch = concat_batches(
+        [batch_from_features(f, panel, h, fc.load_history_hours, fc.temp_history_hours) for f in frames]
+    )
+    batch = batch.with_weather(cfg.train.weather, cfg.backtest.weather_noise_c, cfg.backtest.seed)
+    return make_forecaster(winner, cfg, h, cfg.train.weather).fit(batch)
+
+
+def _finish(home: Home, result: TrainResult) -> TrainResult:
+    """Write the run reference for later steps and DVC's training metrics (numbers only)."""
+    io.atomic_write_text(home.train_run, json.dumps(result.outputs(), indent=2, default=str))
+    flat = {k: v for k, v in result.metrics.items() if "." not in k}
+    summary = {"model_version": int(result.model.version), "champion": int(result.model.champion)}
+    io.atomic_write_text(home.train_metrics, json.dumps(flat | summary, indent=2))
+    return result
+
+
+def last_train_run(home: Home) -> str | None:
+    """The MLflow run of the latest training, if one finished in this home."""
+    if not home.train_run.is_file():
+        return None
+    return str(json.loads(home.train_run.read_text())["model"]["run_id"])
