@@ -24,7 +24,7 @@ from fluxora.config import FluxoraConfig
 from fluxora.data import io
 from fluxora.data.schema import LOAD, SERIES_ID, TIMESTAMP
 from fluxora.features import store as fs
-from fluxora.features.build import EVENT_TIMESTAMP, LOAD_HISTORY, TEMP_HISTORY
+from fluxora.features.names import EVENT_TIMESTAMP, LOAD_HISTORY, TEMP_HISTORY
 from fluxora.models.native import NativeForecaster
 from fluxora.paths import Home
 

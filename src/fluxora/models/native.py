@@ -28,8 +28,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from fluxora.features.build import LOAD_HISTORY, TEMP_HISTORY
-from fluxora.features.design import FEATURE_NAMES, Calendar, Design, design_matrix, linear_basis, seasonal_naive
+from fluxora.features.design import Calendar, Design, design_matrix, linear_basis, seasonal_naive
+from fluxora.features.names import FEATURE_NAMES, LOAD_HISTORY, SERIES_KEY, TARGET_TEMPERATURE, TEMP_HISTORY
 
 MODEL_FILE = "model.json"
 CONTRACT_FILE = "contract.json"
@@ -38,8 +38,6 @@ SPREAD_SCALE_ATTR = "fluxora_spread_scale"  # quantile booster attribute of olde
 CALIBRATION_ATTR = "fluxora_calibration"  # quantile booster attribute: JSON (levels x steps) conformal table
 CONTRACT_VERSION = 2
 STATE_INPUTS = (LOAD_HISTORY, TEMP_HISTORY)
-SERIES_KEY = "series_id"  # state entry (n,) of series ids: needed by per-series models (prophet)
-TARGET_TEMPERATURE = "target_temperature"  # state entry (n, horizon): weather forecast at the targets
 WEATHER_PERSISTENCE = "persistence"  # target temperature = same hour on the latest observed day
 WEATHER_TARGET = "target"  # target temperature supplied in the state (forecast or ex post)
 MODELS = ("xgboost", "ridge", "seasonal_naive", "prophet")

@@ -36,6 +36,7 @@ from fluxora.api.schemas import (
     ForecastResponse,
     PredictRequest,
 )
+from fluxora.features.names import LOAD_HISTORY, TEMP_HISTORY
 from fluxora.models.native import Forecast
 
 router = APIRouter(prefix="/v1", tags=["forecast"])
@@ -214,8 +215,6 @@ def _check_request(model: LoadedModel, horizon: int, quantiles: Sequence[float])
 
 
 def _history_hours(model: LoadedModel, name: str) -> int | None:
-    from fluxora.features.build import LOAD_HISTORY, TEMP_HISTORY
-
     c = model.forecaster.contract
     return {LOAD_HISTORY: c.load_history_hours, TEMP_HISTORY: c.temp_history_hours}.get(name)
 
