@@ -20,10 +20,13 @@ the `calibration` key of model.json. Models saved without one serve their raw qu
 
 from __future__ import annotations
 
+import importlib
 import json
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Protocol
 
 import numpy as np
@@ -157,6 +160,28 @@ def _median(contract: Contract, quantiles: np.ndarray) -> np.ndarray:
     return quantiles[contract.quantiles.index(0.5)]
 
 
+def import_xgboost_without_sklearn() -> ModuleType:
+    """xgboost, imported with scikit-learn hidden when neither is imported yet.
+
+    xgboost imports scikit-learn at import time when it is installed (about 3 s and ~100 MB
+    here), only for its scikit-learn wrapper classes. Serving uses the native Booster, so with
+    scikit-learn hidden xgboost falls back to its no-scikit-learn mode. A process that has
+    already imported either keeps what it has; Fluxora's training uses `xgboost.train`, which
+    does not need scikit-learn either way.
+    """
+    module = sys.modules.get("xgboost")
+    if module is not None:
+        return module
+    hide = "sklearn" not in sys.modules
+    if hide:
+        sys.modules["sklearn"] = None  # type: ignore[assignment]  # makes `import sklearn` raise ImportError
+    try:
+        return importlib.import_module("xgboost")
+    finally:
+        if hide and sys.modules.get("sklearn", False) is None:
+            del sys.modules["sklearn"]
+
+
 @dataclass
 class XGBoostPredictor:
     """A squared-error booster for the point forecast and a multi-quantile booster
@@ -190,8 +215,7 @@ class XGBoostPredictor:
 
     @classmethod
     def load(cls, directory: Path) -> XGBoostPredictor:
-        import xgboost as xgb
-
+        xgb = import_xgboost_without_sklearn()
         boosters = []
         for name in (MODEL_FILE, XGB_QUANTILE_FILE):
             booster = xgb.Booster()
