@@ -222,7 +222,7 @@ def _mlflow_body(home: Path) -> str:
     import pyarrow.parquet as pq
 
     from fluxora.features import store as fs
-    from fluxora.features.build import EVENT_TIMESTAMP, LOAD_HISTORY, TEMP_HISTORY
+    from fluxora.features.names import EVENT_TIMESTAMP, LOAD_HISTORY, TEMP_HISTORY
     from fluxora.paths import Home
 
     table = pq.read_table(fs.offline_path(Home(home))).to_pandas()

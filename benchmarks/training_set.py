@@ -60,7 +60,8 @@ def prepare(home_dir: Path, n_series: int, days: int) -> None:
     from fluxora.data.schema import SERIES_ID, TIMESTAMP
     from fluxora.data.synthetic import generate
     from fluxora.features import store as fs
-    from fluxora.features.build import EVENT_TIMESTAMP, calendar_table, load_stats, origin_states
+    from fluxora.features.build import calendar_table, load_stats, origin_states
+    from fluxora.features.names import EVENT_TIMESTAMP
     from fluxora.features.weather import forecast_states, observed_weather
     from fluxora.paths import Home
     from fluxora.runtime import prepare as prepare_home
@@ -106,7 +107,7 @@ def merge_asof_contender(home_dir: Path) -> Callable[[], int]:
 
     from fluxora.data.schema import SERIES_ID
     from fluxora.features import store as fs
-    from fluxora.features.build import EVENT_TIMESTAMP
+    from fluxora.features.names import EVENT_TIMESTAMP
     from fluxora.paths import Home
 
     home = Home(home_dir)

@@ -354,7 +354,7 @@ def test_forecasts_served_by_the_service_are_scored(tiny_cfg: Any, trained_home:
     from fluxora import steps
     from fluxora.api.app import create_app
     from fluxora.features import store as fs
-    from fluxora.features.build import EVENT_TIMESTAMP, LOAD_HISTORY, TEMP_HISTORY
+    from fluxora.features.names import EVENT_TIMESTAMP, LOAD_HISTORY, TEMP_HISTORY
 
     series, horizon = "series_000", 24
     table = pq.read_table(fs.offline_path(trained_home)).to_pandas()

@@ -24,7 +24,7 @@ from fluxora.config import FluxoraConfig
 from fluxora.data import io
 from fluxora.data.schema import LOAD, SERIES_ID, TIMESTAMP
 from fluxora.features import store as fs
-from fluxora.features.build import EVENT_TIMESTAMP, LOAD_HISTORY, TEMP_HISTORY
+from fluxora.features.names import EVENT_TIMESTAMP, LOAD_HISTORY, TEMP_HISTORY
 from fluxora.models.native import NativeForecaster
 from fluxora.paths import Home
 
@@ -293,6 +293,24 @@ def test_forecast_query_errors_are_reported_as_fastapi_does(client: TestClient) 
         (["query", "horizon"], "greater_than_equal"),
         (["query", "quantiles"], "too_long"),
     ]
+
+
+def test_get_forecast_query_has_the_post_body_limits(client: TestClient) -> None:
+    # GET and POST take their limits from the same definitions: a level outside (0, 1) is a
+    # query error on GET (it used to reach the model check), as it is a body error on POST.
+    for level, kind in ((1.5, "less_than"), (0.0, "greater_than")):
+        r = _get(client, series_id=SERIES, quantiles=[level])
+        assert r.status_code == 422
+        assert [(e["loc"], e["type"]) for e in r.json()["detail"]] == [(["query", "quantiles", 0], kind)]
+        assert client.post(FORECAST, json={"series_ids": [SERIES], "quantiles": [level]}).status_code == 422
+    spec = client.get("/openapi.json").json()
+    query = {p["name"]: p["schema"] for p in spec["paths"][FORECAST]["get"]["parameters"]}
+    body = spec["components"]["schemas"]["ForecastRequest"]["properties"]
+    for bound in ("minimum", "maximum", "default"):
+        assert query["horizon"][bound] == body["horizon"][bound]
+    [levels, _null] = query["quantiles"]["anyOf"]
+    assert levels["maxItems"] == body["quantiles"]["maxItems"]
+    assert levels["items"] == body["quantiles"]["items"]
 
 
 # --- POST /v1/forecast, quantiles, /v1/predict, models ----------------------------------------

@@ -21,8 +21,9 @@ from fluxora.data.schema import SERIES_ID, TEMPERATURE, TIMESTAMP
 from fluxora.data.synthetic import generate
 from fluxora.errors import FeatureStoreError
 from fluxora.features import store as fs
-from fluxora.features.build import EVENT_TIMESTAMP, feature_tables
+from fluxora.features.build import feature_tables
 from fluxora.features.calendar import calendar_frame
+from fluxora.features.names import EVENT_TIMESTAMP
 from fluxora.features.weather import ISSUED_AT, TARGET_TIME, TEMP_FORECAST, forecast_states
 from fluxora.paths import Home
 from fluxora.runtime import prepare

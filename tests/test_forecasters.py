@@ -14,10 +14,10 @@ from conftest import TINY_OVERRIDES
 from fluxora.config import FluxoraConfig, compose
 from fluxora.data.synthetic import generate
 from fluxora.data.validate import validate
-from fluxora.features.build import LOAD_HISTORY, TEMP_HISTORY
-from fluxora.features.design import COL, FEATURE_NAMES, Calendar, design_matrix, linear_basis, seasonal_naive
+from fluxora.features.design import COL, Calendar, design_matrix, linear_basis, seasonal_naive
+from fluxora.features.names import FEATURE_NAMES, LOAD_HISTORY, SERIES_KEY, TARGET_TEMPERATURE, TEMP_HISTORY
 from fluxora.models.forecasters import Forecaster, make_forecaster
-from fluxora.models.native import SERIES_KEY, TARGET_TEMPERATURE, NativeForecaster
+from fluxora.models.native import NativeForecaster
 from fluxora.models.panel import OriginBatch, Panel
 
 H = 24

@@ -15,7 +15,8 @@ from fluxora.data.schema import CANONICAL_COLUMNS, LOAD, SERIES_ID, TEMPERATURE,
 from fluxora.data.synthetic import generate
 from fluxora.data.validate import validate
 from fluxora.errors import DataValidationError, InsufficientDataError
-from fluxora.features.build import EVENT_TIMESTAMP, LOAD_HISTORY, TEMP_HISTORY, origin_states
+from fluxora.features.build import origin_states
+from fluxora.features.names import EVENT_TIMESTAMP, LOAD_HISTORY, TEMP_HISTORY
 from fluxora.models.native import Contract, find_model_dir
 
 

@@ -19,7 +19,8 @@ from fluxora.config import FeaturesConfig, FluxoraConfig, InfraConfig
 from fluxora.data.schema import LOAD, SERIES_ID, TEMPERATURE, TIMESTAMP
 from fluxora.data.synthetic import generate
 from fluxora.features import store as fs
-from fluxora.features.build import EVENT_TIMESTAMP, feature_tables
+from fluxora.features.build import feature_tables
+from fluxora.features.names import EVENT_TIMESTAMP
 from fluxora.paths import Home
 from fluxora.runtime import prepare
 

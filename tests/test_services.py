@@ -28,8 +28,8 @@ from fluxora.data import io
 from fluxora.data.schema import LOAD, SERIES_ID, TEMPERATURE, TIMESTAMP
 from fluxora.errors import FeatureStoreError, RegistryError
 from fluxora.features import store as fs
-from fluxora.features.build import EVENT_TIMESTAMP, LOAD_HISTORY, TEMP_HISTORY
-from fluxora.features.design import FEATURE_NAMES, Design, design_matrix, seasonal_naive
+from fluxora.features.design import Design, design_matrix, seasonal_naive
+from fluxora.features.names import EVENT_TIMESTAMP, FEATURE_NAMES, LOAD_HISTORY, TEMP_HISTORY
 from fluxora.models.forecasters import make_forecaster
 from fluxora.models.native import CONTRACT_FILE, STATE_INPUTS, NativeForecaster
 from fluxora.models.panel import OriginBatch

@@ -19,7 +19,6 @@ from fluxora.api.auth import KeyVerifier
 from fluxora.api.deps import Services
 from fluxora.api.forecast_cache import ForecastCache
 from fluxora.api.forecast_log import ForecastLogWriter
-from fluxora.api.lean import import_xgboost_without_sklearn
 from fluxora.api.metrics import Metrics
 from fluxora.api.middleware import ServiceMiddleware
 from fluxora.api.model_history import ModelEventLog
@@ -29,6 +28,7 @@ from fluxora.api.ratelimit import make_limiter
 from fluxora.api.routes import auth, forecast, health, keys, models
 from fluxora.api.settings import ServiceSettings
 from fluxora.errors import FluxoraError
+from fluxora.models.native import import_xgboost_without_sklearn
 from fluxora.monitoring.prometheus import MonitoringCollector
 from fluxora.paths import Home
 

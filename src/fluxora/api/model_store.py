@@ -27,7 +27,7 @@ import numpy as np
 
 from fluxora.api.settings import ServiceSettings
 from fluxora.errors import RegistryError
-from fluxora.features.build import LOAD_HISTORY, TEMP_HISTORY
+from fluxora.features.names import LOAD_HISTORY, TEMP_HISTORY
 from fluxora.models.native import NativeForecaster, find_model_dir
 
 log = logging.getLogger("fluxora.api")

@@ -8,10 +8,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+# The limits of a forecast question, written once: the POST bodies below, the GET /v1/forecast
+# query (`ForecastQuery`, validated by the route itself) and its OpenAPI text all use these.
+MAX_HORIZON = 168
+DEFAULT_HORIZON = 24
+MAX_SERIES = 100  # series (or instances) per POST request; the service may allow fewer
+MAX_QUANTILES = 20  # quantile levels per request
+
 SeriesId = Annotated[str, Field(min_length=1, max_length=200, description="series identifier")]
 Level = Annotated[float, Field(gt=0, lt=1, description="quantile level, e.g. 0.1")]
-MAX_HORIZON = 168
-MAX_SERIES = 100
+Horizon = Annotated[int, Field(ge=1, le=MAX_HORIZON, description="hours ahead")]
+Levels = Annotated[list[Level], Field(max_length=MAX_QUANTILES)]
 
 
 def _finite(values: list[float]) -> list[float]:
@@ -46,8 +53,17 @@ class ForecastRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     series_ids: list[SeriesId] = Field(min_length=1, max_length=MAX_SERIES, description="series to forecast")
-    horizon: int = Field(default=24, ge=1, le=MAX_HORIZON, description="hours ahead")
-    quantiles: list[Level] = Field(default_factory=list, max_length=20)
+    horizon: Horizon = DEFAULT_HORIZON
+    quantiles: Levels = Field(default_factory=list)
+
+
+class ForecastQuery(BaseModel):
+    """The query of GET /v1/forecast (one series). The route validates it itself, without
+    FastAPI's parameter solving, and documents its parameters from this model's JSON schema."""
+
+    series_id: SeriesId = Field(description="series to forecast")
+    horizon: Horizon = DEFAULT_HORIZON
+    quantiles: Levels | None = Field(default=None, description="quantile levels, e.g. 0.1")
 
 
 class BatchForecastResponse(BaseModel):
@@ -72,8 +88,8 @@ class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     instances: list[PredictInstance] = Field(min_length=1, max_length=MAX_SERIES)
-    horizon: int = Field(default=24, ge=1, le=MAX_HORIZON)
-    quantiles: list[Level] = Field(default_factory=list, max_length=20)
+    horizon: Horizon = DEFAULT_HORIZON
+    quantiles: Levels = Field(default_factory=list)
 
 
 class ContractInfo(BaseModel):

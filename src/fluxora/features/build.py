@@ -20,13 +20,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from fluxora.config import FeaturesConfig
 from fluxora.data.schema import LOAD, SERIES_ID, TEMPERATURE, TIMESTAMP
 from fluxora.errors import InsufficientDataError
-
-EVENT_TIMESTAMP = "event_timestamp"
-LOAD_HISTORY = "load_history"  # float32[load_history_hours]: load at o-(L-1) .. o
-TEMP_HISTORY = "temp_history"  # float32[temp_history_hours]: temperature at o-(L-1) .. o
-LOAD_MEAN_24H = "load_mean_24h"
-TEMP_MEAN_24H = "temp_mean_24h"
-STATE_FEATURES = (LOAD_HISTORY, TEMP_HISTORY, LOAD_MEAN_24H, TEMP_MEAN_24H)
+from fluxora.features.names import EVENT_TIMESTAMP, LOAD_HISTORY, LOAD_MEAN_24H, TEMP_HISTORY, TEMP_MEAN_24H
 
 
 def origin_states(data: pd.DataFrame, cfg: FeaturesConfig) -> pa.Table:

@@ -19,28 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-FEATURE_NAMES = (
-    "step",
-    "hour",  # local hour of the target
-    "dayofweek",  # local day of week of the target (Monday = 0)
-    "doy_sin",
-    "doy_cos",
-    "holiday",  # the target's local date is a public holiday
-    "working_day",  # not a weekend day and not a holiday
-    "lag_day_working",  # the day `lag_same_hour_day` comes from was a working day
-    "lag_same_hour_day",  # load at the same hour on the latest observed day (scaled)
-    "lag_same_hour_week",  # load one week before the target (scaled)
-    "load_last",  # load at the origin (scaled)
-    "load_mean_24h",  # scaled
-    "log_scale",
-    "temp_same_hour_day",  # temperature at the same hour on the latest observed day
-    "temp_mean_24h",
-    "temp_target",  # temperature at the target as known at the origin (see module docstring)
-    "temp_change",  # temp_target - temp_same_hour_day: weather change since the lag day
-    "heating_degrees",  # max(heating_base - temp_target, 0): heating load is linear below the base
-    "cooling_degrees",  # max(temp_target - cooling_base, 0)
-    "heating_degrees_24h",  # of the last day's mean temperature: buildings' thermal inertia
-)
+from fluxora.features.names import FEATURE_NAMES
+
 COL = {name: i for i, name in enumerate(FEATURE_NAMES)}
 
 _HOUR_NS = 3_600_000_000_000

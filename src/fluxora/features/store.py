@@ -27,7 +27,7 @@ from fluxora.config import InfraConfig
 from fluxora.data.io import atomic_write, atomic_write_text
 from fluxora.data.schema import SERIES_ID
 from fluxora.errors import FeatureStoreError
-from fluxora.features.build import EVENT_TIMESTAMP
+from fluxora.features.names import EVENT_TIMESTAMP, LOAD_HISTORY
 from fluxora.paths import HOME_ENV, Home, project_root
 
 if TYPE_CHECKING:
@@ -311,10 +311,10 @@ def online(store: FeatureStore, series_ids: list[str], service: str) -> dict[str
     feature_service = store.get_feature_service(service)
     response = store.get_online_features(features=feature_service, entity_rows=[{"series_id": s} for s in series_ids])
     raw = response.to_dict(include_event_timestamps=True)
-    seconds = raw.get("load_history__ts", [0] * len(series_ids))
+    seconds = raw.get(f"{LOAD_HISTORY}__ts", [0] * len(series_ids))
     raw[ONLINE_TIMESTAMP] = [
         datetime.fromtimestamp(s, tz=UTC) if s and value is not None else None
-        for s, value in zip(seconds, raw["load_history"], strict=True)
+        for s, value in zip(seconds, raw[LOAD_HISTORY], strict=True)
     ]
     return raw
 

@@ -13,8 +13,8 @@ import pandas as pd
 import pyarrow as pa
 
 from fluxora.data.schema import SERIES_ID, TEMPERATURE, TIMESTAMP
+from fluxora.features.names import EVENT_TIMESTAMP
 
-EVENT_TIMESTAMP = "event_timestamp"
 HEATING_DEGREES = "heating_degrees"  # max(heating_base - T, 0), degree C, at the stamped hour
 COOLING_DEGREES = "cooling_degrees"  # max(T - cooling_base, 0)
 HEATING_DEGREE_HOURS_24H = "heating_degree_hours_24h"  # sum over the 24 h ending at the stamp

@@ -18,14 +18,13 @@ import numpy as np
 
 from fluxora.config import FluxoraConfig, ModelConfig
 from fluxora.errors import ConfigError
+from fluxora.features.names import SERIES_KEY, TARGET_TEMPERATURE
 from fluxora.models.calibration import conformal_table, holdout_split
 from fluxora.models.native import (
     CALIBRATION_ATTR,
     CONTRACT_FILE,
     MODEL_FILE,
-    SERIES_KEY,
     STATE_INPUTS,
-    TARGET_TEMPERATURE,
     WEATHER_PERSISTENCE,
     WEATHER_TARGET,
     XGB_QUANTILE_FILE,

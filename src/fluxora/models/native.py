@@ -20,16 +20,19 @@ the `calibration` key of model.json. Models saved without one serve their raw qu
 
 from __future__ import annotations
 
+import importlib
 import json
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Protocol
 
 import numpy as np
 
-from fluxora.features.build import LOAD_HISTORY, TEMP_HISTORY
-from fluxora.features.design import FEATURE_NAMES, Calendar, Design, design_matrix, linear_basis, seasonal_naive
+from fluxora.features.design import Calendar, Design, design_matrix, linear_basis, seasonal_naive
+from fluxora.features.names import FEATURE_NAMES, LOAD_HISTORY, SERIES_KEY, TARGET_TEMPERATURE, TEMP_HISTORY
 
 MODEL_FILE = "model.json"
 CONTRACT_FILE = "contract.json"
@@ -38,8 +41,6 @@ SPREAD_SCALE_ATTR = "fluxora_spread_scale"  # quantile booster attribute of olde
 CALIBRATION_ATTR = "fluxora_calibration"  # quantile booster attribute: JSON (levels x steps) conformal table
 CONTRACT_VERSION = 2
 STATE_INPUTS = (LOAD_HISTORY, TEMP_HISTORY)
-SERIES_KEY = "series_id"  # state entry (n,) of series ids: needed by per-series models (prophet)
-TARGET_TEMPERATURE = "target_temperature"  # state entry (n, horizon): weather forecast at the targets
 WEATHER_PERSISTENCE = "persistence"  # target temperature = same hour on the latest observed day
 WEATHER_TARGET = "target"  # target temperature supplied in the state (forecast or ex post)
 MODELS = ("xgboost", "ridge", "seasonal_naive", "prophet")
@@ -159,6 +160,28 @@ def _median(contract: Contract, quantiles: np.ndarray) -> np.ndarray:
     return quantiles[contract.quantiles.index(0.5)]
 
 
+def import_xgboost_without_sklearn() -> ModuleType:
+    """xgboost, imported with scikit-learn hidden when neither is imported yet.
+
+    xgboost imports scikit-learn at import time when it is installed (about 3 s and ~100 MB
+    here), only for its scikit-learn wrapper classes. Serving uses the native Booster, so with
+    scikit-learn hidden xgboost falls back to its no-scikit-learn mode. A process that has
+    already imported either keeps what it has; Fluxora's training uses `xgboost.train`, which
+    does not need scikit-learn either way.
+    """
+    module = sys.modules.get("xgboost")
+    if module is not None:
+        return module
+    hide = "sklearn" not in sys.modules
+    if hide:
+        sys.modules["sklearn"] = None  # type: ignore[assignment]  # makes `import sklearn` raise ImportError
+    try:
+        return importlib.import_module("xgboost")
+    finally:
+        if hide and sys.modules.get("sklearn", False) is None:
+            del sys.modules["sklearn"]
+
+
 @dataclass
 class XGBoostPredictor:
     """A squared-error booster for the point forecast and a multi-quantile booster
@@ -192,8 +215,7 @@ class XGBoostPredictor:
 
     @classmethod
     def load(cls, directory: Path) -> XGBoostPredictor:
-        import xgboost as xgb
-
+        xgb = import_xgboost_without_sklearn()
         boosters = []
         for name in (MODEL_FILE, XGB_QUANTILE_FILE):
             booster = xgb.Booster()

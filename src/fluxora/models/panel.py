@@ -15,8 +15,8 @@ import pandas as pd
 
 from fluxora.data.schema import LOAD, SERIES_ID, TEMPERATURE, TIMESTAMP
 from fluxora.errors import ConfigError, InsufficientDataError
-from fluxora.features.build import EVENT_TIMESTAMP, LOAD_HISTORY, TEMP_HISTORY, stack
-from fluxora.models.native import SERIES_KEY, TARGET_TEMPERATURE
+from fluxora.features.build import stack
+from fluxora.features.names import EVENT_TIMESTAMP, LOAD_HISTORY, SERIES_KEY, TARGET_TEMPERATURE, TEMP_HISTORY
 
 HOUR = np.timedelta64(1, "h")
 _HOUR_NS = 3_600_000_000_000

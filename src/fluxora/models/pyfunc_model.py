@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
-from fluxora.features.build import LOAD_HISTORY, TEMP_HISTORY, stack
-from fluxora.models.native import SERIES_KEY, TARGET_TEMPERATURE, NativeForecaster
+from fluxora.features.build import stack
+from fluxora.features.names import LOAD_HISTORY, SERIES_KEY, TARGET_TEMPERATURE, TEMP_HISTORY
+from fluxora.models.native import NativeForecaster
 
 
 class LoadForecasterModel(PythonModel):

@@ -22,19 +22,21 @@ from typing import Annotated, Any
 import numpy as np
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.exceptions import RequestValidationError
-from pydantic import Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic.fields import FieldInfo
 
 from fluxora.api.deps import SERVING_SECURITY, Call, Serving, check_series, error_responses, serving_from_request
 from fluxora.api.forecast_cache import Computed, state_key
 from fluxora.api.model_store import LoadedModel
 from fluxora.api.rendering import JSONText, batch_json, computed, forecast_json, iso_utc, utc_datetime
 from fluxora.api.schemas import (
-    MAX_HORIZON,
     BatchForecastResponse,
+    ForecastQuery,
     ForecastRequest,
     ForecastResponse,
     PredictRequest,
 )
+from fluxora.features.names import LOAD_HISTORY, TEMP_HISTORY
 from fluxora.models.native import Forecast
 
 router = APIRouter(prefix="/v1", tags=["forecast"])
@@ -44,60 +46,37 @@ ERRORS = error_responses(401, 403, 404, 413, 422, 429, 503)
 # GET /v1/forecast is the hot path, and FastAPI's per-request dependency and parameter solving
 # (the `Security` schemes, `serving_call`, three query fields) cost about as much as the rest of
 # a cache hit. The route therefore takes only the `Request`: it authenticates with the same
-# objects (`serving_from_request`) and validates its query with the same pydantic constraints,
-# reported as FastAPI reports them (422, `loc` ["query", name]). Its parameters and security are
-# declared for the OpenAPI document below, exactly as FastAPI derived them from the signature.
-SERIES_ID_DOC = "series to forecast"
-HORIZON_DOC = "hours ahead"
-QUANTILES_DOC = "quantile levels, e.g. 0.1"
-_QUERY: dict[str, tuple[TypeAdapter[Any], Any]] = {  # name -> (validator, default; ... = required)
-    "series_id": (TypeAdapter(Annotated[str, Field(min_length=1, max_length=200)]), ...),
-    "horizon": (TypeAdapter(Annotated[int, Field(ge=1, le=MAX_HORIZON)]), 24),
-    "quantiles": (TypeAdapter(Annotated[list[float] | None, Field(max_length=20)]), None),
-}
-FORECAST_GET_DOCS: dict[str, Any] = {
-    "parameters": [
-        {
-            "name": "series_id",
-            "in": "query",
-            "required": True,
-            "schema": {
-                "type": "string",
-                "minLength": 1,
-                "maxLength": 200,
-                "description": SERIES_ID_DOC,
-                "title": "Series Id",
-            },
-            "description": SERIES_ID_DOC,
-        },
-        {
-            "name": "horizon",
-            "in": "query",
-            "required": False,
-            "schema": {
-                "type": "integer",
-                "maximum": MAX_HORIZON,
-                "minimum": 1,
-                "description": HORIZON_DOC,
-                "default": 24,
-                "title": "Horizon",
-            },
-            "description": HORIZON_DOC,
-        },
-        {
-            "name": "quantiles",
-            "in": "query",
-            "required": False,
-            "schema": {
-                "anyOf": [{"type": "array", "items": {"type": "number"}, "maxItems": 20}, {"type": "null"}],
-                "description": QUANTILES_DOC,
-                "title": "Quantiles",
-            },
-            "description": QUANTILES_DOC,
-        },
-    ],
-    "security": SERVING_SECURITY,
-}
+# objects (`serving_from_request`) and validates its query with `ForecastQuery` (the limits
+# the POST bodies use), reported as FastAPI reports them (422, `loc` ["query", name]). Its
+# parameters, from the same model's JSON schema, and its security are declared for the OpenAPI
+# document below as FastAPI would derive them from a signature.
+def _field_adapter(field: FieldInfo) -> TypeAdapter[Any]:
+    """A validator of one model field on its own: its type with its constraints and description."""
+    annotated: Any = Annotated[field.annotation, field]
+    return TypeAdapter(annotated)
+
+
+_QUERY = [  # per `ForecastQuery` field, in order: (name, repeated in the query, validator, default; ... = required)
+    (name, name == "quantiles", _field_adapter(f), ... if f.is_required() else f.default)
+    for name, f in ForecastQuery.model_fields.items()
+]
+
+
+def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """The OpenAPI `parameters` of a query model: one per field, in order."""
+    schema = model.model_json_schema()
+    required = set(schema.get("required", ()))
+    parameters = []
+    for name, prop in schema["properties"].items():
+        prop = {k: v for k, v in prop.items() if not (k == "default" and v is None)}  # FastAPI omits it too
+        parameter = {"name": name, "in": "query", "required": name in required, "schema": prop}
+        if "description" in prop:
+            parameter["description"] = prop["description"]
+        parameters.append(parameter)
+    return parameters
+
+
+FORECAST_GET_DOCS: dict[str, Any] = {"parameters": query_parameters(ForecastQuery), "security": SERVING_SECURITY}
 
 
 def _forecast_query(request: Request) -> tuple[str, int, list[float]]:
@@ -106,8 +85,8 @@ def _forecast_query(request: Request) -> tuple[str, int, list[float]]:
     query = request.query_params
     values: dict[str, Any] = {}
     errors: list[dict[str, Any]] = []
-    for name, (adapter, default) in _QUERY.items():
-        raw: Any = query.getlist(name) if name == "quantiles" else query.get(name)
+    for name, is_list, adapter, default in _QUERY:
+        raw: Any = query.getlist(name) if is_list else query.get(name)
         if raw is None or raw == []:
             if default is ...:
                 errors.append({"type": "missing", "loc": ("query", name), "msg": "Field required", "input": None})
@@ -236,8 +215,6 @@ def _check_request(model: LoadedModel, horizon: int, quantiles: Sequence[float])
 
 
 def _history_hours(model: LoadedModel, name: str) -> int | None:
-    from fluxora.features.build import LOAD_HISTORY, TEMP_HISTORY
-
     c = model.forecaster.contract
     return {LOAD_HISTORY: c.load_history_hours, TEMP_HISTORY: c.temp_history_hours}.get(name)
 

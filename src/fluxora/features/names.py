@@ -1,0 +1,43 @@
+"""Names of the features and model inputs that the feature step, training, serving and the
+pipeline share. Standard library only, like `fluxora.data.schema`: the serving path imports
+these names without pandas.
+"""
+
+from __future__ import annotations
+
+EVENT_TIMESTAMP = "event_timestamp"  # every feature table's time column: the origin (UTC)
+
+# The `origin_state` view (`fluxora.features.build`): the state of a series at its origin o.
+LOAD_HISTORY = "load_history"  # float32[load_history_hours]: load at o-(L-1) .. o
+TEMP_HISTORY = "temp_history"  # float32[temp_history_hours]: temperature at o-(L-1) .. o
+LOAD_MEAN_24H = "load_mean_24h"
+TEMP_MEAN_24H = "temp_mean_24h"
+STATE_FEATURES = (LOAD_HISTORY, TEMP_HISTORY, LOAD_MEAN_24H, TEMP_MEAN_24H)
+
+# Model state entries that are not stored features (`fluxora.models.native`).
+SERIES_KEY = "series_id"  # state entry (n,) of series ids: needed by per-series models (prophet)
+TARGET_TEMPERATURE = "target_temperature"  # state entry (n, horizon): weather forecast at the targets
+
+# The design matrix columns, in order (`fluxora.features.design`); a model's contract records them.
+FEATURE_NAMES = (
+    "step",
+    "hour",  # local hour of the target
+    "dayofweek",  # local day of week of the target (Monday = 0)
+    "doy_sin",
+    "doy_cos",
+    "holiday",  # the target's local date is a public holiday
+    "working_day",  # not a weekend day and not a holiday
+    "lag_day_working",  # the day `lag_same_hour_day` comes from was a working day
+    "lag_same_hour_day",  # load at the same hour on the latest observed day (scaled)
+    "lag_same_hour_week",  # load one week before the target (scaled)
+    "load_last",  # load at the origin (scaled)
+    "load_mean_24h",  # scaled
+    "log_scale",
+    "temp_same_hour_day",  # temperature at the same hour on the latest observed day
+    "temp_mean_24h",
+    "temp_target",  # temperature at the target as known at the origin (see fluxora.features.design)
+    "temp_change",  # temp_target - temp_same_hour_day: weather change since the lag day
+    "heating_degrees",  # max(heating_base - temp_target, 0): heating load is linear below the base
+    "cooling_degrees",  # max(temp_target - cooling_base, 0)
+    "heating_degrees_24h",  # of the last day's mean temperature: buildings' thermal inertia
+)
