@@ -56,10 +56,11 @@ prefect-server-pg: install ## Prefect server on PostgreSQL (infra=production), p
 repro: install ## reproduce the pipeline with DVC (dvc repro) and show its metrics
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro $(ARGS) && PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc metrics show
 
-lint: install ## ruff, ruff format --check, mypy
+lint: install ## ruff, ruff format --check, mypy, the import layers (lint-imports)
 	$(BIN)/ruff check src flows tests benchmarks feature_repo
 	$(BIN)/ruff format --check src flows tests benchmarks feature_repo
 	$(BIN)/mypy src flows
+	$(BIN)/lint-imports --no-cache
 
 format: install ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff check --fix src flows tests benchmarks feature_repo

@@ -93,8 +93,8 @@ def _champion_for(home: Home, cfg: FluxoraConfig, spec: Any) -> tuple[tuple[str,
     """The current champion as a NativeForecaster if it can be scored on these windows,
     else None and (when one exists) why not."""
     from fluxora.errors import RegistryError
-    from fluxora.features.build import LOAD_HISTORY, TEMP_HISTORY
-    from fluxora.models.native import SERIES_KEY, TARGET_TEMPERATURE, NativeForecaster, find_model_dir
+    from fluxora.features.names import LOAD_HISTORY, SERIES_KEY, TARGET_TEMPERATURE, TEMP_HISTORY
+    from fluxora.models.native import NativeForecaster, find_model_dir
 
     if not home.has_registry:
         return None, ""
