@@ -30,15 +30,15 @@ def peak_rss_mb() -> float:
 
 def main(argv: list[str]) -> int:
     from fluxora.config import compose
+    from fluxora.data.gate import run_gate
     from fluxora.data.synthetic import generate
-    from fluxora.data.validate import validate
     from fluxora.models import backtest as bt
     from fluxora.models.forecasters import BASELINES
     from fluxora.models.panel import Panel
 
     cfg = compose([*DEFAULTS, *argv])
     started = time.perf_counter()
-    data, _ = validate(generate(cfg.data))
+    data = run_gate(generate(cfg.data), cfg.data.gate, cfg.data.freq, cfg.data.resolution).data
     panel = Panel.from_frame(data)
     t_data = time.perf_counter() - started
     spec = bt.resolve(cfg, panel)

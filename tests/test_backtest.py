@@ -11,8 +11,8 @@ import pytest
 
 from conftest import TINY_OVERRIDES
 from fluxora.config import FluxoraConfig, compose
+from fluxora.data.gate import run_gate
 from fluxora.data.synthetic import generate
-from fluxora.data.validate import validate
 from fluxora.errors import InsufficientDataError
 from fluxora.models import backtest as bt
 from fluxora.models import metrics
@@ -28,7 +28,7 @@ def cfg() -> FluxoraConfig:
 
 @pytest.fixture(scope="module")
 def panel(cfg: FluxoraConfig) -> Panel:
-    data, _ = validate(generate(cfg.data))
+    data = run_gate(generate(cfg.data), cfg.data.gate, cfg.data.freq, cfg.data.resolution).data
     return Panel.from_frame(data)
 
 

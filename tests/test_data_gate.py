@@ -12,11 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fluxora import steps
-from fluxora.config import FluxoraConfig, GateConfig
+from fluxora.config import DataConfig, FluxoraConfig, GateConfig
 from fluxora.data import io
 from fluxora.data.errors import GateFailedError
 from fluxora.data.gate import CHECK, REASON, run_gate
 from fluxora.data.schema import LOAD, SERIES_ID, TEMPERATURE, TIMESTAMP
+from fluxora.data.synthetic import generate
 from fluxora.errors import ConfigError, DataValidationError
 from fluxora.paths import Home
 
@@ -161,6 +162,47 @@ def test_off_grid_rows_are_quarantined_and_coarse_data_refused() -> None:
 def test_unknown_policy_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"data.gate.duplicates: 'repair' is not one of fail, quarantine"):
         run_gate(_series(), replace(LENIENT, duplicates="repair"))
+
+
+# -- the canonical rules (once `fluxora.data.validate`), held by the gate -----------------------
+
+
+def _small() -> pd.DataFrame:
+    return generate(DataConfig(n_series=2, days=3))
+
+
+def test_validate_sorts_and_summarises() -> None:
+    df = _small().sample(frac=1.0, random_state=0)
+    res = run_gate(df, LENIENT)
+    assert res.report["rows_written"] == len(df) and res.report["series_out"] == 2
+    assert res.data.equals(res.data.sort_values([SERIES_ID, TIMESTAMP]))
+    assert res.report["source_resolution"] == {"1h": 2}
+
+
+def _expect(check: str, df: pd.DataFrame, cfg: GateConfig = LENIENT) -> DataValidationError:
+    with pytest.raises(DataValidationError) as info:
+        run_gate(df, cfg)
+    assert info.value.check == check
+    return info.value
+
+
+def test_validate_rules() -> None:
+    df = _small()
+    _expect("columns", df.drop(columns=[LOAD]))
+    _expect("missing_weather", df.drop(columns=[TEMPERATURE]))
+    _expect("non_empty", df.iloc[:0])
+    _expect("timestamp_utc", df.assign(**{TIMESTAMP: df[TIMESTAMP].dt.tz_localize(None)}))
+    _expect("numeric", df.assign(**{LOAD: df[LOAD].astype(str)}))
+    strict = replace(LENIENT, non_finite="fail", missing_weather="fail", duplicates="fail", gaps="fail")
+    bad = df.copy()
+    bad.loc[5, LOAD] = np.inf
+    assert _expect("non_finite", bad, strict).series_id == "series_000"
+    bad = df.copy()
+    bad.loc[7, TEMPERATURE] = np.nan
+    _expect("missing_weather", bad, strict)
+    _expect("duplicates", pd.concat([df, df.iloc[[3]]]), strict)
+    err = _expect("gaps", df.drop(index=10), strict)
+    assert err.series_id == "series_000" and "1 missing step(s), first before 2024-01-01 11:00:00" in str(err)
 
 
 @settings(max_examples=40, deadline=None)

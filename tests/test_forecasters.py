@@ -12,8 +12,8 @@ import pytest
 
 from conftest import TINY_OVERRIDES
 from fluxora.config import FluxoraConfig, compose
+from fluxora.data.gate import run_gate
 from fluxora.data.synthetic import generate
-from fluxora.data.validate import validate
 from fluxora.features.design import COL, Calendar, design_matrix, linear_basis, seasonal_naive
 from fluxora.features.names import FEATURE_NAMES, LOAD_HISTORY, SERIES_KEY, TARGET_TEMPERATURE, TEMP_HISTORY
 from fluxora.models.forecasters import Forecaster, make_forecaster
@@ -31,7 +31,7 @@ def cfg() -> FluxoraConfig:
 @pytest.fixture(scope="module")
 def batches(cfg: FluxoraConfig) -> tuple[OriginBatch, OriginBatch]:
     """Training origins before the last 5 days; test origins at 4 later times."""
-    data, _ = validate(generate(cfg.data))
+    data = run_gate(generate(cfg.data), cfg.data.gate, cfg.data.freq, cfg.data.resolution).data
     panel = Panel.from_frame(data)
     end = min(s.end for s in panel.series.values())
     cut = end - np.timedelta64(5 * 24, "h")

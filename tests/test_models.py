@@ -1,4 +1,4 @@
-"""Data and schema models: the synthetic generator, validation rules, origin states, the contract."""
+"""Data and schema models: the synthetic generator, origin states, the contract."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fluxora.config import DataConfig, FeaturesConfig
+from fluxora.config import DataConfig, FeaturesConfig, GateConfig
+from fluxora.data.gate import run_gate
 from fluxora.data.schema import CANONICAL_COLUMNS, LOAD, SERIES_ID, TEMPERATURE, TIMESTAMP
 from fluxora.data.synthetic import generate
-from fluxora.data.validate import validate
-from fluxora.errors import DataValidationError, InsufficientDataError
+from fluxora.errors import InsufficientDataError
 from fluxora.features.build import origin_states
 from fluxora.features.names import EVENT_TIMESTAMP, LOAD_HISTORY, TEMP_HISTORY
 from fluxora.models.native import Contract, find_model_dir
@@ -66,45 +66,9 @@ def test_generator_rejects_empty_request() -> None:
         generate(DataConfig(n_series=0))
 
 
-def _small() -> pd.DataFrame:
-    return generate(DataConfig(n_series=2, days=3))
-
-
-def test_validate_sorts_and_summarises() -> None:
-    df = _small().sample(frac=1.0, random_state=0)
-    out, summary = validate(df)
-    assert summary.rows == len(df) and summary.series == 2
-    assert out.equals(out.sort_values([SERIES_ID, TIMESTAMP]))
-    assert summary.step == pd.Timedelta(hours=1)
-
-
-def _expect(check: str, df: pd.DataFrame) -> DataValidationError:
-    with pytest.raises(DataValidationError) as info:
-        validate(df)
-    assert info.value.check == check
-    return info.value
-
-
-def test_validate_rules() -> None:
-    df = _small()
-    _expect("columns", df.drop(columns=[TEMPERATURE]))
-    _expect("non_empty", df.iloc[:0])
-    _expect("timestamp_utc", df.assign(**{TIMESTAMP: df[TIMESTAMP].dt.tz_localize(None)}))
-    _expect("numeric", df.assign(**{LOAD: df[LOAD].astype(str)}))
-    bad = df.copy()
-    bad.loc[5, LOAD] = np.inf
-    assert _expect("finite", bad).series_id == "series_000"
-    bad = df.copy()
-    bad.loc[7, TEMPERATURE] = np.nan
-    _expect("finite", bad)
-    _expect("unique_timestamps", pd.concat([df, df.iloc[[3]]]))
-    err = _expect("regular_step", df.drop(index=10))
-    assert err.series_id == "series_000" and "1:00:00" in str(err)
-
-
 def test_origin_states_end_at_the_origin() -> None:
     cfg = FeaturesConfig()
-    data, _ = validate(generate(DataConfig(n_series=2, days=10)))
+    data = run_gate(generate(DataConfig(n_series=2, days=10)), GateConfig(min_series_days=0)).data
     states = origin_states(data, cfg).to_pandas()
     per_series = len(data) // 2 - cfg.load_history_hours + 1
     assert len(states) == 2 * per_series
@@ -117,7 +81,7 @@ def test_origin_states_end_at_the_origin() -> None:
 
 
 def test_origin_states_need_a_full_week() -> None:
-    data, _ = validate(generate(DataConfig(n_series=1, days=5)))
+    data = run_gate(generate(DataConfig(n_series=1, days=5)), GateConfig(min_series_days=0)).data
     with pytest.raises(InsufficientDataError, match="history"):
         origin_states(data, FeaturesConfig())
 

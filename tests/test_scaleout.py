@@ -79,13 +79,13 @@ def test_dask_backtest_equals_serial(prefect_harness: None) -> None:
     from prefect_dask import DaskTaskRunner
 
     from flows.fanout import fan_out
+    from fluxora.data.gate import run_gate
     from fluxora.data.synthetic import generate
-    from fluxora.data.validate import validate
     from fluxora.models import backtest as bt
     from fluxora.models.panel import Panel
 
     cfg: FluxoraConfig = compose([*OVERRIDES, "infra=dask"])
-    panel = Panel.from_frame(validate(generate(cfg.data))[0])
+    panel = Panel.from_frame(run_gate(generate(cfg.data), cfg.data.gate, cfg.data.freq, cfg.data.resolution).data)
     spec = bt.resolve(cfg, panel)
 
     def board(per_series: Any) -> dict[str, Any]:
@@ -113,12 +113,12 @@ def test_dask_backtest_equals_serial(prefect_harness: None) -> None:
 def test_feature_batches_equal_the_whole_tables() -> None:
     import pyarrow as pa
 
+    from fluxora.data.gate import run_gate
     from fluxora.data.synthetic import generate
-    from fluxora.data.validate import validate
     from fluxora.features.build import feature_batches, feature_tables
 
     cfg = compose([*TINY_OVERRIDES, "data.n_series=3", "features.series_per_batch=2"])
-    data = validate(generate(cfg.data))[0]
+    data = run_gate(generate(cfg.data), cfg.data.gate, cfg.data.freq, cfg.data.resolution).data
     whole = feature_tables(data, cfg.features)
     batches = list(feature_batches(data, cfg.features))
     assert len(batches) == 2

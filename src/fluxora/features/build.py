@@ -26,7 +26,8 @@ from fluxora.features.names import EVENT_TIMESTAMP, LOAD_HISTORY, LOAD_MEAN_24H,
 def origin_states(data: pd.DataFrame, cfg: FeaturesConfig) -> pa.Table:
     """One row per (series, origin) with a full history window, from validated canonical data.
 
-    `data` must be sorted by (series_id, timestamp) with a regular hourly step (see `validate`).
+    `data` must be sorted by (series_id, timestamp) with a regular hourly step
+    (what the validation gate, `fluxora.data.gate`, writes).
     """
     lh, lt = cfg.load_history_hours, cfg.temp_history_hours
     window = max(lh, lt, 24)
