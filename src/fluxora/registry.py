@@ -208,10 +208,12 @@ def log_and_register(
     import mlflow
     import xgboost
 
+    from fluxora.models.native import CONTRACT_FILE
+
     client = configure(home)
     experiment_id = ensure_experiment(client, cfg.train.experiment, home)
     name = cfg.train.registered_model_name
-    contract = json.loads((model_dir / "contract.json").read_text())
+    contract = json.loads((model_dir / CONTRACT_FILE).read_text())
     tags = {
         "fluxora.config_hash": cfg.fingerprint(),
         "fluxora.data_version": data_version,
