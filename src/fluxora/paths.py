@@ -114,3 +114,8 @@ class Home:
         ):
             d.mkdir(parents=True, exist_ok=True)
         return self
+
+    @property
+    def service_database_url(self) -> str:
+        """The service database when `infra.database_url` is empty: SQLite under `serving/`."""
+        return f"sqlite:///{self.root / 'serving' / 'fluxora.db'}"

@@ -74,7 +74,7 @@ class ServiceSettings(BaseSettings):
 
     @property
     def sqlalchemy_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.home / 'serving' / 'fluxora.db'}"
+        return self.database_url or Home(self.home).service_database_url
 
     def signing_secret(self) -> str:
         """The JWT secret. Production refuses a missing or short one; local mode makes an

@@ -34,6 +34,7 @@ from fluxora.data.io import atomic_write_text
 from fluxora.data.schema import LOAD, SERIES_ID, TIMESTAMP
 from fluxora.models.metrics import coverage, mae, mape
 from fluxora.monitoring.names import ACCURACY_REPORT
+from fluxora.paths import Home
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -46,7 +47,7 @@ MATURED, PENDING, MISSING = "matured", "pending", "missing"
 
 def default_log_url(home_root: Path) -> str:
     """The service's default database (`ServiceSettings.sqlalchemy_url` with no database URL)."""
-    return f"sqlite:///{home_root / 'serving' / 'fluxora.db'}"
+    return Home(home_root).service_database_url
 
 
 def load_log(url: str, served_after: datetime | None = None) -> tuple[pd.DataFrame, str | None]:
