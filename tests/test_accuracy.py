@@ -20,7 +20,7 @@ from sqlalchemy import text
 
 from conftest import TINY_OVERRIDES as TINY
 from conftest import postgres_schema
-from fluxora.api import db
+from fluxora import servicedb as db
 from fluxora.api.forecast_log import ForecastLogWriter
 from fluxora.config import compose
 from fluxora.data import io

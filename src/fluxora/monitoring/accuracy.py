@@ -58,7 +58,7 @@ def load_log(url: str, served_after: datetime | None = None) -> tuple[pd.DataFra
     """
     from sqlalchemy.engine import make_url
 
-    from fluxora.api.db import make_engine
+    from fluxora.servicedb import make_engine
 
     parsed = make_url(url)
     if parsed.drivername.startswith("sqlite"):
@@ -73,10 +73,10 @@ def load_log(url: str, served_after: datetime | None = None) -> tuple[pd.DataFra
 
 
 def read_log(engine: Engine, served_after: datetime | None = None) -> tuple[pd.DataFrame, str | None]:
-    """The forecast-log rows served after `served_after` (read only, through the api.db model)."""
+    """The forecast-log rows served after `served_after` (read only, through the service database's model)."""
     from sqlalchemy import inspect, select
 
-    from fluxora.api.db import ForecastLog
+    from fluxora.servicedb.models import ForecastLog
 
     if not inspect(engine).has_table(ForecastLog.__tablename__):
         return empty_log(), "no forecast log yet (the service's database has no forecast_log table)"
