@@ -26,8 +26,8 @@ from fluxora.config import compose
 from fluxora.data import io
 from fluxora.data.schema import LOAD, SERIES_ID, TEMPERATURE, TIMESTAMP
 from fluxora.monitoring import accuracy, loop
-from fluxora.monitoring.names import ACCURACY_REPORT, DECISIONS_FILE
 from fluxora.paths import Home
+from fluxora.report_names import ACCURACY_REPORT, DECISIONS_FILE
 
 ORIGIN = datetime(2026, 3, 10, 12, tzinfo=UTC)
 H = timedelta(hours=1)

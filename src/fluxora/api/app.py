@@ -23,12 +23,12 @@ from fluxora.api.lean import import_xgboost_without_sklearn
 from fluxora.api.metrics import Metrics
 from fluxora.api.middleware import ServiceMiddleware
 from fluxora.api.model_store import ModelStore
+from fluxora.api.monitoring_metrics import MonitoringCollector
 from fluxora.api.online import OnlineFeatures
 from fluxora.api.ratelimit import make_limiter
 from fluxora.api.routes import auth, forecast, health, keys, models
 from fluxora.api.settings import ServiceSettings
 from fluxora.errors import FluxoraError
-from fluxora.monitoring.prometheus import MonitoringCollector
 from fluxora.paths import Home
 from fluxora.servicedb.history import ModelEvent, ModelEventLog
 

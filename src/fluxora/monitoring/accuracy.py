@@ -33,8 +33,8 @@ import pandas as pd
 from fluxora.data.io import atomic_write_text
 from fluxora.data.schema import LOAD, SERIES_ID, TIMESTAMP
 from fluxora.models.metrics import coverage, mae, mape
-from fluxora.monitoring.names import ACCURACY_REPORT
 from fluxora.paths import Home
+from fluxora.report_names import ACCURACY_REPORT
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine

@@ -1,11 +1,6 @@
-"""File names of the monitoring reports under FLUXORA_HOME/reports.
+"""The report file names moved to `fluxora.report_names`. This module only keeps `fluxora.status`
+working until it imports them from there; delete it then."""
 
-Standard library only: the service's Prometheus collector reads these files without pulling in
-pandas, Evidently or the pipeline.
-"""
+from fluxora.report_names import ACCURACY_REPORT, DECISIONS_FILE
 
-DRIFT_REPORT = "drift"  # drift.json / drift.html
-DRIFT_SERIES_FILE = "drift_series.json"
-ACCURACY_REPORT = "accuracy"  # accuracy.json / accuracy.html
-DECISIONS_FILE = "decisions.jsonl"
-STATE_FILE = "loop_state.json"
+__all__ = ["ACCURACY_REPORT", "DECISIONS_FILE"]
