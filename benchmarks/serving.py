@@ -236,12 +236,13 @@ def _mlflow_body(home: Path) -> str:
 
 
 def _api_key(home: Path) -> str:
-    from fluxora.api import auth, db
+    from fluxora import servicedb as db
+    from fluxora.servicedb import accounts
 
     engine = db.make_engine(f"sqlite:///{home / 'serving' / 'fluxora.db'}")
     db.migrate(engine)
     with db.sessions(engine)() as session:
-        _, key = auth.create_key(session, "benchmark")
+        _, key = accounts.create_key(session, "benchmark")
     engine.dispose()
     return key
 

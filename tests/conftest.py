@@ -38,7 +38,7 @@ def postgres_schema(prefix: str) -> Iterator[tuple[str, str]]:
     (the database URL, the schema name). Skips the test when FLUXORA_TEST_POSTGRES_URL is unset."""
     from sqlalchemy import text
 
-    from fluxora.api import db
+    from fluxora import servicedb as db
 
     base = os.environ.get(POSTGRES_ENV)
     if not base:

@@ -7,11 +7,11 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from fluxora.api import auth
 from fluxora.api.deps import Services
 from fluxora.api.settings import ServiceSettings
 from fluxora.config import FluxoraConfig
 from fluxora.paths import Home
+from fluxora.servicedb import accounts
 
 
 def settings_for(cfg: FluxoraConfig, home: Home, **update: Any) -> ServiceSettings:
@@ -27,7 +27,7 @@ def services(app: FastAPI) -> Services:
 
 def make_key(app: FastAPI, role: str = "reader", series: list[str] | None = None, name: str = "test") -> str:
     with services(app).sessions() as session:
-        _, key = auth.create_key(session, name, role, series)
+        _, key = accounts.create_key(session, name, role, series)
     return key
 
 

@@ -20,14 +20,13 @@ from sqlalchemy import text
 
 from conftest import TINY_OVERRIDES as TINY
 from conftest import postgres_schema
-from fluxora.api import db
+from fluxora import servicedb as db
 from fluxora.api.forecast_log import ForecastLogWriter
 from fluxora.config import compose
 from fluxora.data import io
 from fluxora.data.schema import LOAD, SERIES_ID, TEMPERATURE, TIMESTAMP
 from fluxora.monitoring import accuracy, loop
-from fluxora.monitoring.names import ACCURACY_REPORT, DECISIONS_FILE
-from fluxora.paths import Home
+from fluxora.paths import ACCURACY_REPORT, DECISIONS_FILE, Home
 
 ORIGIN = datetime(2026, 3, 10, 12, tzinfo=UTC)
 H = timedelta(hours=1)
@@ -256,7 +255,7 @@ def _monitor_home(tmp_path: Path, error: float, log_url: str | None = None) -> t
     home = Home(tmp_path / "home").ensure()
     data = generate(DataConfig(n_series=2, days=30))
     io.write_parquet(data, home.validated_data)
-    url = log_url or accuracy.default_log_url(home.root)
+    url = log_url or home.service_database_url
     if log_url is None:
         engine = db.make_engine(url)
         db.migrate(engine)

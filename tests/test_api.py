@@ -578,7 +578,8 @@ def test_forecast_log_is_complete_after_clean_shutdown(
 ) -> None:
     from sqlalchemy import select
 
-    from fluxora.api import db
+    from fluxora import servicedb as db
+    from fluxora.servicedb.models import ForecastLog
 
     url = f"sqlite:///{tmp_path / 'api.db'}"
     app = create_app(settings_for(tiny_cfg, trained_home, database_url=url, log_flush_s=60.0))
@@ -591,7 +592,7 @@ def test_forecast_log_is_complete_after_clean_shutdown(
     # The flush interval is a minute: only the shutdown drain can have written these rows.
     engine = db.make_engine(url)
     with db.sessions(engine)() as s:
-        rows = list(s.scalars(select(db.ForecastLog).order_by(db.ForecastLog.id)))
+        rows = list(s.scalars(select(ForecastLog).order_by(ForecastLog.id)))
     engine.dispose()
     assert [(r.series_id, r.horizon, r.endpoint) for r in rows] == [
         (SERIES, 5, "get_forecast"),
@@ -616,7 +617,7 @@ def test_service_imports_no_training_prefect_or_evidently(tiny_cfg: FluxoraConfi
         f"""
         import json, sys
         from fastapi.testclient import TestClient
-        from fluxora.api import auth
+        from fluxora.servicedb import accounts
         from fluxora.api.app import create_app
         from fluxora.api.settings import ServiceSettings
         s = ServiceSettings(home={str(trained_home.root)!r}, tracking_uri={trained_home.mlflow_tracking_uri!r},
@@ -624,7 +625,7 @@ def test_service_imports_no_training_prefect_or_evidently(tiny_cfg: FluxoraConfi
         app = create_app(s)
         with TestClient(app) as c:
             with app.state.services.sessions() as session:
-                _, key = auth.create_key(session, "import-check")
+                _, key = accounts.create_key(session, "import-check")
             r = c.get("/v1/forecast", params={{"series_id": "series_000"}}, headers={{"X-API-Key": key}})
         print(json.dumps({{"status": r.status_code, "modules": sorted(sys.modules)}}))
         """
@@ -645,13 +646,13 @@ ADMIN_PASSWORD = "schemathesis-admin-pw"
 @pytest.fixture(scope="module")
 def fuzz_app(tiny_cfg: FluxoraConfig, trained_home: Home, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The real app with its own database (fuzzed key creation and revocation stay in it)."""
-    from fluxora.api import auth
+    from fluxora.servicedb import accounts
 
     url = f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'api.db'}"
     app = create_app(settings_for(tiny_cfg, trained_home, database_url=url))
     with TestClient(app):  # runs the lifespan: database migrated, champion loaded
         with app.state.services.sessions() as session:
-            auth.create_user(session, "fuzz-admin", ADMIN_PASSWORD, "admin")
+            accounts.create_user(session, "fuzz-admin", ADMIN_PASSWORD, "admin")
         yield app
 
 

@@ -21,12 +21,12 @@ from pydantic import SecretStr
 from serving_support import make_key, services, settings_for
 
 from fluxora import cli
-from fluxora.api import auth
 from fluxora.api.app import create_app
 from fluxora.api.settings import ServiceSettings
 from fluxora.config import FluxoraConfig
 from fluxora.errors import ConfigError
 from fluxora.paths import Home
+from fluxora.servicedb import accounts
 
 SECRET = "s3cret-for-tests-" + "x" * 40
 AUDIENCE = "fluxora-api"
@@ -64,7 +64,7 @@ def users(app: FastAPI, client: TestClient) -> dict[str, str]:
     with services(app).sessions() as session:
         for role in ("reader", "admin"):
             name = f"{role}-{id(app)}"
-            auth.create_user(session, name, PASSWORD, role)
+            accounts.create_user(session, name, PASSWORD, role)
             names[role] = name
     return names
 
@@ -116,7 +116,7 @@ def _request(client: TestClient, app: FastAPI, method: str, path: str, headers: 
 
 def _key_id(app: FastAPI) -> int:
     with services(app).sessions() as session:
-        row, _ = auth.create_key(session, "victim")
+        row, _ = accounts.create_key(session, "victim")
         return row.id
 
 
@@ -183,11 +183,11 @@ def _revoked(app: FastAPI) -> str:
     with services(app).sessions() as session:
         from sqlalchemy import select
 
-        from fluxora.api.db import ApiKey
+        from fluxora.servicedb.models import ApiKey
 
         row = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
         assert row is not None
-        assert auth.revoke_key(session, row.id) is not None
+        assert accounts.revoke_key(session, row.id) is not None
     return key
 
 
@@ -264,7 +264,7 @@ def test_keys_list_never_shows_secrets(client: TestClient, app: FastAPI) -> None
     with services(app).sessions() as session:
         from sqlalchemy import select
 
-        from fluxora.api.db import ApiKey
+        from fluxora.servicedb.models import ApiKey
 
         hashes = [h for h in session.scalars(select(ApiKey.key_hash))]
     assert not any(h in text for h in hashes)

@@ -15,12 +15,13 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from conftest import postgres_schema
-from fluxora.api import auth, db
-from fluxora.api.db import ApiKey, ForecastLog, User
+from fluxora import servicedb as db
+from fluxora.api import auth
 from fluxora.api.forecast_log import BATCH, ForecastLogWriter
-from fluxora.api.model_history import ModelEventLog
-from fluxora.api.model_store import ModelEvent
 from fluxora.errors import DatabaseUnavailableError
+from fluxora.servicedb import accounts
+from fluxora.servicedb.history import ModelEvent, ModelEventLog
+from fluxora.servicedb.models import ApiKey, Base, ForecastLog, ModelEventRow, User
 
 TABLES = {"users", "api_keys", "forecast_log", "model_events"}
 
@@ -73,15 +74,15 @@ def test_models_match_migrations(migrated: Engine) -> None:
     from alembic.runtime.migration import MigrationContext
 
     with migrated.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), db.Base.metadata)
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
 
 
 def test_username_is_unique(migrated: Engine) -> None:
     with db.sessions(migrated)() as s:
-        auth.create_user(s, "ada", "password-1", "admin")
+        accounts.create_user(s, "ada", "password-1", "admin")
         with pytest.raises(ValueError, match="exists"):
-            auth.create_user(s, "ada", "password-2")
+            accounts.create_user(s, "ada", "password-2")
         s.add(User(username="ada", password_hash="x", role="reader"))
         with pytest.raises(IntegrityError):
             s.commit()
@@ -209,7 +210,7 @@ def test_pre_encoded_json_is_stored_as_the_same_json(migrated: Engine) -> None:
 def test_keys_round_trip_and_revocation(migrated: Engine) -> None:
     factory = db.sessions(migrated)
     with factory() as s:
-        row, key = auth.create_key(s, "feeder", "reader", ["b", "a", "a"])
+        row, key = accounts.create_key(s, "feeder", "reader", ["b", "a", "a"])
     assert key.startswith("flx_") and row.prefix in key
     with factory() as s:
         stored = s.get(ApiKey, row.id)
@@ -221,7 +222,7 @@ def test_keys_round_trip_and_revocation(migrated: Engine) -> None:
     with pytest.raises(auth.AuthError):
         verifier.verify(key[:-1] + ("A" if key[-1] != "A" else "B"))
     with factory() as s:
-        assert auth.revoke_key(s, row.id) is not None
+        assert accounts.revoke_key(s, row.id) is not None
     assert verifier.verify(key) == who  # trusted from the cache until forgotten or expired
     verifier.forget(row.prefix)
     with pytest.raises(auth.AuthError, match="revoked"):
@@ -233,8 +234,8 @@ def test_keys_round_trip_and_revocation(migrated: Engine) -> None:
 
 def test_user_delete_keeps_its_keys(migrated: Engine) -> None:
     with db.sessions(migrated)() as s:
-        user = auth.create_user(s, "owner", "password-1")
-        row, _ = auth.create_key(s, "k")
+        user = accounts.create_user(s, "owner", "password-1")
+        row, _ = accounts.create_key(s, "k")
         row.user_id = user.id
         s.commit()
         s.delete(user)
@@ -262,11 +263,11 @@ def test_model_event_is_constrained(migrated: Engine) -> None:
 
     row = {"at": datetime.now(UTC), "version": "1", "source": "registry", "reason": "", "instance": "h:1"}
     with migrated.begin() as conn:
-        conn.execute(insert(db.ModelEventRow), [row | {"event": "served"}, row | {"event": "refused"}])
+        conn.execute(insert(ModelEventRow), [row | {"event": "served"}, row | {"event": "refused"}])
     with pytest.raises(IntegrityError), migrated.begin() as conn:
-        conn.execute(insert(db.ModelEventRow), [row | {"event": "loaded"}])
+        conn.execute(insert(ModelEventRow), [row | {"event": "loaded"}])
     with pytest.raises(IntegrityError), migrated.begin() as conn:
-        conn.execute(insert(db.ModelEventRow), [row | {"event": "served", "instance": None}])
+        conn.execute(insert(ModelEventRow), [row | {"event": "served", "instance": None}])
 
 
 def test_model_events_round_trip_newest_last(migrated: Engine) -> None:

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from test_accuracy import _monitor_home
 
-from fluxora.monitoring.names import DECISIONS_FILE
+from fluxora.paths import DECISIONS_FILE
 
 
 def _scrape(reports: Path) -> str:
     from prometheus_client import CollectorRegistry, generate_latest
 
-    from fluxora.monitoring.prometheus import MonitoringCollector
+    from fluxora.api.monitoring_metrics import MonitoringCollector
 
     registry = CollectorRegistry()
     registry.register(MonitoringCollector(reports))

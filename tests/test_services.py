@@ -18,8 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from fluxora import registry
-from fluxora.api import db
-from fluxora.api.model_history import ModelEventLog
+from fluxora import servicedb as db
 from fluxora.api.model_store import ModelStore
 from fluxora.api.online import OnlineFeatures, OnlineStates
 from fluxora.api.settings import ServiceSettings
@@ -34,6 +33,7 @@ from fluxora.models.forecasters import make_forecaster
 from fluxora.models.native import CONTRACT_FILE, STATE_INPUTS, NativeForecaster
 from fluxora.models.panel import OriginBatch
 from fluxora.paths import Home
+from fluxora.servicedb.history import ModelEventLog
 
 HOUR = pd.Timedelta(hours=1)
 COL = {name: i for i, name in enumerate(FEATURE_NAMES)}

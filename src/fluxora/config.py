@@ -218,24 +218,35 @@ class MonitorConfig:
 
 @dataclass
 class ServeConfig:
-    """The forecast API. Secrets (the JWT secret) come from the environment, never from here."""
+    """The forecast API. Secrets (the JWT secret) come from the environment, never from here.
+
+    The service's settings (`fluxora.api.settings.ServiceSettings`, also read from `FLUXORA_*`
+    variables) take every field but `host` and `port` from here, with its type and default; a
+    field's metadata holds what the service checks: bounds (`gt`, `ge`) and `choices`.
+    """
 
     host: str = "127.0.0.1"
     port: int = 8000
-    mode: str = "local"  # local | production (production refuses to start without a strong JWT secret)
-    poll_interval_s: float = 30.0  # how often the champion alias is checked; a move is served within this
-    registry_timeout_s: float = 5.0  # per registry call; a dead registry must not hang start-up
-    retry_after_s: int = 30  # Retry-After on 503 (no model) responses
+    # local | production (production refuses to start without a strong JWT secret)
+    mode: str = field(default="local", metadata={"choices": ("local", "production")})
+    # how often the champion alias is checked; a move is served within this; 0: load once, no polling
+    poll_interval_s: float = field(default=30.0, metadata={"ge": 0})
+    # per registry call; a dead registry must not hang start-up
+    registry_timeout_s: float = field(default=5.0, metadata={"gt": 0})
+    retry_after_s: int = field(default=30, metadata={"ge": 1})  # Retry-After on 503 (no model) responses
     cors_origins: list[str] = field(default_factory=list)  # browser origins allowed; empty: no CORS
-    max_body_bytes: int = 1_048_576  # larger request bodies get 413
-    rate_limit_per_minute: int = 600  # per API key or user; 0 disables
-    rate_limit_burst: int = 60  # requests a consumer may send at once (in-memory limiter)
-    token_ttl_minutes: int = 60  # lifetime of a JWT from /v1/auth/token
+    max_body_bytes: int = field(default=1_048_576, metadata={"ge": 1})  # larger request bodies get 413
+    rate_limit_per_minute: int = field(default=600, metadata={"ge": 0})  # per API key or user; 0 disables
+    # requests a consumer may send at once (in-memory limiter)
+    rate_limit_burst: int = field(default=60, metadata={"ge": 1})
+    token_ttl_minutes: int = field(default=60, metadata={"ge": 1})  # lifetime of a JWT from /v1/auth/token
     jwt_audience: str = "fluxora-api"
-    key_cache_s: float = 5.0  # how long a verified API key is trusted without a database read
-    max_series_per_request: int = 100
-    log_flush_s: float = 0.2  # forecast log: write a batch at least this often
-    forecast_cache_entries: int = 4096  # computed forecasts kept per (model, state, question); 0: off
+    # how long a verified API key is trusted without a database read
+    key_cache_s: float = field(default=5.0, metadata={"ge": 0})
+    max_series_per_request: int = field(default=100, metadata={"ge": 1})
+    log_flush_s: float = field(default=0.2, metadata={"gt": 0})  # forecast log: write a batch at least this often
+    # computed forecasts kept per (model, state, question); 0: off
+    forecast_cache_entries: int = field(default=4096, metadata={"ge": 0})
 
 
 @dataclass

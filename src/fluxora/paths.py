@@ -15,7 +15,8 @@ ROOT_ENV = "FLUXORA_PROJECT_ROOT"
 _MARKER = Path("conf") / "config.yaml"
 
 # Report names under FLUXORA_HOME/reports. Written here once: the steps write these files, and
-# `fluxora status` and the service's Prometheus collector read them (standard library only).
+# `fluxora status` and the service's Prometheus collector read them without pulling in the
+# monitoring package or the steps (this module imports the standard library only).
 DRIFT_REPORT = "drift"  # drift.json / drift.html
 DRIFT_SERIES_FILE = "drift_series.json"
 ACCURACY_REPORT = "accuracy"  # accuracy.json / accuracy.html
@@ -187,3 +188,23 @@ class Home:
         ):
             d.mkdir(parents=True, exist_ok=True)
         return self
+
+    @property
+    def serving(self) -> Path:
+        """The service's own files: its database (SQLite by default), model cache, last known good."""
+        return self.root / "serving"
+
+    @property
+    def service_database_url(self) -> str:
+        """The service database when `infra.database_url` is empty: SQLite under `serving/`."""
+        return f"sqlite:///{self.serving / 'fluxora.db'}"
+
+    @property
+    def serving_model_cache(self) -> Path:
+        """Where the service keeps the champion models it downloaded."""
+        return self.serving / "models"
+
+    @property
+    def last_known_good(self) -> Path:
+        """The service's JSON record of the last model that loaded and passed its smoke prediction."""
+        return self.serving / "last_known_good.json"

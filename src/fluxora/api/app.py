@@ -14,23 +14,23 @@ from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
-from fluxora.api import db
+from fluxora import servicedb
 from fluxora.api.auth import KeyVerifier
 from fluxora.api.deps import Services
 from fluxora.api.forecast_cache import ForecastCache
 from fluxora.api.forecast_log import ForecastLogWriter
 from fluxora.api.metrics import Metrics
 from fluxora.api.middleware import ServiceMiddleware
-from fluxora.api.model_history import ModelEventLog
-from fluxora.api.model_store import ModelEvent, ModelStore
+from fluxora.api.model_store import ModelStore
+from fluxora.api.monitoring_metrics import MonitoringCollector
 from fluxora.api.online import OnlineFeatures
 from fluxora.api.ratelimit import make_limiter
 from fluxora.api.routes import auth, forecast, health, keys, models
 from fluxora.api.settings import ServiceSettings
 from fluxora.errors import FluxoraError
 from fluxora.models.native import import_xgboost_without_sklearn
-from fluxora.monitoring.prometheus import MonitoringCollector
 from fluxora.paths import Home
+from fluxora.servicedb.history import ModelEvent, ModelEventLog
 
 log = logging.getLogger("fluxora.api")
 # While the event loop wants the GIL, a background thread (the forecast-log writer, the alias
@@ -92,8 +92,8 @@ def build_services(settings: ServiceSettings) -> Services:
         if event.event == "served":
             metrics.set_model(event.version)
 
-    engine = db.make_engine(settings.sqlalchemy_url)
-    sessions = db.sessions(engine)
+    engine = servicedb.make_engine(settings.sqlalchemy_url)
+    sessions = servicedb.sessions(engine)
     # The lifespan migrates before it loads the champion, so `model_events` exists by the first event.
     model_events = ModelEventLog(engine)
     return Services(
@@ -118,7 +118,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db.migrate(svc.engine)
+        servicedb.migrate(svc.engine)
         svc.forecast_log.start()
         try:
             loaded = svc.store.load_champion()

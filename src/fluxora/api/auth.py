@@ -1,13 +1,11 @@
-"""Credentials: password hashing, API keys (prefix + hash), JWTs, and the principal of a request.
+"""Who is calling: the principal of a request, from an API key (prefix + hash) or a JWT.
 
-API keys are 256-bit random secrets, so a fast SHA-256 is enough to store them safely (a slow
-hash defends low-entropy passwords, not random keys) and keeps the per-request check cheap.
-Passwords use argon2.
+The users and keys themselves, and the hashes stored in place of their secrets, are in the
+service database (`fluxora.servicedb.accounts`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 import threading
@@ -17,18 +15,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from fluxora.api.db import ROLES, ApiKey, User
 from fluxora.api.settings import JWT_ALGORITHM
-
-KEY_PREFIX = "flx"
-_hasher = PasswordHasher()
-# Verified against when a username does not exist, so both paths cost one argon2 verification.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+from fluxora.servicedb.accounts import KEY_PREFIX, check_password, find_key, key_digest
+from fluxora.servicedb.models import ROLES, User
 
 
 class AuthError(Exception):
@@ -60,70 +51,17 @@ class Principal:
             raise ForbiddenError(f"this key may not read series {outside}")
 
 
-# --- passwords and users ----------------------------------------------------------------------
-
-
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
-
-
-def create_user(session: Session, username: str, password: str, role: str = "reader") -> User:
-    _check_role(role)
-    if not username or len(username) > 100:
-        raise ValueError("username must be 1 to 100 characters")
-    if len(password) < 8:
-        raise ValueError("password must be at least 8 characters")
-    if session.scalar(select(User).where(User.username == username)) is not None:
-        raise ValueError(f"user {username!r} already exists")
-    user = User(username=username, password_hash=hash_password(password), role=role)
-    session.add(user)
-    session.commit()
-    return user
+# --- users ------------------------------------------------------------------------------------
 
 
 def authenticate_user(session: Session, username: str, password: str) -> User:
-    user = session.scalar(select(User).where(User.username == username))
-    stored = user.password_hash if user is not None and user.disabled_at is None else _DUMMY_HASH
-    try:
-        _hasher.verify(stored, password)
-    except (VerificationError, InvalidHashError):
-        raise AuthError("incorrect username or password") from None
-    if user is None or user.disabled_at is not None:
+    user = check_password(session, username, password)
+    if user is None:
         raise AuthError("incorrect username or password")
     return user
 
 
 # --- API keys ---------------------------------------------------------------------------------
-
-
-def _digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def _check_role(role: str) -> None:
-    if role not in ROLES:
-        raise ValueError(f"role must be one of {list(ROLES)}")
-
-
-def create_key(
-    session: Session, name: str, role: str = "reader", series: list[str] | None = None
-) -> tuple[ApiKey, str]:
-    """Store a new key; returns (row, the key). The key itself is never stored or shown again."""
-    _check_role(role)
-    if series is not None and (not series or any(not s for s in series)):
-        raise ValueError("series scope must name at least one non-empty series id")
-    prefix = secrets.token_hex(6)
-    secret = secrets.token_urlsafe(32)
-    row = ApiKey(
-        prefix=prefix,
-        key_hash=_digest(secret),
-        name=name,
-        role=role,
-        series=sorted(set(series)) if series is not None else None,
-    )
-    session.add(row)
-    session.commit()
-    return row, f"{KEY_PREFIX}_{prefix}_{secret}"
 
 
 def _split_key(key: str) -> tuple[str, str]:
@@ -148,7 +86,7 @@ class KeyVerifier:
         """The principal if this exact key was verified less than `cache_s` ago (no database read)."""
         prefix, secret = _split_key(key)
         hit = self._cache.get(prefix)
-        if hit is not None and hit[0] > time.monotonic() and hmac.compare_digest(hit[1], _digest(secret)):
+        if hit is not None and hit[0] > time.monotonic() and hmac.compare_digest(hit[1], key_digest(secret)):
             return hit[2]
         return None
 
@@ -157,11 +95,11 @@ class KeyVerifier:
         if hit is not None:
             return hit
         prefix, secret = _split_key(key)
-        digest = _digest(secret)
+        digest = key_digest(secret)
         now = time.monotonic()
         with self._sessions() as session:
-            row = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
-            stored = row.key_hash if row is not None else _digest(secrets.token_urlsafe(8))
+            row = find_key(session, prefix)
+            stored = row.key_hash if row is not None else key_digest(secrets.token_urlsafe(8))
             if not hmac.compare_digest(stored, digest) or row is None or row.revoked_at is not None:
                 raise AuthError("invalid or revoked API key")
             scope = frozenset(row.series) if row.series is not None else None
@@ -174,15 +112,6 @@ class KeyVerifier:
     def forget(self, prefix: str) -> None:
         with self._lock:
             self._cache.pop(prefix, None)
-
-
-def revoke_key(session: Session, key_id: int) -> ApiKey | None:
-    row = session.get(ApiKey, key_id)
-    if row is None or row.revoked_at is not None:
-        return None
-    row.revoked_at = datetime.now(UTC)
-    session.commit()
-    return row
 
 
 # --- JWT --------------------------------------------------------------------------------------

@@ -16,11 +16,11 @@ from fluxora.api.auth import AuthError, ForbiddenError, KeyVerifier, Principal, 
 from fluxora.api.forecast_cache import ForecastCache
 from fluxora.api.forecast_log import ForecastLogWriter
 from fluxora.api.metrics import Metrics
-from fluxora.api.model_history import ModelEventLog
 from fluxora.api.model_store import LoadedModel, ModelStore
 from fluxora.api.online import OnlineFeatures
 from fluxora.api.ratelimit import RateLimiter
 from fluxora.api.settings import ServiceSettings
+from fluxora.servicedb.history import ModelEventLog
 
 
 @dataclass

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fluxora.api.db import EncodedJSON
+from fluxora.servicedb.models import EncodedJSON
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 
-from fluxora.api.db import ForecastLog
+from fluxora.servicedb.models import ForecastLog
 
 log = logging.getLogger("fluxora.api")
 BATCH = 500

@@ -15,11 +15,10 @@ import hashlib
 import json
 import logging
 import os
-import socket
 import threading
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from fluxora.api.settings import ServiceSettings
 from fluxora.errors import RegistryError
 from fluxora.features.names import LOAD_HISTORY, TEMP_HISTORY
 from fluxora.models.native import NativeForecaster, find_model_dir
+from fluxora.servicedb.history import ModelEvent
 
 log = logging.getLogger("fluxora.api")
 HISTORY_LIMIT = 200
@@ -41,25 +41,6 @@ class LoadedModel:
     source: str = "registry"  # registry | last-known-good
     loaded_at: datetime | None = None
     reason: str = ""  # why this version is champion (the registry's promotion tag)
-
-
-def instance_name() -> str:
-    """Which service process this is ("host:pid"). Asked per event, not cached at import, so a
-    worker forked after import names itself and not its parent."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-@dataclass(frozen=True)
-class ModelEvent:
-    """One line of the service's model history: a version served or refused, when, why and by
-    which service process (several workers and restarts share one history in the database)."""
-
-    at: datetime
-    version: str
-    event: str  # served | refused
-    source: str
-    reason: str
-    instance: str = field(default_factory=instance_name)
 
 
 def checksum(directory: Path) -> str:

@@ -17,9 +17,9 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 from fastapi import Response
 
-from fluxora.api.db import EncodedJSON
 from fluxora.api.forecast_cache import Computed
 from fluxora.models.native import Forecast
+from fluxora.servicedb.models import EncodedJSON
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _compact = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode

@@ -1,26 +1,61 @@
-"""Service settings: the environment plane (locations, secrets, timeouts), separate from Hydra parameters."""
+"""Service settings: the environment plane (locations, secrets, timeouts), separate from Hydra parameters.
+
+The service's parameters are `ServeConfig`'s fields (less `host`/`port`, which only the CLI
+binds); they are declared there once, with their types, defaults and bounds, and become pydantic
+fields here, so `FLUXORA_<NAME>` variables set them and their bounds are checked.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
-from dataclasses import fields
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal, get_type_hints
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, create_model
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from fluxora.config import FluxoraConfig
+from fluxora.config import FluxoraConfig, ServeConfig
 from fluxora.errors import ConfigError
 from fluxora.paths import Home
 
 log = logging.getLogger("fluxora.api")
 MIN_SECRET_BYTES = 32
 JWT_ALGORITHM = "HS256"  # pinned: tokens naming any other algorithm (or none) are refused
+CLI_ONLY = ("host", "port")  # ServeConfig fields the CLI binds the server with; the app never reads them
 
 
-class ServiceSettings(BaseSettings):
+def _serve_fields() -> list[dataclasses.Field[Any]]:
+    return [f for f in dataclasses.fields(ServeConfig) if f.name not in CLI_ONLY]
+
+
+def _pydantic_field(f: dataclasses.Field[Any], annotation: Any) -> tuple[Any, Any]:
+    """A `ServeConfig` field as a pydantic field definition: same type and default, its metadata
+    as constraints (`gt`/`ge` as they are, `choices` as a `Literal` of those values)."""
+    constraints = dict(f.metadata)
+    choices = constraints.pop("choices", None)
+    if choices is not None:
+        annotation = Literal.__getitem__(tuple(choices))
+    if f.default_factory is not dataclasses.MISSING:
+        return annotation, Field(default_factory=f.default_factory, **constraints)
+    return annotation, Field(default=f.default, **constraints)
+
+
+if TYPE_CHECKING:
+    # What mypy sees: ServeConfig's attributes with their types. At run time the same fields are
+    # pydantic fields made from ServeConfig (below), so they are declared once, in config.py.
+    class _ServeSettings(BaseSettings, ServeConfig):
+        pass
+
+else:
+    _hints = get_type_hints(ServeConfig)
+    _ServeSettings = create_model(
+        "_ServeSettings", __base__=BaseSettings, **{f.name: _pydantic_field(f, _hints[f.name]) for f in _serve_fields()}
+    )
+
+
+class ServiceSettings(_ServeSettings):
     """Read from FLUXORA_* environment variables; `from_config` fills them from a composed config.
 
     `FLUXORA_JWT_SECRET` is only ever read from the environment.
@@ -31,31 +66,15 @@ class ServiceSettings(BaseSettings):
     home: Path
     tracking_uri: str
     model_name: str = "fluxora-load-forecaster"
-    mode: Literal["local", "production"] = "local"
-    registry_timeout_s: float = Field(default=5.0, gt=0)
-    retry_after_s: int = Field(default=30, ge=1)
-    poll_interval_s: float = Field(default=30.0, ge=0)  # 0: no polling (load once)
     database_url: str = ""  # "" -> SQLite under home
     redis_url: str = ""  # "" -> in-memory rate limits
     jwt_secret: SecretStr | None = None
-    jwt_audience: str = "fluxora-api"
-    token_ttl_minutes: int = Field(default=60, ge=1)
-    cors_origins: list[str] = Field(default_factory=list)
-    max_body_bytes: int = Field(default=1_048_576, ge=1)
-    rate_limit_per_minute: int = Field(default=600, ge=0)
-    rate_limit_burst: int = Field(default=60, ge=1)
-    key_cache_s: float = Field(default=5.0, ge=0)
-    max_series_per_request: int = Field(default=100, ge=1)
-    log_flush_s: float = Field(default=0.2, gt=0)
-    forecast_cache_entries: int = Field(default=4096, ge=0)
 
     @classmethod
     def from_config(cls, cfg: FluxoraConfig, home: Home) -> ServiceSettings:
         infra = cfg.infra
-        # Every serve.* parameter the service knows, by name (host/port are for the CLI only).
-        shared = {f.name: getattr(cfg.serve, f.name) for f in fields(cfg.serve) if f.name in cls.model_fields}
         return cls(
-            **shared,
+            **{f.name: getattr(cfg.serve, f.name) for f in _serve_fields()},
             home=home.root,
             tracking_uri=infra.mlflow_tracking_uri or home.mlflow_tracking_uri,
             model_name=cfg.train.registered_model_name,
@@ -65,16 +84,16 @@ class ServiceSettings(BaseSettings):
 
     @property
     def model_cache(self) -> Path:
-        return self.home / "serving" / "models"
+        return Home(self.home).serving_model_cache
 
     @property
     def last_known_good(self) -> Path:
         """JSON record of the last model that loaded and passed its smoke prediction."""
-        return self.home / "serving" / "last_known_good.json"
+        return Home(self.home).last_known_good
 
     @property
     def sqlalchemy_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.home / 'serving' / 'fluxora.db'}"
+        return self.database_url or Home(self.home).service_database_url
 
     def signing_secret(self) -> str:
         """The JWT secret. Production refuses a missing or short one; local mode makes an

@@ -12,19 +12,19 @@ from fluxora.cli import EXIT_ERROR, configured
 
 def _service_sessions(overrides: list[str]) -> Any:
     """Sessions on the service database the service itself would use (migrated to the latest schema)."""
-    from fluxora.api import db
+    from fluxora import servicedb
     from fluxora.api.settings import ServiceSettings
 
     cfg, home = configured(overrides)
-    engine = db.make_engine(ServiceSettings.from_config(cfg, home).sqlalchemy_url)
-    db.migrate(engine)
-    return db.sessions(engine)
+    engine = servicedb.make_engine(ServiceSettings.from_config(cfg, home).sqlalchemy_url)
+    servicedb.migrate(engine)
+    return servicedb.sessions(engine)
 
 
 def users(args: argparse.Namespace) -> int:
     import getpass
 
-    from fluxora.api.auth import create_user
+    from fluxora.servicedb.accounts import create_user
 
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
@@ -44,16 +44,13 @@ def users(args: argparse.Namespace) -> int:
 
 
 def keys(args: argparse.Namespace) -> int:
-    from sqlalchemy import select
-
-    from fluxora.api import auth
-    from fluxora.api.db import ApiKey
+    from fluxora.servicedb import accounts
 
     with _service_sessions(args.overrides)() as session:
         if args.keys_command == "create":
             series = [s.strip() for item in args.series for s in item.split(",") if s.strip()] if args.series else None
             try:
-                row, key = auth.create_key(session, args.name, args.role, series)
+                row, key = accounts.create_key(session, args.name, args.role, series)
             except ValueError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return EXIT_ERROR
@@ -61,11 +58,11 @@ def keys(args: argparse.Namespace) -> int:
             print(f"created key id {row.id} ({row.name}, role {row.role}, {scope}); it is shown only now:")
             print(key)
         elif args.keys_command == "list":
-            for r in session.scalars(select(ApiKey).order_by(ApiKey.id)):
+            for r in accounts.list_keys(session):
                 state = f"revoked {r.revoked_at:%Y-%m-%d %H:%M}" if r.revoked_at else "active"
                 print(f"{r.id:>4}  flx_{r.prefix}_…  {r.role:<6}  {r.name}  {r.series or 'all series'}  {state}")
         else:
-            if auth.revoke_key(session, args.id) is None:
+            if accounts.revoke_key(session, args.id) is None:
                 print(f"error: no active key with id {args.id}", file=sys.stderr)
                 return EXIT_ERROR
             print(f"revoked key {args.id}")

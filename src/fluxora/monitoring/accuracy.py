@@ -33,7 +33,7 @@ import pandas as pd
 from fluxora.data.io import atomic_write_text
 from fluxora.data.schema import LOAD, SERIES_ID, TIMESTAMP
 from fluxora.models.metrics import coverage, mae, mape
-from fluxora.monitoring.names import ACCURACY_REPORT
+from fluxora.paths import ACCURACY_REPORT
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -44,11 +44,6 @@ LOG_COLUMNS = ("id", "served_at", SERIES_ID, "origin", "model_version", "values"
 MATURED, PENDING, MISSING = "matured", "pending", "missing"
 
 
-def default_log_url(home_root: Path) -> str:
-    """The service's default database (`ServiceSettings.sqlalchemy_url` with no database URL)."""
-    return f"sqlite:///{home_root / 'serving' / 'fluxora.db'}"
-
-
 def load_log(url: str, served_after: datetime | None = None) -> tuple[pd.DataFrame, str | None]:
     """Read the forecast log at `url`; (empty frame, why) when there is none yet.
 
@@ -57,7 +52,7 @@ def load_log(url: str, served_after: datetime | None = None) -> tuple[pd.DataFra
     """
     from sqlalchemy.engine import make_url
 
-    from fluxora.api.db import make_engine
+    from fluxora.servicedb import make_engine
 
     parsed = make_url(url)
     if parsed.drivername.startswith("sqlite"):
@@ -72,10 +67,10 @@ def load_log(url: str, served_after: datetime | None = None) -> tuple[pd.DataFra
 
 
 def read_log(engine: Engine, served_after: datetime | None = None) -> tuple[pd.DataFrame, str | None]:
-    """The forecast-log rows served after `served_after` (read only, through the api.db model)."""
+    """The forecast-log rows served after `served_after` (read only, through the service database's model)."""
     from sqlalchemy import inspect, select
 
-    from fluxora.api.db import ForecastLog
+    from fluxora.servicedb.models import ForecastLog
 
     if not inspect(engine).has_table(ForecastLog.__tablename__):
         return empty_log(), "no forecast log yet (the service's database has no forecast_log table)"

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from fluxora.monitoring.names import DECISIONS_FILE, STATE_FILE
+from fluxora.paths import DECISIONS_FILE, STATE_FILE
 
 __all__ = ["DECISIONS_FILE", "STATE_FILE", "Decision", "decide", "load_state", "log_decision", "mark_triggered"]
 

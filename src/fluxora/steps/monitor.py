@@ -182,7 +182,7 @@ def _forecast_log(
     stamps = pd.to_datetime(data[TIMESTAMP], utc=True) if len(data) else pd.Series(dtype="datetime64[ns, UTC]")
     end = stamps.max() if len(stamps) else pd.Timestamp.now(tz="UTC")
     after = (end - pd.Timedelta(days=cfg.monitor.accuracy_days)).to_pydatetime()
-    url = cfg.infra.database_url or accuracy.default_log_url(home.root)
+    url = cfg.infra.database_url or home.service_database_url  # the service's, as it would use it
     log, note = accuracy.load_log(url, served_after=after)
     return log, note, {"served_after": after.isoformat(), "actuals_end": str(end) if len(stamps) else None}
 

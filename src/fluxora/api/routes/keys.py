@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Response, status
-from sqlalchemy import select
 
-from fluxora.api import auth
-from fluxora.api.db import ApiKey
 from fluxora.api.deps import Admin, Svc, error_responses
 from fluxora.api.schemas import KeyCreate, KeyCreated, KeyInfo, KeyList
+from fluxora.servicedb import accounts
+from fluxora.servicedb.models import ApiKey
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
 
@@ -33,7 +32,7 @@ def _info(row: ApiKey) -> KeyInfo:
 def create(svc: Svc, who: Admin, body: KeyCreate) -> KeyCreated:
     """A new key; the response is the only time the key is shown."""
     with svc.sessions() as session:
-        row, key = auth.create_key(session, body.name, body.role, body.series)
+        row, key = accounts.create_key(session, body.name, body.role, body.series)
         return KeyCreated(**_info(row).model_dump(), key=key)
 
 
@@ -41,7 +40,7 @@ def create(svc: Svc, who: Admin, body: KeyCreate) -> KeyCreated:
 def list_keys(svc: Svc, who: Admin) -> KeyList:
     """Every key's metadata (never the key or its hash)."""
     with svc.sessions() as session:
-        return KeyList(keys=[_info(r) for r in session.scalars(select(ApiKey).order_by(ApiKey.id))])
+        return KeyList(keys=[_info(r) for r in accounts.list_keys(session)])
 
 
 @router.delete(
@@ -53,7 +52,7 @@ def list_keys(svc: Svc, who: Admin) -> KeyList:
 def revoke(svc: Svc, who: Admin, key_id: Annotated[int, Path(ge=1, le=2**31 - 1)]) -> Response:
     """Revoke a key: it stops working at once on this worker, within `key_cache_s` on others."""
     with svc.sessions() as session:
-        row = auth.revoke_key(session, key_id)
+        row = accounts.revoke_key(session, key_id)
         if row is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no active key with id {key_id}")
         svc.keys.forget(row.prefix)

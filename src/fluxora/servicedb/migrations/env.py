@@ -1,10 +1,10 @@
-"""Alembic environment: the engine comes from `fluxora.api.db.migrate` (no alembic.ini, no URL here)."""
+"""Alembic environment: the engine comes from `fluxora.servicedb.migrate` (no alembic.ini, no URL here)."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from fluxora.api.db import Base
+from fluxora.servicedb.models import Base
 
 engine = context.config.attributes["engine"]
 with engine.begin() as connection:

@@ -10,18 +10,39 @@ insert per event, in the thread that loads the model, is enough.
 from __future__ import annotations
 
 import logging
+import os
+import socket
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import String, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from fluxora.api import db
-from fluxora.api.db import ModelEventRow
-from fluxora.api.model_store import ModelEvent
+from fluxora import servicedb
 from fluxora.errors import DatabaseUnavailableError
+from fluxora.servicedb.models import ModelEventRow
 
 log = logging.getLogger("fluxora.api")
+
+
+def instance_name() -> str:
+    """Which service process this is ("host:pid"). Asked per event, not cached at import, so a
+    worker forked after import names itself and not its parent."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class ModelEvent:
+    """One line of the service's model history: a version served or refused, when, why and by
+    which service process (several workers and restarts share one history in the database)."""
+
+    at: datetime
+    version: str
+    event: str  # served | refused
+    source: str
+    reason: str
+    instance: str = field(default_factory=instance_name)
 
 
 def _fit(column: str, value: str) -> str:
@@ -37,10 +58,10 @@ def _utc(value: datetime) -> datetime:
 
 
 class ModelEventLog:
-    """Writes and reads the `model_events` table. The table exists once `db.migrate` has run."""
+    """Writes and reads the `model_events` table. The table exists once `servicedb.migrate` has run."""
 
     def __init__(self, engine: Engine) -> None:
-        self._sessions = db.sessions(engine)
+        self._sessions = servicedb.sessions(engine)
 
     def record(self, event: ModelEvent) -> None:
         """Insert one event. Raises on a database failure; `ModelStore` logs it and carries on."""

@@ -19,9 +19,9 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from fluxora.monitoring.names import ACCURACY_REPORT, DECISIONS_FILE, DRIFT_REPORT
+from fluxora.paths import ACCURACY_REPORT, DECISIONS_FILE, DRIFT_REPORT
 
-log = logging.getLogger("fluxora.monitoring")
+log = logging.getLogger("fluxora.monitoring")  # the name its warnings have always had
 
 
 class MonitoringCollector(Collector):
