@@ -1,7 +1,7 @@
 """The service database's tables: users, API keys, the forecast log and the model history.
 
 The schema is only ever created by the migrations in `fluxora/servicedb/migrations`
-(`fluxora.servicedb.migrate`), never by `create_all`; `tests/api/test_database.py` checks that these
+(`fluxora.servicedb.migrate`), never by `create_all`; `tests/servicedb/test_database.py` checks that these
 models and the migrations describe the same schema.
 """
 
