@@ -43,12 +43,36 @@ class Principal:
         if role == "admin" and self.role != "admin":
             raise ForbiddenError("this needs the admin role")
 
+    # The scope rules, in one place: what a caller may read, which keys it may see or revoke,
+    # and which scope a key it creates may have. An unscoped caller (a user's JWT, or a key
+    # made without --series) may do all of it; a scoped one stays within its own series.
+
     def check_series(self, series_ids: list[str]) -> None:
+        """Refuses (403) reading any series outside this caller's scope."""
         if self.series is None:
             return
         outside = sorted(set(series_ids) - self.series)
         if outside:
             raise ForbiddenError(f"this key may not read series {outside}")
+
+    def covers(self, scope: list[str] | None) -> bool:
+        """Whether everything a key with `scope` (None: every series) may read, this caller may too."""
+        if self.series is None:
+            return True
+        return scope is not None and set(scope) <= self.series
+
+    def grant(self, requested: list[str] | None) -> list[str] | None:
+        """The scope of a key this caller creates: what was asked for, never wider than the
+        caller's own. A scoped caller asking for every series (None) gets its own scope; asking
+        for series outside it is refused (403)."""
+        if self.series is None:
+            return requested
+        if requested is None:
+            return sorted(self.series)
+        outside = sorted(set(requested) - self.series)
+        if outside:
+            raise ForbiddenError(f"this key may only create keys within its own series scope; {outside} are outside it")
+        return requested
 
 
 # --- users ------------------------------------------------------------------------------------

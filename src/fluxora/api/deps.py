@@ -171,9 +171,22 @@ async def serving_from_request(request: Request) -> Call:
     return await serving_call(request, await api_key_scheme(request), await bearer_scheme(request))
 
 
+# Series scope, as HTTP: every route reads series and grants key scopes through these
+# (the rules themselves are `Principal`'s: `check_series`, `covers`, `grant`).
+
+
 def check_series(who: Principal, series_ids: list[str]) -> None:
+    """403 unless the caller may read every one of `series_ids`."""
     try:
         who.check_series(series_ids)
+    except ForbiddenError as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=str(exc)) from None
+
+
+def granted_scope(who: Principal, requested: list[str] | None) -> list[str] | None:
+    """The series scope of a key `who` creates (never wider than its own); 403 when it asks for more."""
+    try:
+        return who.grant(requested)
     except ForbiddenError as exc:
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail=str(exc)) from None
 

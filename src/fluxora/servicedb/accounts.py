@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from argon2 import PasswordHasher
@@ -105,10 +106,11 @@ def list_keys(session: Session) -> list[ApiKey]:
     return list(session.scalars(select(ApiKey).order_by(ApiKey.id)))
 
 
-def revoke_key(session: Session, key_id: int) -> ApiKey | None:
-    """Revoke an active key; None when there is no active key with this id."""
+def revoke_key(session: Session, key_id: int, allowed: Callable[[ApiKey], bool] | None = None) -> ApiKey | None:
+    """Revoke an active key; None when there is no active key with this id, or `allowed` says
+    this one may not be revoked (by this caller)."""
     row = session.get(ApiKey, key_id)
-    if row is None or row.revoked_at is not None:
+    if row is None or row.revoked_at is not None or (allowed is not None and not allowed(row)):
         return None
     row.revoked_at = datetime.now(UTC)
     session.commit()
