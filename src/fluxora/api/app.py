@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
@@ -25,6 +26,7 @@ from fluxora.api.model_store import ModelStore
 from fluxora.api.monitoring_metrics import MonitoringCollector
 from fluxora.api.online import OnlineFeatures
 from fluxora.api.ratelimit import make_limiter
+from fluxora.api.rendering import validation_error
 from fluxora.api.routes import auth, forecast, health, keys, models
 from fluxora.api.settings import ServiceSettings
 from fluxora.errors import FluxoraError
@@ -144,6 +146,8 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     app.state.services = svc
     for router in (health.router, auth.router, forecast.router, models.router, keys.router):
         app.include_router(router)
+
+    app.add_exception_handler(RequestValidationError, validation_error)  # JSON-safe 422s (NaN in a body)
 
     @app.exception_handler(FluxoraError)
     async def fluxora_error(_: Request, exc: FluxoraError) -> JSONResponse:

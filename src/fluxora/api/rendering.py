@@ -11,11 +11,16 @@ per computed forecast (`Computed.points_json`) and reused by the forecast cache.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
-from fastapi import Response
+from fastapi import Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 
 from fluxora.api.forecast_cache import Computed
 from fluxora.models.native import Forecast
@@ -27,6 +32,29 @@ _compact = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 class JSONText(Response):
     media_type = "application/json"
+
+
+_NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
+
+
+def json_safe(value: Any) -> Any:
+    """`value` (already JSON-encodable types) with every non-finite float replaced by its JSON
+    literal as text ("NaN", "Infinity", "-Infinity"), so strict JSON can carry it."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return _NON_FINITE.get(value, "NaN")
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+async def validation_error(_: Request, exc: Exception) -> JSONResponse:
+    """422 for a request that failed validation, as FastAPI renders it, but JSON-safe: a body
+    with a NaN or Infinity literal (Python's json reads them) echoes it in `input`, and strict
+    JSON rendering of that would otherwise turn the 422 into a 500."""
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse({"detail": json_safe(jsonable_encoder(exc.errors()))}, status_code=422)
 
 
 def iso_utc(values: np.ndarray) -> list[str]:

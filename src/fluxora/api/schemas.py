@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -15,8 +15,33 @@ DEFAULT_HORIZON = 24
 MAX_SERIES = 100  # series (or instances) per POST request; the service may allow fewer
 MAX_QUANTILES = 20  # quantile levels per request
 
+# The instants the service accepts (an origin, any timestamp in a body or query): far inside
+# numpy datetime64[ns] (1677-09-21 .. 2262-04-11), which the models compute in, so an origin
+# plus the longest horizon can never overflow into a wrong date. Outside it: 422.
+MIN_TIMESTAMP = datetime(1900, 1, 1, tzinfo=UTC)
+MAX_TIMESTAMP = datetime(2200, 1, 1, tzinfo=UTC)
+TIMESTAMP_RANGE = f"{MIN_TIMESTAMP:%Y-%m-%dT%H:%M:%SZ} to {MAX_TIMESTAMP:%Y-%m-%dT%H:%M:%SZ}"
+
+
+def _in_range(value: datetime) -> datetime:
+    """A timestamp within [MIN_TIMESTAMP, MAX_TIMESTAMP] (a naive one read as UTC here; whether
+    naive values are accepted is the caller's rule). Converting 9999-12-31T23:00-05:00 or
+    0001-01-01T00:00+05:00 to UTC overflows Python's datetime: that is out of range too."""
+    try:
+        utc = value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    except (OverflowError, ValueError):
+        utc = None
+    if utc is None or not MIN_TIMESTAMP <= utc <= MAX_TIMESTAMP:
+        raise ValueError(f"timestamp {value.isoformat()} is outside the supported range {TIMESTAMP_RANGE}")
+    return value
+
+
+# Every timestamp a request carries is this type (bodies and the GET query alike).
+Timestamp = Annotated[datetime, AfterValidator(_in_range)]
+
+# Request numbers are finite: NaN/Infinity JSON literals (which Python's json accepts) are a 422.
 SeriesId = Annotated[str, Field(min_length=1, max_length=200, description="series identifier")]
-Level = Annotated[float, Field(gt=0, lt=1, description="quantile level, e.g. 0.1")]
+Level = Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False, description="quantile level, e.g. 0.1")]
 Horizon = Annotated[int, Field(ge=1, le=MAX_HORIZON, description="hours ahead")]
 Levels = Annotated[list[Level], Field(max_length=MAX_QUANTILES)]
 
@@ -27,7 +52,13 @@ def _finite(values: list[float]) -> list[float]:
     return values
 
 
-FiniteList = Annotated[list[float], AfterValidator(_finite)]
+FiniteList = Annotated[list[Annotated[float, Field(allow_inf_nan=False)]], AfterValidator(_finite)]
+
+
+class RequestBody(BaseModel):
+    """The base of every request model: unknown fields and non-finite numbers are refused."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ForecastPoint(BaseModel):
@@ -49,15 +80,13 @@ class ForecastResponse(BaseModel):
     points: list[ForecastPoint]
 
 
-class ForecastRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ForecastRequest(RequestBody):
     series_ids: list[SeriesId] = Field(min_length=1, max_length=MAX_SERIES, description="series to forecast")
     horizon: Horizon = DEFAULT_HORIZON
     quantiles: Levels = Field(default_factory=list)
 
 
-class ForecastQuery(BaseModel):
+class ForecastQuery(RequestBody):
     """The query of GET /v1/forecast (one series). The route validates it itself, without
     FastAPI's parameter solving, and documents its parameters from this model's JSON schema."""
 
@@ -71,22 +100,18 @@ class BatchForecastResponse(BaseModel):
     forecasts: list[ForecastResponse]
 
 
-class PredictInstance(BaseModel):
+class PredictInstance(RequestBody):
     """One origin state supplied by the caller, e.g. with its own weather forecast folded in."""
 
-    model_config = ConfigDict(extra="forbid")
-
     series_id: SeriesId
-    origin: datetime = Field(description="forecast origin, timezone-aware (converted to UTC)")
+    origin: Timestamp = Field(description=f"forecast origin, timezone-aware (converted to UTC), from {TIMESTAMP_RANGE}")
     features: dict[str, FiniteList] = Field(
         description="state features named by the model contract (GET /v1/models/current), "
         "each the hourly history ending at the origin, oldest first"
     )
 
 
-class PredictRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PredictRequest(RequestBody):
     instances: list[PredictInstance] = Field(min_length=1, max_length=MAX_SERIES)
     horizon: Horizon = DEFAULT_HORIZON
     quantiles: Levels = Field(default_factory=list)
@@ -128,9 +153,7 @@ class Token(BaseModel):
     expires_in: int = Field(description="seconds")
 
 
-class KeyCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class KeyCreate(RequestBody):
     name: str = Field(min_length=1, max_length=100)
     role: Literal["reader", "admin"] = "reader"
     series: list[SeriesId] | None = Field(
