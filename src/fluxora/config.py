@@ -240,6 +240,11 @@ class ServeConfig:
     # requests a consumer may send at once (in-memory limiter)
     rate_limit_burst: int = field(default=60, metadata={"ge": 1})
     token_ttl_minutes: int = field(default=60, metadata={"ge": 1})  # lifetime of a JWT from /v1/auth/token
+    # failed logins (POST /v1/auth/token) allowed per username and per client address within
+    # login_window_s; past them every attempt is 429 until the window passes. 0 disables that count
+    login_failures_per_user: int = field(default=5, metadata={"ge": 0})
+    login_failures_per_address: int = field(default=20, metadata={"ge": 0})
+    login_window_s: int = field(default=300, metadata={"ge": 1})
     jwt_audience: str = "fluxora-api"
     # how long a verified API key is trusted without a database read
     key_cache_s: float = field(default=5.0, metadata={"ge": 0})

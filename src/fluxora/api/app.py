@@ -25,7 +25,7 @@ from fluxora.api.middleware import ServiceMiddleware
 from fluxora.api.model_store import ModelStore
 from fluxora.api.monitoring_metrics import MonitoringCollector
 from fluxora.api.online import OnlineFeatures
-from fluxora.api.ratelimit import make_limiter
+from fluxora.api.ratelimit import LoginThrottle, make_limiter
 from fluxora.api.rendering import validation_error
 from fluxora.api.routes import auth, forecast, health, keys, models
 from fluxora.api.settings import ServiceSettings
@@ -107,6 +107,12 @@ def build_services(settings: ServiceSettings) -> Services:
         keys=KeyVerifier(sessions, settings.key_cache_s),
         secret=secret,
         limiter=make_limiter(settings.rate_limit_per_minute, settings.rate_limit_burst, settings.redis_url),
+        login_throttle=LoginThrottle(
+            settings.login_failures_per_user,
+            settings.login_failures_per_address,
+            settings.login_window_s,
+            settings.redis_url,
+        ),
         metrics=metrics,
         forecast_log=ForecastLogWriter(engine, settings.log_flush_s, on_drop=metrics.log_dropped.inc),
         forecasts=ForecastCache(settings.forecast_cache_entries),

@@ -18,7 +18,7 @@ from fluxora.api.forecast_log import ForecastLogWriter
 from fluxora.api.metrics import Metrics
 from fluxora.api.model_store import LoadedModel, ModelStore
 from fluxora.api.online import OnlineFeatures
-from fluxora.api.ratelimit import RateLimiter
+from fluxora.api.ratelimit import LoginThrottle, RateLimiter
 from fluxora.api.settings import ServiceSettings
 from fluxora.servicedb.history import ModelEventLog
 
@@ -35,6 +35,7 @@ class Services:
     keys: KeyVerifier
     secret: str
     limiter: RateLimiter
+    login_throttle: LoginThrottle
     metrics: Metrics
     forecast_log: ForecastLogWriter
     forecasts: ForecastCache
