@@ -8,10 +8,11 @@ import json
 import logging
 import os
 import shutil
+import sqlite3
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,7 +43,7 @@ CONCURRENT = "already registered by a concurrent run"
 LOCK_TIMEOUT_S = 900.0  # a registration takes seconds; waiting longer means something is stuck
 
 _log = logging.getLogger(__name__)
-_opened: set[str] = set()  # tracking URIs whose store this process has set up (tables made)
+_opened: set[str] = set()  # tracking URIs whose store this process has set up (tables made, home followed)
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ def configure(home: Home) -> MlflowClient:
     with _locked(home, "mlflow-store", "set up the MLflow store"):
         client = mlflow.MlflowClient()
         client.search_registered_models(max_results=1)  # the registry store too
+        _follow_home(home)
     _opened.add(home.mlflow_tracking_uri)
     return client
 
@@ -109,6 +111,66 @@ def registration_lock(home: Home, name: str, data_version: str, config_hash: str
     """The lock that makes look-up-then-register one step for (model, data version, config hash)."""
     key = hashlib.sha256(f"{name}\0{data_version}\0{config_hash}".encode()).hexdigest()[:20]
     return _locked(home, f"register-{key}", f"register {name!r}")
+
+
+# (table, column) of MLflow's SQLite store holding artifact URIs; a column missing from this MLflow
+# version's schema is skipped.
+_ARTIFACT_COLUMNS = (
+    ("experiments", "artifact_location"),
+    ("runs", "artifact_uri"),
+    ("model_versions", "storage_location"),
+    ("model_versions", "source"),
+    ("logged_models", "artifact_location"),
+)
+
+
+def _follow_home(home: Home) -> None:
+    """Point the store's artifact locations at this home when it was copied or moved here.
+
+    Experiments record an absolute artifact location, so a copied home (`cp -r`) would log into
+    the original's artifact folder and a moved one into a folder that is gone. An experiment
+    located in another home's `mlflow/artifacts` is moved to this home's, so new runs write
+    here; each existing run, model and version location under that folder follows too, except
+    one whose artifacts exist only at the original (a copy of the database alone): it keeps
+    pointing there, where they can still be read.
+    Caller holds the store lock.
+    """
+    from urllib.parse import unquote, urlparse
+    from urllib.request import url2pathname
+
+    own = home.mlflow_artifacts.as_uri()
+    with closing(sqlite3.connect(home.mlflow_db, timeout=60)) as db:
+        tables = {t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "experiments" not in tables:
+            return
+        olds = {
+            loc
+            for (loc,) in db.execute("SELECT artifact_location FROM experiments")
+            if isinstance(loc, str) and loc.startswith("file://") and loc.endswith("/mlflow/artifacts") and loc != own
+        }
+        if not olds:
+            return
+        moved = 0
+        with db:  # one transaction: every location follows, or none
+            for table, column in _ARTIFACT_COLUMNS:
+                if table not in tables or column not in {c[1] for c in db.execute(f"PRAGMA table_info({table})")}:
+                    continue
+                rows = db.execute(f"SELECT rowid, {column} FROM {table} WHERE {column} LIKE 'file://%'").fetchall()
+                for rowid, value in rows:
+                    old = next((o for o in olds if value == o or value.startswith(f"{o}/")), None)
+                    if old is None:
+                        continue
+                    new = own + value[len(old) :]
+                    here, there = (Path(url2pathname(unquote(urlparse(u).path))) for u in (new, value))
+                    if table == "experiments" or here.exists() or not there.exists():
+                        db.execute(f"UPDATE {table} SET {column} = ? WHERE rowid = ?", (new, rowid))
+                        moved += 1
+        _log.warning(
+            "this home was copied or moved from %s: %d MLflow artifact location(s) now point into %s",
+            ", ".join(sorted(olds)),
+            moved,
+            own,
+        )
 
 
 def check_server(uri: str, timeout_s: float = 5.0) -> None:
