@@ -37,6 +37,7 @@ class GateConfig:
     `$FLUXORA_HOME/data/quarantine.parquet` with their reason; nothing is dropped silently.
     """
 
+    missing_series_id: str = "quarantine"  # rows with an empty or blank series_id
     duplicates: str = "quarantine"  # keep the first row of a (series, timestamp), quarantine the rest
     bad_timestamps: str = "quarantine"  # unparseable, non-existent or quarantined ambiguous local times
     irregular_steps: str = "quarantine"  # timestamps off the series' grid

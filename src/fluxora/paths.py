@@ -171,6 +171,10 @@ class Home:
         """Where the pipeline keeps downloaded champion models (the service has its own)."""
         return self.root / "cache" / "models"
 
+    def lock_file(self, name: str) -> Path:
+        """An inter-process lock of this home (`registry`: MLflow store set-up and registration)."""
+        return self.root / "locks" / f"{name}.lock"
+
     def step_record(self, step: str) -> Path:
         """The step cache's record of `step`'s last finished run."""
         return self.root / "cache" / "steps" / f"{step}.json"

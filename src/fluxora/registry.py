@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import getpass
+import hashlib
 import json
+import logging
 import os
 import shutil
+import sqlite3
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +38,12 @@ CHALLENGER = "challenger"
 MODEL_ARTIFACT = "model"
 HISTORY_PREFIX = "fluxora.history."  # registered-model tags: one JSON promotion record each
 USER_ENV = "FLUXORA_USER"  # who promotes, when set (CI, schedulers); else the OS user
+DUPLICATE_TAG = "fluxora.duplicate_of"  # on a run whose version lost a registration race: the version kept
+CONCURRENT = "already registered by a concurrent run"
+LOCK_TIMEOUT_S = 900.0  # a registration takes seconds; waiting longer means something is stuck
+
+_log = logging.getLogger(__name__)
+_opened: set[str] = set()  # tracking URIs whose store this process has set up (tables made, home followed)
 
 
 @dataclass(frozen=True)
@@ -66,7 +77,100 @@ def configure(home: Home) -> MlflowClient:
         check_server(home.tracking_uri)
     mlflow.set_tracking_uri(home.mlflow_tracking_uri)
     mlflow.set_registry_uri(home.mlflow_tracking_uri)
-    return mlflow.MlflowClient()
+    if home.tracking_uri or home.mlflow_tracking_uri in _opened:
+        return mlflow.MlflowClient()
+    # A new SQLite store gets its tables from the first client that opens it (MLflow checks, then
+    # creates: two processes doing so at once collide with "table ... already exists"). The first
+    # opening in each process is serialized by the home's lock; later ones find the tables made.
+    with _locked(home, "mlflow-store", "set up the MLflow store"):
+        client = mlflow.MlflowClient()
+        client.search_registered_models(max_results=1)  # the registry store too
+        _follow_home(home)
+    _opened.add(home.mlflow_tracking_uri)
+    return client
+
+
+@contextmanager
+def _locked(home: Home, name: str, what: str) -> Iterator[None]:
+    """Hold the home's inter-process lock `name` (an OS file lock: released if the process dies)."""
+    from filelock import FileLock, Timeout
+
+    path = home.lock_file(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with FileLock(path, timeout=LOCK_TIMEOUT_S):
+            yield
+    except Timeout:
+        raise RegistryError(
+            f"could not {what}: another process has held {path} for over {LOCK_TIMEOUT_S:.0f} s; "
+            "if no other fluxora run is active, check what holds it (e.g. `fuser` on the file)"
+        ) from None
+
+
+def registration_lock(home: Home, name: str, data_version: str, config_hash: str) -> Any:
+    """The lock that makes look-up-then-register one step for (model, data version, config hash)."""
+    key = hashlib.sha256(f"{name}\0{data_version}\0{config_hash}".encode()).hexdigest()[:20]
+    return _locked(home, f"register-{key}", f"register {name!r}")
+
+
+# (table, column) of MLflow's SQLite store holding artifact URIs; a column missing from this MLflow
+# version's schema is skipped.
+_ARTIFACT_COLUMNS = (
+    ("experiments", "artifact_location"),
+    ("runs", "artifact_uri"),
+    ("model_versions", "storage_location"),
+    ("model_versions", "source"),
+    ("logged_models", "artifact_location"),
+)
+
+
+def _follow_home(home: Home) -> None:
+    """Point the store's artifact locations at this home when it was copied or moved here.
+
+    Experiments record an absolute artifact location, so a copied home (`cp -r`) would log into
+    the original's artifact folder and a moved one into a folder that is gone. An experiment
+    located in another home's `mlflow/artifacts` is moved to this home's, so new runs write
+    here; each existing run, model and version location under that folder follows too, except
+    one whose artifacts exist only at the original (a copy of the database alone): it keeps
+    pointing there, where they can still be read.
+    Caller holds the store lock.
+    """
+    from urllib.parse import unquote, urlparse
+    from urllib.request import url2pathname
+
+    own = home.mlflow_artifacts.as_uri()
+    with closing(sqlite3.connect(home.mlflow_db, timeout=60)) as db:
+        tables = {t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "experiments" not in tables:
+            return
+        olds = {
+            loc
+            for (loc,) in db.execute("SELECT artifact_location FROM experiments")
+            if isinstance(loc, str) and loc.startswith("file://") and loc.endswith("/mlflow/artifacts") and loc != own
+        }
+        if not olds:
+            return
+        moved = 0
+        with db:  # one transaction: every location follows, or none
+            for table, column in _ARTIFACT_COLUMNS:
+                if table not in tables or column not in {c[1] for c in db.execute(f"PRAGMA table_info({table})")}:
+                    continue
+                rows = db.execute(f"SELECT rowid, {column} FROM {table} WHERE {column} LIKE 'file://%'").fetchall()
+                for rowid, value in rows:
+                    old = next((o for o in olds if value == o or value.startswith(f"{o}/")), None)
+                    if old is None:
+                        continue
+                    new = own + value[len(old) :]
+                    here, there = (Path(url2pathname(unquote(urlparse(u).path))) for u in (new, value))
+                    if table == "experiments" or here.exists() or not there.exists():
+                        db.execute(f"UPDATE {table} SET {column} = ? WHERE rowid = ?", (new, rowid))
+                        moved += 1
+        _log.warning(
+            "this home was copied or moved from %s: %d MLflow artifact location(s) now point into %s",
+            ", ".join(sorted(olds)),
+            moved,
+            own,
+        )
 
 
 def check_server(uri: str, timeout_s: float = 5.0) -> None:
@@ -131,7 +235,7 @@ def find_version(home: Home, name: str, data_version: str, config_hash: str) -> 
     finishes the job instead of registering a second version.
     """
     client = configure(home)
-    versions = _versions(client, name)
+    versions = sorted(_versions(client, name), key=lambda v: int(v.version))
     for mv in versions:
         tags = mv.tags or {}
         if tags.get("fluxora.data_version") == data_version and tags.get("fluxora.config_hash") == config_hash:
@@ -204,7 +308,35 @@ def log_and_register(
 ) -> RegisteredModel:
     """Log params, metrics, artifacts and the model to a new run; register a version tagged
     with data version, config hash and backtest metrics; alias it `challenger`; make it
-    `champion` when the gate says so (recorded in the promotion history)."""
+    `champion` when the gate says so (recorded in the promotion history).
+
+    Idempotent under concurrency: when a version from the same data version and config hash
+    exists by the time this run registers (a concurrent run registered it while this one
+    trained), nothing new is registered and that version is returned (`created` False, reason
+    `CONCURRENT`). Look-up and registration hold the home's registration lock, so runs sharing a
+    home (the local SQLite store, or one machine against a tracking server) never both register.
+    Runs on different machines against one tracking server are settled after registering: the
+    lowest-numbered version with those tags is kept; a later one is deleted again before it
+    gets an alias, and its run is tagged `fluxora.duplicate_of`.
+    """
+    name = cfg.train.registered_model_name
+    config_hash = cfg.fingerprint()
+    with registration_lock(home, name, data_version, config_hash):
+        existing = find_version(home, name, data_version, config_hash)
+        if existing is not None:
+            return replace(existing, reason=f"{CONCURRENT} (version {existing.version}); {existing.reason}")
+        return _log_and_register(home, cfg, model_dir, data_version, metrics, decision, artifacts)
+
+
+def _log_and_register(
+    home: Home,
+    cfg: FluxoraConfig,
+    model_dir: Path,
+    data_version: str,
+    metrics: dict[str, float],
+    decision: GateDecision,
+    artifacts: list[Path],
+) -> RegisteredModel:
     import mlflow
     import xgboost
 
@@ -242,9 +374,33 @@ def log_and_register(
         # The version is created with all its tags in one call: a crash cannot leave a version
         # that the idempotency lookup (data version + config hash) would not recognise.
         version = str(mlflow.register_model(info.model_uri, name, tags=tags | backtest_tags | gate_tags).version)
+        kept = _earlier_twin(client, name, version, data_version, tags["fluxora.config_hash"])
+        if kept is not None:  # another machine's run registered the same data and config first
+            client.delete_model_version(name, version)
+            mlflow.set_tag(DUPLICATE_TAG, f"{name}/{kept.version}")
+            _log.warning(
+                "version %s of %r duplicated version %s (a concurrent run); deleted", version, name, kept.version
+            )
+            champion_now = _alias_version(client, name, CHAMPION) == str(kept.version)
+            reason = f"{CONCURRENT} (version {kept.version})"
+            return RegisteredModel(name, str(kept.version), str(kept.run_id), champion_now, reason, created=False)
         failpoint("registry:version_created")
         _finish_registration(home, client, name, version, decision.reason, decision.promote)
         return RegisteredModel(name, version, run.info.run_id, decision.promote, decision.reason)
+
+
+def _earlier_twin(
+    client: MlflowClient, name: str, version: str, data_version: str, config_hash: str
+) -> ModelVersion | None:
+    """The lowest-numbered version before `version` with the same data version and config hash."""
+    twins = [
+        mv
+        for mv in _versions(client, name)
+        if int(mv.version) < int(version)
+        and (mv.tags or {}).get("fluxora.data_version") == data_version
+        and (mv.tags or {}).get("fluxora.config_hash") == config_hash
+    ]
+    return min(twins, key=lambda mv: int(mv.version), default=None)
 
 
 def _alias_version(client: MlflowClient, name: str, alias: str) -> str | None:

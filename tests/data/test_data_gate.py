@@ -280,3 +280,23 @@ def test_when_nothing_passes_the_error_names_the_main_reason() -> None:
         GateFailedError, match=r"\[non_empty\].*by too_short: series covers less than 14 days of history"
     ):
         run_gate(_series(hours=72), GateConfig())
+
+
+def test_rows_without_a_series_id_are_quarantined_not_merged_into_a_series() -> None:
+    """Rows with an empty, blank or null `series_id` belong to no series the API can address:
+    quarantined with the reason and accounted for (`fail` refuses them instead)."""
+    df = pd.concat([_series("a"), _series("b")], ignore_index=True).astype({SERIES_ID: object})
+    df.loc[[3, 4], SERIES_ID] = ""  # what ingest makes of an empty CSV cell
+    df.loc[80, SERIES_ID] = "  "
+    df.loc[90, SERIES_ID] = None
+    res = run_gate(df, LENIENT)
+    assert sorted(res.data[SERIES_ID].unique()) == ["a", "b"]  # no series "" (nor "nan")
+    assert res.report["series_out"] == 2
+    assert res.report["rows_quarantined"] == 4 and set(res.quarantine[CHECK]) == {"missing_series_id"}
+    assert res.quarantine[REASON].str.contains("empty series_id").all()
+    assert res.report["checks"]["missing_series_id"]["rows_quarantined"] == 4
+    _accounted(res.report)
+    assert res.report["rows_filled"] == 4  # the four holes in a and b are ordinary gaps now
+
+    err = _expect("missing_series_id", df, replace(LENIENT, missing_series_id="fail"))
+    assert "4 row(s): empty series_id" in str(err)

@@ -151,3 +151,31 @@ def test_paths_outside_the_roots_are_refused(tmp_path: Path) -> None:
         cfg.path = path
         with pytest.raises(UnsafePathError, match="outside the allowed data roots"):
             ingest(cfg, tmp_path / "raw.parquet", inside)
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    ["2024-01-01T{h:02d}:00:00+01:00", "2024-01-01 {h:02d}:00"],
+    ids=["offsets", "naive"],
+)
+def test_unparseable_timestamps_are_quarantined_with_or_without_offsets(tmp_path: Path, stamp: str) -> None:
+    """A few values that are no date-time at all are unparseable rows, not a second form of
+    timestamp: a file with UTC offsets quarantines them exactly as a naive-time file does."""
+    from fluxora.config import GateConfig
+    from fluxora.data.gate import CHECK, REASON, run_gate
+
+    rows = [f"a,{stamp.format(h=h)},{10 + h},1" for h in range(24)]
+    rows[5] = "a,not a time,15,1"
+    rows[9] = "a,2024-13-45 00:00,19,1"  # no offset, and not a date either
+    path = _write(tmp_path, "bad_stamps.csv", "series_id,timestamp,load,temperature\n" + "\n".join(rows) + "\n")
+    df = _run(tmp_path, _cfg(tmp_path, path, timezone="UTC"))
+    assert len(df) == 24 and df[TIMESTAMP].isna().sum() == 2
+    assert df.loc[df[TIMESTAMP].isna(), ISSUE].str.startswith("unparseable timestamp").all()
+
+    res = run_gate(df, GateConfig(min_series_days=0, gaps="repair"))
+    assert res.report["rows_in"] == res.report["rows_out"] + res.report["rows_quarantined"] == 24
+    assert res.report["rows_quarantined"] == 2 and set(res.quarantine[CHECK]) == {"bad_timestamps"}
+    assert sorted(res.quarantine[REASON]) == [
+        "unparseable timestamp: 2024-13-45 00:00",
+        "unparseable timestamp: not a time",
+    ]

@@ -18,6 +18,7 @@ from fluxora.data.sources import ISSUE
 from fluxora.errors import ConfigError
 
 ALLOWED: dict[str, tuple[str, ...]] = {
+    "missing_series_id": ("fail", "quarantine"),
     "bad_timestamps": ("fail", "quarantine"),
     "non_numeric": ("fail", "quarantine"),
     "duplicates": ("fail", "quarantine"),
@@ -99,6 +100,13 @@ def contract(out: pd.DataFrame, model_step: int) -> None:
 
 
 # -- rows that ingest could not read ------------------------------------------------------------
+def missing_series_id(df: pd.DataFrame) -> np.ndarray:
+    """Rows whose series id is missing or blank: they belong to no series the API could address."""
+    ids = df[SERIES_ID]
+    blank = np.array([not str(name).strip() for name in ids.cat.categories] + [True])  # last: code -1 (null)
+    return blank[codes_of(df)]
+
+
 def bad_timestamps(df: pd.DataFrame) -> np.ndarray:
     return df[TIMESTAMP].isna().to_numpy()
 

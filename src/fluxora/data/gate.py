@@ -75,6 +75,10 @@ def run_gate(raw: pd.DataFrame, cfg: GateConfig, model_freq: str = "h", resoluti
 def _run(raw: pd.DataFrame, cfg: GateConfig, resolution: str, ledger: Ledger) -> GateResult:
     extras = extra_columns(raw)
     df = checks.working_frame(raw, extras)
+    no_id = checks.missing_series_id(df)
+    if no_id.any():
+        df = _apply(ledger, "missing_series_id", df, no_id, "empty series_id (the row belongs to no series)")
+        df[SERIES_ID] = df[SERIES_ID].cat.remove_unused_categories()
     bad_ts = checks.bad_timestamps(df)
     if bad_ts.any():
         df = _apply(ledger, "bad_timestamps", df, bad_ts, df[ISSUE].fillna("missing timestamp"))

@@ -158,7 +158,7 @@ def render_text(report: dict[str, Any]) -> str:
             detail += f"  quarantined {r['rows_quarantined']}, repaired {r['rows_repaired']}, filled {r['rows_filled']}"
             if r["series"]:
                 detail += f"  e.g. {', '.join(r['series'][:3])}"
-        lines.append(f"    {name:<16} [{r['policy']:<10}] {detail}")
+        lines.append(f"    {name:<17} [{r['policy']:<10}] {detail}")
     return "\n".join(lines) + "\n"
 
 

@@ -223,16 +223,11 @@ class _FileParser:
             return self._localize(pd.Series(column.to_pandas()), sids, None)
         if not pa.types.is_string(typ) and not pa.types.is_large_string(typ):
             raise DataSourceError(f"{self.path}: column {self.cfg.columns.timestamp!r} is {typ}, not a date-time")
-        has_offset = pc.match_substring_regex(column, _OFFSET)
-        n_aware = pc.sum(pc.cast(has_offset, pa.int64())).as_py() or 0
-        n_present = len(column) - column.null_count
-        if 0 < n_aware < n_present or (self.aware is not None and n_present and self.aware != (n_aware > 0)):
-            raise DataSourceError(
-                f"{self.path}: timestamps mix values with and without a UTC offset; "
-                "use one form throughout (naive local times are read in data.timezone)"
-            )
-        if n_present:
-            self.aware = n_aware > 0
+        form = self._form(column)
+        if form is not None:
+            if self.aware is not None and self.aware != form:
+                raise self._mixed()
+            self.aware = form
         fast = _arrow_parse(column, aware=bool(self.aware))
         if fast is not None:
             return (fast, None) if self.aware else self._localize(pd.Series(fast.to_pandas()), sids, None)
@@ -248,6 +243,35 @@ class _FileParser:
         if self.aware:
             return stamps, issues
         return self._localize(stamps, sids, issues)
+
+    def _form(self, column: pa.Array | pa.ChunkedArray) -> bool | None:
+        """Whether this batch's timestamps carry UTC offsets (None: no value tells).
+
+        Only date-times count as a form: a value that parses neither with nor without an offset
+        (`n/a`, `2024-13-45`) is an unparseable row for the gate to quarantine, not a second form,
+        whichever form the rest of the file uses. Values of both forms that do parse are refused.
+        """
+        has_offset = pc.fill_null(pc.match_substring_regex(column, _OFFSET), False)
+        n_aware = pc.sum(pc.cast(has_offset, pa.int64())).as_py() or 0
+        n_present = len(column) - column.null_count
+        if n_present == 0:
+            return None
+        if n_aware in (0, n_present):  # one form throughout (the usual case): nothing to parse here
+            return n_aware > 0
+        text = pd.Series(column.to_numpy(zero_copy_only=False), dtype=object)
+        offset = has_offset.to_numpy(zero_copy_only=False).astype(bool)
+        naive = ~offset & text.notna().to_numpy()
+        n_naive_ok = int(pd.to_datetime(text[naive], format="ISO8601", errors="coerce").notna().sum())
+        n_aware_ok = int(pd.to_datetime(text[offset], utc=True, format="ISO8601", errors="coerce").notna().sum())
+        if n_naive_ok and n_aware_ok:
+            raise self._mixed()
+        return True if n_aware_ok else False if n_naive_ok else None
+
+    def _mixed(self) -> DataSourceError:
+        return DataSourceError(
+            f"{self.path}: timestamps mix values with and without a UTC offset; "
+            "use one form throughout (naive local times are read in data.timezone)"
+        )
 
     def _localize(self, stamps: pd.Series, sids: pa.Array | pa.ChunkedArray, issues: Issues) -> tuple[Any, Issues]:
         cfg = self.cfg

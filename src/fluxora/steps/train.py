@@ -83,6 +83,9 @@ def train(
         registered = registry.log_and_register(
             home, cfg, model_dir, data_version, chosen.metrics, chosen.decision, artifacts
         )
+    if not registered.created:  # a concurrent run registered this data and config while this one trained
+        say(f"train: version {registered.version} was {registry.CONCURRENT}; nothing new registered")
+        return _finish(home, TrainResult(registry.run_metrics(home, registered.run_id), registered, None))
     if not registered.champion:
         _log.warning("version %s stays challenger: %s", registered.version, chosen.decision.reason)
     leaderboard = [(e["model"], e["overall"]) for e in board["models"]]
