@@ -96,9 +96,11 @@ def build_services(settings: ServiceSettings) -> Services:
     sessions = servicedb.sessions(engine)
     # The lifespan migrates before it loads the champion, so `model_events` exists by the first event.
     model_events = ModelEventLog(engine)
+    store = ModelStore(settings, on_event=on_event, recorder=model_events.record)
+    metrics.watch_registry(lambda: store.registry.up, lambda: store.registry.last_success)
     return Services(
         settings=settings,
-        store=ModelStore(settings, on_event=on_event, recorder=model_events.record),
+        store=store,
         online=OnlineFeatures(Home(settings.home)),
         engine=engine,
         sessions=sessions,
