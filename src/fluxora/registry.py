@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fluxora.config import FluxoraConfig
+from fluxora.config import FluxoraConfig, redact
 from fluxora.errors import RegistryError, RegistryUnavailableError
 from fluxora.faults import failpoint
 from fluxora.paths import Home, project_root
@@ -105,6 +105,11 @@ def git_commit() -> str:
         return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+def _params(d: dict[str, Any]) -> dict[str, Any]:
+    """Run parameters: `d` flattened to dotted keys, passwords redacted (`config.redact`)."""
+    return _flatten(redact(d))
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -223,7 +228,7 @@ def log_and_register(
         "fluxora.weather": str(contract["weather"]),
     }
     with mlflow.start_run(experiment_id=experiment_id, tags=tags | {"fluxora.kind": "train"}) as run:
-        mlflow.log_params(_flatten(cfg.to_dict()))
+        mlflow.log_params(_params(cfg.to_dict()))
         mlflow.log_metrics({k: v for k, v in metrics.items() if v == v})  # NaN cannot be logged
         for path in artifacts:
             mlflow.log_artifact(str(path), artifact_path="backtest")
@@ -327,7 +332,7 @@ def log_backtest(home: Home, cfg: FluxoraConfig, board: dict[str, Any], plots: l
     experiment_id = ensure_experiment(client, cfg.train.experiment, home)
     tags = {"fluxora.kind": "backtest", "fluxora.config_hash": cfg.fingerprint()}
     with mlflow.start_run(experiment_id=experiment_id, run_name="backtest", tags=tags) as run:
-        mlflow.log_params(_flatten({"backtest": board["backtest"] | {"origins": len(board["backtest"]["origins"])}}))
+        mlflow.log_params(_params({"backtest": board["backtest"] | {"origins": len(board["backtest"]["origins"])}}))
         mlflow.log_metrics({f"{e['model']}.{k}": v for e in board["models"] for k, v in e["overall"].items() if v == v})
         mlflow.log_artifact(str(leaderboard), artifact_path="backtest")
         for path in plots:

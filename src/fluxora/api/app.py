@@ -82,6 +82,7 @@ PROCESS_TUNING = _ProcessTuning()
 
 def build_services(settings: ServiceSettings) -> Services:
     """Wire the service's parts. Refuses (ConfigError) an unsafe production configuration."""
+    settings.check()
     secret = settings.signing_secret()
     import_xgboost_without_sklearn()
     metrics = Metrics()
