@@ -110,7 +110,11 @@ def test_run_parameters_are_redacted_the_same_way(monkeypatch: pytest.MonkeyPatc
     cfg = compose(["infra=production"])
     params = registry._params(cfg.to_dict())  # what log_and_register logs to the MLflow run
     assert PASSWORD not in str(params)
-    assert params["infra.database_url"] == redact(DATABASE_URL) == "postgresql+psycopg://fluxora:***@db.internal:5432/fluxora"
+    assert (
+        params["infra.database_url"]
+        == redact(DATABASE_URL)
+        == "postgresql+psycopg://fluxora:***@db.internal:5432/fluxora"
+    )
     assert params["infra.redis_url"] == redact(REDIS_URL)
     assert params["train.horizon"] == cfg.train.horizon  # everything else as it was
 

@@ -88,7 +88,7 @@ def _settings(cfg: FluxoraConfig, home: Home, uri: str, **update: object) -> Ser
 
 def test_missing_registry_is_unavailable_and_not_created(tmp_path: Path) -> None:
     db = tmp_path / "gone" / "mlflow.db"
-    with pytest.raises(RegistryUnavailableError, match="registry unreachable.*does not exist"):
+    with pytest.raises(RegistryUnavailableError, match=r"registry unreachable.*does not exist"):
         alias_version(f"sqlite:///{db}", "m")
     assert not db.parent.exists()  # neither the file nor its folder
 

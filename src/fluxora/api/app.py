@@ -109,7 +109,13 @@ def build_services(settings: ServiceSettings) -> Services:
         secret=secret,
         limiter=make_limiter(settings.rate_limit_per_minute, settings.rate_limit_burst, settings.redis_url),
         metrics=metrics,
-        forecast_log=ForecastLogWriter(engine, settings.log_flush_s, on_drop=metrics.log_dropped.inc),
+        forecast_log=ForecastLogWriter(
+            engine,
+            settings.log_flush_s,
+            on_drop=metrics.log_dropped.inc,
+            wal_dir=settings.forecast_log_wal,
+            on_replay=metrics.log_replayed.inc,
+        ),
         forecasts=ForecastCache(settings.forecast_cache_entries),
         model_events=model_events,
     )
@@ -122,7 +128,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         servicedb.migrate(svc.engine)
-        svc.forecast_log.start()
+        svc.forecast_log.start()  # first writes what a killed predecessor left in the write-ahead files
         try:
             loaded = svc.store.load_champion()
             svc.online.warm(loaded.forecaster.contract.feature_service, loaded.forecaster.contract.state_features)

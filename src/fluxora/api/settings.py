@@ -8,6 +8,7 @@ fields here, so `FLUXORA_<NAME>` variables set them and their bounds are checked
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import math
 import secrets
@@ -101,6 +102,13 @@ class ServiceSettings(_ServeSettings):
     def sqlalchemy_url(self) -> str:
         return self.database_url or Home(self.home).service_database_url
 
+    @property
+    def forecast_log_wal(self) -> Path:
+        """The forecast log's write-ahead files, one folder per service database (rows left by
+        a killed process are written at the next start to the database they were meant for)."""
+        digest = hashlib.sha256(self.sqlalchemy_url.encode()).hexdigest()[:12]
+        return Home(self.home).serving / "forecast-log" / digest
+
     def production_problems(self) -> list[str]:
         """Every setting production mode refuses, each with what to do; [] in local mode."""
         if self.mode != "production":
@@ -115,7 +123,9 @@ class ServiceSettings(_ServeSettings):
                 "e.g. cors_origins=[https://dashboard.example.com]"
             )
         if self.rate_limit_per_minute <= 0:
-            problems.append("serve.rate_limit_per_minute is 0 (rate limits disabled); set a per-consumer limit, e.g. 600")
+            problems.append(
+                "serve.rate_limit_per_minute is 0 (rate limits disabled); set a per-consumer limit, e.g. 600"
+            )
         if make_url_backend(self.sqlalchemy_url) == "sqlite":
             problems.append(
                 "the service database is SQLite (infra.database_url is empty or sqlite), one file on one machine; "
