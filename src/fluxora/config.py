@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -310,6 +310,35 @@ class FluxoraConfig:
         """Stable hash of every parameter, for tagging runs."""
         blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+
+REDACTED = "***"
+_URL = re.compile(r"([a-zA-Z][a-zA-Z0-9+.\-]*://)(\S*)")  # scheme://, then userinfo@host/path...
+_SECRET_QUERY = re.compile(r"\b((?:password|passwd|pwd|secret|token|api_key)=)[^&\s]*", re.IGNORECASE)
+
+
+def _redact_url(match: re.Match[str]) -> str:
+    scheme, rest = match.group(1), match.group(2)
+    userinfo, at, host = rest.rpartition("@")  # the last @: a password may hold one unescaped
+    if not at or ":" not in userinfo:
+        return match.group(0)
+    return f"{scheme}{userinfo.split(':', 1)[0]}:{REDACTED}@{host}"
+
+
+def redact(value: Any) -> Any:
+    """`value` with every password in it replaced by `***`: the password of each URL
+    (`postgresql://user:***@host/db`, `redis://:***@host:6379/0`) and `password=`/`token=`-style
+    query values. Works on a config, a dict (e.g. `cfg.to_dict()`), a list or a string, and
+    returns a copy. Everything that prints or logs a configuration goes through it."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return replace(value, **{f.name: redact(getattr(value, f.name)) for f in fields(value)})
+    if isinstance(value, dict):
+        return {k: redact(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(redact(v) for v in value)
+    if isinstance(value, str) and ("://" in value or "=" in value):
+        return _SECRET_QUERY.sub(rf"\1{REDACTED}", _URL.sub(_redact_url, value))
+    return value
 
 
 def _register_schema() -> None:

@@ -33,3 +33,8 @@ class FeatureStoreError(FluxoraError):
 
 class DatabaseUnavailableError(FluxoraError):
     """The service database could not be read or written (down, unreachable or not migrated)."""
+
+
+class RegistryUnavailableError(RegistryError):
+    """The registry could not be read at all (server down or refusing, tracking database missing):
+    an outage, as opposed to a registry that answers but holds no champion."""

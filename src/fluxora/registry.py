@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import hashlib
 import json
@@ -18,8 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fluxora.config import FluxoraConfig
-from fluxora.errors import RegistryError
+from fluxora.config import FluxoraConfig, redact
+from fluxora.errors import RegistryError, RegistryUnavailableError
 from fluxora.faults import failpoint
 from fluxora.paths import Home, project_root
 
@@ -210,6 +211,11 @@ def git_commit() -> str:
         return "unknown"
 
 
+def _params(d: dict[str, Any]) -> dict[str, Any]:
+    """Run parameters: `d` flattened to dotted keys, passwords redacted (`config.redact`)."""
+    return _flatten(redact(d))
+
+
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in d.items():
@@ -354,7 +360,7 @@ def _log_and_register(
         "fluxora.weather": str(contract["weather"]),
     }
     with mlflow.start_run(experiment_id=experiment_id, tags=tags | {"fluxora.kind": "train"}) as run:
-        mlflow.log_params(_flatten(cfg.to_dict()))
+        mlflow.log_params(_params(cfg.to_dict()))
         mlflow.log_metrics({k: v for k, v in metrics.items() if v == v})  # NaN cannot be logged
         for path in artifacts:
             mlflow.log_artifact(str(path), artifact_path="backtest")
@@ -482,7 +488,7 @@ def log_backtest(home: Home, cfg: FluxoraConfig, board: dict[str, Any], plots: l
     experiment_id = ensure_experiment(client, cfg.train.experiment, home)
     tags = {"fluxora.kind": "backtest", "fluxora.config_hash": cfg.fingerprint()}
     with mlflow.start_run(experiment_id=experiment_id, run_name="backtest", tags=tags) as run:
-        mlflow.log_params(_flatten({"backtest": board["backtest"] | {"origins": len(board["backtest"]["origins"])}}))
+        mlflow.log_params(_params({"backtest": board["backtest"] | {"origins": len(board["backtest"]["origins"])}}))
         mlflow.log_metrics({f"{e['model']}.{k}": v for e in board["models"] for k, v in e["overall"].items() if v == v})
         mlflow.log_artifact(str(leaderboard), artifact_path="backtest")
         for path in plots:
@@ -521,11 +527,13 @@ def download_champion(tracking_uri: str, name: str, cache: Path) -> tuple[str, P
     """Download `models:/name@champion` into `cache/<name>/<version>`; returns (version, dir).
 
     The download lands in a temporary folder first and is renamed into place, so a folder in
-    the cache is always complete and a version is downloaded once. RegistryError if none.
+    the cache is always complete and a version is downloaded once. RegistryError if none,
+    RegistryUnavailableError if the registry cannot be read (see `check_readable`).
     """
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    check_readable(tracking_uri, f"{name!r}@{CHAMPION}")
     client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     try:
         mv = client.get_model_version_by_alias(name, CHAMPION)
@@ -547,24 +555,81 @@ def download_champion(tracking_uri: str, name: str, cache: Path) -> tuple[str, P
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     except MlflowException as exc:
-        raise RegistryError(f"no champion for {name!r} in the registry at {tracking_uri}: {exc.message}") from None
+        raise _read_error(exc, tracking_uri, name, CHAMPION) from None
+    finally:
+        _release_sqlite(tracking_uri)
     return str(mv.version), target
 
 
 # --- serving: alias lookups for the model store (kept light: no downloads, no model loading) ---
 
+# MLflow's answers that mean "the registry answered: there is no such model or alias"; any other
+# failure (refused, timed out, 5xx, a broken database) means it could not be read.
+_ABSENT = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+
+
+def check_readable(tracking_uri: str, reading: str = "") -> None:
+    """RegistryUnavailableError unless the registry at `tracking_uri` can be read, checked without
+    writing anything. For `sqlite:///` URIs the file must exist and hold MLflow's registry tables:
+    it is opened read-only first, because MLflow's store would create a missing file (and an
+    empty registry schema in it) on first connect, and a service reading that empty file would
+    never see the real registry when it is restored. Servers are checked by the calls themselves."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return
+    import sqlite3
+
+    path = Path(tracking_uri.removeprefix("sqlite:///"))
+    head = f"registry unreachable (reading {reading})" if reading else "registry unreachable"
+    if not path.is_file():
+        raise RegistryUnavailableError(f"{head}: the tracking database {path} does not exist")
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)) as conn:
+            found = conn.execute("select 1 from sqlite_master where type = 'table' and name = 'registered_models'")
+            if found.fetchone() is None:
+                raise RegistryUnavailableError(f"{head}: {path} holds no MLflow registry tables")
+    except sqlite3.Error as exc:
+        raise RegistryUnavailableError(f"{head}: cannot read {path}: {exc}") from None
+
+
+def _release_sqlite(tracking_uri: str) -> None:
+    """Close the pooled SQLite connections MLflow keeps per URI for the whole process. A pooled
+    connection stays bound to the file it opened, even after that file is deleted or replaced;
+    closed after each read, the next read opens whatever file is at the path then, so a
+    restored registry is seen at the next poll without a restart."""
+    if not tracking_uri.startswith("sqlite:"):
+        return
+    from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore as RegistryStore
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore as TrackingStore
+
+    for store in (RegistryStore, TrackingStore):
+        engine = getattr(store, "_engine_map", {}).get(tracking_uri)  # MLflow's per-URI engine cache
+        if engine is not None:
+            engine.dispose()
+
+
+def _read_error(exc: Any, tracking_uri: str, name: str, alias: str) -> RegistryError:
+    if getattr(exc, "error_code", "") in _ABSENT:
+        return RegistryError(f"no {alias} for {name!r} in the registry at {tracking_uri}: {exc.message}")
+    return RegistryUnavailableError(
+        f"registry unreachable at {tracking_uri} (reading {name!r}@{alias}): {exc.message.splitlines()[0][:300]}"
+    )
+
 
 def alias_version(tracking_uri: str, name: str, alias: str = CHAMPION) -> tuple[str, dict[str, str]]:
-    """(version, fluxora.* tags) that `alias` points at now; RegistryError if none or unreachable."""
+    """(version, fluxora.* tags) that `alias` points at now. RegistryError if there is none,
+    RegistryUnavailableError if the registry cannot be read (nothing is created to find out)."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    check_readable(tracking_uri, f"{name!r}@{alias}")
     client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     try:
         mv = client.get_model_version_by_alias(name, alias)
     except MlflowException as exc:
-        raise RegistryError(f"no {alias} for {name!r} in the registry at {tracking_uri}: {exc.message}") from None
+        raise _read_error(exc, tracking_uri, name, alias) from None
     except OSError as exc:  # connection refused / timed out below MLflow's own error types
-        raise RegistryError(f"registry at {tracking_uri} unreachable: {exc}") from None
+        raise RegistryUnavailableError(f"registry unreachable at {tracking_uri}: {exc}") from None
+    finally:
+        _release_sqlite(tracking_uri)
     tags = {k: v for k, v in (mv.tags or {}).items() if k.startswith("fluxora.")}
     return str(mv.version), tags

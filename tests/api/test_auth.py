@@ -321,9 +321,18 @@ def test_production_refuses_missing_or_short_secret(tmp_path: Path, secret: str 
 def test_production_starts_with_a_long_secret_from_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("FLUXORA_JWT_SECRET", "p" * 32)
-    settings = ServiceSettings(home=tmp_path, tracking_uri=f"sqlite:///{tmp_path}/m.db", mode="production")
-    assert settings.signing_secret() == "p" * 32
+    import secrets
+
+    secret = secrets.token_urlsafe(48)
+    monkeypatch.setenv("FLUXORA_JWT_SECRET", secret)
+    settings = ServiceSettings(
+        home=tmp_path,
+        tracking_uri=f"sqlite:///{tmp_path}/m.db",
+        mode="production",
+        database_url="postgresql://postgres@127.0.0.1:5432/test",  # production refuses SQLite and
+        redis_url="redis://127.0.0.1:6379/0",  # in-memory limits (tests/api/test_production_settings.py)
+    )
+    assert settings.signing_secret() == secret
     create_app(settings)
 
 

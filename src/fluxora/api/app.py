@@ -84,6 +84,7 @@ PROCESS_TUNING = _ProcessTuning()
 
 def build_services(settings: ServiceSettings) -> Services:
     """Wire the service's parts. Refuses (ConfigError) an unsafe production configuration."""
+    settings.check()
     secret = settings.signing_secret()
     import_xgboost_without_sklearn()
     metrics = Metrics()
@@ -98,9 +99,11 @@ def build_services(settings: ServiceSettings) -> Services:
     sessions = servicedb.sessions(engine)
     # The lifespan migrates before it loads the champion, so `model_events` exists by the first event.
     model_events = ModelEventLog(engine)
+    store = ModelStore(settings, on_event=on_event, recorder=model_events.record)
+    metrics.watch_registry(lambda: store.registry.up, lambda: store.registry.last_success)
     return Services(
         settings=settings,
-        store=ModelStore(settings, on_event=on_event, recorder=model_events.record),
+        store=store,
         online=OnlineFeatures(Home(settings.home)),
         engine=engine,
         sessions=sessions,
@@ -114,7 +117,13 @@ def build_services(settings: ServiceSettings) -> Services:
             settings.redis_url,
         ),
         metrics=metrics,
-        forecast_log=ForecastLogWriter(engine, settings.log_flush_s, on_drop=metrics.log_dropped.inc),
+        forecast_log=ForecastLogWriter(
+            engine,
+            settings.log_flush_s,
+            on_drop=metrics.log_dropped.inc,
+            wal_dir=settings.forecast_log_wal,
+            on_replay=metrics.log_replayed.inc,
+        ),
         forecasts=ForecastCache(settings.forecast_cache_entries),
         model_events=model_events,
     )
@@ -127,7 +136,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         servicedb.migrate(svc.engine)
-        svc.forecast_log.start()
+        svc.forecast_log.start()  # first writes what a killed predecessor left in the write-ahead files
         try:
             loaded = svc.store.load_champion()
             svc.online.warm(loaded.forecaster.contract.feature_service, loaded.forecaster.contract.state_features)

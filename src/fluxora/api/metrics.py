@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -41,6 +42,19 @@ class Metrics:
         )
         self.rate_limited = Counter("fluxora_rate_limited_total", "Requests refused with 429", registry=r)
         self.log_dropped = Counter("fluxora_forecast_log_dropped_total", "Forecast-log rows not written", registry=r)
+        self.log_replayed = Counter(
+            "fluxora_forecast_log_replayed_total",
+            "Forecast-log rows written from the write-ahead file of an earlier process that died",
+            registry=r,
+        )
+        self.registry_up = Gauge(
+            "fluxora_registry_up", "1 when the last read of the model registry worked, 0 during an outage", registry=r
+        )
+        self.registry_last_success = Gauge(
+            "fluxora_registry_last_success_timestamp_seconds",
+            "Unix time of the last successful read of the model registry (0: none yet)",
+            registry=r,
+        )
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """One HTTP request: counted by route and status, its latency observed by route."""
@@ -64,6 +78,11 @@ class Metrics:
                 endpoint=endpoint, model_version=model_version
             )
         child.inc(n)
+
+    def watch_registry(self, up: Callable[[], bool | None], last_success: Callable[[], float | None]) -> None:
+        """Read the registry's state at each scrape from these callables (the model store's)."""
+        self.registry_up.set_function(lambda: 1.0 if up() else 0.0)
+        self.registry_last_success.set_function(lambda: last_success() or 0.0)
 
     def set_model(self, version: str) -> None:
         if self._served is not None and self._served != version:

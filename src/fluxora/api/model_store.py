@@ -5,6 +5,11 @@
 - While running: `refresh()` (called by a poller thread) checks the alias; when it moved, the
   new version is downloaded, loaded and given a smoke prediction before it replaces the old one.
   A version that fails is refused and remembered; the old one keeps serving.
+- Registry outages (server down, tracking database missing) are told apart from a registry that
+  answers with no champion: `registry` says whether the last read worked, why not, and when one
+  last did; readiness reports `degraded` and `/metrics` `fluxora_registry_up` from it. Nothing is
+  created to find out (`registry.check_readable`), and no connection outlives a read, so a
+  restored registry is read at the next poll.
 - A request takes `store.current` once (one attribute read, atomic) and uses that snapshot
   from start to end, so a swap never mixes two models within a request.
 """
@@ -16,6 +21,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -25,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from fluxora.api.settings import ServiceSettings
-from fluxora.errors import RegistryError
+from fluxora.errors import RegistryError, RegistryUnavailableError
 from fluxora.features.names import LOAD_HISTORY, TEMP_HISTORY
 from fluxora.models.native import NativeForecaster, find_model_dir
 from fluxora.servicedb.history import ModelEvent
@@ -41,6 +47,15 @@ class LoadedModel:
     source: str = "registry"  # registry | last-known-good
     loaded_at: datetime | None = None
     reason: str = ""  # why this version is champion (the registry's promotion tag)
+
+
+@dataclass(frozen=True)
+class RegistryStatus:
+    """What the last registry read found. `up` is None until the first read."""
+
+    up: bool | None = None
+    reason: str = ""  # why the registry is unreachable; "" when up
+    last_success: float | None = None  # Unix time of the last successful read
 
 
 def checksum(directory: Path) -> str:
@@ -89,6 +104,7 @@ class ModelStore:
         self._recorder = recorder
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
+        self._registry = RegistryStatus()
         self.last_error: str | None = None
 
     @property
@@ -98,6 +114,20 @@ class ModelStore:
     @property
     def current(self) -> LoadedModel | None:
         return self._current
+
+    @property
+    def registry(self) -> RegistryStatus:
+        return self._registry
+
+    def _registry_read(self, error: RegistryUnavailableError | None) -> None:
+        """Record the outcome of a registry read (failures are logged by the caller: each poll)."""
+        before = self._registry
+        if error is None:
+            if before.up is False:
+                log.info("registry reachable again at %s", self._settings.tracking_uri)
+            self._registry = RegistryStatus(True, "", time.time())
+        else:
+            self._registry = RegistryStatus(False, str(error), before.last_success)
 
     @property
     def history(self) -> list[ModelEvent]:
@@ -119,7 +149,9 @@ class ModelStore:
             return self.refresh(force=True)
         except RegistryError as exc:
             try:
-                return self.load_last_known_good()
+                loaded = self.load_last_known_good()
+                log.warning("%s; serving the last-known-good copy, version %s", exc, loaded.version)
+                return loaded
             except RegistryError as lkg:
                 self.last_error = f"{exc}; {lkg}"
                 raise RegistryError(f"could not load the champion model: {exc}; {lkg}") from None
@@ -132,7 +164,15 @@ class ModelStore:
         self._registry_env()
         s = self._settings
         with self._lock:
-            version, tags = alias_version(s.tracking_uri, s.model_name)
+            try:
+                version, tags = alias_version(s.tracking_uri, s.model_name)
+            except RegistryUnavailableError as exc:
+                self._registry_read(exc)
+                raise
+            except RegistryError:  # the registry answered: it has no champion
+                self._registry_read(None)
+                raise
+            self._registry_read(None)
             current = self._current
             if current is not None and current.version == version and not force:
                 return current
@@ -146,6 +186,9 @@ class ModelStore:
                 model_dir = find_model_dir(local)
                 forecaster = NativeForecaster.load(model_dir)
                 smoke_test(forecaster)
+            except RegistryUnavailableError as exc:
+                self._registry_read(exc)
+                raise
             except RegistryError:
                 raise
             except Exception as exc:  # any failure to load or predict refuses this version

@@ -18,11 +18,17 @@ async def live() -> Liveness:
 
 @router.get("/health/ready", response_model=Readiness, responses={503: {"model": Readiness}})
 async def ready(svc: Svc, response: Response) -> Readiness:
+    """200 `ready`; 200 `degraded` (with the reason) while a loaded model serves but the registry
+    cannot be read; 503 `not ready` with no model."""
     model = svc.store.current
     if model is None:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
         response.headers["Retry-After"] = str(svc.store.retry_after_s)
         return Readiness(status="not ready", detail=svc.store.last_error or "no model loaded")
+    registry = svc.store.registry
+    if registry.up is False:  # an outage: still serving what was loaded, but promotions cannot arrive
+        detail = f"{registry.reason}; serving {model.source} version {model.version}"
+        return Readiness(status="degraded", model_version=model.version, detail=detail)
     return Readiness(status="ready", model_version=model.version)
 
 
