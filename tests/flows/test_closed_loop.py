@@ -74,7 +74,16 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_RUNNER_POLL_FREQUENCY": "2",
     }
-    overrides = [*TINY_OVERRIDES, "data=csv", f"data.path={source}", f"data.roots=[{root}]"]
+    # The test starts every run itself (as the clock would); the real schedules must not fire
+    # inside it, or a monitoring run at :20 past retrains first and the loop is in cooldown.
+    never = "0 0 1 1 *"
+    overrides = [
+        *TINY_OVERRIDES,
+        "data=csv",
+        f"data.path={source}",
+        f"data.roots=[{root}]",
+        *(f"deploy.{job}_cron='{never}'" for job in ("ingest", "train", "monitor")),
+    ]
     server = start_prefect_server(env, port)
     procs: list[subprocess.Popen[bytes]] = []
     try:
