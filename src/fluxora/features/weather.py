@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from fluxora.data.schema import SERIES_ID, TEMPERATURE, TIMESTAMP
+from fluxora.data.schema import ISSUED_AT, SERIES_ID, TARGET_TIME, TEMPERATURE, TIMESTAMP
 from fluxora.features.names import EVENT_TIMESTAMP
 
 HEATING_DEGREES = "heating_degrees"  # max(heating_base - T, 0), degree C, at the stamped hour
@@ -32,8 +32,6 @@ WEATHER_FEATURES = (
 )
 
 # A forecast source (long format): one row per (series, issue time, target time).
-ISSUED_AT = "issued_at"
-TARGET_TIME = "target_time"
 TEMP_FORECAST = "temp_forecast"  # float32[H]: forecast temperature at issue+1h .. issue+Hh
 
 
@@ -62,6 +60,11 @@ def observed_weather(data: pd.DataFrame, heating_base_c: float, cooling_base_c: 
     return pa.Table.from_pandas(out.reset_index(drop=True), preserve_index=False)
 
 
+def _utc_ns(values: pd.Series) -> np.ndarray:
+    """Times as int64 nanoseconds since the epoch, UTC (naive values are taken as UTC)."""
+    return pd.to_datetime(values, utc=True).dt.tz_convert(None).to_numpy(dtype="datetime64[ns]").astype("int64")
+
+
 def _ungroup(values: pd.Series, index: pd.Index) -> pd.Series:
     return values.reset_index(level=0, drop=True).reindex(index)
 
@@ -78,50 +81,75 @@ FORECAST_SCHEMA = pa.schema(
 def forecast_states(forecasts: pd.DataFrame | None, hours: int) -> pa.Table:
     """Forecast temperature known at each hourly origin `o`, for o+1h .. o+`hours` (NaN if absent).
 
-    `forecasts` is long format (series_id, issued_at, target_time, temperature). At origin `o`
-    the latest forecast issued at or before `o` is used, re-indexed to `o`'s leads; origins more
-    than `hours` after the latest issue get no row (stale). None or empty (no forecast source
-    configured) gives an empty table with the same schema: observed data is never a forecast.
+    `forecasts` is long format (series_id, issued_at, target_time, temperature), one row per
+    vintage: a full run per issue time (a utility's feed, Open-Meteo's live forecast) or fixed
+    lead offsets (Open-Meteo's previous runs: each hour predicted 1, 2, ... days before). For each
+    target hour the latest vintage issued at or before `o` wins; a vintage more than 2 x `hours`
+    ahead of its target is too old to use. Origins more than `hours` after the series' latest
+    issue get no row (stale). None or empty (no forecast source configured) gives an empty table
+    with the same schema: observed data is never a forecast.
     """
     if forecasts is None or forecasts.empty:
         return FORECAST_SCHEMA.empty_table()
-    width = 2 * hours  # leads kept per issue: `hours` for the origin plus up to `hours` of staleness
-    issued = pd.to_datetime(forecasts[ISSUED_AT], utc=True)
-    lead = (pd.to_datetime(forecasts[TARGET_TIME], utc=True) - issued) // pd.Timedelta(hours=1)
+    width = 2 * hours  # oldest usable vintage: `hours` for the origin plus up to `hours` of staleness
+    hour = 3_600_000_000_000  # ns; times are int64 ns since the epoch (UTC) from here on
+    issued, target = _utc_ns(forecasts[ISSUED_AT]), _utc_ns(forecasts[TARGET_TIME])
+    lead = (target - issued) // hour
     keep = (lead >= 1) & (lead <= width)  # a value for the issue hour itself is not a forecast
-    long = pd.DataFrame(
+    names, codes = np.unique(forecasts[SERIES_ID].astype(str).to_numpy()[keep], return_inverse=True)
+    vintages = pd.DataFrame(
         {
-            SERIES_ID: forecasts[SERIES_ID].astype(str)[keep],
+            "code": codes.astype("int64"),
             ISSUED_AT: issued[keep],
-            "lead": lead[keep].astype(int),
-            TEMPERATURE: forecasts[TEMPERATURE].astype("float32")[keep],
+            # One integer key per (series, target hour) keeps the as-of join fast on millions of cells.
+            "key": codes.astype("int64") * (1 << 32) + target[keep] // hour,
+            TEMPERATURE: forecasts[TEMPERATURE].to_numpy(dtype="float32")[keep],
         }
-    )
-    wide = long.pivot_table(index=[SERIES_ID, ISSUED_AT], columns="lead", values=TEMPERATURE, aggfunc="last")
-    wide = wide.reindex(columns=range(1, width + 1)).sort_index()
-    matrix = wide.to_numpy(dtype="float32")
-    issues = wide.index.to_frame(index=False).assign(row=np.arange(len(wide)))
-    origins = []
-    for series_id, group in issues.groupby(SERIES_ID, sort=True):
-        grid = pd.date_range(group[ISSUED_AT].min(), group[ISSUED_AT].max() + pd.Timedelta(hours=hours), freq="h")
-        origins.append(pd.DataFrame({SERIES_ID: series_id, EVENT_TIMESTAMP: grid}))
-    frame = pd.merge_asof(
-        pd.concat(origins, ignore_index=True).sort_values(EVENT_TIMESTAMP),
-        issues.sort_values(ISSUED_AT),
-        left_on=EVENT_TIMESTAMP,
+    ).drop_duplicates(["key", ISSUED_AT], keep="last")
+    if vintages.empty:
+        return FORECAST_SCHEMA.empty_table()
+    # Hourly origins per series, from its first issue to `hours` past its last.
+    span = vintages.groupby("code")[ISSUED_AT].agg(["min", "max"])
+    first = -(-span["min"].to_numpy() // hour) * hour  # ceil to the hour
+    count = (span["max"].to_numpy() + hours * hour - first) // hour + 1
+    origin_code = np.repeat(span.index.to_numpy(), count)
+    origin_at = np.repeat(first, count) + (np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)) * hour
+    issues = vintages[["code", ISSUED_AT]].drop_duplicates().sort_values(ISSUED_AT)
+    latest = pd.merge_asof(
+        pd.DataFrame({"code": origin_code, "at": origin_at, "row": np.arange(len(origin_at))}).sort_values(
+            "at", kind="stable"
+        ),
+        issues,
+        left_on="at",
         right_on=ISSUED_AT,
-        by=SERIES_ID,
+        by="code",
         direction="backward",
-    ).sort_values([SERIES_ID, EVENT_TIMESTAMP], ignore_index=True)
-    frame = frame[frame[EVENT_TIMESTAMP] - frame[ISSUED_AT] <= pd.Timedelta(hours=hours)].reset_index(drop=True)
-    age = (frame[EVENT_TIMESTAMP] - frame[ISSUED_AT]).to_numpy() // np.timedelta64(1, "h")
-    values = matrix[frame["row"].to_numpy()[:, None], age[:, None] + np.arange(hours)[None, :]]
-    offsets = pa.array(np.arange(0, (len(frame) + 1) * hours, hours, dtype="int32"))
+    ).sort_values("row")
+    fresh = (latest["at"] - latest[ISSUED_AT]).to_numpy() <= hours * hour  # NaN (no issue yet) is False
+    origin_code, origin_at = origin_code[fresh], origin_at[fresh]
+    # Every (origin, lead) asks for its target hour's latest vintage issued by the origin.
+    n = len(origin_at)
+    at = np.repeat(origin_at, hours)
+    steps = np.tile(np.arange(1, hours + 1, dtype="int64"), n)
+    wanted = pd.DataFrame(
+        {"at": at, "key": np.repeat(origin_code, hours) * (1 << 32) + at // hour + steps, "cell": np.arange(n * hours)}
+    )
+    found = pd.merge_asof(
+        wanted.sort_values("at", kind="stable"),
+        vintages[["key", ISSUED_AT, TEMPERATURE]].sort_values(ISSUED_AT),
+        left_on="at",
+        right_on=ISSUED_AT,
+        by="key",
+        direction="backward",
+    )
+    values = np.full(n * hours, np.nan, dtype="float32")
+    values[found["cell"].to_numpy()] = found[TEMPERATURE].to_numpy(dtype="float32")
+    offsets = pa.array(np.arange(0, (n + 1) * hours, hours, dtype="int32"))
     return pa.table(
         {
-            SERIES_ID: pa.array(frame[SERIES_ID].astype(str), pa.string()),
-            EVENT_TIMESTAMP: pa.array(frame[EVENT_TIMESTAMP], pa.timestamp("ns", tz="UTC")),
-            TEMP_FORECAST: pa.ListArray.from_arrays(offsets, pa.array(values.ravel(), pa.float32())),
+            SERIES_ID: pa.array(names[origin_code], pa.string()),
+            EVENT_TIMESTAMP: pa.array(origin_at, pa.timestamp("ns", tz="UTC")),
+            TEMP_FORECAST: pa.ListArray.from_arrays(offsets, pa.array(values, pa.float32())),
         },
         schema=FORECAST_SCHEMA,
     )
