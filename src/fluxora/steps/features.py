@@ -3,6 +3,7 @@ applied, and the latest state materialized to the online store."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from fluxora.errors import InsufficientDataError
 from fluxora.paths import Home
 from fluxora.steps import cache
 from fluxora.steps.base import StepResult
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,13 @@ def _weather_version(cfg: FluxoraConfig) -> str:
 
 
 def _weather_forecasts(cfg: FluxoraConfig) -> pd.DataFrame | None:
-    """The configured temperature-forecast source (long format), or None: never faked from observations."""
+    """The configured temperature-forecast source (long CSV/Parquet), screened, or None: never
+    faked from observations. Rows it drops are counted by reason in the log."""
+    from fluxora.data import weather_forecast
+
     path = _weather_forecast_file(cfg)
-    return pd.read_parquet(path) if path else None
+    if path is None:
+        return None
+    screened = weather_forecast.read(path)
+    _log.info("weather forecasts %s: %s", path.name, screened.summary())
+    return screened.forecasts
