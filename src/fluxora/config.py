@@ -219,7 +219,7 @@ class TrainConfig:
     quantiles: list[float] = field(default_factory=lambda: [0.1, 0.5, 0.9])  # 0.5 is always added
     # What the registered model reads for the temperature at target times. `persistence` (same
     # hour on the latest observed day) is all the online store holds today; `ex_post`/`forecast`
-    # models need `target_temperature` in the serving state (see README).
+    # models need `target_temperature` in the serving state (see docs/models.md).
     weather: str = "persistence"
     promotion_metric: str = "mae"  # any overall backtest metric; lower is better
     promotion_margin: float = 0.02  # challenger must be this fraction better than champion and naive
@@ -414,6 +414,7 @@ def compose(overrides: list[str] | tuple[str, ...] = (), config_dir: Path | None
     from omegaconf import OmegaConf
 
     _register_schema()
+    _check_grammar(overrides)
     directory = (config_dir or conf_dir()).resolve()
     GlobalHydra.instance().clear()
     try:
@@ -473,6 +474,23 @@ def to_view_yaml(cfg: FluxoraConfig) -> str:
         "# pass overrides; `fluxora config export` writes params.yaml for DVC.\n"
     )
     return header + OmegaConf.to_yaml(OmegaConf.create(tree))
+
+
+def _check_grammar(overrides: list[str] | tuple[str, ...]) -> None:
+    """Each override on its own against Hydra's grammar, so the message can name the bad one."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    for override in overrides:
+        try:
+            parser.parse_overrides([override])
+        except Exception:  # Hydra's OverrideParseException, with a multi-line caret drawing
+            key = override.lstrip("+~").split("=", 1)[0]
+            if "=" not in override and not override.startswith("~"):
+                why = "expected key=value"
+            else:
+                why = "quote a value with special characters for Hydra, e.g. \"data.delimiter=';'\""
+            raise ConfigError(f"invalid configuration: {key}: not a valid override {override!r}; {why}") from None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -575,5 +593,6 @@ def _explain(exc: BaseException, overrides: list[str] | tuple[str, ...], directo
         group, option = key.split("/", 1)
         options = _group_options(directory, group)
         close = difflib.get_close_matches(option, options, n=1, cutoff=0.6)
-        hint = (f"; did you mean {group}={close[0]}?" if close else "") + f"; available: {', '.join(options)}"
+        listed = f"available: {', '.join(options)}"
+        hint = f"; did you mean {group}={close[0]}? {listed.capitalize()}" if close else f"; {listed}"
     return f"invalid configuration: {key}: {detail}{_override_for(key, overrides)}{hint}"

@@ -54,6 +54,7 @@ def test_every_group_option_composes(group: str) -> None:
         ("model=nosuchmodel", "model"),
         ("nosuchgroup.x=1", "nosuchgroup"),
         ("train.horizon", "train.horizon"),
+        ("data.delimiter=;", "quote a value"),
     ],
 )
 def test_bad_override_names_the_key(override: str, key: str) -> None:
@@ -94,8 +95,10 @@ def test_unknown_group_option_lists_the_available_ones() -> None:
         compose(["model=xgbost"])
     message = str(info.value)
     options = sorted(p.stem for p in (conf_dir() / "model").glob("*.yaml"))
-    assert "did you mean model=xgboost?" in message
-    assert f"available: {', '.join(options)}" in message
+    assert f"did you mean model=xgboost? Available: {', '.join(options)}" in message
+    listed = f"; available: {', '.join(options)}$"
+    with pytest.raises(ConfigError, match=f"model/zzz: unknown config group option .*{listed}"):
+        compose(["model=zzz"])
 
 
 def test_cli_unknown_key_exits_2_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
