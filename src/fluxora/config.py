@@ -6,12 +6,13 @@ Two planes: pipeline/experiment parameters live here (Hydra, `conf/`, mirrored t
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 from fluxora.errors import ConfigError
 
@@ -124,12 +125,17 @@ class FeaturesConfig:
 
 
 @dataclass
-class ModelConfig:
-    """The forecaster and its hyper-parameters (one flat group; each model reads its own keys)."""
+class ModelChoice:
+    """Which forecaster: one model, or `auto` (backtest `candidates`, register the best)."""
 
     name: str = "xgboost"  # xgboost | ridge | prophet | seasonal_naive | auto
     candidates: list[str] = field(default_factory=lambda: ["xgboost"])  # model=auto backtests these
-    # xgboost
+
+
+@dataclass
+class XGBoostParams:
+    """`model=xgboost`: one global booster for the point forecast, a smaller one for the quantiles."""
+
     n_estimators: int = 400
     max_depth: int = 6
     learning_rate: float = 0.05
@@ -143,19 +149,63 @@ class ModelConfig:
     quantile_learning_rate: float = 0.2
     quantile_min_child_weight: float = 200.0  # large leaves: in-sample quantiles overfit (too narrow)
     quantile_max_rows: int = 50_000
-    # ridge
+
+
+@dataclass
+class RidgeParams:
+    """`model=ridge`: ridge regression on the design features."""
+
     ridge_alpha: float = 1.0
-    # Quantile calibration (xgboost, ridge, prophet; see fluxora.models.calibration): the latest
-    # `calibration_days` of training origins (at most a third of them) are held out, the model
-    # is fitted on the rest and its quantiles corrected per level and step so that they cover
-    # the held-out loads as claimed; then it is refitted on everything. 0 = uncalibrated.
+
+
+@dataclass
+class CalibrationParams:
+    """Quantile calibration (xgboost, ridge, prophet; see fluxora.models.calibration): the latest
+    `calibration_days` of training origins (at most a third of them) are held out, the model is
+    fitted on the rest and its quantiles corrected per level and step so that they cover the
+    held-out loads as claimed; then it is refitted on everything. 0 = uncalibrated."""
+
     calibration_days: float = 28.0
-    # seasonal naive: 24 (daily), 168 (weekly) or 0 (the better of the two on training data)
+
+
+@dataclass
+class SeasonalNaiveParams:
+    """`model=seasonal_naive`: 24 (daily), 168 (weekly) or 0 (the better of the two on training data)."""
+
     season_hours: int = 0
-    # prophet (per series; bounded so backtests stay affordable)
+
+
+@dataclass
+class ProphetParams:
+    """`model=prophet`: one model per series, bounded so backtests stay affordable."""
+
     prophet_train_days: int = 180
     prophet_changepoint_prior_scale: float = 0.05
     prophet_max_iter: int = 1000
+
+
+@dataclass
+class ModelConfig(ProphetParams, SeasonalNaiveParams, CalibrationParams, RidgeParams, XGBoostParams, ModelChoice):
+    """The forecaster and its hyper-parameters: every model's schema in one flat group, because
+    `model=auto` and `fluxora backtest` fit several models from the same config. Field order
+    (the reverse of the bases) is the order of params.yaml."""
+
+
+# The settings each model reads (`fluxora config show` shows only the selected model's).
+MODEL_SCHEMAS: dict[str, tuple[type, ...]] = {
+    "xgboost": (XGBoostParams, CalibrationParams),
+    "ridge": (RidgeParams, CalibrationParams),
+    "prophet": (ProphetParams, CalibrationParams),
+    "seasonal_naive": (SeasonalNaiveParams,),
+}
+
+
+def model_keys(model: ModelConfig) -> list[str]:
+    """The `model.*` keys that `model` (its name; for `auto`, its candidates) reads, in field order."""
+    names = model.candidates if model.name == "auto" else [model.name]
+    wanted = {f.name for n in names for schema in MODEL_SCHEMAS.get(n, ()) for f in fields(schema)}
+    wanted |= {"name", "candidates"} if model.name == "auto" else {"name"}
+    return [f.name for f in fields(ModelConfig) if f.name in wanted]
 
 
 @dataclass
@@ -169,7 +219,7 @@ class TrainConfig:
     quantiles: list[float] = field(default_factory=lambda: [0.1, 0.5, 0.9])  # 0.5 is always added
     # What the registered model reads for the temperature at target times. `persistence` (same
     # hour on the latest observed day) is all the online store holds today; `ex_post`/`forecast`
-    # models need `target_temperature` in the serving state (see README).
+    # models need `target_temperature` in the serving state (see docs/models.md).
     weather: str = "persistence"
     promotion_metric: str = "mae"  # any overall backtest metric; lower is better
     promotion_margin: float = 0.02  # challenger must be this fraction better than champion and naive
@@ -364,14 +414,20 @@ def compose(overrides: list[str] | tuple[str, ...] = (), config_dir: Path | None
     from omegaconf import OmegaConf
 
     _register_schema()
+    _check_grammar(overrides)
     directory = (config_dir or conf_dir()).resolve()
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(directory), version_base="1.3"):
             cfg = hydra_compose(config_name="config", overrides=list(overrides))
+        # Hydra lets `+key=value` add a key the schema lacks, and to_object would drop it silently.
+        if unknown := _unknown_keys(OmegaConf.to_container(cfg, resolve=False), FluxoraConfig):
+            raise ConfigError(_unknown_key_message(unknown[0], overrides))
         obj = OmegaConf.to_object(cfg)
+    except ConfigError:
+        raise
     except Exception as exc:  # Hydra/OmegaConf raise many types; all become one clear line
-        raise ConfigError(_explain(exc, overrides)) from None
+        raise ConfigError(_explain(exc, overrides, directory)) from None
     finally:
         GlobalHydra.instance().clear()
     assert isinstance(obj, FluxoraConfig)
@@ -400,6 +456,43 @@ def to_yaml(cfg: FluxoraConfig) -> str:
     return PARAMS_HEADER + OmegaConf.to_yaml(OmegaConf.structured(cfg))
 
 
+def to_view_yaml(cfg: FluxoraConfig) -> str:
+    """What `fluxora config show` prints: the composed config with only the selected model's
+    settings (plus any other model's setting moved off its default, since `fluxora backtest`
+    fits `backtest.models` from the same group), under a header that says it is a view."""
+    from omegaconf import OmegaConf
+
+    tree = cfg.to_dict()
+    shown = set(model_keys(cfg.model))
+    default = asdict(ModelConfig())
+    tree["model"] = {k: v for k, v in tree["model"].items() if k in shown or (k != "candidates" and v != default[k])}
+    who = ", ".join(cfg.model.candidates) if cfg.model.name == "auto" else cfg.model.name
+    header = (
+        "# A view of the composed configuration (conf/ + overrides); nothing reads this text back.\n"
+        f"# model: the settings {who} reads; another model's appear only when off their default\n"
+        "# (`fluxora config show model=NAME` shows that model's). To change anything, edit conf/ or\n"
+        "# pass overrides; `fluxora config export` writes params.yaml for DVC.\n"
+    )
+    return header + OmegaConf.to_yaml(OmegaConf.create(tree))
+
+
+def _check_grammar(overrides: list[str] | tuple[str, ...]) -> None:
+    """Each override on its own against Hydra's grammar, so the message can name the bad one."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    for override in overrides:
+        try:
+            parser.parse_overrides([override])
+        except Exception:  # Hydra's OverrideParseException, with a multi-line caret drawing
+            key = override.lstrip("+~").split("=", 1)[0]
+            if "=" not in override and not override.startswith("~"):
+                why = "expected key=value"
+            else:
+                why = "quote a value with special characters for Hydra, e.g. \"data.delimiter=';'\""
+            raise ConfigError(f"invalid configuration: {key}: not a valid override {override!r}; {why}") from None
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
@@ -414,7 +507,60 @@ _KEY_PATTERNS = (
 )
 
 
-def _explain(exc: BaseException, overrides: list[str] | tuple[str, ...]) -> str:
+def _schema_of(schema: type, name: str) -> Any:
+    """The resolved type of field `name` of dataclass `schema`, or None when there is no such field."""
+    return get_type_hints(schema).get(name) if name in {f.name for f in fields(schema)} else None
+
+
+def _unknown_keys(node: Any, schema: type, prefix: str = "") -> list[str]:
+    """Dotted keys in the composed tree `node` that the dataclass `schema` does not declare."""
+    out: list[str] = []
+    for key, value in node.items() if isinstance(node, dict) else ():
+        hint = _schema_of(schema, str(key))
+        if hint is None:
+            out.append(f"{prefix}{key}")
+        elif isinstance(hint, type) and is_dataclass(hint):  # dict-typed fields (data.weather.locations): any key
+            out.extend(_unknown_keys(value, hint, f"{prefix}{key}."))
+    return out
+
+
+def _suggest(key: str) -> str:
+    """`; did you mean …?` with the closest valid names at the first unknown part of dotted `key`,
+    or the valid names there when none is close."""
+    schema: Any = FluxoraConfig
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        if not (isinstance(schema, type) and is_dataclass(schema)):
+            return ""
+        hint = _schema_of(schema, part)
+        if hint is None:
+            names = [f.name for f in fields(schema)]
+            parent = ".".join(parts[:i])
+            close = difflib.get_close_matches(part, names, n=3, cutoff=0.6)
+            full = [f"{parent}.{n}" if parent else n for n in close]
+            if full:
+                return f"; did you mean {' or '.join(full)}?"
+            return f"; valid keys {'under ' + parent if parent else 'at the top'}: {', '.join(names)}"
+        schema = hint
+    return ""
+
+
+def _group_options(directory: Path, group: str) -> list[str]:
+    folder = directory / group
+    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def _override_for(key: str, overrides: list[str] | tuple[str, ...]) -> str:
+    # A group override like `model=foo` reports the group; an override like `train.x=1` the full key.
+    override = next((o for o in overrides if o.lstrip("+~").split("=", 1)[0] in (key, key.split("/")[0])), None)
+    return f" (override {override!r})" if override else ""
+
+
+def _unknown_key_message(key: str, overrides: list[str] | tuple[str, ...]) -> str:
+    return f"invalid configuration: {key}: unknown key{_override_for(key, overrides)}{_suggest(key)}"
+
+
+def _explain(exc: BaseException, overrides: list[str] | tuple[str, ...], directory: Path | None = None) -> str:
     """Turn a Hydra/OmegaConf exception into one line that names the key."""
     chain: list[BaseException] = []
     cur: BaseException | None = exc
@@ -440,7 +586,13 @@ def _explain(exc: BaseException, overrides: list[str] | tuple[str, ...]) -> str:
         detail = "not a valid override, expected key=value"
     if key is None:
         return f"invalid configuration: {detail}"
-    # A group override like `model=foo` reports the group; an override like `train.x=1` the full key.
-    override = next((o for o in overrides if o.lstrip("+~").split("=", 1)[0] in (key, key.split("/")[0])), None)
-    suffix = f" (override {override!r})" if override else ""
-    return f"invalid configuration: {key}: {detail}{suffix}"
+    hint = ""
+    if detail == "unknown key":
+        hint = _suggest(key)
+    elif detail == "unknown config group option" and directory is not None and "/" in key:
+        group, option = key.split("/", 1)
+        options = _group_options(directory, group)
+        close = difflib.get_close_matches(option, options, n=1, cutoff=0.6)
+        listed = f"available: {', '.join(options)}"
+        hint = f"; did you mean {group}={close[0]}? {listed.capitalize()}" if close else f"; {listed}"
+    return f"invalid configuration: {key}: {detail}{_override_for(key, overrides)}{hint}"

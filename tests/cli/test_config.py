@@ -10,7 +10,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fluxora.config import FluxoraConfig, compose, conf_dir, from_params, to_yaml
+from fluxora.config import (
+    MODEL_SCHEMAS,
+    FluxoraConfig,
+    ModelConfig,
+    compose,
+    conf_dir,
+    from_params,
+    model_keys,
+    to_view_yaml,
+    to_yaml,
+)
 from fluxora.errors import ConfigError
 from fluxora.paths import project_root
 
@@ -44,6 +54,7 @@ def test_every_group_option_composes(group: str) -> None:
         ("model=nosuchmodel", "model"),
         ("nosuchgroup.x=1", "nosuchgroup"),
         ("train.horizon", "train.horizon"),
+        ("data.delimiter=;", "quote a value"),
     ],
 )
 def test_bad_override_names_the_key(override: str, key: str) -> None:
@@ -52,6 +63,85 @@ def test_bad_override_names_the_key(override: str, key: str) -> None:
     message = str(info.value)
     assert key in message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("+foo=1", "valid keys at the top: data, features, model"),
+        ("foo=1", "valid keys at the top: data, features, model"),
+        ("+train.horizn=3", "did you mean train.horizon?"),
+        ("train.horizn=3", "did you mean train.horizon?"),
+        ("+model.ridge_alpa=2", "did you mean model.ridge_alpha?"),
+        ("+data.columns.lod=x", "did you mean data.columns.load?"),
+    ],
+)
+def test_unknown_key_is_refused_with_the_closest_names(override: str, expected: str) -> None:
+    """With or without `+`: Hydra would add the key and the schema would drop it silently."""
+    with pytest.raises(ConfigError) as info:
+        compose([override])
+    message = str(info.value)
+    assert "unknown key" in message and repr(override) in message and expected in message
+    assert "\n" not in message
+
+
+def test_dict_fields_still_take_new_keys() -> None:
+    cfg = compose(['+data.weather.locations.series_000="52.5,13.4"'])
+    assert cfg.data.weather.locations == {"series_000": "52.5,13.4"}
+
+
+def test_unknown_group_option_lists_the_available_ones() -> None:
+    with pytest.raises(ConfigError) as info:
+        compose(["model=xgbost"])
+    message = str(info.value)
+    options = sorted(p.stem for p in (conf_dir() / "model").glob("*.yaml"))
+    assert f"did you mean model=xgboost? Available: {', '.join(options)}" in message
+    listed = f"; available: {', '.join(options)}$"
+    with pytest.raises(ConfigError, match=f"model/zzz: unknown config group option .*{listed}"):
+        compose(["model=zzz"])
+
+
+def test_cli_unknown_key_exits_2_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from fluxora.cli import main
+
+    assert main(["config", "show", "+foo=1"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1 and "foo: unknown key" in captured.err
+
+
+def test_every_model_option_has_a_schema_and_sets_only_its_keys() -> None:
+    """conf/model/NAME.yaml may set only what NAME reads (auto: what its candidates read)."""
+    for option in sorted((conf_dir() / "model").glob("*.yaml")):
+        cfg = compose([f"model={option.stem}"])
+        assert cfg.model.name == "auto" or cfg.model.name in MODEL_SCHEMAS
+        assert all(c in MODEL_SCHEMAS for c in cfg.model.candidates)
+        written = set(yaml.safe_load(option.read_text())) - {"name", "candidates"}
+        assert written <= set(model_keys(cfg.model)), f"{option.name} sets keys its model does not read"
+
+
+def test_config_show_is_a_view_with_the_selected_models_settings() -> None:
+    def model_section(overrides: list[str]) -> dict[str, object]:
+        text = to_view_yaml(compose(overrides))
+        assert text.startswith("# A view of the composed configuration") and "Do not edit" not in text
+        section: dict[str, object] = yaml.safe_load(text)["model"]
+        return section
+
+    assert model_section(["model=ridge"]) == {"name": "ridge", "ridge_alpha": 1.0, "calibration_days": 28.0}
+    xgb = model_section([])
+    assert "n_estimators" in xgb and "ridge_alpha" not in xgb and "prophet_max_iter" not in xgb
+    auto = model_section(["model=auto"])
+    assert {"candidates", "n_estimators", "ridge_alpha", "prophet_max_iter"} <= set(auto)
+    assert "season_hours" not in auto
+    # Another model's setting moved off its default is in effect (backtest.models) and shown.
+    assert model_section(["model=ridge", "model.n_estimators=9"])["n_estimators"] == 9
+
+
+def test_model_config_is_the_union_of_the_model_schemas() -> None:
+    from dataclasses import fields
+
+    per_model = {f.name for schemas in MODEL_SCHEMAS.values() for s in schemas for f in fields(s)}
+    assert {f.name for f in fields(ModelConfig)} == per_model | {"name", "candidates"}
 
 
 def test_fingerprint_is_stable_and_sensitive() -> None:

@@ -88,11 +88,11 @@ def rollback(args: argparse.Namespace) -> int:
 
 
 def config(args: argparse.Namespace) -> int:
-    from fluxora.config import compose, redact, to_yaml
+    from fluxora.config import compose, redact, to_view_yaml, to_yaml
     from fluxora.paths import project_root
 
     if args.config_command == "show":  # passwords in URLs (infra=production reads them from the environment) as ***
-        print(to_yaml(redact(compose(args.overrides))), end="")
+        print(to_view_yaml(redact(compose(args.overrides))), end="")
         return 0
     text = to_yaml(compose([]))
     target = args.output or project_root() / "params.yaml"
