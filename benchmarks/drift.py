@@ -46,8 +46,8 @@ REAL = Path("/work/shared/data")
 
 
 def base_config(n_series: int) -> DataConfig:
-    # 58 days before the first window (4 weeks fit + 2-day window + 28 earlier windows) + 30 windows.
-    return DataConfig(n_series=n_series, start="2024-10-01", days=100, seed=7)
+    # 70 days before the first window (4 weeks fit + 2-day window + 20 earlier 2-day windows) + 30.
+    return DataConfig(n_series=n_series, start="2024-09-21", days=110, seed=7)
 
 
 def temperature_response(cfg: DataConfig) -> np.ndarray:

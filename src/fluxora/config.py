@@ -201,14 +201,14 @@ class MonitorConfig:
     """Per-series drift judged against each series' own history, realized accuracy of served
     forecasts, retrain guardrails (see docs/monitoring.md)."""
 
-    current_days: int = 2  # the window judged; short so a change is seen within two days
+    drift_days: int = 2  # the window judged; short so a change is seen within two days
     reference_weeks: int = 4  # the expected load is fitted on this many weeks before each window
-    reference_days: int = (
-        28  # unused since drift is judged against each series' own history; kept so old overrides compose
-    )
+    # Unused since drift is judged against each series' own history; kept so existing overrides compose.
+    current_days: int = 7
+    reference_days: int = 28
     # Retrain on drift when at least this share of the judged series drifted in load (weather never).
     drift_share_threshold: float = 0.1
-    history_windows: int = 28  # earlier windows (one day apart) whose statistics calibrate the current one
+    history_windows: int = 20  # earlier windows (back to back) whose statistics calibrate the current one
     min_history_windows: int = 10  # fewer: the series is insufficient data, not tested
     drift_k: float = 5.0  # drift: more than this many robust SDs from the series' own earlier windows ...
     # ... and at least this effect (level, misfit: share of the level; clock: share of error; weather: °C)

@@ -136,6 +136,8 @@ def test_the_evidently_report_holds_the_same_decisions(changed: dict[str, dict],
 def test_nothing_to_judge_writes_only_the_summary(tmp_path: Path) -> None:
     _, short = effect.panel_effects(_panel(n_series=1, days=10), S)
     out = drift_report(effect.summarize(short, 0.1), short, {}, S, tmp_path)
-    assert out["status"] == "insufficient_data" and out["html_path"] is None
-    assert [p.name for p in tmp_path.iterdir()] == ["drift.json"]
+    assert out["status"] == "insufficient_data" and out["evidently_json_path"] is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["drift.html", "drift.json"]
+    page = (tmp_path / "drift.html").read_text()
+    assert "No series could be judged yet" in page and "50 days of history in all" in page
     assert math.isclose(json.loads((tmp_path / "drift.json").read_text())["drift_share_threshold"], 0.1)

@@ -52,7 +52,7 @@ def drift_report(
 
     Only the `max_series` most remarkable judged series (drifted first, then by score) go into
     the Evidently report (it costs ~0.1 s per column); all are in the summary and the HTML table.
-    Without a judged series no Evidently report is made and the summary says why."""
+    Without a judged series there is no Evidently report: the page and the summary say why."""
     if not name or "/" in name or "\\" in name or name in {".", ".."}:
         raise ValueError(f"name must be a plain file stem, got {name!r}")
     out_dir = Path(out_dir)
@@ -67,13 +67,14 @@ def drift_report(
         "method": _method(settings),
         "windows": windows,
         "report_series": shown,
-        "html_path": str(paths["html"]) if shown else None,
+        "html_path": str(paths["html"]),
         "json_path": str(paths["json"]),
         "evidently_json_path": str(paths["ev"]) if shown else None,
         "generated_at": datetime.now(UTC).isoformat(),
     }
-    if not shown:
-        _write_atomic({paths["json"]: json.dumps(out, indent=2, allow_nan=False) + "\n"}, name)
+    if not shown:  # nothing to give Evidently: the page says why and when there will be
+        page = f"<!doctype html><html><meta charset='utf-8'><body>{_header(out, series, windows)}</body></html>"
+        _write_atomic({paths["html"]: page, paths["json"]: json.dumps(out, indent=2, allow_nan=False) + "\n"}, name)
         return out
     snapshot, ev_json, version = _run_evidently(series, shown, settings, windows, name)
     out["evidently_version"] = version
@@ -229,7 +230,7 @@ def _header(out: dict[str, Any], series: dict[str, dict[str, Any]], windows: dic
         f"<h2>Fluxora drift: {'DRIFT' if out['drifted'] else 'no drift'}</h2>"
         f"<p>Current window {e(str(windows.get('current_start')))} .. {e(str(windows.get('end')))} "
         f"({m['window_days']} days). Each statistic is compared with the same statistic on up to "
-        f"{m['history_windows']} earlier windows of the same series (one day apart, each against an "
+        f"{m['history_windows']} earlier windows of the same series (back to back, each against an "
         f"expected load fitted on the {m['fit_weeks']} weeks before it: hour of the week and temperature). "
         f"Drift: more than {m['k_robust_sd']:g} robust SDs from their median and at least the minimum "
         f"effect {e(json.dumps(m['min_effect']))}.</p>"
@@ -238,9 +239,21 @@ def _header(out: dict[str, Any], series: dict[str, dict[str, Any]], windows: dic
         f"new series: {len(out['new_series'])}; weather drift (reported, no retrain): "
         f"{len(out['weather']['series_drifted'])}. The Evidently report below holds the "
         f"{len(out['report_series'])} most remarkable series.</p>"
-        "<table border='1' cellpadding='4' style='border-collapse:collapse'><tr><th>series</th><th>verdict</th>"
+        + (
+            ""
+            if out["report_series"]
+            else f"<p><b>No series could be judged yet.</b> A series needs {m['fit_weeks']} weeks for its expected "
+            f"load, then {m['window_days']} days for the window and {m['min_history_windows']} earlier windows of "
+            f"{m['window_days']} days each to compare with: {needed_days(m)} days of history in all.</p>"
+        )
+        + "<table border='1' cellpadding='4' style='border-collapse:collapse'><tr><th>series</th><th>verdict</th>"
         "<th>level</th><th>misfit</th><th>clock</th><th>weather (°C)</th></tr>" + "".join(rows) + "</table></div>"
     )
+
+
+def needed_days(method: dict[str, Any]) -> int:
+    """Days of history a series needs before its drift can be judged."""
+    return int(7 * method["fit_weeks"] + method["window_days"] * (method["min_history_windows"] + 1))
 
 
 def _write_atomic(files: dict[Path, str], name: str) -> None:

@@ -15,7 +15,7 @@ it give three load statistics, each relative to the series' level so they are un
 is reported on its own: weather alone is no reason to retrain.
 
 A statistic is not judged by a p-value (hourly load is autocorrelated; every test rejects) but
-against the same statistic on the series' earlier comparable windows (each with its own fit):
+against the same statistic on the series' earlier windows (back to back, each with its own fit):
 it drifts when it lies more than `k` robust standard deviations (1.4826 MAD) from their median
 *and* the difference is at least a minimum effect (so a perfectly regular series does not alarm
 on a negligible change).
@@ -42,6 +42,7 @@ HEATING_KNOTS = (0.0, 5.0, 10.0, 15.0)
 COOLING_KNOTS = (20.0, 25.0)
 # Which way a statistic drifts: +1 only upwards, 0 both ways.
 DIRECTION = {"level": 0, "misfit": 1, "clock": 1, "weather": 0}
+MIN_HINGE_HOURS, MIN_HINGE_C = 72, 2.0  # support a temperature hinge needs in the fit span
 MIN_PRESENT = 0.5  # share of a window's (or fit span's) hours that must have a value
 
 
@@ -51,7 +52,7 @@ class EffectSettings:
 
     window_days: int = 2
     fit_weeks: int = 4
-    history_windows: int = 28
+    history_windows: int = 20
     min_history_windows: int = 10
     k: float = 5.0
     min_effect: dict[str, float] = field(
@@ -60,7 +61,7 @@ class EffectSettings:
 
     def __post_init__(self) -> None:
         if self.window_days < 1 or self.fit_weeks < 1:
-            raise ValueError("monitor.current_days and monitor.reference_weeks must be at least 1")
+            raise ValueError("monitor.drift_days and monitor.reference_weeks must be at least 1")
         if self.min_history_windows < 3 or self.history_windows < self.min_history_windows:
             raise ValueError("monitor.history_windows must be >= monitor.min_history_windows >= 3")
         if not self.k > 0:
@@ -137,6 +138,16 @@ def window_stats(frame: pd.DataFrame, end: pd.Timestamp, s: EffectSettings) -> d
         return np.bincount(ho, weights=v, minlength=WEEK_HOURS) / np.where(seen, counts, 1.0)
 
     beta = np.zeros(0)
+    if x_all is not None:
+        # A hinge the fit span barely reaches (a few hours, a fraction of a degree) would get an
+        # arbitrary slope and wreck the extrapolation: drop it, the next one's slope carries on.
+        support = x_all[fit][ok]
+        keep = [
+            j
+            for j in range(support.shape[1])
+            if (support[:, j] > 0).sum() >= MIN_HINGE_HOURS and support[:, j].max() >= MIN_HINGE_C
+        ]
+        x_all = x_all[:, keep] if keep else None
     if x_all is not None:
         xo = x_all[fit][ok]
         # Frisch-Waugh: the temperature response from values demeaned within each hour of the week.
@@ -221,8 +232,9 @@ def series_effects(
     current = stats_at(end)
     if current is None:
         return {"status": "insufficient_data", "drifted": False, "weather_drifted": False, "stats": {}}
-    # Earlier windows that do not overlap the current one, one day apart.
-    ends = [end - pd.Timedelta(days=s.window_days + j) for j in range(s.history_windows)]
+    # Earlier windows of the same length, back to back: overlapping ones would share their
+    # weather and noise and make the series' own spread look smaller than it is.
+    ends = [end - pd.Timedelta(days=s.window_days * (j + 1)) for j in range(s.history_windows)]
     history = [h for t in ends if (h := stats_at(t)) is not None]
     if len(history) < s.min_history_windows:
         return {
@@ -312,7 +324,7 @@ def summarize(series: dict[str, dict[str, Any]], share_threshold: float) -> dict
 def settings(m: Any) -> EffectSettings:
     """The statistic's settings from `MonitorConfig`."""
     return EffectSettings(
-        window_days=m.current_days,
+        window_days=m.drift_days,
         fit_weeks=m.reference_weeks,
         history_windows=m.history_windows,
         min_history_windows=m.min_history_windows,
