@@ -61,7 +61,7 @@ def run_summary(results: RunResults, home: Home, seconds: float) -> str:
 
 def _drift_line(status: str, drifted: bool, share: float | None, html: str | None) -> str:
     if status != "ok" or share is None:
-        return "no drift result yet (too little history per series to judge)"
+        return f"no drift result yet: too little history per series to judge (why: {html})"
     return f"{'DRIFT' if drifted else 'no drift'} (load drift in share {share:.2f} of series); report {html}"
 
 
