@@ -73,6 +73,8 @@ def drift_report(
         "generated_at": datetime.now(UTC).isoformat(),
     }
     if not shown:  # nothing to give Evidently: the page says why and when there will be
+        if out["status"] != "ok":
+            out["reason"] = f"{out['reason']} yet: each needs {needed_days(out['method'])} days of history"
         page = f"<!doctype html><html><meta charset='utf-8'><body>{_header(out, series, windows)}</body></html>"
         _write_atomic({paths["html"]: page, paths["json"]: json.dumps(out, indent=2, allow_nan=False) + "\n"}, name)
         return out
