@@ -15,7 +15,7 @@ Printed: the false-alarm rate (flagged series x window in the unchanged run), an
 the share of affected series detected within 2 days, the median and worst delay in days, and
 whether the retrain decision fired within 2 days (and how often on the unchanged run).
 
-    .venv/bin/python benchmarks/drift.py [--series 40] [--real]
+    .venv/bin/python benchmarks/drift.py [--series 40] [--start 2024-09-21] [--seed 7] [--real]
 
 `--real` also monitors the files in /work/shared/data (30 consecutive windows at the end of
 each series, no injected change) and prints their false-alarm rate.
@@ -45,9 +45,9 @@ CHANGES = ("level", "temp x2", "stuck", "clock +1h", "new series")
 REAL = Path("/work/shared/data")
 
 
-def base_config(n_series: int) -> DataConfig:
+def base_config(n_series: int, start: str = "2024-09-21", seed: int = 7) -> DataConfig:
     # 70 days before the first window (4 weeks fit + 2-day window + 20 earlier 2-day windows) + 30.
-    return DataConfig(n_series=n_series, start="2024-09-21", days=110, seed=7)
+    return DataConfig(n_series=n_series, start=start, days=110, seed=seed)
 
 
 def temperature_response(cfg: DataConfig) -> np.ndarray:
@@ -126,10 +126,10 @@ def flagged(result: dict[str, Any]) -> bool:
     return bool(result["drifted"]) or result["status"] == "new"
 
 
-def run(n_series: int) -> None:
+def run(n_series: int, start: str, seed: int) -> None:
     m = MonitorConfig()
     s = effect.settings(m)
-    cfg = base_config(n_series)
+    cfg = base_config(n_series, start, seed)
     base = synthetic.generate(cfg)
     last = base[TIMESTAMP].max()
     ends = [last - pd.Timedelta(days=WINDOWS - 1 - i) for i in range(WINDOWS)]
@@ -208,8 +208,10 @@ def real() -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series", type=int, default=40)
+    parser.add_argument("--start", default="2024-09-21", help="first day of the synthetic data (110 days)")
+    parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--real", action="store_true")
     args = parser.parse_args()
-    run(args.series)
+    run(args.series, args.start, args.seed)
     if args.real:
         real()
