@@ -248,16 +248,24 @@ class BacktestConfig:
 
 @dataclass
 class MonitorConfig:
-    """Drift against a season-matched reference, realized accuracy of served forecasts, retrain guardrails."""
+    """Per-series drift judged against each series' own history, realized accuracy of served
+    forecasts, retrain guardrails (see docs/monitoring.md)."""
 
+    drift_days: int = 2  # the window judged; short so a change is seen within two days
+    reference_weeks: int = 4  # the expected load is fitted on this many weeks before each window
+    # Unused since drift is judged against each series' own history; kept so existing overrides compose.
     current_days: int = 7
-    reference: str = "seasonal"  # seasonal: same hours/weekdays (52 or a few weeks back) | preceding
-    reference_weeks: int = 4  # seasonal, without a year of history: this many whole weeks back
-    reference_days: int = 28  # preceding: the days just before the current window
-    drift_share_threshold: float = 0.5
-    max_rows: int = 50_000
-    per_series_min_rows: int = 48  # fewer rows in a window: the series is flagged, not tested
-    per_series_threshold: float = 0.1  # normed Wasserstein distance (Evidently's large-sample default)
+    reference_days: int = 28
+    # Retrain on drift when at least this share of the judged series drifted in load (weather never).
+    drift_share_threshold: float = 0.1
+    history_windows: int = 20  # earlier windows (back to back) whose statistics calibrate the current one
+    min_history_windows: int = 10  # fewer: the series is insufficient data, not tested
+    drift_k: float = 5.0  # drift: more than this many robust SDs from the series' own earlier windows ...
+    # ... and at least this effect (level, misfit: share of the level; clock: share of error; weather: °C)
+    drift_min_effect: dict[str, float] = field(
+        default_factory=lambda: {"level": 0.05, "misfit": 0.02, "clock": 0.1, "weather": 2.0}
+    )
+    report_max_series: int = 20  # series in the Evidently report (drifted first; all are in the JSON)
     retrain_cooldown_hours: float = 24.0
     retrain_min_new_rows: int = 24  # rows since the last retrain trigger
     # Realized accuracy: served forecasts (the API's forecast log) against the actuals that arrived.

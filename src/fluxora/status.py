@@ -50,8 +50,9 @@ def _drift(home: Home) -> dict[str, Any] | None:
         return None
     keep = ("status", "reason", "drifted", "drift_share", "n_drifted", "n_columns", "html_path", "json_path")
     out = {k: raw.get(k) for k in keep} | {"report": str(path)}
-    series_path = home.drift_series
-    if series_path.is_file():
+    if "series_drifted" in raw:  # per-series drift against each series' own history
+        out |= {k: raw.get(k) for k in ("series_drifted", "series_insufficient", "new_series", "weather", "windows")}
+    elif (series_path := home.drift_series).is_file():  # a report from before
         series = json.loads(series_path.read_text())["series"]
         out["series_drifted"] = sorted(s for s, r in series.items() if r["drifted"])
         out["series_insufficient"] = sorted(s for s, r in series.items() if r["status"] != "ok")

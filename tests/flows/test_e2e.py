@@ -71,7 +71,7 @@ def test_flow_wrote_and_logged_drift_report(flow_home: tuple[Home, dict]) -> Non
     html, summary = Path(drift["html"]), Path(drift["json"])
     assert html.is_file() and html.stat().st_size > 1000
     assert home.reports in html.parents
-    assert json.loads(summary.read_text())["n_columns"] >= 1
+    assert json.loads(summary.read_text())["n_series"] >= 1  # seen; judged only with enough history
     client = registry.configure(home)
     logged = {Path(a.path).name for a in client.list_artifacts(results["train"]["model"]["run_id"], "reports")}
     assert {"drift.html", "drift.json"} <= logged

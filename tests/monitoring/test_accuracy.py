@@ -219,18 +219,18 @@ THIN = {"status": "insufficient_data", "decayed": False, "mae_ratio": None, "thr
     ("drift", "acc", "state", "rows", "retrain", "words"),
     [
         (NO_DRIFT, DECAYED, {}, 500, True, "accuracy decay (MAE 1.60x seasonal naive, threshold 1.00) past threshold"),
-        (NO_DRIFT, HOLDS, {}, 500, False, "no drift (share 0.00); accuracy holds (MAE 0.70x"),
+        (NO_DRIFT, HOLDS, {}, 500, False, "no load drift (share 0.00); accuracy holds (MAE 0.70x"),
         (NO_DRIFT, THIN, {}, 500, False, "no accuracy verdict"),
         (None, DECAYED, {}, 500, True, "accuracy decay"),
         (NO_DRIFT, DECAYED, {"last_trigger_at": (NOW - 2 * H).isoformat()}, 500, False, "accuracy decay (MAE 1.60x"),
         (NO_DRIFT, DECAYED, {}, 3, False, "but only 3 new rows"),
         (
-            {"status": "ok", "drifted": True, "drift_share": 0.8},
+            {"status": "ok", "drifted": True, "drift_share": 0.8, "n_drifted": 4, "n_columns": 5},
             DECAYED,
             {},
             500,
             True,
-            "drift (share 0.80) and accuracy",
+            "load drift in 4 of 5 series (share 0.80) and accuracy",
         ),
     ],
 )

@@ -1,215 +1,143 @@
-"""Tests for fluxora.monitoring.drift against the real Evidently (no mocks)."""
+"""Per-series drift against each series' own history (`monitoring.effect`) and its Evidently report."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import fields
+import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from fluxora.errors import InsufficientDataError
-from fluxora.monitoring.drift import DriftResult, drift_report
+from fluxora.config import DataConfig
+from fluxora.data.schema import LOAD, SERIES_ID, TEMPERATURE, TIMESTAMP
+from fluxora.data.synthetic import generate
+from fluxora.monitoring import effect
+from fluxora.monitoring.drift import drift_report
 
-N_ROWS = 2_000
-
-
-def _frame(seed: int, n: int = N_ROWS, cols: tuple[str, ...] = ("load", "temp", "humidity")) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    return pd.DataFrame({c: rng.normal(loc=10.0, scale=2.0, size=n) for c in cols})
+S = effect.EffectSettings()  # the defaults of MonitorConfig
 
 
-def _files(out_dir: Path) -> list[str]:
-    return sorted(p.name for p in out_dir.iterdir()) if out_dir.exists() else []
+def _panel(n_series: int = 6, days: int = 75) -> pd.DataFrame:
+    return generate(DataConfig(n_series=n_series, start="2024-10-01", days=days, seed=3))
 
 
-def test_same_distribution_is_not_drifted(tmp_path: Path) -> None:
-    res = drift_report(_frame(1), _frame(2), ["load", "temp", "humidity"], tmp_path)
-    assert res.drifted is False
-    assert res.n_columns == 3
-    assert res.n_drifted == 0
-    assert res.drift_share == 0.0
-    assert set(res.columns) == {"load", "temp", "humidity"}
-    assert all(c["drifted"] is False for c in res.columns.values())
-    assert res.skipped == {}
+def _last_days(data: pd.DataFrame, sid: str, days: float) -> pd.Series:
+    return (data[SERIES_ID] == sid) & (data[TIMESTAMP] > data[TIMESTAMP].max() - pd.Timedelta(days=days))
 
 
-def test_shifted_column_drifts_and_threshold_decides_dataset(tmp_path: Path) -> None:
-    ref, cur = _frame(1), _frame(2)
-    cur["load"] += 5 * 2.0  # +5 standard deviations
-    cols = ["load", "temp", "humidity"]
-
-    low = drift_report(ref, cur, cols, tmp_path, name="low", drift_share_threshold=0.3)
-    assert low.columns["load"]["drifted"] is True
-    assert low.columns["temp"]["drifted"] is False
-    assert low.columns["humidity"]["drifted"] is False
-    assert low.n_drifted == 1
-    assert low.drift_share == pytest.approx(1 / 3)
-    assert low.drifted is True
-    # >1000 reference rows -> Evidently's default is normed Wasserstein distance (higher = more drift)
-    assert low.columns["load"]["score"] > low.columns["temp"]["score"]
-
-    default = drift_report(ref, cur, cols, tmp_path, name="default")  # threshold 0.5
-    assert default.columns["load"]["drifted"] is True
-    assert default.drifted is False
+@pytest.fixture(scope="module")
+def changed() -> dict[str, dict]:
+    """Three changes started 2 days before the end; three series unchanged."""
+    data = _panel()
+    data.loc[_last_days(data, "series_000", 2), LOAD] *= 1.15  # level shift
+    stuck = _last_days(data, "series_001", 2)
+    data.loc[stuck, LOAD] = data.loc[stuck, LOAD].iloc[0]  # meter stuck
+    late = _last_days(data, "series_002", 2)
+    data.loc[late, LOAD] = data.groupby(SERIES_ID)[LOAD].shift(1)[late]  # clock one hour late
+    return effect.panel_effects(data, S, holidays_country="DE")[1]
 
 
-def test_nan_constant_missing_and_non_numeric_columns_are_skipped(
-    tmp_path: Path,
-) -> None:
-    ref, cur = _frame(1), _frame(2)
-    cur["all_nan"] = np.nan
-    ref["all_nan"] = 1.0
-    ref["const"] = 3.0
-    cur["const"] = np.random.default_rng(3).normal(size=N_ROWS)
-    ref["only_inf"] = np.inf
-    cur["only_inf"] = 1.0
-    ref["label"] = "a"
-    cur["label"] = "b"
-    cols = ["load", "all_nan", "const", "only_inf", "label", "not_there"]
-
-    res = drift_report(ref, cur, cols, tmp_path)
-
-    assert set(res.skipped) == {"all_nan", "const", "only_inf", "label", "not_there"}
-    assert "NaN" in res.skipped["all_nan"] and "current" in res.skipped["all_nan"]
-    assert "constant" in res.skipped["const"] and "reference" in res.skipped["const"]
-    assert "NaN/inf" in res.skipped["only_inf"]
-    assert "non-numeric" in res.skipped["label"]
-    assert "missing" in res.skipped["not_there"] and "both" not in res.skipped["not_there"]
-    assert "reference" in res.skipped["not_there"] and "current" in res.skipped["not_there"]
-    assert list(res.columns) == ["load"]
-    assert res.n_columns == 1
-    evidently_text = res.evidently_json_path.read_text()
-    assert "all_nan" not in evidently_text and "const" not in evidently_text
+def test_unchanged_series_do_not_drift() -> None:
+    _, series = effect.panel_effects(_panel(), S, holidays_country="DE")
+    assert {r["status"] for r in series.values()} == {"ok"}
+    assert not any(r["drifted"] for r in series.values())
+    summary = effect.summarize(series, 0.1)
+    assert summary["drifted"] is False and summary["drift_share"] == 0.0 and summary["n_columns"] == 6
 
 
-def test_nullable_ints_partial_nans_and_infs_are_analysed(tmp_path: Path) -> None:
-    # Raw Evidently crashes on pd.NA in a nullable Int64 column; we convert to float first.
-    rng = np.random.default_rng(4)
-    ref = pd.DataFrame({"kwh": pd.array(rng.integers(0, 100, N_ROWS), dtype="Int64")})
-    cur = pd.DataFrame({"kwh": pd.array(rng.integers(0, 100, N_ROWS), dtype="Int64")})
-    ref.loc[::7, "kwh"] = pd.NA
-    cur["kwh"] = cur["kwh"].astype("float64")
-    cur.loc[::5, "kwh"] = np.inf
-    res = drift_report(ref, cur, ["kwh"], tmp_path)
-    assert res.skipped == {}
-    assert res.columns["kwh"]["drifted"] is False
-    assert np.isfinite(res.columns["kwh"]["score"])
+@pytest.mark.parametrize(("sid", "stat"), [("series_000", "level"), ("series_001", "misfit"), ("series_002", "clock")])
+def test_each_change_is_seen_by_its_statistic(changed: dict[str, dict], sid: str, stat: str) -> None:
+    assert changed[sid]["drifted"]
+    assert changed[sid]["stats"][stat]["drifted"], changed[sid]["stats"][stat]
 
 
-@pytest.mark.parametrize("empty", ["reference", "current"])
-def test_empty_window_raises_insufficient_data(tmp_path: Path, empty: str) -> None:
-    ref, cur = _frame(1), _frame(2)
-    if empty == "reference":
-        ref = ref.iloc[:0]
-    else:
-        cur = cur.iloc[:0]
-    out_dir = tmp_path / "out"
-    with pytest.raises(InsufficientDataError, match="0 rows"):
-        drift_report(ref, cur, ["load"], out_dir)
-    assert _files(out_dir) == []
+def test_only_the_changed_series_drift(changed: dict[str, dict]) -> None:
+    assert sorted(s for s, r in changed.items() if r["drifted"]) == ["series_000", "series_001", "series_002"]
+    summary = effect.summarize(changed, 0.1)
+    assert summary["drifted"] and summary["drift_share"] == pytest.approx(0.5)
 
 
-def test_no_analysable_column_raises_insufficient_data(tmp_path: Path) -> None:
-    ref, cur = _frame(1), _frame(2)
-    cur["load"] = np.nan
-    ref["temp"] = 7.0
-    out_dir = tmp_path / "out"
-    with pytest.raises(InsufficientDataError, match="no column can be analysed") as info:
-        drift_report(ref, cur, ["load", "temp"], out_dir)
-    assert "'load'" in str(info.value) and "'temp'" in str(info.value)
-    assert _files(out_dir) == []
+def _flat_response(days: int, warm_from: float | None = None) -> pd.DataFrame:
+    """Load with a daily cycle and no temperature response; temperature noise, warmer at the end."""
+    rng = np.random.default_rng(5)
+    ts = pd.date_range("2025-01-01", periods=days * 24, freq="h", tz="UTC")
+    load = 100 + 20 * np.sin(2 * np.pi * ts.hour / 24) + rng.normal(0, 2, len(ts))
+    temp = 10 + rng.normal(0, 1.0, len(ts))
+    if warm_from is not None:
+        temp[ts > ts.max() - pd.Timedelta(days=warm_from)] += 8.0
+    return pd.DataFrame({SERIES_ID: "flat", TIMESTAMP: ts, LOAD: load, TEMPERATURE: temp})
 
 
-def test_files_are_written_atomically_with_expected_json(tmp_path: Path) -> None:
-    out_dir = tmp_path / "nested" / "reports"
-    ref = _frame(1)
-    ref.index = pd.date_range("2024-01-01", periods=N_ROWS, freq="h", tz="UTC")
-    res = drift_report(ref, _frame(2), ["load", "temp"], out_dir, name="weekly")
-
-    assert res.html_path == out_dir / "weekly.html"
-    assert res.json_path == out_dir / "weekly.json"
-    assert res.evidently_json_path == out_dir / "weekly.evidently.json"
-    # exactly the three outputs: no temp files left behind
-    assert _files(out_dir) == ["weekly.evidently.json", "weekly.html", "weekly.json"]
-    assert "<html" in res.html_path.read_text(encoding="utf-8")[:2000].lower()
-
-    summary = json.loads(res.json_path.read_text())
-    assert {f.name for f in fields(DriftResult)} <= set(summary)
-    assert summary == {**summary, **res.to_dict()}
-    assert summary["json_path"] == str(res.json_path)
-    assert set(summary["stattests"]) == {"load", "temp"}
-    assert summary["stattests"]["load"]["method"]
-    window = summary["window"]
-    assert window["reference"]["rows_total"] == N_ROWS
-    assert window["reference"]["start"] == "2024-01-01T00:00:00+00:00"
-    assert window["current"]["start"] is None
-    assert window["max_rows"] == 50_000
-
-    evidently = json.loads(res.evidently_json_path.read_text())
-    assert set(evidently) == {"metrics", "tests"}
-    drift_cols = {m["config"]["column"] for m in evidently["metrics"] if "column" in m["config"]}
-    assert drift_cols == {"load", "temp"}
-
-    json.dumps(res.to_dict())  # JSON-safe
+def test_weather_drift_is_reported_apart_from_load_drift() -> None:
+    _, series = effect.panel_effects(_flat_response(70, warm_from=2), S)
+    res = series["flat"]
+    assert res["weather_drifted"] and not res["drifted"]
+    summary = effect.summarize(series, 0.1)
+    assert summary["weather"]["series_drifted"] == ["flat"] and summary["drifted"] is False
 
 
-def test_rerun_replaces_existing_files(tmp_path: Path) -> None:
-    first = drift_report(_frame(1), _frame(2), ["load"], tmp_path)
-    shifted = _frame(2)
-    shifted["load"] += 10.0
-    second = drift_report(_frame(1), shifted, ["load"], tmp_path)
-    assert first.drifted is False and second.drifted is True
-    assert json.loads(second.json_path.read_text())["drifted"] is True
-    assert _files(tmp_path) == ["drift.evidently.json", "drift.html", "drift.json"]
+def test_without_temperature_and_with_gaps_the_load_is_still_judged() -> None:
+    data = _flat_response(70).drop(columns=[TEMPERATURE])
+    data = data.drop(index=data.index[100:130])  # a gap of 30 hours in the fit span
+    _, series = effect.panel_effects(data, S)
+    assert series["flat"]["status"] == "ok" and "weather" not in series["flat"]["stats"]
+    data.loc[data.index[-48:], LOAD] *= 1.2
+    assert effect.panel_effects(data, S)[1]["flat"]["stats"]["level"]["drifted"]
 
 
-def test_sampling_respects_max_rows_and_is_deterministic(tmp_path: Path) -> None:
-    ref, cur = _frame(1, n=5_000), _frame(2, n=3_000)
-    a = drift_report(ref, cur, ["load", "temp"], tmp_path, name="a", max_rows=800, seed=7)
-    b = drift_report(ref, cur, ["load", "temp"], tmp_path, name="b", max_rows=800, seed=7)
-    c = drift_report(ref, cur, ["load", "temp"], tmp_path, name="c", max_rows=800, seed=8)
-
-    assert (a.reference_rows, a.current_rows) == (800, 800)
-    assert a.columns == b.columns
-    assert a.columns["load"]["score"] != c.columns["load"]["score"]
-    window = json.loads(a.json_path.read_text())["window"]
-    assert window["reference"] == {
-        "rows_total": 5_000,
-        "rows_used": 800,
-        "sampled": True,
-        "start": None,
-        "end": None,
-    }
-    assert window["current"]["rows_used"] == 800
-    assert window["seed"] == 7
-
-    small = drift_report(ref.iloc[:300], cur, ["load"], tmp_path, name="small", max_rows=800)
-    assert (small.reference_rows, small.current_rows) == (300, 800)
+def test_short_history_is_insufficient_and_a_late_series_is_new() -> None:
+    data = _panel(n_series=2, days=60)
+    newcomer = data[(data[SERIES_ID] == "series_000") & _last_days(data, "series_000", 5)].assign(
+        **{SERIES_ID: "z_new"}
+    )
+    _, series = effect.panel_effects(pd.concat([data, newcomer]), S)
+    assert series["z_new"]["status"] == "new" and series["z_new"]["first_seen"].startswith(
+        str((data[TIMESTAMP].max() - pd.Timedelta(days=5) + pd.Timedelta(hours=1)).date())
+    )
+    _, short = effect.panel_effects(_panel(n_series=1, days=35), S)
+    assert short["series_000"]["status"] == "insufficient_data" and not short["series_000"]["drifted"]
+    assert effect.summarize(short, 0.1)["status"] == "insufficient_data"
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "message"),
-    [
-        ({"name": "../escape"}, "name"),
-        ({"name": ""}, "name"),
-        ({"max_rows": 0}, "max_rows"),
-        ({"drift_share_threshold": 0.0}, "drift_share_threshold"),
-        ({"drift_share_threshold": 1.5}, "drift_share_threshold"),
-        ({"seed": -1}, "seed"),
-    ],
-)
-def test_invalid_arguments_are_rejected(tmp_path: Path, kwargs: dict, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        drift_report(_frame(1, n=50), _frame(2, n=50), ["load"], tmp_path / "out", **kwargs)
-    assert _files(tmp_path / "out") == []
+def test_judge_needs_both_robust_sds_and_the_minimum_effect() -> None:
+    calm = [0.0] * 20  # no spread at all: the minimum effect decides alone
+    assert not effect.judge("level", 0.04, calm, S)["drifted"]
+    assert effect.judge("level", -0.06, calm, S)["drifted"]  # level drifts both ways
+    noisy = list(np.random.default_rng(1).normal(0, 0.05, 20))
+    assert not effect.judge("level", 0.12, noisy, S)["drifted"]  # about 2.5 SDs of its own history
+    assert not effect.judge("misfit", -1.0, calm, S)["drifted"]  # a better fit is no drift
+    few = effect.judge("level", 1.0, calm[:5], S)
+    assert few["score"] is None and not few["drifted"]
+    with pytest.raises(ValueError, match="drift_k"):
+        effect.EffectSettings(k=0)
 
 
-def test_failed_write_leaves_no_temp_files(tmp_path: Path) -> None:
-    (tmp_path / "drift.json").mkdir()  # the final os.replace onto a directory fails
-    with pytest.raises(OSError):
-        drift_report(_frame(1), _frame(2), ["load"], tmp_path)
-    assert not [p for p in _files(tmp_path) if p.endswith(".tmp")]
-    assert (tmp_path / "drift.json").is_dir()
+def test_the_evidently_report_holds_the_same_decisions(changed: dict[str, dict], tmp_path: Path) -> None:
+    summary = effect.summarize(changed, 0.1)
+    windows = {"current_start": "2024-12-12 23:00:00+00:00", "end": "2024-12-14 23:00:00+00:00"}
+    out = drift_report(summary, changed, windows, S, tmp_path, max_series=4)
+    assert sorted(out["report_series"][:3]) == ["series_000", "series_001", "series_002"]  # drifted first
+    assert len(out["report_series"]) == 4
+    on_disk = json.loads((tmp_path / "drift.json").read_text())
+    assert on_disk["drifted"] is True and on_disk["n_drifted"] == 3
+    for col, res in on_disk["columns"].items():
+        sid, stat = col.split(" · ")
+        assert res["drifted"] == changed[sid]["stats"][stat]["drifted"]
+    assert on_disk["columns"]["series_000 · level"]["drifted"]
+    snapshot = json.loads((tmp_path / "drift.evidently.json").read_text())
+    assert any("fluxora_own_history_level" in str(m["config"].get("method")) for m in snapshot["metrics"])
+    page = (tmp_path / "drift.html").read_text()
+    assert "2024-12-12 23:00:00+00:00 .. 2024-12-14 23:00:00+00:00" in page and "series_005" in page
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["drift.evidently.json", "drift.html", "drift.json"]
+
+
+def test_nothing_to_judge_writes_only_the_summary(tmp_path: Path) -> None:
+    _, short = effect.panel_effects(_panel(n_series=1, days=10), S)
+    out = drift_report(effect.summarize(short, 0.1), short, {}, S, tmp_path)
+    assert out["status"] == "insufficient_data" and out["evidently_json_path"] is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["drift.html", "drift.json"]
+    page = (tmp_path / "drift.html").read_text()
+    assert "No series could be judged yet" in page and "50 days of history in all" in page
+    assert math.isclose(json.loads((tmp_path / "drift.json").read_text())["drift_share_threshold"], 0.1)

@@ -35,9 +35,13 @@ def run_summary(results: RunResults, home: Home, seconds: float) -> str:
             f"            backtest MAPE {m['mape']:.2f}% vs naive daily {m['naive_daily_mape']:.2f}% / "
             f"weekly {m['naive_weekly_mape']:.2f}%"
         )
-    lines.append(
-        f"  drift     {'DRIFT' if drift.drifted else 'no drift'} (share {drift.drift_share:.2f}); report {drift.html}"
-    )
+    lines.append(f"  drift     {_drift_line(drift.status, drift.drifted, drift.drift_share, drift.html)}")
+    if drift.series_drifted or drift.new_series or drift.weather_drifted:
+        lines.append(
+            f"            load drift: {', '.join(drift.series_drifted) or 'none'}; "
+            f"new: {', '.join(drift.new_series) or 'none'}; "
+            f"weather (no retrain): {', '.join(drift.weather_drifted) or 'none'}"
+        )
     acc = drift.accuracy
     lines.append(
         f"  accuracy  realized MAE {acc.mae:.3f} on {acc.points['matured']} matured points "
@@ -53,6 +57,12 @@ def run_summary(results: RunResults, home: Home, seconds: float) -> str:
         "  fluxora status",
     ]
     return "\n".join(lines)
+
+
+def _drift_line(status: str, drifted: bool, share: float | None, html: str | None) -> str:
+    if status != "ok" or share is None:
+        return f"no drift result yet: too little history per series to judge (why: {html})"
+    return f"{'DRIFT' if drifted else 'no drift'} (load drift in share {share:.2f} of series); report {html}"
 
 
 def _render_accuracy(acc: dict[str, Any] | None) -> list[str]:
@@ -119,15 +129,16 @@ def status_text(report: dict[str, Any]) -> str:
     elif drift.get("status") == "insufficient_data":
         lines.append(f"drift         insufficient data: {drift.get('reason')}")
     else:
-        lines.append(
-            f"drift         {'DRIFT' if drift['drifted'] else 'no drift'} "
-            f"(share {drift['drift_share']:.2f}); report {drift['html_path']}"
-        )
+        lines.append(f"drift         {_drift_line('ok', drift['drifted'], drift['drift_share'], drift['html_path'])}")
     if drift and "series_drifted" in drift:
         lines.append(
-            f"              series drifted: {len(drift['series_drifted'])}; "
+            f"              series drifted (load): {len(drift['series_drifted'])}; "
             f"insufficient data: {len(drift['series_insufficient'])}"
+            + (f"; new: {len(drift['new_series'])}" if drift.get("new_series") is not None else "")
         )
+        weather = (drift.get("weather") or {}).get("series_drifted")
+        if weather:
+            lines.append(f"              weather drift (reported, no retrain): {', '.join(weather)}")
     lines += _render_accuracy(report.get("accuracy"))
     if drift and (decision := drift.get("last_decision")):
         lines.append(f"retrain       {'triggered' if decision['retrain'] else 'no'}: {decision['reason']}")

@@ -1,8 +1,10 @@
 """The closed loop's decision: retrain or not, and why. Every decision is recorded.
 
-Two signals can ask for a retrain: data drift past its threshold, and realized-accuracy decay
-(the served model's MAE on matured targets against seasonal naive on the same targets, past its
-threshold). Either one is enough; the guardrails then apply to both alike: a cooldown since the
+Three signals can ask for a retrain: load drift (the share of judged series whose load drifted
+against their own history, past its threshold; weather drift never counts), series that appeared
+since the last trigger (the model has not seen them), and realized-accuracy decay (the served
+model's MAE on matured targets against seasonal naive on the same targets, past its threshold).
+Any one is enough; the guardrails then apply to both alike: a cooldown since the
 last trigger must have passed, and enough new data must have arrived since then. The training
 that follows still has to pass the promotion gate before anything is served.
 """
@@ -58,12 +60,14 @@ def decide(
         return Decision(retrain, reason, now.isoformat(), drifted, share, rows_after, decayed, ratio)
 
     signals = []
-    if drift_ok and drifted:
-        signals.append(f"drift (share {share:.2f})")
+    if drift is not None and drift_ok and drifted:
+        signals.append(f"load drift in {drift.get('n_drifted')} of {drift.get('n_columns')} series (share {share:.2f})")
+    if new := _new_since(drift, state):
+        signals.append(f"{len(new)} new series ({', '.join(new[:3])}{', ...' if len(new) > 3 else ''})")
     if verdict is not None and decayed:
         signals.append(f"accuracy decay (MAE {ratio:.2f}x seasonal naive, threshold {verdict['threshold']:.2f})")
     if not signals:
-        quiet = [f"no drift (share {share:.2f})" if drift_ok else "no drift result (insufficient data)"]
+        quiet = [f"no load drift (share {share:.2f})" if drift_ok else "no drift result (insufficient data)"]
         if accuracy is not None:
             quiet.append(
                 f"accuracy holds (MAE {ratio:.2f}x seasonal naive, threshold {verdict['threshold']:.2f})"
@@ -83,6 +87,16 @@ def decide(
             f"{cause} but only {rows_after} new rows since the last retrain (minimum {min_new_rows})",
         )
     return made(True, f"{cause} past threshold; {rows_after} new rows")
+
+
+def _new_since(drift: dict[str, Any] | None, state: dict[str, Any]) -> list[str]:
+    """New series (first seen after the data end of the last trigger, or any without one)."""
+    seen = (drift or {}).get("new_series") or {}
+    since = state.get("data_end")
+    if since is None:
+        return sorted(seen)
+    cut = datetime.fromisoformat(str(since).replace(" ", "T"))
+    return sorted(sid for sid, first in seen.items() if datetime.fromisoformat(first) > cut)
 
 
 def load_state(directory: Path) -> dict[str, Any]:

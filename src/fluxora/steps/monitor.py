@@ -1,5 +1,5 @@
-"""Monitor: drift on the latest window against a season-matched reference, overall and per series,
-the realized accuracy of served forecasts, and the closed loop's retrain decision."""
+"""Monitor: per-series drift of the latest window judged against each series' own history, the
+realized accuracy of served forecasts, and the closed loop's retrain decision."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ import pandas as pd
 
 from fluxora.config import FluxoraConfig
 from fluxora.data import io
-from fluxora.data.schema import SERIES_ID, TIMESTAMP
-from fluxora.errors import InsufficientDataError
+from fluxora.data.schema import TIMESTAMP
 from fluxora.monitoring.loop import Decision
 from fluxora.paths import DRIFT_REPORT, Home
 from fluxora.steps.base import StepResult
@@ -62,8 +61,10 @@ class MonitorResult(StepResult):
     json: str
     series_json: str
     windows: dict[str, Any]
-    series_drifted: list[str]
+    series_drifted: list[str]  # load drift: the retrain signal
     series_insufficient: list[str]
+    new_series: list[str]
+    weather_drifted: list[str]  # reported only, never a retrain signal on its own
     accuracy: AccuracyBrief
     decision: Decision
     data_end: str
@@ -75,21 +76,18 @@ def monitor(cfg: FluxoraConfig, home: Home, run_id: str | None = None) -> Monito
     realized accuracy of served forecasts, and the closed loop's retrain decision. Too little data
     is reported as such, never a crash."""
     from fluxora import registry
-    from fluxora.monitoring import loop, windows
-    from fluxora.monitoring.per_series import series_drift
+    from fluxora.monitoring import loop
     from fluxora.steps.train import last_train_run
 
     m = cfg.monitor
     data = io.read_parquet(home.validated_data)
     # First, before anything is written: an unreachable forecast-log database fails the step whole.
     forecast_log, log_note, log_window = _forecast_log(cfg, home, data)
-    w = windows.select(data, m.current_days, m.reference, m.reference_weeks, m.reference_days)
-    columns = [c for c in data.columns if c not in (SERIES_ID, TIMESTAMP) and pd.api.types.is_numeric_dtype(data[c])]
-    drift, files = _drift(cfg, home, w, columns)
-    per_series = series_drift(w.reference, w.current, columns, m.per_series_min_rows, m.per_series_threshold)
+    drift, per_series, windows = _drift(cfg, home, data)
     series_path = io.atomic_write_text(
-        home.drift_series, json.dumps({"windows": w.describe(), "series": per_series}, indent=2, default=str)
+        home.drift_series, json.dumps({"windows": windows, "series": per_series}, indent=2, default=str)
     )
+    files = [Path(p) for p in (drift["html_path"], drift["json_path"], drift["evidently_json_path"]) if p]
 
     accuracy = _realized_accuracy(cfg, home, forecast_log, data, log_note, log_window)
     files += [Path(accuracy["html_path"]), Path(accuracy["json_path"]), series_path]
@@ -116,41 +114,47 @@ def monitor(cfg: FluxoraConfig, home: Home, run_id: str | None = None) -> Monito
         status=drift["status"],
         drifted=drift["drifted"],
         drift_share=drift["drift_share"],
-        html=str(home.drift_html) if drift["status"] == "ok" else None,
+        html=drift["html_path"],
         json=str(home.drift_json),
         series_json=str(series_path),
-        windows=w.describe(),
-        series_drifted=sorted(s for s, r in per_series.items() if r["drifted"]),
-        series_insufficient=sorted(s for s, r in per_series.items() if r["status"] != "ok"),
+        windows=windows,
+        series_drifted=drift["series_drifted"],
+        series_insufficient=drift["series_insufficient"],
+        new_series=sorted(drift["new_series"]),
+        weather_drifted=drift["weather"]["series_drifted"],
         accuracy=AccuracyBrief.of(accuracy),
         decision=decision,
-        data_end=str(w.end),
+        data_end=str(windows["end"]),
         logged_to_run=run_id,
     )
     _write_metrics(home, out)
     return out
 
 
-def _drift(cfg: FluxoraConfig, home: Home, w: Any, columns: list[str]) -> tuple[dict[str, Any], list[Path]]:
-    """The pooled drift report (Evidently), or an `insufficient_data` record when the windows are too short."""
+def _drift(cfg: FluxoraConfig, home: Home, data: pd.DataFrame) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Every series judged against its own history, and the Evidently report of it."""
+    from fluxora.monitoring import effect
     from fluxora.monitoring.drift import drift_report
 
     m = cfg.monitor
-    try:
-        result = drift_report(
-            w.reference,
-            w.current,
-            columns,
-            home.reports,
-            name=DRIFT_REPORT,
-            drift_share_threshold=m.drift_share_threshold,
-            max_rows=m.max_rows,
-        )
-    except InsufficientDataError as exc:
-        drift = {"status": "insufficient_data", "reason": str(exc), "drifted": False, "drift_share": None}
-        io.atomic_write_text(home.drift_json, json.dumps(drift, indent=2))
-        return drift, [home.drift_json]
-    return {"status": "ok", **result.to_dict()}, [result.html_path, result.json_path, result.evidently_json_path]
+    s = effect.settings(m)
+    # The model's calendar; the synthetic sample has its own holidays.
+    country = cfg.features.holiday_country or (cfg.data.holidays_country if cfg.data.source == "synthetic" else "")
+    end, per_series = effect.panel_effects(data, s, holidays_country=country, timezone=cfg.features.timezone)
+    windows = {
+        "kind": "own_history",
+        "current_start": None if end is None else str(end - pd.Timedelta(days=s.window_days)),
+        "end": None if end is None else str(end),
+        "fit_weeks": s.fit_weeks,
+        "history_windows": s.history_windows,
+        "holidays": country or None,
+        "timezone": cfg.features.timezone,
+    }
+    summary = effect.summarize(per_series, m.drift_share_threshold)
+    drift = drift_report(
+        summary, per_series, windows, s, home.reports, name=DRIFT_REPORT, max_series=m.report_max_series
+    )
+    return drift, per_series, windows
 
 
 def _write_metrics(home: Home, out: MonitorResult) -> None:
@@ -160,6 +164,8 @@ def _write_metrics(home: Home, out: MonitorResult) -> None:
         "drifted": int(bool(out.drifted)),
         "drift_share": out.drift_share,
         "series_drifted": len(out.series_drifted),
+        "series_new": len(out.new_series),
+        "series_weather_drifted": len(out.weather_drifted),
         "retrain": int(out.decision.retrain),
         "realized_mae": acc.mae,
         "realized_mape": acc.mape,
