@@ -3,6 +3,7 @@ CSP allows nothing else, and a real headless Chromium renders the operations fro
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -20,23 +21,30 @@ OPERATIONS = ("/v1/forecast", "/health/live")
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`fluxora serve` on an empty home (no model: the docs are served all the same)."""
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """`fluxora serve` on an empty home (no model: the docs are served all the same); its stdout
+    is a pipe, so it logs in its default format off a terminal (JSON)."""
     home = tmp_path_factory.mktemp("docs-home")
     port = free_port()
     env = os.environ | {"FLUXORA_HOME": str(home)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "fluxora.cli", "serve", "--port", str(port)],
         env=env,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
+        text=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_healthy(f"{url}/health/live", proc, timeout=120, what="fluxora serve")
-        yield url
+        wait_healthy(f"{url}/health/live", proc, timeout=120, what="fluxora serve")  # type: ignore[arg-type]
+        yield url, proc
     finally:
-        stop(proc)
+        stop(proc)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def service(server: tuple[str, subprocess.Popen[str]]) -> str:
+    return server[0]
 
 
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])
@@ -89,3 +97,15 @@ def test_redoc_renders_the_operations_in_a_browser(service: str, tmp_path: Path)
     assert "Fluxora forecast API" in dom
     for path in OPERATIONS:
         assert path in dom, path
+
+
+def test_service_log_is_one_json_object_per_line(server: tuple[str, subprocess.Popen[str]]) -> None:
+    url, proc = server
+    httpx.get(f"{url}/health/live")
+    stop(proc)  # type: ignore[arg-type]
+    assert proc.stdout is not None
+    lines = proc.stdout.read().splitlines()
+    records = [json.loads(line) for line in lines]  # uvicorn's lines, the banner and the access log alike
+    assert all({"time", "level", "logger"} <= set(r) for r in records)
+    assert any(r["logger"].startswith("uvicorn") for r in records)
+    assert any(r.get("event") == "request" and r.get("path") == "/health/live" for r in records)

@@ -3,7 +3,9 @@ light reads (MLflow's SQLite store, Feast's SQLite online store) answer what MLf
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -12,6 +14,8 @@ from datetime import UTC, datetime
 import pytest
 
 from fluxora import registry, status
+from fluxora.cli.service import ACCESS_LOGGER, JsonLines, PlainLines
+from fluxora.features import store as fs
 from fluxora.paths import Home
 
 HEAVY = ("feast", "mlflow", "evidently", "prefect", "pandas", "xgboost", "sklearn")
@@ -92,3 +96,44 @@ def test_empty_home_reads_nothing(tmp_path, tiny_cfg) -> None:
     home = Home(tmp_path).ensure()
     assert registry.read_champion(home, "m") is None and registry.read_history(home, "m") == []
     assert status.collect(tiny_cfg, home)["online_store"] is None
+
+
+# Output: no colour or control codes where output is not a terminal.
+
+
+def test_plain_lines_strip_colour_and_redrawn_bars() -> None:
+    out = io.StringIO()
+    plain = fs.PlainLines(out)
+    plain.write("\x1b[1m\x1b[32mweather\x1b[0m:\n  0%|   | 0/2\r 50%|#  | 1/2")
+    plain.write("\r100%|###| 2/2\n")
+    plain.write("tail without newline")
+    plain.finish()
+    assert out.getvalue() == "weather:\n100%|###| 2/2\ntail without newline\n"
+
+
+def test_materialization_output_is_plain_when_redirected(
+    trained_home: Home, tiny_cfg, capfd: pytest.CaptureFixture[str]
+) -> None:
+    latest = max(datetime.fromisoformat(ts) for ts in status._freshness_feast(tiny_cfg, trained_home).values())
+    fs.materialize(fs.open_store(trained_home), latest, latest)  # the same latest rows again: a no-op for readers
+    out, err = capfd.readouterr()
+    assert "origin_state:" in out
+    assert "\x1b" not in out + err and "\r" not in out + err
+
+
+def _record(name: str, message: str) -> logging.LogRecord:
+    return logging.LogRecord(name, logging.INFO, __file__, 1, message, None, None)
+
+
+def test_service_log_formats() -> None:
+    access = json.dumps(
+        {"event": "request", "method": "GET", "path": "/v1/forecast", "status": 200, "duration_ms": 1.25}
+    )
+    as_json = json.loads(JsonLines().format(_record(ACCESS_LOGGER, access)))
+    assert as_json["path"] == "/v1/forecast" and as_json["level"] == "INFO" and as_json["logger"] == ACCESS_LOGGER
+    assert json.loads(JsonLines().format(_record("uvicorn.error", "Started server process [1]")))["message"] == (
+        "Started server process [1]"
+    )
+    plain = PlainLines().format(_record(ACCESS_LOGGER, access))
+    assert plain.endswith(f"INFO    {ACCESS_LOGGER}: GET /v1/forecast 200 1.2 ms  id=None") and "{" not in plain
+    assert PlainLines().format(_record("uvicorn.error", "Started")).endswith("INFO    uvicorn.error: Started")
