@@ -342,7 +342,7 @@ def plain_output() -> Iterator[None]:
             current = getattr(sys, name)
             if not current.isatty():
                 streams.append(plain := PlainLines(current))
-                stack.enter_context(redirect(plain))  # type: ignore[type-var]
+                stack.enter_context(redirect(plain))
         try:
             yield
         finally:

@@ -422,7 +422,8 @@ def render(board: dict[str, Any]) -> str:
     lines = [header]
     for e in board["models"]:
         o = e["overall"]
-        line = f"{e['rank']:>4}  {e['model']:<22}" + "".join(f"{o.get(c, float('nan')):>10.{decimals.get(c, 3)}f}" for c in cols)
+        figures = "".join(f"{o.get(c, float('nan')):>10.{decimals.get(c, 3)}f}" for c in cols)
+        line = f"{e['rank']:>4}  {e['model']:<22}" + figures
         line += (f"{o[cov] * 100:>8.1f}" if cov in o else f"{'-':>8}") if cov else ""  # the column stays aligned
         line += f"{e['fit_seconds']:>8.1f}"
         lines.append(line)
