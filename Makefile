@@ -9,7 +9,7 @@ UV := .tools/bin/uv
 BIN := .venv/bin
 ARGS ?=
 
-.PHONY: help install run test serve status prefect-server deploy mlflow-server prefect-server-pg repro lint format bench clean
+.PHONY: help install browser run test serve status prefect-server deploy mlflow-server prefect-server-pg repro lint format bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-9s %s\n", $$1, $$2}'
@@ -30,7 +30,13 @@ install: .venv/.synced ## create .venv from the lock file (done by run/test/serv
 run: install ## run the whole pipeline on the built-in data (ARGS = Hydra overrides)
 	$(BIN)/fluxora run $(ARGS)
 
-test: install ## run the test suite
+browser: ## Debian's chromium for the docs' browser test (skipped when present or without apt-get)
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null \
+	  || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \
+	       && { apt-get install -y --no-install-recommends chromium || { apt-get update && apt-get install -y --no-install-recommends chromium; }; } \
+	  || echo "no chromium and no apt-get as root: tests/api/test_docs_offline.py will skip its browser checks"; }
+
+test: install browser ## run the test suite
 	$(BIN)/python -m pytest $(ARGS)
 
 serve: install ## start the forecast API on the champion model

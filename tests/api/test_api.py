@@ -19,6 +19,7 @@ from serving_support import key_headers, services, settings_for
 
 from fluxora import registry
 from fluxora.api.app import create_app
+from fluxora.api.rendering import SERVED_DECIMALS
 from fluxora.api.settings import ServiceSettings
 from fluxora.config import FluxoraConfig
 from fluxora.data import io
@@ -28,6 +29,8 @@ from fluxora.features.names import EVENT_TIMESTAMP, LOAD_HISTORY, TEMP_HISTORY
 from fluxora.models.native import NativeForecaster
 from fluxora.paths import Home
 
+# Served values are rounded to SERVED_DECIMALS: equal to the model's within half a unit there.
+SERVED_ATOL = 0.5 * 10**-SERVED_DECIMALS + 1e-9
 SERIES = "series_000"
 FORECAST = "/v1/forecast"
 
@@ -134,7 +137,7 @@ def test_served_forecast_equals_direct_native_forecast(
     body = _get(client, series_id=SERIES, horizon=24).json()
     origin = np.array([latest_state["origin"].tz_localize(None).to_datetime64()], dtype="datetime64[ns]")
     times, values = _fc(direct_forecaster, latest_state["load"][None, :], latest_state["temp"][None, :], origin, 24)
-    np.testing.assert_allclose(_values(body), values[0], rtol=1e-9, atol=0)
+    np.testing.assert_allclose(_values(body), values[0], rtol=0, atol=SERVED_ATOL)
     served_times = np.array([np.datetime64(t.replace(tzinfo=None), "ns") for t in _times(body)])
     np.testing.assert_array_equal(served_times, times[0])
 
@@ -437,7 +440,7 @@ def test_cached_forecast_follows_the_online_state(
         _, expected = _fc(
             direct_forecaster, state.features[LOAD_HISTORY], state.features[TEMP_HISTORY], state.origins, 24
         )
-        np.testing.assert_allclose(_values(body), expected[0], rtol=1e-9)
+        np.testing.assert_allclose(_values(body), expected[0], rtol=0, atol=SERVED_ATOL)
         assert (body["points"] == first["points"]) == (not case)  # only the unchanged state gives the same
 
 

@@ -21,6 +21,7 @@ from fluxora import registry
 from fluxora import servicedb as db
 from fluxora.api.model_store import ModelStore
 from fluxora.api.online import OnlineFeatures, OnlineStates
+from fluxora.api.rendering import SERVED_DECIMALS
 from fluxora.api.settings import ServiceSettings
 from fluxora.config import FluxoraConfig
 from fluxora.data import io
@@ -35,6 +36,8 @@ from fluxora.models.panel import OriginBatch
 from fluxora.paths import Home
 from fluxora.servicedb.history import ModelEventLog
 
+# Served values are rounded to SERVED_DECIMALS: equal to the model's within half a unit there.
+SERVED_ATOL = 0.5 * 10**-SERVED_DECIMALS + 1e-9
 HOUR = pd.Timedelta(hours=1)
 COL = {name: i for i, name in enumerate(FEATURE_NAMES)}
 HEAT, COOL = 15.0, 22.0
@@ -604,7 +607,7 @@ def test_swap_under_concurrent_requests(
     assert all(code == 200 for code, _, _ in results + after), results
     for _, version, values in results + after:
         assert version in by_version
-        np.testing.assert_allclose(values, by_version[version], rtol=1e-9)  # whole response from one model
+        np.testing.assert_allclose(values, by_version[version], rtol=0, atol=SERVED_ATOL)  # all from one model
     assert {v for _, v, _ in after} == {v2}
     assert [(e.version, e.event) for e in store.history] == [(v1.version, "served"), (v2, "served")]
 

@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 
 from fluxora import servicedb
 from fluxora.api.auth import KeyVerifier
@@ -21,7 +22,7 @@ from fluxora.api.deps import Services
 from fluxora.api.forecast_cache import ForecastCache
 from fluxora.api.forecast_log import ForecastLogWriter
 from fluxora.api.metrics import Metrics
-from fluxora.api.middleware import ServiceMiddleware
+from fluxora.api.middleware import DOCS_ASSETS, ServiceMiddleware
 from fluxora.api.model_store import ModelStore
 from fluxora.api.monitoring_metrics import MonitoringCollector
 from fluxora.api.online import OnlineFeatures
@@ -151,7 +152,10 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             svc.forecast_log.close()  # drains the queue: a clean shutdown loses no forecast-log rows
             svc.engine.dispose()
 
-    app = FastAPI(
+    # /docs and /redoc from Swagger UI's and ReDoc's assets shipped in fastapi-offline, served by
+    # this app under DOCS_ASSETS: they work without internet, and the CSP allows only 'self'.
+    app = FastAPIOffline(
+        static_url=DOCS_ASSETS,
         title="Fluxora forecast API",
         version="1.0.0",
         description="Electric load forecasts from the champion model in the MLflow registry. "

@@ -31,12 +31,14 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"cache-control", b"no-store"),
     (b"permissions-policy", b"geolocation=(), camera=(), microphone=()"),
 )
-# The interactive docs load their script and styles from a CDN; every other response gets a strict policy.
+# The interactive docs load their script and styles from this service (`DOCS_ASSETS`, shipped in
+# fastapi-offline), nothing from elsewhere: their pages may run only their own inline start-up
+# script and ReDoc's blob worker. Every other response gets a strict policy.
+DOCS_ASSETS = "/docs-assets"
 _CSP_API = b"default-src 'none'; frame-ancestors 'none'"
 _CSP_DOCS = (
-    b"default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    b"style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
-    b"frame-ancestors 'none'"
+    b"default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    b"img-src 'self' data:; worker-src 'self' blob:; frame-ancestors 'none'"
 )
 
 

@@ -69,10 +69,16 @@ def utc_datetime(ns: int) -> datetime:
     return _EPOCH + timedelta(microseconds=ns // 1000)
 
 
+# Forecast values are served (and logged) rounded to this many decimals: load is in MW or kW,
+# and a model's 16th decimal is noise, not information (docs/api.md).
+SERVED_DECIMALS = 4
+
+
 def computed(result: Forecast, row: int, levels: Sequence[float]) -> Computed:
-    """Row `row` of a model result: values for the forecast log and the rendered points."""
-    values = result.point[row].tolist()
-    named = [(str(q), result.quantiles[q][row].tolist()) for q in levels]
+    """Row `row` of a model result: values for the forecast log and the rendered points, both
+    rounded to `SERVED_DECIMALS`, so the log holds exactly what was served."""
+    values = np.round(result.point[row], SERVED_DECIMALS).tolist()
+    named = [(str(q), np.round(result.quantiles[q][row], SERVED_DECIMALS).tolist()) for q in levels]
     points = [
         {"timestamp": t, "value": v, "quantiles": {name: q[k] for name, q in named}}
         for k, (t, v) in enumerate(zip(iso_utc(result.times[row]), values, strict=True))

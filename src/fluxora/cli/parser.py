@@ -28,6 +28,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="start the forecast API on the champion model")
     serve.add_argument("--host", help="bind address (default: serve.host from config)")
     serve.add_argument("--port", type=int, help="port (default: serve.port from config)")
+    serve.add_argument(
+        "--log-format",
+        choices=("plain", "json"),
+        help="one format for every log line: plain text, or one JSON object per line "
+        "(default: plain on a terminal, json otherwise)",
+    )
     serve.add_argument("overrides", nargs="*", help="Hydra overrides")
 
     users = sub.add_parser("users", help="manage API users (for the OAuth2 password flow)")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fluxora.paths import Home
-from fluxora.steps import RunResults
+if TYPE_CHECKING:  # `status` renders without importing the steps (pandas, and through them much more)
+    from fluxora.paths import Home
+    from fluxora.steps import RunResults
 
 
 def run_summary(results: RunResults, home: Home, seconds: float) -> str:

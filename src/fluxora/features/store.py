@@ -11,8 +11,12 @@ that only know the home (the API, `fluxora status`, `feast -f ...` by hand) open
 from __future__ import annotations
 
 import importlib.util
+import io
 import os
+import re
+import sys
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -288,7 +292,62 @@ def _window(latest: list[pd.Series]) -> tuple[pd.Timestamp, pd.Timestamp]:
 
 def materialize(store: FeatureStore, start: datetime, end: datetime) -> None:
     """Load the latest state per series in [start, end] into the online store."""
-    store.materialize(start_date=start, end_date=end + timedelta(seconds=1))
+    with plain_output():
+        store.materialize(start_date=start, end_date=end + timedelta(seconds=1))
+
+
+_CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")  # ANSI escape sequences (colours, cursor moves)
+
+
+class PlainLines(io.TextIOBase):
+    """A stream for logs: colour codes removed, and a progress bar redrawn in place (carriage
+    returns) reduced to its final state, written on through whole lines."""
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
+        self.pending = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            self.target.write(self.plain(line) + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+    def finish(self) -> None:
+        if self.pending.strip():
+            self.target.write(self.plain(self.pending) + "\n")
+        self.pending = ""
+        self.flush()
+
+    @staticmethod
+    def plain(line: str) -> str:
+        drawn = next((part for part in reversed(line.split("\r")) if part.strip()), "")
+        return _CONTROL.sub("", drawn).rstrip()
+
+
+@contextmanager
+def plain_output() -> Iterator[None]:
+    """Feast prints colour codes (colorama) to stdout and tqdm bars to stderr whatever they are
+    connected to: where one is not a terminal, what it gets is made plain (`PlainLines`)."""
+    with ExitStack() as stack:
+        streams = []
+        for name, redirect in (("stdout", redirect_stdout), ("stderr", redirect_stderr)):
+            current = getattr(sys, name)
+            if not current.isatty():
+                streams.append(plain := PlainLines(current))
+                stack.enter_context(redirect(plain))
+        try:
+            yield
+        finally:
+            for plain in streams:
+                plain.finish()
 
 
 def historical(store: FeatureStore, entity_df: pd.DataFrame, service: str) -> pd.DataFrame:

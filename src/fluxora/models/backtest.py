@@ -410,6 +410,9 @@ def best_baseline(board: dict[str, Any], names: tuple[str, ...]) -> tuple[str, f
 def render(board: dict[str, Any]) -> str:
     """The leaderboard as a text table."""
     cols = ["mae", "rmse", "mape", "smape", "mase", "pinball"]
+    # Fixed decimals per column, so figures align and compare (`.4g` printed 39 next to 37.88):
+    # load units and ratios to 3 decimals, percentages to 2.
+    decimals = {"mape": 2, "smape": 2}
     cov = (
         next((k for k in board["models"][0]["overall"] if k.startswith("coverage_")), None) if board["models"] else None
     )
@@ -419,8 +422,9 @@ def render(board: dict[str, Any]) -> str:
     lines = [header]
     for e in board["models"]:
         o = e["overall"]
-        line = f"{e['rank']:>4}  {e['model']:<22}" + "".join(f"{o.get(c, float('nan')):>10.4g}" for c in cols)
-        line += f"{o[cov] * 100:>8.1f}" if cov and cov in o else ""
+        figures = "".join(f"{o.get(c, float('nan')):>10.{decimals.get(c, 3)}f}" for c in cols)
+        line = f"{e['rank']:>4}  {e['model']:<22}" + figures
+        line += (f"{o[cov] * 100:>8.1f}" if cov in o else f"{'-':>8}") if cov else ""  # the column stays aligned
         line += f"{e['fit_seconds']:>8.1f}"
         lines.append(line)
     bt = board["backtest"]

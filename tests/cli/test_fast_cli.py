@@ -1,0 +1,139 @@
+"""A fast CLI: `fluxora --help` and `fluxora status` import none of the heavy libraries, and status's
+light reads (MLflow's SQLite store, Feast's SQLite online store) answer what MLflow and Feast answer."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+import pytest
+
+from fluxora import registry, status
+from fluxora.cli.service import ACCESS_LOGGER, JsonLines, PlainLines
+from fluxora.features import store as fs
+from fluxora.paths import Home
+
+HEAVY = ("feast", "mlflow", "evidently", "prefect", "pandas", "xgboost", "sklearn")
+
+# Runs the command in-process, then reports which heavy top-level packages it imported.
+_PROBE = """
+import json, os, sys
+from fluxora.cli import main
+HEAVY = os.environ["FLUXORA_PROBE_HEAVY"]
+try:
+    code = main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+heavy = sorted({m.split(".")[0] for m in sys.modules} & set(json.loads(HEAVY)))
+print(json.dumps({"code": code, "heavy": heavy}), file=sys.stderr)
+"""
+
+
+def _probe(argv: list[str], home: Home) -> tuple[dict[str, object], str]:
+    env = os.environ | {"FLUXORA_HOME": str(home.root), "FLUXORA_PROBE_HEAVY": json.dumps(HEAVY)}
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return json.loads(done.stderr.strip().splitlines()[-1]), done.stdout
+
+
+def test_help_imports_no_heavy_library(tmp_path) -> None:
+    result, out = _probe(["--help"], Home(tmp_path))
+    assert result == {"code": 0, "heavy": []}
+    assert "status" in out
+
+
+def test_status_on_a_trained_home_imports_no_heavy_library(trained_home: Home) -> None:
+    result, out = _probe(["status", "--json"], trained_home)
+    assert result == {"code": 0, "heavy": []}
+    report = json.loads(out)
+    assert set(report) == {"home", "champion", "promotions", "online_store", "drift", "accuracy"}
+    assert report["champion"]["version"] and report["online_store"]
+
+
+def test_light_registry_reads_match_mlflow(trained_home: Home, tiny_cfg) -> None:
+    name = tiny_cfg.train.registered_model_name
+    light, mlflow_read = registry.read_champion(trained_home, name), registry.champion(trained_home, name)
+    assert light is not None and light == mlflow_read
+    assert registry.read_history(trained_home, name) == registry.history(trained_home, name)
+    assert registry.read_champion(trained_home, "no-such-model") is None
+    assert registry.read_history(trained_home, "no-such-model") == []
+
+
+def test_light_freshness_matches_feast(trained_home: Home, tiny_cfg) -> None:
+    light = status._freshness(tiny_cfg, trained_home)
+    assert light and all(light.values())
+    assert light == status._freshness_feast(tiny_cfg, trained_home)
+
+
+def test_entity_key_is_feasts() -> None:
+    from feast.infra.key_encoding_utils import serialize_entity_key
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    for sid in ("series_000", "Zürich-Nord", ""):
+        proto = EntityKey(join_keys=["series_id"], entity_values=[Value(string_val=sid)])
+        key = serialize_entity_key(proto, entity_key_serialization_version=3)
+        assert status.entity_key(sid) == key
+        assert status._series_of(key) == sid
+
+
+@pytest.mark.parametrize("stamp", [1707951600, 1707951600.0, "2024-02-14 23:00:00", "2024-02-14T23:00:00+00:00"])
+def test_online_timestamps_are_utc(stamp: int | float | str) -> None:
+    assert status._utc(stamp) == datetime(2024, 2, 14, 23, tzinfo=UTC)
+
+
+def test_empty_home_reads_nothing(tmp_path, tiny_cfg) -> None:
+    home = Home(tmp_path).ensure()
+    assert registry.read_champion(home, "m") is None and registry.read_history(home, "m") == []
+    assert status.collect(tiny_cfg, home)["online_store"] is None
+
+
+# Output: no colour or control codes where output is not a terminal.
+
+
+def test_plain_lines_strip_colour_and_redrawn_bars() -> None:
+    out = io.StringIO()
+    plain = fs.PlainLines(out)
+    plain.write("\x1b[1m\x1b[32mweather\x1b[0m:\n  0%|   | 0/2\r 50%|#  | 1/2")
+    plain.write("\r100%|###| 2/2\n")
+    plain.write("tail without newline")
+    plain.finish()
+    assert out.getvalue() == "weather:\n100%|###| 2/2\ntail without newline\n"
+
+
+def test_materialization_output_is_plain_when_redirected(
+    trained_home: Home, tiny_cfg, capfd: pytest.CaptureFixture[str]
+) -> None:
+    latest = max(datetime.fromisoformat(ts) for ts in status._freshness_feast(tiny_cfg, trained_home).values())
+    fs.materialize(fs.open_store(trained_home), latest, latest)  # the same latest rows again: a no-op for readers
+    out, err = capfd.readouterr()
+    assert "origin_state:" in out
+    assert "\x1b" not in out + err and "\r" not in out + err
+
+
+def _record(name: str, message: str) -> logging.LogRecord:
+    return logging.LogRecord(name, logging.INFO, __file__, 1, message, None, None)
+
+
+def test_service_log_formats() -> None:
+    access = json.dumps(
+        {"event": "request", "method": "GET", "path": "/v1/forecast", "status": 200, "duration_ms": 1.25}
+    )
+    as_json = json.loads(JsonLines().format(_record(ACCESS_LOGGER, access)))
+    assert as_json["path"] == "/v1/forecast" and as_json["level"] == "INFO" and as_json["logger"] == ACCESS_LOGGER
+    assert json.loads(JsonLines().format(_record("uvicorn.error", "Started server process [1]")))["message"] == (
+        "Started server process [1]"
+    )
+    plain = PlainLines().format(_record(ACCESS_LOGGER, access))
+    assert plain.endswith(f"INFO    {ACCESS_LOGGER}: GET /v1/forecast 200 1.2 ms  id=None") and "{" not in plain
+    assert PlainLines().format(_record("uvicorn.error", "Started")).endswith("INFO    uvicorn.error: Started")
