@@ -3,6 +3,7 @@ what the model needs; a holiday lowers a working-day forecast."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -14,9 +15,9 @@ from fluxora.config import FluxoraConfig, compose
 from fluxora.data.gate import run_gate
 from fluxora.data.schema import SERIES_ID, TEMPERATURE
 from fluxora.data.synthetic import generate
-from fluxora.features.names import LOAD_HISTORY, SERIES_KEY, TEMP_HISTORY
+from fluxora.features.names import FEATURE_NAMES_V1, LOAD_HISTORY, SERIES_KEY, TEMP_HISTORY
 from fluxora.models.forecasters import make_forecaster
-from fluxora.models.native import NativeForecaster
+from fluxora.models.native import Contract, NativeForecaster
 from fluxora.models.panel import OriginBatch, Panel
 
 H = 24
@@ -86,3 +87,28 @@ def test_a_holiday_lowers_a_working_day_forecast(name: str) -> None:
     plain = NativeForecaster(model.predictor_, plain_contract).forecast(state, test.origins, H)  # type: ignore[arg-type]
     assert pd.Timestamp(test.origins[0]).day == 8
     assert (holiday.point.sum(axis=1) < 0.95 * plain.point.sum(axis=1)).all()
+
+
+def test_a_contract_written_before_temperature_was_optional_still_loads() -> None:
+    """Models registered on feature service v1 (contract version 2) keep serving their 20 columns."""
+    old = {
+        "model": "ridge",
+        "horizon": 24,
+        "load_history_hours": 168,
+        "temp_history_hours": 24,
+        "heating_base_c": 15.0,
+        "cooling_base_c": 22.0,
+        "feature_service": "load_forecast_v1",
+        "feature_names": list(FEATURE_NAMES_V1),
+        "state_features": [LOAD_HISTORY, TEMP_HISTORY],
+        "quantiles": [0.1, 0.5, 0.9],
+        "timezone": "UTC",
+        "holiday_country": "",
+        "holiday_subdivision": "",
+        "weather": "persistence",
+        "version": 2,
+    }
+    contract = Contract.from_json(json.dumps(old))
+    assert contract.temperature == "required" and contract.feature_names == FEATURE_NAMES_V1
+    with pytest.raises(ValueError, match="different feature set"):
+        Contract.from_json(json.dumps(old | {"feature_names": [*FEATURE_NAMES_V1, "bridge_day"]}))
