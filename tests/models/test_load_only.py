@@ -41,12 +41,16 @@ def _batches(cfg: FluxoraConfig, without_temperature: list[str]) -> tuple[Origin
     return train, test
 
 
-@pytest.mark.parametrize(("stripped", "mode"), [(["series_001"], "optional"), (["series_000", "series_001"], "none")])
+# Ridge and xgboost on a load-only file also run end to end (tests/api/test_load_only_service.py).
+@pytest.mark.parametrize(
+    ("stripped", "mode", "names"),
+    [(["series_001"], "optional", CANDIDATES), (["series_000", "series_001"], "none", ("seasonal_naive", "prophet"))],
+)
 def test_every_candidate_fits_and_forecasts_without_temperature(
-    cfg: FluxoraConfig, stripped: list[str], mode: str
+    cfg: FluxoraConfig, stripped: list[str], mode: str, names: tuple[str, ...]
 ) -> None:
     train, test = _batches(cfg, stripped)
-    for name in CANDIDATES:
+    for name in names:
         model = make_forecaster(name, cfg, H, "ex_post").fit(train.with_weather("ex_post"))
         c = model.contract
         assert c.temperature == mode, name
@@ -69,8 +73,7 @@ def test_a_temperature_model_refuses_an_origin_without_temperature(cfg: FluxoraC
         native.forecast({LOAD_HISTORY: test.load_history, TEMP_HISTORY: temp}, test.origins, H)
 
 
-@pytest.mark.parametrize("name", ["ridge", "xgboost"])
-def test_a_holiday_lowers_a_working_day_forecast(name: str) -> None:
+def test_a_holiday_lowers_a_working_day_forecast() -> None:
     """Synthetic load is lower on German public holidays; a model that sees the holiday calendar
     forecasts Ascension Day (Thursday 2024-05-09) lower than the same model told it is a plain Thursday."""
     over = ["data.start=2024-03-15", "data.days=58", "features.holiday_country=DE", "data.holidays_country=DE"]
@@ -79,7 +82,7 @@ def test_a_holiday_lowers_a_working_day_forecast(name: str) -> None:
     origin = np.datetime64("2024-05-08T23:00", "ns")  # targets: the whole of 2024-05-09 (UTC calendar)
     seen = panel.until(origin - np.timedelta64(H, "h"))
     train = seen.batch(seen.training_origins(H, 6, 168, 24), H, 168, 24)
-    model = make_forecaster(name, cfg, H, "persistence").fit(train)
+    model = make_forecaster("ridge", cfg, H, "persistence").fit(train)
     test = panel.batch({sid: np.array([origin]) for sid in panel.series}, H, 168, 24)
     state = {LOAD_HISTORY: test.load_history, TEMP_HISTORY: test.temp_history}
     holiday = NativeForecaster(model.predictor_, model.contract).forecast(state, test.origins, H)  # type: ignore[arg-type]
