@@ -121,3 +121,10 @@ load_forecast_v2 = FeatureService(
     name="load_forecast_v2",
     features=[origin_state, load_stats, weather, weather_forecast, calendar],
 )
+# v3: the same origin state as v1; its models' design adds has_temperature (temperature is
+# optional: a load-only series has NaN temperature history) and the bridge-day and
+# lag-day-holiday calendar terms (`fluxora.features.names.FEATURE_SETS`).
+load_forecast_v3 = FeatureService(
+    name="load_forecast_v3",
+    features=[origin_state[["load_history", "temp_history", "load_mean_24h", "temp_mean_24h"]]],
+)

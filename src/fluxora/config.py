@@ -27,7 +27,7 @@ class ColumnsConfig:
     series_id: str = "series_id"  # long layout only; wide files have one column per series
     timestamp: str = "timestamp"
     load: str = "load"
-    temperature: str = "temperature"  # "" when the files carry no temperature (weather joins it)
+    temperature: str = "temperature"  # "" (or a column the files lack): no temperature, see gate.no_weather
 
 
 @dataclass
@@ -49,7 +49,8 @@ class GateConfig:
     flat_lines: str = "quarantine"  # a stuck meter: the same value for `flat_line_steps` steps or more
     gaps: str = "repair"  # repair: fill up to `max_fill_steps`; longer gaps drop the older part of the series
     too_short: str = "quarantine"
-    missing_weather: str = "repair"  # repair: interpolate temperature in time; a series without any: quarantine
+    missing_weather: str = "repair"  # repair: interpolate temperature gaps in series that have temperature
+    no_weather: str = "load_only"  # a series with no temperature at all: load_only (forecast without), quarantine, fail
     max_fill_steps: int = 6
     outlier_threshold: float = 10.0  # robust z (median / 1.4826 MAD of the step-to-step change)
     flat_line_steps: int = 24
@@ -114,7 +115,7 @@ class FeaturesConfig:
     temp_history_hours: int = 24
     heating_base_c: float = 15.0  # below this, heating load rises (degree-hours)
     cooling_base_c: float = 22.0  # above this, cooling load rises
-    feature_service: str = "load_forecast_v1"  # the train/serve contract (feature_repo/definitions.py)
+    feature_service: str = "load_forecast_v3"  # the train/serve contract (feature_repo/definitions.py)
     # Local calendar of the series (one per deployment): hour/day-of-week/holidays are local.
     timezone: str = "UTC"  # IANA name, e.g. Europe/London; UTC hours shift at DST changes
     holiday_country: str = ""  # ISO code for the `holidays` package, e.g. GB; "" = no holidays

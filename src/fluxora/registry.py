@@ -358,6 +358,8 @@ def _log_and_register(
         "fluxora.git_commit": git_commit(),
         "fluxora.model": str(contract["model"]),
         "fluxora.weather": str(contract["weather"]),
+        "fluxora.temperature": str(contract.get("temperature", "required")),  # required | optional | none
+        "fluxora.feature_service": str(contract["feature_service"]),
     }
     with mlflow.start_run(experiment_id=experiment_id, tags=tags | {"fluxora.kind": "train"}) as run:
         mlflow.log_params(_params(cfg.to_dict()))

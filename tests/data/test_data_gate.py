@@ -121,16 +121,34 @@ def test_flat_lines_quarantined_after_their_first_value() -> None:
     assert (res.quarantine[LOAD] == 42.0).all() and res.report["rows_filled"] == 29
 
 
-def test_missing_weather_is_interpolated_and_a_series_without_any_is_quarantined() -> None:
+def test_missing_weather_is_interpolated_and_a_series_without_any_is_kept_load_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     a, b = _series("a"), _series("b")
     a.loc[5:7, TEMPERATURE] = np.nan
     b[TEMPERATURE] = np.nan
-    res = run_gate(pd.concat([a, b], ignore_index=True), LENIENT)
-    assert res.data[SERIES_ID].unique().tolist() == ["a"] and np.isfinite(res.data[TEMPERATURE]).all()
-    assert res.report["rows_repaired"] == 3
+    with caplog.at_level("WARNING", logger="fluxora.data"):
+        res = run_gate(pd.concat([a, b], ignore_index=True), LENIENT)
+    assert res.data[SERIES_ID].unique().tolist() == ["a", "b"] and res.report["rows_repaired"] == 3
+    by_series = res.data.groupby(SERIES_ID, observed=True)[TEMPERATURE]
+    assert by_series.apply(lambda t: np.isfinite(t).all()).to_dict() == {"a": True, "b": False}
+    assert by_series.apply(lambda t: t.isna().all()).to_dict() == {"a": False, "b": True}
+    assert res.report["checks"]["no_weather"]["found"] == len(b)
+    warnings = [r.getMessage() for r in caplog.records if r.name == "fluxora.data"]
+    assert len(warnings) == 1 and "1 of 2 series have no temperature at all (b)" in warnings[0]
+    assert "\n" not in warnings[0] and "data.gate.no_weather" in warnings[0]
+
+
+def test_no_weather_policies_quarantine_or_refuse_load_only_series() -> None:
+    a, b = _series("a"), _series("b").assign(**{TEMPERATURE: np.nan})
+    both = pd.concat([a, b], ignore_index=True)
+    res = run_gate(both, replace(LENIENT, no_weather="quarantine"))
+    assert res.data[SERIES_ID].unique().tolist() == ["a"]
     assert (res.quarantine[REASON] == "series has no temperature at all").sum() == len(b)
-    with pytest.raises(GateFailedError, match="no temperature values at all"):
-        run_gate(b, LENIENT)
+    with pytest.raises(GateFailedError, match=r"no_weather.*1 of 2 series.*data.gate.no_weather=load_only"):
+        run_gate(both, replace(LENIENT, no_weather="fail"))
+    only = run_gate(b, LENIENT)  # nothing but load-only data passes too
+    assert len(only.data) == len(b) and only.data[TEMPERATURE].isna().all()
 
 
 def test_too_short_series_are_quarantined() -> None:
@@ -189,7 +207,7 @@ def _expect(check: str, df: pd.DataFrame, cfg: GateConfig = LENIENT) -> DataVali
 def test_validate_rules() -> None:
     df = _small()
     _expect("columns", df.drop(columns=[LOAD]))
-    _expect("missing_weather", df.drop(columns=[TEMPERATURE]))
+    _expect("no_weather", df.drop(columns=[TEMPERATURE]), replace(LENIENT, no_weather="fail"))
     _expect("non_empty", df.iloc[:0])
     _expect("timestamp_utc", df.assign(**{TIMESTAMP: df[TIMESTAMP].dt.tz_localize(None)}))
     _expect("numeric", df.assign(**{LOAD: df[LOAD].astype(str)}))

@@ -123,6 +123,10 @@ class ContractInfo(BaseModel):
     history_hours: dict[str, int]
     horizon: int
     quantiles: list[float]
+    temperature: str = Field(
+        description="required: every series needs temperature history; optional: series without it are "
+        "forecast from load alone; none: a load-only model (no temperature is read)"
+    )
 
 
 class ModelInfo(BaseModel):

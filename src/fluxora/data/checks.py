@@ -27,6 +27,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "negative": ("fail", "quarantine", "repair", "warn"),
     "outliers": ("fail", "quarantine", "repair", "warn"),
     "flat_lines": ("fail", "quarantine", "warn"),
+    "no_weather": ("fail", "quarantine", "load_only"),
     "missing_weather": ("fail", "quarantine", "repair"),
     "gaps": ("fail", "quarantine", "repair"),
     "too_short": ("fail", "quarantine", "warn"),
@@ -78,9 +79,12 @@ def working_frame(raw: pd.DataFrame, extras: list[str]) -> pd.DataFrame:
 
 
 def contract(out: pd.DataFrame, model_step: int) -> None:
-    """What downstream relies on: finite values and one regular model step per series."""
+    """What downstream relies on: finite load, temperature finite throughout a series or absent
+    from all of it (a load-only series), and one regular model step per series."""
     for col in (LOAD, TEMPERATURE):
         bad = ~np.isfinite(out[col].to_numpy())
+        if col == TEMPERATURE:
+            bad &= ~no_weather(out)
         if bad.any():
             where = np.flatnonzero(bad)[0]
             raise Refused(
@@ -227,15 +231,16 @@ def flat_lines(df: pd.DataFrame, steps: int) -> np.ndarray:
     return (run_len >= steps) & ~start
 
 
-def missing_weather(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Rows without a finite temperature, and rows of series that have none at all.
-
-    Refuses data without any temperature.
-    """
+def no_weather(df: pd.DataFrame) -> np.ndarray:
+    """Rows of the series that have no finite temperature at all (load-only series)."""
     bad = ~np.isfinite(df[TEMPERATURE].to_numpy())
     if not bad.any():
-        return bad, np.zeros(len(df), dtype=bool)
-    none_at_all = pd.Series(~bad).groupby(codes_of(df)).transform("any").to_numpy() == 0
-    if none_at_all.all():
-        raise Refused("missing_weather", "no temperature values at all; map data.columns.temperature")
-    return bad, none_at_all
+        return bad
+    ids = df[SERIES_ID]
+    keys = codes_of(df) if isinstance(ids.dtype, pd.CategoricalDtype) else ids.to_numpy()
+    return pd.Series(~bad).groupby(keys).transform("any").to_numpy() == 0
+
+
+def missing_weather(df: pd.DataFrame, load_only: np.ndarray) -> np.ndarray:
+    """Rows without a finite temperature in series that have temperature (not `load_only` rows)."""
+    return ~np.isfinite(df[TEMPERATURE].to_numpy()) & ~load_only

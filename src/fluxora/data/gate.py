@@ -10,6 +10,8 @@ row could not be read). Each check finds rows and applies its policy:
   interpolated rows for gaps up to `max_fill_steps`; older data before a longer gap is
   quarantined, so each series ends up regular).
 - `warn`: count and report only (only where the output contract still holds).
+- `load_only` (`no_weather` only): keep a series that has no temperature at all, with a one-line
+  warning; it is forecast from load and calendar alone (`fluxora.features.design`).
 
 Accounting: `rows_in` (raw rows) = `rows_out` (input rows that passed, repaired or not) +
 `rows_quarantined`, always; inserted gap rows are `rows_filled` and never counted as input.
@@ -23,6 +25,7 @@ report in `fluxora.data.report`.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +43,8 @@ from fluxora.data.schema import LOAD, SERIES_ID, TEMPERATURE, TIMESTAMP
 from fluxora.data.sources import ISSUE
 
 __all__ = ["CHECK", "REASON", "GateResult", "run_gate"]
+
+log = logging.getLogger("fluxora.data")
 
 
 @dataclass
@@ -151,15 +156,31 @@ def _apply(
 
 
 def _missing_weather(ledger: Ledger, cfg: GateConfig, df: pd.DataFrame) -> pd.DataFrame:
-    bad, none_at_all = checks.missing_weather(df)
-    if not bad.any():
-        return df
-    if cfg.missing_weather == "repair" and none_at_all.any():
-        ledger.checks["missing_weather"].found += int(none_at_all.sum())
-        # nothing to interpolate from: the whole series goes to quarantine
-        df = ledger.quarantine(df, "missing_weather", none_at_all, "series has no temperature at all")
-        bad = ~np.isfinite(df[TEMPERATURE].to_numpy())
+    """Series without any temperature follow `no_weather`; gaps in the others `missing_weather`."""
+    load_only = checks.no_weather(df)
+    if load_only.any():
+        df = _no_weather(ledger, cfg, df, load_only)
+        load_only = checks.no_weather(df)
+    bad = checks.missing_weather(df, load_only)
     return _apply(ledger, "missing_weather", df, bad, "temperature missing", column=TEMPERATURE)
+
+
+def _no_weather(ledger: Ledger, cfg: GateConfig, df: pd.DataFrame, load_only: np.ndarray) -> pd.DataFrame:
+    ledger.found("no_weather", df, load_only)
+    series = df.loc[load_only, SERIES_ID].astype(str).unique()
+    total = int(df[SERIES_ID].nunique())
+    example = ", ".join(series[:3]) + (", ..." if len(series) > 3 else "")
+    what = f"{len(series)} of {total} series have no temperature at all ({example})"
+    if cfg.no_weather == "fail":
+        raise Refused(
+            "no_weather",
+            f"{what}; map data.columns.temperature or set data.gate.no_weather=load_only",
+            series_id=str(series[0]),
+        )
+    if cfg.no_weather == "quarantine":
+        return ledger.quarantine(df, "no_weather", load_only, "series has no temperature at all")
+    log.warning("%s: forecast from load and calendar only (data.gate.no_weather=load_only)", what)
+    return df
 
 
 def _gaps(

@@ -41,3 +41,32 @@ def calendar_frame(times: pd.Series | pd.DatetimeIndex, country: str, timezone: 
             IS_WORKING_DAY: ((dow < 5) & (holiday == 0)).astype("int32"),
         }
     )
+
+
+def zone_country(timezone: str) -> str:
+    """The ISO country code of an IANA zone (tzdata's zone.tab), "" when it has none (UTC)."""
+    from importlib import resources
+
+    try:
+        table = resources.files("tzdata.zoneinfo").joinpath("zone.tab").read_text(encoding="utf-8")
+    except (ModuleNotFoundError, FileNotFoundError):
+        return ""
+    for line in table.splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 3 and not line.startswith("#") and parts[2] == timezone:
+            return parts[0]
+    return ""
+
+
+def holiday_warning(source: str, holiday_country: str, timezone: str) -> str | None:
+    """One line for a real load source with no holiday country (holidays look like working days
+    to its models), naming the setting; None for synthetic data or when a country is set."""
+    if source == "synthetic" or holiday_country:
+        return None
+    country = zone_country(timezone)
+    setting = (
+        f"features.holiday_country={country} ({timezone} is in {country})"
+        if country
+        else ("features.holiday_country=GB (your country's code)")
+    )
+    return f"no public holidays in the calendar features: set {setting} so models see your holidays"

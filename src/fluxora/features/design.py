@@ -10,6 +10,11 @@ holidays from the `holidays` package.
 Temperature at the target time is not observed at the origin. `target_temperature` is what
 the caller knows: a weather forecast, the observed value in an ex-post backtest, or, when
 None, persistence (the temperature at the same hour on the latest observed day).
+
+Temperature is optional. An origin without it (a load-only series: its temperature history is
+NaN, or None for a whole load-only batch) gets `has_temperature` 0 and a neutral 0 in every
+temperature term, so one model can learn the weather response from the series that have
+weather and still forecast those that do not.
 """
 
 from __future__ import annotations
@@ -19,9 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fluxora.features.names import FEATURE_NAMES
+from fluxora.features.names import FEATURE_NAMES, TEMPERATURE_FEATURES
 
-COL = {name: i for i, name in enumerate(FEATURE_NAMES)}
+COL = {name: i for i, name in enumerate(FEATURE_NAMES)}  # column index in the full (latest) feature set
 
 _HOUR_NS = 3_600_000_000_000
 
@@ -85,9 +90,19 @@ def _working(days: np.ndarray, calendar: Calendar) -> np.ndarray:
     return (weekday & (holiday_flags(days, calendar) == 0)).astype("float64")
 
 
+def bridge_days(days: np.ndarray, calendar: Calendar) -> np.ndarray:
+    """1.0 for a working day between two non-working days one of which is a public holiday
+    (the Friday after a Thursday holiday, the Monday before a Tuesday one)."""
+    days = np.asarray(days, dtype="int64")
+    before, after = days - 1, days + 1
+    between = (_working(before, calendar) == 0) & (_working(after, calendar) == 0)
+    next_to_holiday = (holiday_flags(before, calendar) + holiday_flags(after, calendar)) > 0
+    return ((_working(days, calendar) == 1) & between & next_to_holiday).astype("float64")
+
+
 def design_matrix(
     load_history: np.ndarray,
-    temp_history: np.ndarray,
+    temp_history: np.ndarray | None,
     origins: np.ndarray,
     horizon: int,
     heating_base_c: float,
@@ -95,15 +110,20 @@ def design_matrix(
     *,
     target_temperature: np.ndarray | None = None,
     calendar: Calendar | None = None,
+    features: tuple[str, ...] = FEATURE_NAMES,
 ) -> Design:
     """Expand states (one per origin) into rows ordered origin-major, step-minor.
 
-    load_history: (n, Lh) hourly load ending at the origin; temp_history: (n, Lt), Lt >= 24.
-    origins: (n,) datetime64 (UTC). target_temperature: (n, horizon) or None (persistence).
-    Every input except `target_temperature` is observed at or before its origin.
+    load_history: (n, Lh) hourly load ending at the origin; temp_history: (n, Lt), Lt >= 24,
+    NaN rows (or None) for origins without temperature. origins: (n,) datetime64 (UTC).
+    target_temperature: (n, horizon) or None (persistence). `features`: the columns, in order
+    (a model's contract names them). Every input except `target_temperature` is observed at
+    or before its origin.
     """
     calendar = calendar or Calendar()
     n, lh = load_history.shape
+    if temp_history is None:
+        temp_history = np.full((n, 24), np.nan)
     lt = temp_history.shape[1]
     if horizon < 1 or horizon > 168 or lh < 168 or lt < 24:
         raise ValueError("need 1 <= horizon <= 168, load history >= 168 h and temperature history >= 24 h")
@@ -127,6 +147,7 @@ def design_matrix(
         if temp_target.shape != (n, horizon):
             raise ValueError(f"target temperature must have shape {(n, horizon)}, got {temp_target.shape}")
     temp_mean = temp_history[:, -24:].mean(axis=1)
+    has_temp = np.isfinite(temp_history).any(axis=1)
 
     origin_ns = np.asarray(origins, dtype="datetime64[ns]").astype("int64")
     target_ns = origin_ns[:, None] + steps[None, :] * _HOUR_NS
@@ -138,29 +159,41 @@ def design_matrix(
     def per_origin(values: np.ndarray) -> np.ndarray:
         return np.broadcast_to(values[:, None], (n, horizon))
 
-    columns = [
-        np.broadcast_to(steps[None, :], (n, horizon)),
-        local % 24,
-        (local_day + 3) % 7,
-        np.sin(doy_angle),
-        np.cos(doy_angle),
-        holiday_flags(local_day, calendar),
-        _working(local_day, calendar),
-        _working(lag_local_day, calendar),
-        lag_day,
-        lag_week,
-        per_origin(load_history[:, -1] / scale),
-        per_origin(load_history[:, -24:].mean(axis=1) / scale),
-        per_origin(np.log(scale)),
-        temp_day,
-        per_origin(temp_mean),
-        temp_target,
-        temp_target - temp_day,
-        np.maximum(heating_base_c - temp_target, 0.0),
-        np.maximum(temp_target - cooling_base_c, 0.0),
-        per_origin(np.maximum(heating_base_c - temp_mean, 0.0)),
-    ]
-    X = np.stack([np.asarray(c, dtype="float32").reshape(-1) for c in columns], axis=1)
+    lag_day_holiday = holiday_flags(lag_local_day, calendar)
+    columns = {
+        "step": np.broadcast_to(steps[None, :], (n, horizon)),
+        "hour": local % 24,
+        "dayofweek": (local_day + 3) % 7,
+        "doy_sin": np.sin(doy_angle),
+        "doy_cos": np.cos(doy_angle),
+        "holiday": holiday_flags(local_day, calendar),
+        "working_day": _working(local_day, calendar),
+        "lag_day_working": _working(lag_local_day, calendar),
+        "lag_same_hour_day": lag_day,
+        "lag_same_hour_week": lag_week,
+        "load_last": per_origin(load_history[:, -1] / scale),
+        "load_mean_24h": per_origin(load_history[:, -24:].mean(axis=1) / scale),
+        "log_scale": per_origin(np.log(scale)),
+        "temp_same_hour_day": temp_day,
+        "temp_mean_24h": per_origin(temp_mean),
+        "temp_target": temp_target,
+        "temp_change": temp_target - temp_day,
+        "heating_degrees": np.maximum(heating_base_c - temp_target, 0.0),
+        "cooling_degrees": np.maximum(temp_target - cooling_base_c, 0.0),
+        "heating_degrees_24h": per_origin(np.maximum(heating_base_c - temp_mean, 0.0)),
+        "has_temperature": per_origin(has_temp.astype("float64")),
+        "bridge_day": bridge_days(local_day, calendar),
+        "lag_day_holiday": lag_day_holiday,
+    }
+    unknown = [f for f in features if f not in columns]
+    if unknown:
+        raise ValueError(f"unknown design features {unknown}")
+    X = np.empty((n * horizon, len(features)), dtype="float32")
+    for j, name in enumerate(features):
+        values = np.broadcast_to(np.asarray(columns[name], dtype="float64"), (n, horizon))
+        if name in TEMPERATURE_FEATURES and not has_temp.all():
+            values = np.where(has_temp[:, None], values, 0.0)  # neutral for origins without weather
+        X[:, j] = values.reshape(-1)
     return Design(
         X=X,
         scale=np.repeat(scale, horizon),
@@ -168,32 +201,35 @@ def design_matrix(
     )
 
 
-def linear_basis(X: np.ndarray) -> np.ndarray:
+def linear_basis(X: np.ndarray, features: tuple[str, ...] = FEATURE_NAMES) -> np.ndarray:
     """Explicit interactions for a linear model on design rows (trees learn these themselves).
 
     The daily profile changes with season, day type and temperature, so per-hour terms are
     crossed with the season (doy sin/cos), a non-working-day flag and the degree terms; the
     weight of yesterday's load depends on the step and on whether yesterday was a working day.
     Built by scattering into a preallocated float32 matrix (one-hot blocks are mostly zeros).
+    `features` names X's columns (the model contract's feature set).
     """
     X = np.asarray(X, dtype="float32")
+    col = {name: i for i, name in enumerate(features)}
     n = X.shape[0]
     rows = np.arange(n)
-    hour = X[:, COL["hour"]].astype(int) % 24
-    dow = X[:, COL["dayofweek"]].astype(int) % 7
-    bucket = np.minimum((X[:, COL["step"]].astype(int) - 1) // 24, 6)
-    off = 1.0 - X[:, COL["working_day"]]
-    lag_day, lag_week = X[:, COL["lag_same_hour_day"]], X[:, COL["lag_same_hour_week"]]
-    plain_cols = [COL[c] for c in FEATURE_NAMES if c not in ("hour", "dayofweek", "step")]
+    hour = X[:, col["hour"]].astype(int) % 24
+    dow = X[:, col["dayofweek"]].astype(int) % 7
+    bucket = np.minimum((X[:, col["step"]].astype(int) - 1) // 24, 6)
+    off = 1.0 - X[:, col["working_day"]]
+    lag_day, lag_week = X[:, col["lag_same_hour_day"]], X[:, col["lag_same_hour_week"]]
+    plain_cols = [col[c] for c in features if c not in ("hour", "dayofweek", "step")]
     per_hour = (
         np.ones(n, dtype="float32"),
         off,
-        X[:, COL["doy_sin"]],
-        X[:, COL["doy_cos"]],
-        X[:, COL["heating_degrees"]],
-        X[:, COL["cooling_degrees"]],
+        X[:, col["doy_sin"]],
+        X[:, col["doy_cos"]],
+        X[:, col["heating_degrees"]],
+        X[:, col["cooling_degrees"]],
     )
-    width = len(plain_cols) + 24 * len(per_hour) + 7 + 7 * 2 + 3
+    holiday_lag = "lag_day_holiday" in col  # feature sets from v3 on
+    width = len(plain_cols) + 24 * len(per_hour) + 7 + 7 * 2 + 3 + int(holiday_lag)
     out = np.zeros((n, width), dtype="float32")
     out[:, : len(plain_cols)] = X[:, plain_cols]
     at = len(plain_cols)
@@ -206,9 +242,11 @@ def linear_basis(X: np.ndarray) -> np.ndarray:
     at += 7
     out[rows, at + bucket] = lag_week
     at += 7
-    out[:, at] = lag_day * (1.0 - X[:, COL["lag_day_working"]])
+    out[:, at] = lag_day * (1.0 - X[:, col["lag_day_working"]])
     out[:, at + 1] = lag_day * off
     out[:, at + 2] = lag_week * off
+    if holiday_lag:  # yesterday's load says little about today when yesterday was a holiday
+        out[:, at + 3] = lag_day * X[:, col["lag_day_holiday"]]
     return out
 
 

@@ -19,7 +19,8 @@ SERIES_KEY = "series_id"  # state entry (n,) of series ids: needed by per-series
 TARGET_TEMPERATURE = "target_temperature"  # state entry (n, horizon): weather forecast at the targets
 
 # The design matrix columns, in order (`fluxora.features.design`); a model's contract records them.
-FEATURE_NAMES = (
+# Each feature service version names one set: models trained on an older set keep serving it.
+FEATURE_NAMES_V1 = (
     "step",
     "hour",  # local hour of the target
     "dayofweek",  # local day of week of the target (Monday = 0)
@@ -40,4 +41,29 @@ FEATURE_NAMES = (
     "heating_degrees",  # max(heating_base - temp_target, 0): heating load is linear below the base
     "cooling_degrees",  # max(temp_target - cooling_base, 0)
     "heating_degrees_24h",  # of the last day's mean temperature: buildings' thermal inertia
+)
+FEATURE_NAMES = (
+    *FEATURE_NAMES_V1,
+    # 1 where the origin has temperature; 0 for a load-only series, whose temperature terms
+    # above are then a neutral 0 (one model serves series with and without weather)
+    "has_temperature",
+    "bridge_day",  # a working day between a holiday and a weekend or holiday (many take it off)
+    "lag_day_holiday",  # the day `lag_same_hour_day` comes from was a public holiday
+)
+# Feature service (features.feature_service) -> the design columns its models read.
+FEATURE_SETS = {
+    "load_forecast_v1": FEATURE_NAMES_V1,
+    "load_forecast_v2": FEATURE_NAMES_V1,
+    "load_forecast_v3": FEATURE_NAMES,
+}
+TEMPERATURE_FEATURES = frozenset(
+    {
+        "temp_same_hour_day",
+        "temp_mean_24h",
+        "temp_target",
+        "temp_change",
+        "heating_degrees",
+        "cooling_degrees",
+        "heating_degrees_24h",
+    }
 )

@@ -35,8 +35,18 @@ WEATHER_FEATURES = (
 TEMP_FORECAST = "temp_forecast"  # float32[H]: forecast temperature at issue+1h .. issue+Hh
 
 
+WEATHER_SCHEMA = pa.schema(
+    [
+        pa.field(SERIES_ID, pa.string()),
+        pa.field(EVENT_TIMESTAMP, pa.timestamp("ns", tz="UTC")),
+        *(pa.field(name, pa.float64()) for name in WEATHER_FEATURES),
+    ]
+)
+
+
 def observed_weather(data: pd.DataFrame, heating_base_c: float, cooling_base_c: float) -> pa.Table:
-    """Observed temperature terms per (series, hour); rolling terms need a full 24 h window."""
+    """Observed temperature terms per (series, hour); rolling terms need a full 24 h window.
+    Load-only series have no rows (typed by `WEATHER_SCHEMA` even when no series has weather)."""
     temp = data[TEMPERATURE].astype("float64")
     heating = np.maximum(heating_base_c - temp, 0.0)
     cooling = np.maximum(temp - cooling_base_c, 0.0)
@@ -57,7 +67,8 @@ def observed_weather(data: pd.DataFrame, heating_base_c: float, cooling_base_c: 
             TEMP_MAX_24H: _ungroup(roll.max()["t"], frame.index),
         }
     ).dropna()
-    return pa.Table.from_pandas(out.reset_index(drop=True), preserve_index=False)
+    out[EVENT_TIMESTAMP] = out[EVENT_TIMESTAMP].astype("datetime64[ns, UTC]")
+    return pa.Table.from_pandas(out.reset_index(drop=True), schema=WEATHER_SCHEMA, preserve_index=False)
 
 
 def _utc_ns(values: pd.Series) -> np.ndarray:

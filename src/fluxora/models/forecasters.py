@@ -11,6 +11,7 @@ import json
 import logging
 import time
 from abc import ABC, abstractmethod
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,16 @@ import numpy as np
 
 from fluxora.config import FluxoraConfig, ModelConfig
 from fluxora.errors import ConfigError
-from fluxora.features.names import SERIES_KEY, TARGET_TEMPERATURE
+from fluxora.features.names import FEATURE_SETS, SERIES_KEY, TARGET_TEMPERATURE, TEMP_HISTORY
 from fluxora.models.calibration import conformal_table, holdout_split
 from fluxora.models.native import (
     CALIBRATION_ATTR,
     CONTRACT_FILE,
     MODEL_FILE,
     STATE_INPUTS,
+    TEMPERATURE_NONE,
+    TEMPERATURE_OPTIONAL,
+    TEMPERATURE_REQUIRED,
     WEATHER_PERSISTENCE,
     WEATHER_TARGET,
     XGB_QUANTILE_FILE,
@@ -53,6 +57,9 @@ def make_contract(cfg: FluxoraConfig, model: str, horizon: int, weather: str) ->
         STATE_INPUTS + ((SERIES_KEY,) if model == "prophet" else ()) + ((TARGET_TEMPERATURE,) if needs_target else ())
     )
     fc = cfg.features
+    if fc.feature_service not in FEATURE_SETS:
+        known = ", ".join(FEATURE_SETS)
+        raise ConfigError(f"invalid configuration: features.feature_service: {fc.feature_service!r} (known: {known})")
     return Contract(
         model=model,
         horizon=horizon,
@@ -61,6 +68,7 @@ def make_contract(cfg: FluxoraConfig, model: str, horizon: int, weather: str) ->
         heating_base_c=fc.heating_base_c,
         cooling_base_c=fc.cooling_base_c,
         feature_service=fc.feature_service,
+        feature_names=FEATURE_SETS[fc.feature_service],
         state_features=state,
         quantiles=tuple(sorted({float(q) for q in cfg.train.quantiles} | {0.5})),
         timezone=fc.timezone,
@@ -68,6 +76,23 @@ def make_contract(cfg: FluxoraConfig, model: str, horizon: int, weather: str) ->
         holiday_subdivision=fc.holiday_subdivision,
         weather=WEATHER_TARGET if needs_target else WEATHER_PERSISTENCE,
     )
+
+
+def temperature_mode(temp_history: np.ndarray) -> str:
+    """What a model fitted on these origins needs of temperature: every origin has some
+    (required), none has (none: load-only), or a mix (optional)."""
+    has = np.isfinite(np.asarray(temp_history, dtype="float64")).any(axis=1)
+    if has.all():
+        return TEMPERATURE_REQUIRED
+    return TEMPERATURE_OPTIONAL if has.any() else TEMPERATURE_NONE
+
+
+def with_temperature_mode(contract: Contract, mode: str) -> Contract:
+    """The contract of a model fitted with temperature `mode`: a load-only one reads no weather."""
+    if mode != TEMPERATURE_NONE:
+        return replace(contract, temperature=mode)
+    state = tuple(f for f in contract.state_features if f not in (TEMP_HISTORY, TARGET_TEMPERATURE))
+    return replace(contract, temperature=mode, state_features=state, weather=WEATHER_PERSISTENCE)
 
 
 def residual_quantiles(residuals: np.ndarray, levels: tuple[float, ...]) -> np.ndarray:
@@ -100,7 +125,9 @@ class Forecaster(ABC):
     def fit(self, batch: OriginBatch) -> Forecaster:
         """Fit on a batch of origins. Calibrated families first fit on all but the latest
         `model.calibration_days` of origins, score their quantiles on those
-        (`fluxora.models.calibration`), then refit on everything and keep the table."""
+        (`fluxora.models.calibration`), then refit on everything and keep the table.
+        The contract records whether the model needs temperature (`temperature_mode`)."""
+        self.contract = with_temperature_mode(self.contract, temperature_mode(batch.temp_history))
         split = holdout_split(batch.origins, batch.horizon, self.cfg.calibration_days) if self.calibrated else None
         if split is not None:
             fit_rows, held_rows = split
@@ -210,7 +237,7 @@ class RidgeForecaster(JsonModelForecaster):
 
         X, y = _scaled_targets(batch, self.contract)
         keep = np.isfinite(y)
-        basis = linear_basis(X[keep])
+        basis = linear_basis(X[keep], self.contract.feature_names)
         mean = basis.mean(axis=0, dtype="float64")
         std = basis.std(axis=0, dtype="float64")
         std = np.where(std > 1e-9, std, 1.0)
@@ -302,7 +329,11 @@ class ProphetForecaster(JsonModelForecaster):
             frame = pd.DataFrame(
                 {"t": times, "y": batch.y[rows].reshape(-1), "temperature": batch.temp_actual[rows].reshape(-1)}
             )
-            frame = frame.dropna().drop_duplicates("t").sort_values("t")
+            if not np.isfinite(frame["temperature"]).any():  # a load-only series: no regressor
+                frame = frame.assign(temperature=np.nan).dropna(subset=["y"])
+            else:
+                frame = frame.dropna()
+            frame = frame.drop_duplicates("t").sort_values("t")
             frame = frame[frame["t"] > frame["t"].max() - pd.Timedelta(days=self.cfg.prophet_train_days)]
             models[sid], resid[sid] = self._fit_one(frame)
         self.predictor_ = ProphetPredictor(models, resid)
@@ -316,6 +347,7 @@ class ProphetForecaster(JsonModelForecaster):
         c = self.contract
         local = local_hours(frame["t"].to_numpy().astype("int64"), c.timezone).astype("datetime64[h]")
         df = frame.assign(ds=local)[["ds", "y", "temperature"]].reset_index(drop=True)
+        with_weather = bool(np.isfinite(df["temperature"]).all())  # the frame of a load-only series is NaN
         model = Prophet(
             holidays=self._holidays(df["ds"]),
             yearly_seasonality=bool((df["ds"].max() - df["ds"].min()).days >= 300),
@@ -324,9 +356,12 @@ class ProphetForecaster(JsonModelForecaster):
             changepoint_prior_scale=self.cfg.prophet_changepoint_prior_scale,
             uncertainty_samples=0,
         )
-        for name in ("temperature", "heating", "cooling"):
-            model.add_regressor(name)
-        df = _degree_terms(df, c)
+        if with_weather:
+            for name in ("temperature", "heating", "cooling"):
+                model.add_regressor(name)
+            df = _degree_terms(df, c)
+        else:
+            df = df.drop(columns=["temperature"])
         model.fit(df, iter=self.cfg.prophet_max_iter)
         fitted = model.predict(df)["yhat"].to_numpy()
         return model, np.quantile(df["y"].to_numpy() - fitted, c.quantiles)

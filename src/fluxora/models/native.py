@@ -32,15 +32,28 @@ from typing import Any, Protocol
 import numpy as np
 
 from fluxora.features.design import Calendar, Design, design_matrix, linear_basis, seasonal_naive
-from fluxora.features.names import FEATURE_NAMES, LOAD_HISTORY, SERIES_KEY, TARGET_TEMPERATURE, TEMP_HISTORY
+from fluxora.features.names import (
+    FEATURE_NAMES,
+    FEATURE_SETS,
+    LOAD_HISTORY,
+    SERIES_KEY,
+    TARGET_TEMPERATURE,
+    TEMP_HISTORY,
+)
 
 MODEL_FILE = "model.json"
 CONTRACT_FILE = "contract.json"
 XGB_QUANTILE_FILE = "quantiles.json"  # xgboost: the quantile booster next to model.json
 SPREAD_SCALE_ATTR = "fluxora_spread_scale"  # quantile booster attribute of older models: one factor per level
 CALIBRATION_ATTR = "fluxora_calibration"  # quantile booster attribute: JSON (levels x steps) conformal table
-CONTRACT_VERSION = 2
+CONTRACT_VERSION = 3
+OLDER_CONTRACTS = {2: {"temperature": "required"}}  # version -> the keys it lacks, with their meaning then
 STATE_INPUTS = (LOAD_HISTORY, TEMP_HISTORY)
+# What a model needs of temperature (`Contract.temperature`), decided from its training data:
+TEMPERATURE_REQUIRED = "required"  # every training series had temperature: a series without it is refused
+TEMPERATURE_OPTIONAL = "optional"  # a mixed set: series without it are served load-only (has_temperature 0)
+TEMPERATURE_NONE = "none"  # load-only: temperature is not read at all
+TEMPERATURE_MODES = (TEMPERATURE_REQUIRED, TEMPERATURE_OPTIONAL, TEMPERATURE_NONE)
 WEATHER_PERSISTENCE = "persistence"  # target temperature = same hour on the latest observed day
 WEATHER_TARGET = "target"  # target temperature supplied in the state (forecast or ex post)
 MODELS = ("xgboost", "ridge", "seasonal_naive", "prophet")
@@ -64,6 +77,7 @@ class Contract:
     holiday_country: str = ""
     holiday_subdivision: str = ""
     weather: str = WEATHER_PERSISTENCE  # where the temperature at target times comes from
+    temperature: str = TEMPERATURE_REQUIRED  # required | optional | none (see TEMPERATURE_MODES)
     version: int = CONTRACT_VERSION
 
     @property
@@ -82,21 +96,34 @@ class Contract:
             raise ValueError(f"malformed contract: {exc}") from None
         if not isinstance(raw, dict):
             raise ValueError("malformed contract: not a JSON object")
-        if raw.get("version") != CONTRACT_VERSION:
-            raise ValueError(f"unsupported contract version {raw.get('version')!r}")
+        version = raw.get("version")
+        if version != CONTRACT_VERSION and version not in OLDER_CONTRACTS:
+            raise ValueError(f"unsupported contract version {version!r}")
+        if version in OLDER_CONTRACTS:
+            raw = {**OLDER_CONTRACTS[version], **raw, "version": CONTRACT_VERSION}
         expected = {f.name for f in fields(cls)}
         if set(raw) != expected:
             missing, extra = sorted(expected - set(raw)), sorted(set(raw) - expected)
             raise ValueError(f"malformed contract: missing keys {missing}, unexpected keys {extra}")
         for key in ("feature_names", "state_features", "quantiles"):
             raw[key] = tuple(raw[key])
-        if raw["feature_names"] != FEATURE_NAMES:
+        if raw["feature_names"] not in FEATURE_SETS.values():
             raise ValueError("model was trained with a different feature set than this code builds")
         if raw["model"] not in MODELS:
             raise ValueError(f"malformed contract: unknown model {raw['model']!r} (known: {list(MODELS)})")
         if raw["weather"] not in (WEATHER_PERSISTENCE, WEATHER_TARGET):
             raise ValueError(f"malformed contract: unknown weather {raw['weather']!r}")
+        if raw["temperature"] not in TEMPERATURE_MODES:
+            raise ValueError(f"malformed contract: unknown temperature {raw['temperature']!r}")
         return cls(**raw)
+
+
+def without_temperature(state: Mapping[str, np.ndarray], contract: Contract) -> np.ndarray:
+    """Indices of the origins in `state` that have no temperature although `contract` requires it."""
+    if contract.temperature != TEMPERATURE_REQUIRED or TEMP_HISTORY not in state:
+        return np.zeros(0, dtype="int64")
+    temp = np.asarray(state[TEMP_HISTORY], dtype="float64")
+    return np.flatnonzero(~np.isfinite(temp).any(axis=1))
 
 
 @dataclass(frozen=True)
@@ -123,15 +150,17 @@ class Predictor(Protocol):
 def design_for(state: Mapping[str, np.ndarray], origins: np.ndarray, horizon: int, contract: Contract) -> Design:
     """The design rows a contract's model reads, from a state mapping."""
     target = state[TARGET_TEMPERATURE][:, :horizon] if contract.weather == WEATHER_TARGET else None
+    reads_temperature = contract.temperature != TEMPERATURE_NONE and TEMP_HISTORY in state
     return design_matrix(
         np.asarray(state[LOAD_HISTORY], dtype="float64"),
-        np.asarray(state[TEMP_HISTORY], dtype="float64"),
+        np.asarray(state[TEMP_HISTORY], dtype="float64") if reads_temperature else None,
         origins,
         horizon,
         contract.heating_base_c,
         contract.cooling_base_c,
-        target_temperature=target,
+        target_temperature=target if reads_temperature else None,
         calendar=contract.calendar,
+        features=contract.feature_names,
     )
 
 
@@ -247,7 +276,8 @@ class RidgePredictor:
         self, state: Mapping[str, np.ndarray], origins: np.ndarray, horizon: int, contract: Contract
     ) -> tuple[np.ndarray, np.ndarray]:
         design = design_for(state, origins, horizon, contract)
-        point = ((linear_basis(design.X) - self.mean) / self.std) @ self.coef + self.intercept
+        basis = linear_basis(design.X, contract.feature_names)
+        point = ((basis - self.mean) / self.std) @ self.coef + self.intercept
         n = len(origins)
         table = self.residual_q if self.calibration is None else self.residual_q + self.calibration
         q = _by_level(_offsets(table, point, horizon), design.scale, n, horizon)
@@ -341,7 +371,9 @@ class ProphetPredictor:
 
         n = len(origins)
         series = np.asarray(state[SERIES_KEY]).astype(str)
-        if contract.weather == WEATHER_TARGET:
+        if TEMP_HISTORY not in state:  # a load-only model: its series have no temperature regressor
+            temp = np.full((n, horizon), np.nan)
+        elif contract.weather == WEATHER_TARGET:
             temp = np.asarray(state[TARGET_TEMPERATURE], dtype="float64")[:, :horizon]
         else:
             lt = np.asarray(state[TEMP_HISTORY]).shape[1]
@@ -358,14 +390,15 @@ class ProphetPredictor:
                 raise ValueError(f"the prophet model has no series {sid!r}")
             rows = np.flatnonzero(series == sid)
             t = temp[rows].reshape(-1)
-            frame = pd.DataFrame(
-                {
-                    "ds": local[rows].reshape(-1),
-                    "temperature": t,
-                    "heating": np.maximum(contract.heating_base_c - t, 0.0),
-                    "cooling": np.maximum(t - contract.cooling_base_c, 0.0),
-                }
-            )
+            frame = pd.DataFrame({"ds": local[rows].reshape(-1)})
+            if "temperature" in self.models[sid].extra_regressors:  # fitted on a series with weather
+                if not np.isfinite(t).all():
+                    raise ValueError(f"series {sid!r} has no temperature; its prophet model needs it")
+                frame = frame.assign(
+                    temperature=t,
+                    heating=np.maximum(contract.heating_base_c - t, 0.0),
+                    cooling=np.maximum(t - contract.cooling_base_c, 0.0),
+                )
             # Prophet returns its rows sorted by `ds` (stable); put them back in request order,
             # or several origins of one series (overlapping targets) get each other's values.
             order = np.argsort(frame["ds"].to_numpy(), kind="stable")
@@ -454,6 +487,8 @@ class NativeForecaster:
         missing = [f for f in c.state_features if f not in state]
         if missing:
             raise ValueError(f"missing state features {missing}")
+        if (lacking := without_temperature(state, c)).size:
+            raise ValueError(f"{lacking.size} origin(s) have no temperature; this model was trained with it")
         origins = np.asarray(origins, dtype="datetime64[ns]")
         point, q = self.predictor.predict(state, origins, horizon, c)
         steps = np.arange(1, horizon + 1) * np.timedelta64(1, "h")

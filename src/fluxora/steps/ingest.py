@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from fluxora.config import FluxoraConfig
@@ -10,6 +11,8 @@ from fluxora.data.schema import SERIES_ID
 from fluxora.paths import Home
 from fluxora.steps import cache
 from fluxora.steps.base import StepResult
+
+log = logging.getLogger("fluxora.data")
 
 
 @dataclass(frozen=True)
@@ -40,8 +43,12 @@ class ValidateResult(StepResult):
 def ingest(cfg: FluxoraConfig, home: Home) -> IngestResult:
     """Produce the raw canonical table from the configured source (synthetic or files)."""
     from fluxora.data.ingest import ingest as ingest_source
+    from fluxora.features.calendar import holiday_warning
     from fluxora.paths import project_root
 
+    fc = cfg.features
+    if warning := holiday_warning(cfg.data.source, fc.holiday_country, fc.timezone):
+        log.warning(warning)
     summary = ingest_source(cfg.data, home.raw_data, project_root())
     return IngestResult(str(home.raw_data), summary.rows, summary.series, summary.source)
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from fluxora import registry
 from fluxora.config import FluxoraConfig
 from fluxora.data import io
@@ -54,7 +56,7 @@ def train(
 
     panel = Panel.from_frame(io.read_parquet(home.validated_data))
     spec = bt.resolve(cfg, panel, weather=cfg.train.weather, horizon=cfg.train.horizon)
-    champion, note = _champion_for(home, cfg, spec)
+    champion, note = _champion_for(home, cfg, spec, panel)
     fixed = {f"champion_v{champion[0]}": champion[1]} if champion else {}
     models = candidate_names(cfg.model.name, cfg.model.candidates, include_baselines=True)
     result = bt.run(panel, cfg, models, spec, fixed=fixed, progress=say, fan_out=fan_out)
@@ -92,9 +94,9 @@ def train(
     return _finish(home, TrainResult(chosen.metrics, registered, leaderboard))
 
 
-def _champion_for(home: Home, cfg: FluxoraConfig, spec: Any) -> tuple[tuple[str, Any] | None, str]:
+def _champion_for(home: Home, cfg: FluxoraConfig, spec: Any, panel: Any) -> tuple[tuple[str, Any] | None, str]:
     """The current champion as a NativeForecaster if it can be scored on these windows,
-    else None and (when one exists) why not."""
+    else None and (when one exists) why not (e.g. it needs temperature some series lack)."""
     from fluxora.errors import RegistryError
     from fluxora.features.names import LOAD_HISTORY, SERIES_KEY, TARGET_TEMPERATURE, TEMP_HISTORY
     from fluxora.models.native import NativeForecaster, find_model_dir
@@ -117,6 +119,9 @@ def _champion_for(home: Home, cfg: FluxoraConfig, spec: Any) -> tuple[tuple[str,
     )
     if c.horizon < spec.horizon or not set(c.state_features) <= available:
         return None, f"champion v{version} cannot forecast these windows (horizon {c.horizon}, {c.state_features})"
+    load_only = [sid for sid, s in panel.series.items() if not np.isfinite(s.temp).any()]
+    if c.temperature == "required" and load_only:
+        return None, f"champion v{version} needs temperature, which {len(load_only)} series lack (e.g. {load_only[0]})"
     return (version, native), ""
 
 

@@ -37,7 +37,7 @@ from fluxora.api.schemas import (
     PredictRequest,
 )
 from fluxora.features.names import LOAD_HISTORY, TEMP_HISTORY
-from fluxora.models.native import Forecast
+from fluxora.models.native import Forecast, without_temperature
 
 router = APIRouter(prefix="/v1", tags=["forecast"])
 ERRORS = error_responses(401, 403, 404, 413, 422, 429, 503)
@@ -180,6 +180,13 @@ def _online(
     states = svc.online.states(series, c.feature_service, c.state_features)  # FeatureStoreError -> 503
     if states.missing:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"unknown series {states.missing}")
+    if (lacking := without_temperature(states.features, c)).size:
+        names = [states.series_ids[i] for i in lacking[:10]]
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail=f"series {names} have no temperature; model version {model.version} was trained with "
+            "temperature for every series and cannot forecast them",
+        )
     levels = tuple(dict.fromkeys(quantiles))
     origin_ns = states.origins.astype("int64").tolist()
     keys = [
