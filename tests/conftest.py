@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import tempfile
 import uuid
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fault_record import RECORD_ENV, SUMMARY_ENV, append, summarize
+from fault_record import RECORD_ENV, SUMMARY_ENV, FaultRecorder, append, summarize
 
 from fluxora.config import FluxoraConfig, compose
 from fluxora.paths import HOME_ENV, Home
@@ -76,17 +76,17 @@ def _keep(config: pytest.Config, record: dict[str, Any]) -> None:
 
 
 @pytest.fixture
-def fault_record(request: pytest.FixtureRequest) -> Callable[..., None]:
-    """`fault_record(cases=…, responses_5xx=…)`: adds this test's figures to the suite's summary.
-    Call it before asserting, so a failing test still reports what it measured."""
+def fault_record(request: pytest.FixtureRequest) -> Iterator[FaultRecorder]:
+    """`fault_record(duplicate_versions=…)`, `fault_record.responses(r, refused=True)`: this test's
+    figures for the suite's summary, written when it ends, also when an assertion failed (so
+    record before asserting)."""
     node = request.node
     if node.get_closest_marker("fault") is None:
         raise pytest.UsageError(f"{node.nodeid} records fault figures but is not marked `fault`")
-
-    def record(**figures: int) -> None:
-        _keep(request.config, {"test": node.nodeid, "figures": figures})
-
-    return record
+    recorder = FaultRecorder()
+    yield recorder
+    if recorder.figures:
+        _keep(request.config, {"test": node.nodeid, "figures": dict(recorder.figures)})
 
 
 @pytest.hookimpl(wrapper=True)
@@ -96,7 +96,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         # One outcome per test: the call's, or setup's when the call never ran, or a failed teardown.
         ended = report.when == "call" or (report.when == "setup" and not report.passed) or report.failed
         if ended:
-            _keep(item.config, {"test": item.nodeid, "outcome": report.outcome})
+            known = report.skipped and hasattr(report, "wasxfail")  # a known failure, marked xfail
+            _keep(item.config, {"test": item.nodeid, "outcome": "xfailed" if known else report.outcome})
     return report
 
 

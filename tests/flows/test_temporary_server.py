@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from fault_record import FaultRecorder
 from process_support import BIN
 
 from conftest import TINY_OVERRIDES
@@ -44,7 +45,7 @@ def _listening_server(run: subprocess.Popen[bytes], timeout: float) -> psutil.Pr
     raise AssertionError(f"no listening Prefect server under `fluxora run` within {timeout:.0f} s")
 
 
-def test_sigkill_of_run_stops_its_temporary_prefect_server(tmp_path: Path, fault_record) -> None:
+def test_sigkill_of_run_stops_its_temporary_prefect_server(tmp_path: Path, fault_record: FaultRecorder) -> None:
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env["FLUXORA_HOME"] = str(tmp_path / "home")  # PREFECT_HOME stays the session's (migrated once)
     run = subprocess.Popen(
