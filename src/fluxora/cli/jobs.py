@@ -100,18 +100,19 @@ class TemporaryPrefectServer:
     The socket is bound here and handed over (`uvicorn --fd`), so there is no port race."""
 
     def __init__(self) -> None:
-        self._socket = socket.socket()
-        self._socket.bind(("127.0.0.1", 0))
-        self.api_url = f"http://127.0.0.1:{self._socket.getsockname()[1]}/api"
-        fd = self._socket.fileno()
-        uvicorn = ["-m", "uvicorn", "--factory", "prefect.server.api.server:create_app", "--fd", str(fd)]
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", _TETHER, str(os.getpid()), *uvicorn, "--log-level", "error", "--lifespan", "on"],
-            pass_fds=(fd,),
-            # What Prefect sets for its temporary server: no UI, no background services.
-            env=os.environ
-            | {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"},
-        )
+        # Closed here once the child has it: a server that dies must refuse connections, not queue them.
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.api_url = f"http://127.0.0.1:{sock.getsockname()[1]}/api"
+            fd = sock.fileno()
+            uvicorn = ["-m", "uvicorn", "--factory", "prefect.server.api.server:create_app", "--fd", str(fd)]
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", _TETHER, str(os.getpid()), *uvicorn, "--log-level", "error", "--lifespan", "on"],
+                pass_fds=(fd,),
+                # What Prefect sets for its temporary server: no UI, no background services.
+                env=os.environ
+                | {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"},
+            )
 
     def wait_ready(self) -> None:
         """Until the API answers; a clear error if the server exits or does not answer in time."""
@@ -134,7 +135,6 @@ class TemporaryPrefectServer:
         )
 
     def stop(self) -> None:
-        self._socket.close()
         if self.process.poll() is None:
             self.process.terminate()
             try:
