@@ -9,7 +9,7 @@ UV := .tools/bin/uv
 BIN := .venv/bin
 ARGS ?=
 
-.PHONY: help install browser run test serve status prefect-server deploy mlflow-server prefect-server-pg repro lint format bench clean
+.PHONY: help install browser run test faults serve status prefect-server deploy mlflow-server prefect-server-pg repro lint format bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-9s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ browser: ## Debian's chromium for the docs' browser test (skipped when present o
 
 test: install browser ## run the test suite
 	$(BIN)/python -m pytest $(ARGS)
+
+faults: install ## the fault-and-fuzz suite (pytest -m fault) and its figures; fails if a goal breaks
+	$(BIN)/python scripts/fault_suite.py $(ARGS)
 
 serve: install ## start the forecast API on the champion model
 	@echo "Every /v1 route needs a key. First key (printed once, last line):  $(BIN)/fluxora keys create --role admin"

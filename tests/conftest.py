@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
+from fault_record import RECORD_ENV, SUMMARY_ENV, FaultRecorder, append, summarize
 
 from fluxora.config import FluxoraConfig, compose
 from fluxora.paths import HOME_ENV, Home
@@ -60,6 +62,51 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ[HOME_ENV] = str(session_home)
     # One Prefect home for the session: its database is created once (see PITFALLS).
     os.environ["PREFECT_HOME"] = str(session_home / "prefect")
+
+
+# --- the fault-and-fuzz suite's recorder (tests marked `fault`; see tests/fault_record.py) ---------
+
+_FAULT_RECORDS = pytest.StashKey[list[dict[str, Any]]]()
+
+
+def _keep(config: pytest.Config, record: dict[str, Any]) -> None:
+    config.stash.setdefault(_FAULT_RECORDS, []).append(record)
+    if path := os.environ.get(RECORD_ENV):
+        append(Path(path), record)
+
+
+@pytest.fixture
+def fault_record(request: pytest.FixtureRequest) -> Iterator[FaultRecorder]:
+    """`fault_record(duplicate_versions=…)`, `fault_record.responses(r, refused=True)`: this test's
+    figures for the suite's summary, written when it ends, also when an assertion failed (so
+    record before asserting)."""
+    node = request.node
+    if node.get_closest_marker("fault") is None:
+        raise pytest.UsageError(f"{node.nodeid} records fault figures but is not marked `fault`")
+    recorder = FaultRecorder()
+    yield recorder
+    if recorder.figures:
+        _keep(request.config, {"test": node.nodeid, "figures": dict(recorder.figures)})
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    report = yield
+    if item.get_closest_marker("fault") is not None:
+        # One outcome per test: the call's, or setup's when the call never ran, or a failed teardown.
+        ended = report.when == "call" or (report.when == "setup" and not report.passed) or report.failed
+        if ended:
+            known = report.skipped and hasattr(report, "wasxfail")  # a known failure, marked xfail
+            _keep(item.config, {"test": item.nodeid, "outcome": "xfailed" if known else report.outcome})
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """The suite's figures at the end of any run that included `fault` tests (so CI's log has them)."""
+    records = config.stash.get(_FAULT_RECORDS, [])
+    if records and os.environ.get(SUMMARY_ENV) != "0":
+        terminalreporter.section("fault and fuzz suite")
+        terminalreporter.write_line(summarize(records).text)
 
 
 @pytest.fixture(scope="session")

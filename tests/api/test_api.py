@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
+from fault_record import FaultRecorder
 from serving_support import key_headers, services, settings_for
 
 from fluxora import registry
@@ -560,7 +561,10 @@ def test_model_history_survives_a_restart(tiny_cfg: FluxoraConfig, trained_home:
     assert all(e["instance"] for e in after)  # one test process: the same host:pid both times
 
 
-def test_model_history_database_failure_is_503(tiny_cfg: FluxoraConfig, trained_home: Home, tmp_path: Path) -> None:
+@pytest.mark.fault
+def test_model_history_database_failure_is_503(
+    tiny_cfg: FluxoraConfig, trained_home: Home, tmp_path: Path, fault_record: FaultRecorder
+) -> None:
     from sqlalchemy import text
 
     url = f"sqlite:///{tmp_path / 'api.db'}"
@@ -570,14 +574,18 @@ def test_model_history_database_failure_is_503(tiny_cfg: FluxoraConfig, trained_
         with services(app).engine.begin() as conn:
             conn.execute(text("DROP TABLE model_events"))  # a real failure: the table is gone
         r = c.get("/v1/models/history", headers=headers)
+        fault_record.responses(r)
         assert r.status_code == 503
         assert "model history is unavailable" in r.json()["detail"]
         assert r.headers["Retry-After"]
-        assert c.get(FORECAST, params={"series_id": SERIES, "horizon": 3}, headers=headers).status_code == 200
+        served = c.get(FORECAST, params={"series_id": SERIES, "horizon": 3}, headers=headers)
+        fault_record.responses(served)
+        assert served.status_code == 200
 
 
+@pytest.mark.fault
 def test_forecast_log_is_complete_after_clean_shutdown(
-    tiny_cfg: FluxoraConfig, trained_home: Home, tmp_path: Path, champion_version: str
+    tiny_cfg: FluxoraConfig, trained_home: Home, tmp_path: Path, champion_version: str, fault_record: FaultRecorder
 ) -> None:
     from sqlalchemy import select
 
@@ -597,6 +605,7 @@ def test_forecast_log_is_complete_after_clean_shutdown(
     with db.sessions(engine)() as s:
         rows = list(s.scalars(select(ForecastLog).order_by(ForecastLog.id)))
     engine.dispose()
+    fault_record(rows_lost_clean=max(0, 4 - len(rows)))  # four forecasts served: two GETs, a POST of two
     assert [(r.series_id, r.horizon, r.endpoint) for r in rows] == [
         (SERIES, 5, "get_forecast"),
         (SERIES, 5, "get_forecast"),  # answered from the forecast cache, logged all the same
@@ -674,7 +683,7 @@ def admin_token(fuzz_app: Any) -> dict[str, str]:
     return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
 
-def _fuzz_checks() -> list[Any]:
+def _fuzz_checks(record: FaultRecorder) -> list[Any]:
     from schemathesis.checks import not_a_server_error
     from schemathesis.specs.openapi.checks import (
         content_type_conformance,
@@ -682,18 +691,24 @@ def _fuzz_checks() -> list[Any]:
         status_code_conformance,
     )
 
-    return [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+    def recorded(ctx: Any, response: Any, case: Any) -> None:  # every response, before the others judge it
+        record.responses(response)
+
+    checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+    return [recorded, *checks]
 
 
-def _fuzz(schema: Any, headers: dict[str, str] | None) -> list[tuple[str, str, int]]:
+def _fuzz(schema: Any, headers: dict[str, str] | None, record: FaultRecorder) -> list[tuple[str, str, int]]:
     """Every operation, `FUZZ_EXAMPLES` generated cases each; returns (method, path, status) seen."""
     seen: list[tuple[str, str, int]] = []
     for result in schema.get_all_operations():
-        _fuzz_operation(result.ok(), headers, seen)
+        _fuzz_operation(result.ok(), headers, seen, record)
     return seen
 
 
-def _fuzz_operation(operation: Any, headers: dict[str, str] | None, seen: list[tuple[str, str, int]]) -> None:
+def _fuzz_operation(
+    operation: Any, headers: dict[str, str] | None, seen: list[tuple[str, str, int]], record: FaultRecorder
+) -> None:
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
@@ -703,7 +718,7 @@ def _fuzz_operation(operation: Any, headers: dict[str, str] | None, seen: list[t
     @settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     def run(data: Any) -> None:
         case = data.draw(strategy)
-        response = case.call_and_validate(headers=headers, checks=_fuzz_checks())
+        response = case.call_and_validate(headers=headers, checks=_fuzz_checks(record))
         seen.append((case.method, operation.path, response.status_code))
 
     run()
@@ -712,15 +727,19 @@ def _fuzz_operation(operation: Any, headers: dict[str, str] | None, seen: list[t
 FUZZ_EXAMPLES = 15  # per operation: bounded, so the run takes tens of seconds, not minutes
 
 
-def test_openapi_fuzz_authenticated(api_schema: Any, admin_token: dict[str, str]) -> None:
-    seen = _fuzz(api_schema, admin_token)
+@pytest.mark.fault
+def test_openapi_fuzz_authenticated(api_schema: Any, admin_token: dict[str, str], fault_record: FaultRecorder) -> None:
+    seen = _fuzz(api_schema, admin_token, fault_record)
     operations = {(m, p) for m, p, _ in seen}
     assert len(operations) >= 10  # every documented operation was exercised
     assert any(p == "/v1/keys" and 200 <= code < 300 for _, p, code in seen)  # the admin credentials worked
 
 
-def test_openapi_fuzz_anonymous(api_schema: Any) -> None:
-    seen = _fuzz(api_schema, None)
+@pytest.mark.fault
+def test_openapi_fuzz_anonymous(api_schema: Any, fault_record: FaultRecorder) -> None:
+    seen = _fuzz(api_schema, None, fault_record)
+    protected = [code for _, path, code in seen if path.startswith("/v1") and path != "/v1/auth/token"]
+    fault_record(out_of_scope=sum(200 <= code < 300 for code in protected))
     for method, path, code in seen:
         if path.startswith("/v1") and path != "/v1/auth/token":
             assert code in (401, 413, 422), (method, path, code)  # never served without credentials

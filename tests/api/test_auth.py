@@ -17,6 +17,7 @@ import jwt
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from fault_record import FaultRecorder
 from pydantic import SecretStr
 from serving_support import make_key, services, settings_for
 
@@ -120,6 +121,7 @@ def _key_id(app: FastAPI) -> int:
         return row.id
 
 
+@pytest.mark.fault
 def test_the_matrix_covers_every_v1_route(app: FastAPI) -> None:
     paths = app.openapi()["paths"]
     routes = {(m.upper(), p) for p, ops in paths.items() if p.startswith("/v1") for m in ops}
@@ -191,48 +193,77 @@ def _revoked(app: FastAPI) -> str:
     return key
 
 
+@pytest.mark.fault
 @pytest.mark.parametrize("credential", list(BAD_CREDENTIALS))
 @pytest.mark.parametrize(("method", "path", "_admin"), PROTECTED)
 def test_bad_credentials_are_401(
-    client: TestClient, app: FastAPI, method: str, path: str, _admin: bool, credential: str
+    client: TestClient,
+    app: FastAPI,
+    method: str,
+    path: str,
+    _admin: bool,
+    credential: str,
+    fault_record: FaultRecorder,
 ) -> None:
     r = _request(client, app, method, path, BAD_CREDENTIALS[credential](app))
+    fault_record.responses(r, refused=True)
     assert r.status_code == 401, (credential, r.status_code, r.text)
     assert "WWW-Authenticate" in r.headers
     assert isinstance(r.json()["detail"], str)
 
 
+@pytest.mark.fault
 @pytest.mark.parametrize(("method", "path", "admin"), PROTECTED)
 def test_reader_is_403_on_admin_routes_and_allowed_elsewhere(
-    client: TestClient, app: FastAPI, users: dict[str, str], method: str, path: str, admin: bool
+    client: TestClient,
+    app: FastAPI,
+    users: dict[str, str],
+    method: str,
+    path: str,
+    admin: bool,
+    fault_record: FaultRecorder,
 ) -> None:
     token = client.post("/v1/auth/token", data={"username": users["reader"], "password": PASSWORD}).json()
     for headers in ({"X-API-Key": make_key(app, "reader")}, {"Authorization": f"Bearer {token['access_token']}"}):
         r = _request(client, app, method, path, headers)
+        fault_record.responses(r, refused=admin)
         if admin:
             assert r.status_code == 403, r.text
         else:
             assert 200 <= r.status_code < 300, r.text
 
 
+@pytest.mark.fault
 @pytest.mark.parametrize(("method", "path", "_admin"), PROTECTED)
 def test_admin_key_and_admin_token_are_allowed(
-    client: TestClient, app: FastAPI, users: dict[str, str], method: str, path: str, _admin: bool
+    client: TestClient,
+    app: FastAPI,
+    users: dict[str, str],
+    method: str,
+    path: str,
+    _admin: bool,
+    fault_record: FaultRecorder,
 ) -> None:
     token = client.post("/v1/auth/token", data={"username": users["admin"], "password": PASSWORD}).json()
     for headers in ({"X-API-Key": make_key(app, "admin")}, {"Authorization": f"Bearer {token['access_token']}"}):
         r = _request(client, app, method, path, headers)
+        fault_record.responses(r)
         assert 200 <= r.status_code < 300, r.text
 
 
-def test_revocation_through_the_api_takes_effect_immediately(client: TestClient, app: FastAPI) -> None:
+@pytest.mark.fault
+def test_revocation_through_the_api_takes_effect_immediately(
+    client: TestClient, app: FastAPI, fault_record: FaultRecorder
+) -> None:
     admin = {"X-API-Key": make_key(app, "admin")}
     created = client.post("/v1/keys", json={"name": "short-lived"}, headers=admin)
     assert created.status_code == 201
     key = {"X-API-Key": created.json()["key"]}
     assert client.get("/v1/models/current", headers=key).status_code == 200  # now cached as valid
     assert client.delete(f"/v1/keys/{created.json()['id']}", headers=admin).status_code == 204
-    assert client.get("/v1/models/current", headers=key).status_code == 401
+    revoked = client.get("/v1/models/current", headers=key)
+    fault_record.responses(revoked, refused=True)
+    assert revoked.status_code == 401
     assert client.delete(f"/v1/keys/{created.json()['id']}", headers=admin).status_code == 404
 
 
@@ -271,13 +302,16 @@ def test_keys_list_never_shows_secrets(client: TestClient, app: FastAPI) -> None
     assert all(secret not in h for h in hashes)  # stored hashed, not in clear
 
 
-def test_scoped_key_reads_only_its_series(client: TestClient, app: FastAPI) -> None:
+@pytest.mark.fault
+def test_scoped_key_reads_only_its_series(client: TestClient, app: FastAPI, fault_record: FaultRecorder) -> None:
     headers = {"X-API-Key": make_key(app, "reader", series=["series_001"])}
     assert client.get("/v1/forecast", params={"series_id": "series_001"}, headers=headers).status_code == 200
     for params in ({"series_id": SERIES}, {"series_id": "no_such_series"}):
         r = client.get("/v1/forecast", params=params, headers=headers)
+        fault_record.responses(r, refused=True)
         assert r.status_code == 403, r.text  # 403 even for an unknown series: no probing other scopes
     r = client.post("/v1/forecast", json={"series_ids": ["series_001", SERIES]}, headers=headers)
+    fault_record.responses(r, refused=True)
     assert r.status_code == 403
     c = services(app).store.current
     assert c is not None
@@ -286,7 +320,9 @@ def test_scoped_key_reads_only_its_series(client: TestClient, app: FastAPI) -> N
         "temp_history": [10.0] * c.forecaster.contract.temp_history_hours,
     }
     body = {"instances": [{"series_id": SERIES, "origin": "2024-02-01T00:00:00Z", "features": feats}]}
-    assert client.post("/v1/predict", json=body, headers=headers).status_code == 403
+    r = client.post("/v1/predict", json=body, headers=headers)
+    fault_record.responses(r, refused=True)
+    assert r.status_code == 403
 
 
 def test_scoped_admin_key_created_through_api(client: TestClient, app: FastAPI) -> None:

@@ -12,11 +12,14 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from fault_record import FaultRecorder
 from sqlalchemy import func, select
 
 from fluxora import servicedb as db
 from fluxora.api.forecast_log import ForecastLogWriter
 from fluxora.servicedb.models import ForecastLog
+
+pytestmark = pytest.mark.fault
 
 N = 1000
 
@@ -86,7 +89,7 @@ def database(tmp_path: Path) -> str:
 # without being deleted yet (their replay must insert nothing twice).
 @pytest.mark.parametrize("flush_s", [60.0, 0.01])
 def test_rows_submitted_before_sigkill_are_written_at_the_next_start(
-    database: str, tmp_path: Path, flush_s: float
+    database: str, tmp_path: Path, flush_s: float, fault_record: FaultRecorder
 ) -> None:
     wal = tmp_path / "wal"
     _kill_after_submitting(database, wal, N, flush_s)
@@ -96,7 +99,9 @@ def test_rows_submitted_before_sigkill_are_written_at_the_next_start(
     writer = ForecastLogWriter(engine, flush_s=60.0, wal_dir=wal)
     writer.start()  # writes the dead writer's rows before returning
     try:
-        assert _rows(database) == (N, N)
+        total, distinct = _rows(database)
+        fault_record(cases=N, rows_lost_hard_kill=N - distinct, rows_duplicated=total - distinct)
+        assert (total, distinct) == (N, N)
     finally:
         writer.close()
     engine.dispose()
@@ -122,7 +127,7 @@ def test_a_live_writers_files_are_not_taken(database: str, tmp_path: Path) -> No
     assert _rows(database) == (1, 1) and list(wal.iterdir()) == []
 
 
-def test_rows_stay_on_disk_while_the_database_is_down(tmp_path: Path) -> None:
+def test_rows_stay_on_disk_while_the_database_is_down(tmp_path: Path, fault_record: FaultRecorder) -> None:
     wal = tmp_path / "wal"
     url = f"sqlite:///{tmp_path / 'never-migrated.db'}"  # no forecast_log table: every insert fails
     writer = ForecastLogWriter(db.make_engine(url), flush_s=60.0, wal_dir=wal)
@@ -136,10 +141,14 @@ def test_rows_stay_on_disk_while_the_database_is_down(tmp_path: Path) -> None:
     restarted = ForecastLogWriter(engine, flush_s=60.0, wal_dir=wal)
     restarted.start()
     restarted.close()
-    assert restarted.replayed == 1 and _rows(url) == (1, 1)
+    total, distinct = _rows(url)
+    fault_record(cases=1, rows_lost_clean=1 - distinct, rows_duplicated=total - distinct, not_recovered=distinct != 1)
+    assert restarted.replayed == 1 and (total, distinct) == (1, 1)
 
 
-def test_the_service_replays_at_start(tmp_path: Path, database: str, tiny_cfg: object, trained_home: object) -> None:
+def test_the_service_replays_at_start(
+    tmp_path: Path, database: str, tiny_cfg: object, trained_home: object, fault_record: FaultRecorder
+) -> None:
     from fastapi.testclient import TestClient
     from serving_support import settings_for
 
@@ -148,7 +157,9 @@ def test_the_service_replays_at_start(tmp_path: Path, database: str, tiny_cfg: o
     settings = settings_for(tiny_cfg, trained_home, database_url=database)  # type: ignore[arg-type]
     _kill_after_submitting(database, settings.forecast_log_wal, 50, 60.0)
     with TestClient(create_app(settings)) as c:
-        assert _rows(database) == (50, 50)
+        total, distinct = _rows(database)
+        fault_record(cases=50, rows_lost_hard_kill=50 - distinct, rows_duplicated=total - distinct)
+        assert (total, distinct) == (50, 50)
         assert "fluxora_forecast_log_replayed_total 50.0" in c.get("/metrics").text
 
 

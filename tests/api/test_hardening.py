@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from fault_record import FaultRecorder
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr, ValidationError
@@ -81,17 +82,25 @@ def test_scope_rules() -> None:
     assert anyone.covers(None) and anyone.covers(["z"])
 
 
-def test_scoped_admin_key_cannot_mint_a_wider_key(client: TestClient, app: FastAPI) -> None:
+@pytest.mark.fault
+def test_scoped_admin_key_cannot_mint_a_wider_key(
+    client: TestClient, app: FastAPI, fault_record: FaultRecorder
+) -> None:
     scoped = {"X-API-Key": make_key(app, "admin", series=[MINE])}
     for body in ({"name": "wide"}, {"name": "wide", "series": None}, {"name": "wide", "role": "admin"}):
         r = client.post("/v1/keys", json=body, headers=scoped)
+        fault_record.responses(r)
+        fault_record(out_of_scope=r.status_code == 201 and r.json()["series"] != [MINE])
         assert r.status_code == 201, r.text
         assert r.json()["series"] == [MINE]  # "all series" from a scoped creator is its own scope
         made = {"X-API-Key": r.json()["key"]}
-        assert client.get("/v1/forecast", params={"series_id": OTHER}, headers=made).status_code == 403
+        other = client.get("/v1/forecast", params={"series_id": OTHER}, headers=made)
+        fault_record.responses(other, refused=True)
+        assert other.status_code == 403
         assert client.get("/v1/forecast", params={"series_id": MINE}, headers=made).status_code == 200
     for series in ([OTHER], [MINE, OTHER]):
         r = client.post("/v1/keys", json={"name": "wider", "series": series}, headers=scoped)
+        fault_record.responses(r, refused=True)
         assert r.status_code == 403, r.text
         assert "within its own series scope" in r.json()["detail"] and OTHER in r.json()["detail"]
     r = client.post("/v1/keys", json={"name": "same", "series": [MINE]}, headers=scoped)
@@ -101,7 +110,10 @@ def test_scoped_admin_key_cannot_mint_a_wider_key(client: TestClient, app: FastA
     assert r.status_code == 201 and r.json()["series"] is None
 
 
-def test_scoped_admin_lists_and_revokes_only_keys_within_its_scope(client: TestClient, app: FastAPI) -> None:
+@pytest.mark.fault
+def test_scoped_admin_lists_and_revokes_only_keys_within_its_scope(
+    client: TestClient, app: FastAPI, fault_record: FaultRecorder
+) -> None:
     own = make_key(app, "admin", series=[MINE], name="own")
     with services(app).sessions() as session:
         inside, inside_key = accounts.create_key(session, "inside", "reader", [MINE])
@@ -110,11 +122,13 @@ def test_scoped_admin_lists_and_revokes_only_keys_within_its_scope(client: TestC
         mixed, mixed_key = accounts.create_key(session, "mixed", "reader", [MINE, OTHER])
     headers = {"X-API-Key": own}
     listed = client.get("/v1/keys", headers=headers).json()["keys"]
-    assert listed and all(k["series"] == [MINE] for k in listed)
     ids = {k["id"] for k in listed}
+    fault_record(cases=len(listed), out_of_scope=sum(k["series"] != [MINE] for k in listed))
+    assert listed and all(k["series"] == [MINE] for k in listed)
     assert inside.id in ids and not {unscoped.id, other.id, mixed.id} & ids
     for row, key in ((unscoped, unscoped_key), (other, other_key), (mixed, mixed_key)):
         r = client.delete(f"/v1/keys/{row.id}", headers=headers)
+        fault_record.responses(r, refused=True)
         assert r.status_code == 404, r.text  # as if it did not exist
         assert client.get("/v1/models/current", headers={"X-API-Key": key}).status_code == 200  # still works
     assert client.delete(f"/v1/keys/{inside.id}", headers=headers).status_code == 204
@@ -123,13 +137,15 @@ def test_scoped_admin_lists_and_revokes_only_keys_within_its_scope(client: TestC
     assert {unscoped.id, other.id, mixed.id} <= {k["id"] for k in everything}  # an unscoped admin sees all
 
 
-def test_every_series_route_holds_the_scope(client: TestClient, app: FastAPI) -> None:
+@pytest.mark.fault
+def test_every_series_route_holds_the_scope(client: TestClient, app: FastAPI, fault_record: FaultRecorder) -> None:
     headers = {"X-API-Key": make_key(app, "admin", series=[MINE])}
     refused = [
         client.get("/v1/forecast", params={"series_id": OTHER}, headers=headers),
         client.post("/v1/forecast", json={"series_ids": [MINE, OTHER]}, headers=headers),
         client.post("/v1/predict", json=_predict(app, series=OTHER), headers=headers),
     ]
+    fault_record.responses(*refused, refused=True)
     assert [r.status_code for r in refused] == [403, 403, 403]
     assert client.post("/v1/predict", json=_predict(app), headers=headers).status_code == 200
     # The models routes carry no series data: any valid key may read them, scoped or not.
@@ -153,10 +169,14 @@ OUT_OF_RANGE = [
 ]
 
 
+@pytest.mark.fault
 @pytest.mark.parametrize("origin", OUT_OF_RANGE)
-def test_predict_origin_outside_the_supported_range_is_422(client: TestClient, app: FastAPI, origin: str) -> None:
+def test_predict_origin_outside_the_supported_range_is_422(
+    client: TestClient, app: FastAPI, origin: str, fault_record: FaultRecorder
+) -> None:
     headers = {"X-API-Key": make_key(app)}
     r = client.post("/v1/predict", json=_predict(app, origin), headers=headers)
+    fault_record.responses(r)
     assert r.status_code == 422, r.text
     assert "outside the supported range 1900-01-01T00:00:00Z to 2200-01-01T00:00:00Z" in r.text
     with pytest.raises(ValidationError, match="supported range"):
@@ -182,8 +202,11 @@ def test_json_safe_renders_non_finite_numbers_as_text() -> None:
     assert json_safe(value) == {"a": ["NaN", "Infinity", "-Infinity", 1.5], "b": [{"c": "Infinity"}], "d": "x"}
 
 
+@pytest.mark.fault
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999"])
-def test_non_finite_json_literals_are_422_on_every_post_route(client: TestClient, app: FastAPI, literal: str) -> None:
+def test_non_finite_json_literals_are_422_on_every_post_route(
+    client: TestClient, app: FastAPI, literal: str, fault_record: FaultRecorder
+) -> None:
     headers = {"X-API-Key": make_key(app, "admin"), "Content-Type": "application/json"}
     load = _features(app)["load_history"]
     temp = _features(app)["temp_history"]
@@ -203,9 +226,11 @@ def test_non_finite_json_literals_are_422_on_every_post_route(client: TestClient
     for path, texts in bodies.items():
         for text in texts:
             r = client.post(path, content=text, headers=headers)
+            fault_record.responses(r)
             assert r.status_code == 422, (path, text, r.status_code, r.text)
             _strict_json(r.text)
     r = client.get("/v1/forecast", params={"series_id": MINE, "quantiles": literal}, headers=headers)
+    fault_record.responses(r)
     assert r.status_code == 422 and _strict_json(r.text)
 
 
@@ -266,7 +291,10 @@ def _replace(body: Any, where: tuple[Any, ...], value: Any) -> Any:
     return body
 
 
-def test_property_bodies_with_non_finite_and_out_of_range_values_never_500(client: TestClient, app: FastAPI) -> None:
+@pytest.mark.fault
+def test_property_bodies_with_non_finite_and_out_of_range_values_never_500(
+    client: TestClient, app: FastAPI, fault_record: FaultRecorder
+) -> None:
     headers = {"X-API-Key": make_key(app, "admin", series=[MINE])}
     mutations = _mutations(app)
     seen: dict[int, int] = {}
@@ -282,6 +310,7 @@ def test_property_bodies_with_non_finite_and_out_of_range_values_never_500(clien
             text = json.dumps(body, allow_nan=True)  # NaN / Infinity literals, as a client may send them
             r = client.post(path, content=text, headers=headers | {"Content-Type": "application/json"})
         seen[r.status_code] = seen.get(r.status_code, 0) + 1
+        fault_record.responses(r)
         assert r.status_code < 500, (path, text if not as_form else body, r.status_code, r.text)
         _strict_json(r.text)
 

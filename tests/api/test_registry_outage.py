@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from fault_record import FaultRecorder
 
 from fluxora.api.model_store import ModelStore
 from fluxora.api.settings import ServiceSettings
@@ -21,6 +22,8 @@ from fluxora.config import FluxoraConfig
 from fluxora.errors import RegistryError, RegistryUnavailableError
 from fluxora.paths import Home
 from fluxora.registry import alias_version
+
+pytestmark = pytest.mark.fault
 
 POLL_S = 0.2
 
@@ -112,6 +115,7 @@ def test_registry_removed_then_restored_is_followed_by_the_poller(
     registry: tuple[Path, Home],
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
+    fault_record: FaultRecorder,
 ) -> None:
     folder, home = registry
     name = tiny_cfg.train.registered_model_name
@@ -133,7 +137,9 @@ def test_registry_removed_then_restored_is_followed_by_the_poller(
         assert "registry unreachable" in caplog.text and "no champion" not in caplog.text
 
         _promote_while_away(folder, away, name, v2)
-        assert _until(lambda: store.current is not None and store.current.version == v2)
+        recovered = _until(lambda: store.current is not None and store.current.version == v2)
+        fault_record(not_recovered=not recovered)
+        assert recovered
     finally:
         store.stop_polling()
     assert store.registry.up is True and store.registry.reason == ""
@@ -141,7 +147,11 @@ def test_registry_removed_then_restored_is_followed_by_the_poller(
 
 
 def test_service_started_during_an_outage_is_degraded_then_recovers(
-    tiny_cfg: FluxoraConfig, champion_dir: Path, registry: tuple[Path, Home], tmp_path: Path
+    tiny_cfg: FluxoraConfig,
+    champion_dir: Path,
+    registry: tuple[Path, Home],
+    tmp_path: Path,
+    fault_record: FaultRecorder,
 ) -> None:
     from fastapi.testclient import TestClient
     from serving_support import settings_for
@@ -158,6 +168,7 @@ def test_service_started_during_an_outage_is_degraded_then_recovers(
     app = create_app(settings_for(tiny_cfg, home, tracking_uri=uri, poll_interval_s=POLL_S))
     with TestClient(app) as c:
         ready = c.get("/health/ready")
+        fault_record.responses(ready)
         assert ready.status_code == 200, ready.text  # a model serves: kept in rotation, flagged
         body = ready.json()
         assert body["status"] == "degraded" and body["model_version"] == v1.version
@@ -168,7 +179,9 @@ def test_service_started_during_an_outage_is_degraded_then_recovers(
         assert not folder.exists(), "the service created a tracking database"
 
         _promote_while_away(folder, away, name, v2)
-        assert _until(lambda: c.get("/health/ready").json()["model_version"] == v2)
+        recovered = _until(lambda: c.get("/health/ready").json()["model_version"] == v2)
+        fault_record(not_recovered=not recovered)
+        assert recovered
         ready = c.get("/health/ready").json()
         assert ready["status"] == "ready" and ready["detail"] is None
         metrics = c.get("/metrics").text

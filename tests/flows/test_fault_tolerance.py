@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fault_record import FaultRecorder
 from process_support import free_port, start_prefect_server, stop, wait_healthy
 
 from conftest import TINY_OVERRIDES
@@ -29,7 +30,7 @@ from fluxora import registry
 from fluxora.config import compose
 from fluxora.paths import Home
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
 # One more week than the champion saw; the gate is made to promote (this tests recovery, not the gate).
 NEW_DATA = [*TINY_OVERRIDES, "data.days=52", "train.promotion_margin=-10"]
@@ -108,7 +109,7 @@ def _registry_state(home: Home) -> dict[str, Any]:
 
 @pytest.mark.parametrize("failpoint", BOUNDARIES)
 def test_sigkill_then_rerun_registers_once_and_moves_champion_once(
-    failpoint: str, prepared: Home, prefect_env: dict[str, str], tmp_path: Path
+    failpoint: str, prepared: Home, prefect_env: dict[str, str], tmp_path: Path, fault_record: FaultRecorder
 ) -> None:
     home = Home(tmp_path / "home")
     shutil.copytree(prepared.root, home.root)
@@ -122,6 +123,7 @@ def test_sigkill_then_rerun_registers_once_and_moves_champion_once(
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
 
     after = _registry_state(home)
+    fault_record(cases=1, duplicate_versions=max(0, len(after["versions"]) - 2))  # v1 was there before
     assert sorted(after["versions"]) == ["1", "2"], "exactly one new version"
     new = after["versions"]["2"]
     assert new[registry.COMPLETE_TAG] == "true"
@@ -133,7 +135,9 @@ def test_sigkill_then_rerun_registers_once_and_moves_champion_once(
     assert outputs["model"]["version"] == "2"
 
 
-def test_pipeline_rerun_after_a_kill_redoes_only_what_is_missing(prefect_env: dict[str, str], tmp_path: Path) -> None:
+def test_pipeline_rerun_after_a_kill_redoes_only_what_is_missing(
+    prefect_env: dict[str, str], tmp_path: Path, fault_record: FaultRecorder
+) -> None:
     """Killed after features: the rerun reuses validation and features (same data version and
     config hash) and does the rest; one version is registered."""
     home = Home(tmp_path / "home")
@@ -148,5 +152,7 @@ def test_pipeline_rerun_after_a_kill_redoes_only_what_is_missing(prefect_env: di
     assert results["validate"].get("cached") is True
     assert results["features"].get("cached") is True
     assert "cached" not in results["ingest"]  # the source is read again: it defines the data version
+    versions = sorted(_registry_state(home)["versions"])
+    fault_record(cases=1, duplicate_versions=max(0, len(versions) - 1))
     assert results["train"]["model"]["version"] == "1" and results["train"]["model"]["created"] is True
-    assert sorted(_registry_state(home)["versions"]) == ["1"]
+    assert versions == ["1"]

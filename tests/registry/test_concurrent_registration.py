@@ -13,9 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fault_record import FaultRecorder
 
 from fluxora import registry
 from fluxora.paths import Home, project_root
+
+pytestmark = pytest.mark.fault
 
 DATA_VERSION = "d" * 32
 
@@ -101,10 +104,14 @@ def test_two_processes_opening_a_new_store_at_once_both_succeed(tmp_path: Path) 
     assert Home(home).mlflow_db.is_file()
 
 
-def test_two_runs_registering_the_same_data_and_config_at_once_make_one_version(tmp_path: Path) -> None:
+def test_two_runs_registering_the_same_data_and_config_at_once_make_one_version(
+    tmp_path: Path, fault_record: FaultRecorder
+) -> None:
     home = Home(tmp_path / "home").ensure()
     registry.configure(home)  # the store exists already: this test is about registration alone
     results = _race(home.root, "register")
+    versions_made = len(registry.configure(home).search_model_versions("name = 'fluxora-load-forecaster'"))
+    fault_record(cases=len(results), duplicate_versions=max(0, versions_made - 1))
     created = [r for r in results if r["created"]]
     reused = [r for r in results if not r["created"]]
     assert len(created) == 1 and len(reused) == 1, results
@@ -118,7 +125,7 @@ def test_two_runs_registering_the_same_data_and_config_at_once_make_one_version(
 
 
 def test_a_version_that_lost_the_race_on_a_shared_server_deletes_itself(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault_record: FaultRecorder
 ) -> None:
     """Runs on different machines share no lock: each re-checks after registering, and the later
     version with the same data version and config hash is deleted before it gets an alias.
@@ -145,6 +152,7 @@ def test_a_version_that_lost_the_race_on_a_shared_server_deletes_itself(
     assert not late.created and late.version == first.version and registry.CONCURRENT in late.reason
     client = registry.configure(home)
     versions = client.search_model_versions(f"name = '{cfg.train.registered_model_name}'")
+    fault_record(cases=2, duplicate_versions=max(0, len(versions) - 1))
     assert [str(v.version) for v in versions] == [first.version]
     [loser] = [
         r

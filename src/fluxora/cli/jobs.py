@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import socket
+import subprocess
 import sys
 import time
 from typing import Any, cast
@@ -26,8 +29,11 @@ def run(args: argparse.Namespace) -> int:
     cfg, home = configured(args.overrides)
     started = time.perf_counter()
     print(f"fluxora run: FLUXORA_HOME={home.root}", flush=True)
+    server = start_temporary_prefect_server()  # it boots while the flows import
     from flows.pipeline import pipeline_flow
 
+    if server is not None:
+        server.wait_ready()
     state = pipeline_flow(overrides=list(args.overrides), config=cfg, return_state=True)
     if not state.is_completed():
         exc = _flow_exception(state)
@@ -74,6 +80,91 @@ def stage(args: argparse.Namespace) -> int:
     result = steps.STAGES[args.name](cfg, home)
     print(json.dumps(result.to_dict(), indent=2, default=str))
     return 0
+
+
+# Run in the server's own interpreter before uvicorn: PR_SET_PDEATHSIG (1) has the kernel send
+# SIGTERM when the parent dies, SIGKILL included; a parent already gone by then means exit at once.
+_TETHER = """\
+import ctypes, os, signal, sys
+if ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM) != 0 or os.getppid() != int(sys.argv[1]):
+    sys.exit(1)
+os.execv(sys.executable, [sys.executable, *sys.argv[2:]])
+"""
+
+
+class TemporaryPrefectServer:
+    """Prefect's temporary API server (the one a flow run starts when no PREFECT_API_URL is set),
+    started by us as a child that the kernel stops when this process dies, however it dies.
+
+    Prefect's own (`SubprocessASGIServer`) is a plain child: a SIGKILL of the parent orphans it.
+    The socket is bound here and handed over (`uvicorn --fd`), so there is no port race."""
+
+    def __init__(self) -> None:
+        # Closed here once the child has it: a server that dies must refuse connections, not queue them.
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.api_url = f"http://127.0.0.1:{sock.getsockname()[1]}/api"
+            fd = sock.fileno()
+            uvicorn = ["-m", "uvicorn", "--factory", "prefect.server.api.server:create_app", "--fd", str(fd)]
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", _TETHER, str(os.getpid()), *uvicorn, "--log-level", "error", "--lifespan", "on"],
+                pass_fds=(fd,),
+                # What Prefect sets for its temporary server: no UI, no background services.
+                env=os.environ
+                | {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"},
+            )
+
+    def wait_ready(self) -> None:
+        """Until the API answers; a clear error if the server exits or does not answer in time."""
+        import httpx
+
+        timeout = float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180"))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise FluxoraError(f"the temporary Prefect server exited with code {self.process.returncode}")
+            try:
+                if httpx.get(f"{self.api_url}/health", timeout=5).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise FluxoraError(
+            f"the temporary Prefect server did not answer within {timeout:.0f} s "
+            "(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS)"
+        )
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_temporary_prefect_server() -> TemporaryPrefectServer | None:
+    """A tethered temporary server with PREFECT_API_URL pointing at it, when this process would
+    otherwise start Prefect's own: no PREFECT_API_URL, ephemeral mode allowed, Linux (prctl), and
+    Prefect not imported yet (it reads its settings once, at import; a process that imported it
+    already, such as a test under Prefect's harness, keeps what those settings say).
+
+    The server is stopped at exit after Prefect's own exit handlers have sent their last logs
+    and events to it (handlers run in reverse order of registration)."""
+    switches = ("PREFECT_SERVER_EPHEMERAL_ENABLED", "PREFECT_SERVER_ALLOW_EPHEMERAL_MODE")
+    allowed = all(os.environ.get(name, "true").lower() not in ("0", "false", "no") for name in switches)
+    if (
+        os.environ.get("PREFECT_API_URL")
+        or not allowed
+        or not sys.platform.startswith("linux")
+        or "prefect" in sys.modules
+    ):
+        return None
+    server = TemporaryPrefectServer()
+    atexit.register(server.stop)
+    os.environ["PREFECT_API_URL"] = server.api_url  # also seen by worker processes this run starts
+    return server
 
 
 def prefect_server() -> str:
