@@ -42,11 +42,6 @@ def _bring_back(path: Path, away: Path) -> None:
             os.rename(away / f"db{suffix}", f"{path}{suffix}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="found by this suite (issue 17): with the service database down, key checks, key management "
-    "and login answer 500 (database errors have no 503 handler in fluxora.api.app)",
-)
 def test_service_database_outage_is_503_and_the_log_catches_up(
     tiny_cfg: FluxoraConfig, trained_home: Home, tmp_path: Path, fault_record: FaultRecorder
 ) -> None:

@@ -172,6 +172,22 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     async def fluxora_error(_: Request, exc: FluxoraError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(settings.retry_after_s)})
 
+    # The service database down (refused, unreachable, pool exhausted): what needs it answers 503
+    # with Retry-After, never a 500; forecasts for keys already verified keep being served.
+    from sqlalchemy.exc import InterfaceError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    async def database_down(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("service database unavailable on %s %s: %s", request.method, request.url.path, _first(exc))
+        return JSONResponse(
+            {"detail": "service database unavailable; retry later"},
+            status_code=503,
+            headers={"Retry-After": str(settings.retry_after_s)},
+        )
+
+    for kind in (OperationalError, InterfaceError, PoolTimeout):
+        app.add_exception_handler(kind, database_down)
+
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -183,3 +199,9 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         )
     app.add_middleware(ServiceMiddleware, metrics=svc.metrics, max_body_bytes=settings.max_body_bytes)  # outermost
     return app
+
+
+def _first(exc: BaseException) -> str:
+    """The first line of a database error (SQLAlchemy appends the statement and a link)."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
