@@ -359,8 +359,9 @@ def _log_and_register(
         "fluxora.model": str(contract["model"]),
         "fluxora.weather": str(contract["weather"]),
         "fluxora.temperature": str(contract.get("temperature", "required")),  # required | optional | none
-        "fluxora.feature_service": str(contract["feature_service"]),
     }
+    if contract.get("feature_service"):  # contracts before version 3 may not name it
+        tags["fluxora.feature_service"] = str(contract["feature_service"])
     with mlflow.start_run(experiment_id=experiment_id, tags=tags | {"fluxora.kind": "train"}) as run:
         mlflow.log_params(_params(cfg.to_dict()))
         mlflow.log_metrics({k: v for k, v in metrics.items() if v == v})  # NaN cannot be logged
