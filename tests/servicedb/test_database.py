@@ -177,7 +177,8 @@ def test_pre_encoded_json_is_stored_as_the_same_json(migrated: Engine) -> None:
     from fluxora.api.rendering import computed
     from fluxora.models.native import Forecast
 
-    values, quantiles = [1.5, 2.25, 1e-7], {"0.1": [1.0, 2.0, 0.0], "0.9": [2.0, 3.5, 1e300]}
+    # Values as the service serves them: rounded to 4 decimals (api.rendering), large ones in exponent form.
+    values, quantiles = [1.5, 2.25, 1e-4], {"0.1": [1.0, 2.0, 0.0], "0.9": [2.0, 3.5, 1e300]}
     result = Forecast(
         times=np.array([["2024-03-01T01", "2024-03-01T02", "2024-03-01T03"]], dtype="datetime64[ns]"),
         point=np.array([values]),
