@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from fluxora.errors import ConfigError
+from fluxora.errors import ConfigError, first_line
 
 SCHEMA_NAME = "fluxora_schema"
 PARAMS_HEADER = "# Generated from conf/ by `fluxora config export`. Do not edit: change conf/ and re-export.\n"
@@ -502,11 +502,6 @@ def _check_grammar(overrides: list[str] | tuple[str, ...]) -> None:
             raise ConfigError(f"invalid configuration: {key}: not a valid override {override!r}; {why}") from None
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
 _KEY_PATTERNS = (
     re.compile(r"Could not override '([^']+)'"),
     re.compile(r"full_key: ([\w.]+)"),
@@ -582,7 +577,7 @@ def _explain(exc: BaseException, overrides: list[str] | tuple[str, ...], directo
         if m := pattern.search(text):
             key = m.group(1)
             break
-    detail = _first_line(chain[-1])
+    detail = first_line(chain[-1])
     if "Value '" in text and "could not be converted" in text:
         m = re.search(r"Value '([^']*)' (?:of type '\w+' )?could not be converted to (\w+)", text)
         if m:

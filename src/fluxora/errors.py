@@ -1,6 +1,12 @@
 """Typed errors: every failure a user can cause or fix has its own class and a clear message."""
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's first line (libraries append statements, carets and links), or its type."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 class FluxoraError(Exception):
     """Base class for errors Fluxora reports to users without a traceback."""
 

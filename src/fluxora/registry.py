@@ -585,6 +585,11 @@ def read_history(home: Home, name: str) -> list[dict[str, Any]]:
     return [json.loads(value) for _, value in sorted(rows)]
 
 
+def open_read_only(path: Path, timeout_s: float = 10.0) -> sqlite3.Connection:
+    """A read-only connection to an existing SQLite file: looking never creates or changes it."""
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout_s)
+
+
 _WORKSPACE = "default"  # MLflow 3's registry tables carry a workspace; a local store has only this one
 
 
@@ -596,7 +601,7 @@ def _read_only(path: Path) -> Iterator[sqlite3.Connection | None]:
         yield None
         return
     try:
-        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)) as db:
+        with closing(open_read_only(path)) as db:
             found = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'registered_model_aliases'")
             yield db if found.fetchone() else None
     except sqlite3.Error as exc:
@@ -670,7 +675,7 @@ def check_readable(tracking_uri: str, reading: str = "") -> None:
     if not path.is_file():
         raise RegistryUnavailableError(f"{head}: the tracking database {path} does not exist")
     try:
-        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)) as conn:
+        with contextlib.closing(open_read_only(path, timeout_s=5.0)) as conn:
             found = conn.execute("select 1 from sqlite_master where type = 'table' and name = 'registered_models'")
             if found.fetchone() is None:
                 raise RegistryUnavailableError(f"{head}: {path} holds no MLflow registry tables")

@@ -9,7 +9,6 @@ through MLflow and Feast themselves.
 from __future__ import annotations
 
 import json
-import sqlite3
 import struct
 from contextlib import closing
 from datetime import UTC, datetime
@@ -94,12 +93,13 @@ def _series_of(key: bytes) -> str:
 def _sqlite_origins(db_path: Path, project: str) -> dict[str, datetime] | None:
     """Series -> the event timestamp of its `load_history` in Feast's SQLite online store; None when
     the store or its table does not exist (never applied)."""
+    from fluxora import registry
     from fluxora.features.names import LOAD_HISTORY
 
     if not db_path.is_file():
         return None
     table = f"{project}_{ORIGIN_VIEW}"
-    with closing(sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)) as db:
+    with closing(registry.open_read_only(db_path)) as db:
         if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone() is None:
             return None
         rows = db.execute(

@@ -30,7 +30,7 @@ from fluxora.api.ratelimit import LoginThrottle, make_limiter
 from fluxora.api.rendering import validation_error
 from fluxora.api.routes import auth, forecast, health, keys, models
 from fluxora.api.settings import ServiceSettings
-from fluxora.errors import FluxoraError
+from fluxora.errors import FluxoraError, first_line
 from fluxora.models.native import import_xgboost_without_sklearn
 from fluxora.paths import Home
 from fluxora.servicedb.history import ModelEvent, ModelEventLog
@@ -178,7 +178,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     from sqlalchemy.exc import TimeoutError as PoolTimeout
 
     async def database_down(request: Request, exc: Exception) -> JSONResponse:
-        log.warning("service database unavailable on %s %s: %s", request.method, request.url.path, _first(exc))
+        log.warning("service database unavailable on %s %s: %s", request.method, request.url.path, first_line(exc))
         return JSONResponse(
             {"detail": "service database unavailable; retry later"},
             status_code=503,
@@ -199,9 +199,3 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         )
     app.add_middleware(ServiceMiddleware, metrics=svc.metrics, max_body_bytes=settings.max_body_bytes)  # outermost
     return app
-
-
-def _first(exc: BaseException) -> str:
-    """The first line of a database error (SQLAlchemy appends the statement and a link)."""
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

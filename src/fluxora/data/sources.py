@@ -24,6 +24,7 @@ from fluxora.config import DataConfig
 from fluxora.data.errors import DataSourceError
 from fluxora.data.schema import LOAD, SERIES_ID, TEMPERATURE, TIMESTAMP
 from fluxora.data.timezones import AmbiguityTracker, check_zone, localize
+from fluxora.errors import first_line
 
 ISSUE = "ingest_issue"
 SUFFIXES = (".csv", ".parquet", ".pq", ".csv.gz")
@@ -74,7 +75,7 @@ def _raw_batches(cfg: DataConfig, path: Path) -> Iterator[pa.RecordBatch]:
         try:
             reader = pq.ParquetFile(path)
         except (pa.ArrowInvalid, OSError) as exc:
-            raise DataSourceError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
+            raise DataSourceError(f"{path}: not a readable Parquet file ({first_line(exc)})") from None
         yield from reader.iter_batches(batch_size=1 << 20)
         return
     yield from _csv_batches(cfg, path)
@@ -98,7 +99,7 @@ def _csv_batches(cfg: DataConfig, path: Path) -> Iterator[pa.RecordBatch]:
     except (pa.ArrowInvalid, OSError) as exc:
         if "Empty CSV file" in str(exc):
             raise DataSourceError(f"{path}: the file is empty") from None
-        raise DataSourceError(f"{path}: cannot parse as CSV ({_first_line(exc)})") from None
+        raise DataSourceError(f"{path}: cannot parse as CSV ({first_line(exc)})") from None
     _check_columns(cfg, path, reader.schema.names)
     while True:
         try:
@@ -106,7 +107,7 @@ def _csv_batches(cfg: DataConfig, path: Path) -> Iterator[pa.RecordBatch]:
         except StopIteration:
             return
         except pa.ArrowInvalid as exc:
-            raise DataSourceError(f"{path}: malformed CSV ({_first_line(exc)})") from None
+            raise DataSourceError(f"{path}: malformed CSV ({first_line(exc)})") from None
         yield batch
 
 
@@ -358,8 +359,3 @@ def ingest_to_parquet(cfg: DataConfig, files: list[Path], target: Path) -> Inges
 
 def _is_numeric(typ: pa.DataType) -> bool:
     return bool(pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_decimal(typ))
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
