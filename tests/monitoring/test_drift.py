@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -10,13 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fluxora.config import DataConfig
+from fluxora.config import DataConfig, MonitorConfig
 from fluxora.data.schema import LOAD, SERIES_ID, TEMPERATURE, TIMESTAMP
 from fluxora.data.synthetic import generate
 from fluxora.monitoring import effect
 from fluxora.monitoring.drift import drift_report
 
-S = effect.EffectSettings()  # the defaults of MonitorConfig
+S = effect.settings(MonitorConfig())  # the defaults of MonitorConfig
 
 
 def _panel(n_series: int = 6, days: int = 75) -> pd.DataFrame:
@@ -111,7 +112,7 @@ def test_judge_needs_both_robust_sds_and_the_minimum_effect() -> None:
     few = effect.judge("level", 1.0, calm[:5], S)
     assert few["score"] is None and not few["drifted"]
     with pytest.raises(ValueError, match="drift_k"):
-        effect.EffectSettings(k=0)
+        dataclasses.replace(S, k=0)
 
 
 def test_the_evidently_report_holds_the_same_decisions(changed: dict[str, dict], tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ on a negligible change).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -48,16 +48,15 @@ MIN_PRESENT = 0.5  # share of a window's (or fit span's) hours that must have a 
 
 @dataclass(frozen=True)
 class EffectSettings:
-    """How windows are cut and statistics judged (see `MonitorConfig` for the defaults' reasons)."""
+    """How windows are cut and statistics judged; built by `settings` from `MonitorConfig`, which
+    holds the defaults and their reasons."""
 
-    window_days: int = 2
-    fit_weeks: int = 4
-    history_windows: int = 20
-    min_history_windows: int = 10
-    k: float = 5.0
-    min_effect: dict[str, float] = field(
-        default_factory=lambda: {"level": 0.05, "misfit": 0.02, "clock": 0.1, "weather": 2.0}
-    )
+    window_days: int
+    fit_weeks: int
+    history_windows: int
+    min_history_windows: int
+    k: float
+    min_effect: dict[str, float]
 
     def __post_init__(self) -> None:
         if self.window_days < 1 or self.fit_weeks < 1:
