@@ -72,13 +72,24 @@ def utc_datetime(ns: int) -> datetime:
 # Forecast values are served (and logged) rounded to this many decimals: load is in MW or kW,
 # and a model's 16th decimal is noise, not information (docs/api.md).
 SERVED_DECIMALS = 4
+# Beyond this magnitude a float64 holds no decimals at all, and rounding (which scales by
+# 10**SERVED_DECIMALS first) would overflow a finite forecast into Infinity.
+_ROUND_BELOW = 2.0**52
+
+
+def served(values: np.ndarray) -> list[float]:
+    """`values` rounded to `SERVED_DECIMALS`; finite values stay finite, however large."""
+    values = np.asarray(values, dtype="float64")
+    with np.errstate(over="ignore", invalid="ignore"):
+        rounded = np.round(values, SERVED_DECIMALS)
+    return np.where(np.abs(values) < _ROUND_BELOW, rounded, values).tolist()
 
 
 def computed(result: Forecast, row: int, levels: Sequence[float]) -> Computed:
     """Row `row` of a model result: values for the forecast log and the rendered points, both
     rounded to `SERVED_DECIMALS`, so the log holds exactly what was served."""
-    values = np.round(result.point[row], SERVED_DECIMALS).tolist()
-    named = [(str(q), np.round(result.quantiles[q][row], SERVED_DECIMALS).tolist()) for q in levels]
+    values = served(result.point[row])
+    named = [(str(q), served(result.quantiles[q][row])) for q in levels]
     points = [
         {"timestamp": t, "value": v, "quantiles": {name: q[k] for name, q in named}}
         for k, (t, v) in enumerate(zip(iso_utc(result.times[row]), values, strict=True))
