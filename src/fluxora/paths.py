@@ -75,6 +75,11 @@ class Home:
         return self.data / "validated.parquet"
 
     @property
+    def weather_forecasts(self) -> Path:
+        """Issued temperature forecasts (long: every vintage), screened, next to the validated data."""
+        return self.data / "weather_forecasts.parquet"
+
+    @property
     def features_dir(self) -> Path:
         return self.root / "features"
 

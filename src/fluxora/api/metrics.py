@@ -40,6 +40,18 @@ class Metrics:
         self.model_events = Counter(
             "fluxora_model_events_total", "Model versions served or refused (load failures)", ["event"], registry=r
         )
+        self.weather_fallback_steps = Counter(
+            "fluxora_weather_fallback_steps_total",
+            "Forecast steps of issued-weather models served with persistence for want of a forecast",
+            ["endpoint"],
+            registry=r,
+        )
+        self.without_weather_forecast = Counter(
+            "fluxora_forecasts_without_weather_forecast_total",
+            "Forecasts of issued-weather models served without any forecast step (none, or stale)",
+            ["endpoint"],
+            registry=r,
+        )
         self.rate_limited = Counter("fluxora_rate_limited_total", "Requests refused with 429", registry=r)
         self.log_dropped = Counter("fluxora_forecast_log_dropped_total", "Forecast-log rows not written", registry=r)
         self.log_replayed = Counter(
@@ -78,6 +90,12 @@ class Metrics:
                 endpoint=endpoint, model_version=model_version
             )
         child.inc(n)
+
+    def weather_fallback(self, endpoint: str, steps: int, forecasts: int) -> None:
+        if steps:
+            self.weather_fallback_steps.labels(endpoint).inc(steps)
+        if forecasts:
+            self.without_weather_forecast.labels(endpoint).inc(forecasts)
 
     def watch_registry(self, up: Callable[[], bool | None], last_success: Callable[[], float | None]) -> None:
         """Read the registry's state at each scrape from these callables (the model store's)."""

@@ -100,9 +100,10 @@ def computed(result: Forecast, row: int, levels: Sequence[float]) -> Computed:
 
 
 def forecast_json(
-    series_id: str, version: str, origin: str, age_s: float | None, horizon: int, points_json: str
+    series_id: str, version: str, origin: str, age_s: float | None, horizon: int, points_json: str, weather: str
 ) -> str:
-    """One `ForecastResponse` as JSON text."""
+    """One `ForecastResponse` as JSON text; `weather` its rendered weather members
+    (`fluxora.api.weather`)."""
     head = _compact(
         {
             "series_id": series_id,
@@ -112,7 +113,7 @@ def forecast_json(
             "horizon": horizon,
         }
     )
-    return f'{head[:-1]},"points":{points_json}}}'
+    return f'{head[:-1]},{weather},"points":{points_json}}}'
 
 
 def batch_json(version: str, forecasts: list[str]) -> str:

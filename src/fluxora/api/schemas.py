@@ -77,6 +77,16 @@ class ForecastResponse(BaseModel):
         default=None, description="how old the features were when served (now - origin); null for /v1/predict"
     )
     horizon: int
+    weather_issued_at: datetime | None = Field(
+        default=None,
+        description="issue time (UTC) of the newest weather forecast used; null when the model reads none "
+        "or none was fresh",
+    )
+    weather_fallback_steps: list[int] | None = Field(
+        default=None,
+        description="steps (1 = the first hour) without a forecast temperature, which used persistence "
+        "(the same hour on the latest observed day); null for a model that reads no weather forecast",
+    )
     points: list[ForecastPoint]
 
 
@@ -126,6 +136,12 @@ class ContractInfo(BaseModel):
     temperature: str = Field(
         description="required: every series needs temperature history; optional: series without it are "
         "forecast from load alone; none: a load-only model (no temperature is read)"
+    )
+    weather: str = Field(
+        default="persistence",
+        description="temperature at the target hours: issued (the issued weather forecast in the online "
+        "store, persistence where it has none), persistence (the same hour on the latest observed day), "
+        "target (`target_temperature` supplied with each request)",
     )
 
 

@@ -21,6 +21,7 @@ from fluxora.faults import failpoint
 from fluxora.paths import Home
 from fluxora.registry import RegisteredModel
 from fluxora.steps.base import StepResult
+from fluxora.steps.features import panel as stored_panel
 
 _log = logging.getLogger(__name__)
 
@@ -43,18 +44,19 @@ def train(
 
     `home` is bound to the configured tracking server (see `fluxora.runtime.prepare`)."""
     from fluxora.models import backtest as bt
-    from fluxora.models.panel import Panel
     from fluxora.models.selection import candidate_names, select
 
     say = progress or _log.info
     data_version = io.file_digest(home.validated_data)
+    if home.weather_forecasts.is_file():  # new forecast vintages are new training data
+        data_version = f"{data_version}+wf:{io.file_digest(home.weather_forecasts)[:16]}"
     name = cfg.train.registered_model_name
     existing = registry.find_version(home, name, data_version, cfg.fingerprint())
     if existing is not None:
         say(f"train: version {existing.version} was already registered from this data and config; nothing to do")
         return _finish(home, TrainResult(registry.run_metrics(home, existing.run_id), existing, None))
 
-    panel = Panel.from_frame(io.read_parquet(home.validated_data))
+    panel = stored_panel(home)
     spec = bt.resolve(cfg, panel, weather=cfg.train.weather, horizon=cfg.train.horizon)
     champion, note = _champion_for(home, cfg, spec, panel)
     fixed = {f"champion_v{champion[0]}": champion[1]} if champion else {}
@@ -98,7 +100,7 @@ def _champion_for(home: Home, cfg: FluxoraConfig, spec: Any, panel: Any) -> tupl
     """The current champion as a NativeForecaster if it can be scored on these windows,
     else None and (when one exists) why not (e.g. it needs temperature some series lack)."""
     from fluxora.errors import RegistryError
-    from fluxora.features.names import LOAD_HISTORY, SERIES_KEY, TARGET_TEMPERATURE, TEMP_HISTORY
+    from fluxora.features.names import LOAD_HISTORY, SERIES_KEY, TARGET_TEMPERATURE, TEMP_FORECAST, TEMP_HISTORY
     from fluxora.models.native import NativeForecaster, find_model_dir
 
     if not home.has_registry:
@@ -114,7 +116,7 @@ def _champion_for(home: Home, cfg: FluxoraConfig, spec: Any, panel: Any) -> tupl
     except (ValueError, FileNotFoundError, KeyError) as exc:
         return None, f"champion v{version} cannot be loaded by this code ({exc})"
     c = native.contract
-    available = {LOAD_HISTORY, TEMP_HISTORY, SERIES_KEY} | (
+    available = {LOAD_HISTORY, TEMP_HISTORY, SERIES_KEY, TEMP_FORECAST} | (
         {TARGET_TEMPERATURE} if spec.weather != "persistence" else set()
     )
     if c.horizon < spec.horizon or not set(c.state_features) <= available:
@@ -128,6 +130,7 @@ def _champion_for(home: Home, cfg: FluxoraConfig, spec: Any, panel: Any) -> tupl
 def _fit_final(cfg: FluxoraConfig, home: Home, panel: Any, winner: str) -> Any:
     """The production model: the winner refit on every origin, read through Feast."""
     from fluxora.features.store import training_set
+    from fluxora.models.backtest import weather_mode
     from fluxora.models.forecasters import make_forecaster
     from fluxora.models.panel import batch_from_features, concat_batches, sample_origins
 
@@ -138,8 +141,9 @@ def _fit_final(cfg: FluxoraConfig, home: Home, panel: Any, winner: str) -> Any:
     batch = concat_batches(
         [batch_from_features(f, panel, h, fc.load_history_hours, fc.temp_history_hours) for f in frames]
     )
-    batch = batch.with_weather(cfg.train.weather, cfg.backtest.weather_noise_c, cfg.backtest.seed)
-    return make_forecaster(winner, cfg, h, cfg.train.weather).fit(batch)
+    weather = weather_mode(cfg, cfg.train.weather)
+    batch = batch.with_weather(weather, cfg.backtest.weather_noise_c, cfg.backtest.seed)
+    return make_forecaster(winner, cfg, h, weather).fit(batch)
 
 
 def _finish(home: Home, result: TrainResult) -> TrainResult:

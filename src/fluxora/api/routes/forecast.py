@@ -25,6 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
+from fluxora.api import weather
 from fluxora.api.deps import SERVING_SECURITY, Call, Serving, check_series, error_responses, serving_from_request
 from fluxora.api.forecast_cache import Computed, state_key
 from fluxora.api.model_store import LoadedModel
@@ -156,11 +157,12 @@ async def predict(call: Serving, body: PredictRequest) -> Response:
         raise HTTPException(422, f"unknown features {extra}; this model reads {list(c.state_features)}")
     origins = np.array([_to_datetime64(i.origin) for i in body.instances], dtype="datetime64[ns]")
     levels = tuple(dict.fromkeys(body.quantiles))
+    used = weather.apply(state, origins, c, body.horizon)
     result = _run(model, state, origins, body.horizon, levels)
     series = [i.series_id for i in body.instances]
     # Caller-supplied states rarely repeat: computed per request, not cached.
     entries = [computed(result, i, levels) for i in range(len(series))]
-    out = _serve(call, series, origins, entries, body.horizon, "predict", started, with_age=False)
+    out = _serve(call, series, origins, entries, body.horizon, "predict", started, used, with_age=False)
     return JSONText(batch_json(model.version, out))
 
 
@@ -177,7 +179,7 @@ def _online(
     check_series(call.who, series)  # before any read: a key never learns whether another scope's series exists
     _check_request(model, horizon, quantiles)
     c = model.forecaster.contract
-    states = svc.online.states(series, c.feature_service, c.state_features)  # FeatureStoreError -> 503
+    states = svc.online.states(series, c.feature_service, weather.online_features(c))  # FeatureStoreError -> 503
     if states.missing:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"unknown series {states.missing}")
     if (lacking := without_temperature(states.features, c)).size:
@@ -188,6 +190,7 @@ def _online(
             "temperature for every series and cannot forecast them",
         )
     levels = tuple(dict.fromkeys(quantiles))
+    used = weather.apply(states.features, states.origins, c, horizon)
     origin_ns = states.origins.astype("int64").tolist()
     keys = [
         state_key(model.version, sid, origin_ns[i], (v[i] for v in states.features.values()), horizon, levels)
@@ -202,7 +205,7 @@ def _online(
             entries[i] = fresh = computed(result, j, levels)
             svc.forecasts.put(keys[i], fresh)
     done = [e for e in entries if e is not None]
-    return _serve(call, states.series_ids, states.origins, done, horizon, endpoint, started)
+    return _serve(call, states.series_ids, states.origins, done, horizon, endpoint, started, used)
 
 
 def _check_request(model: LoadedModel, horizon: int, quantiles: Sequence[float]) -> None:
@@ -247,6 +250,7 @@ def _serve(
     horizon: int,
     endpoint: str,
     started: float,
+    used: weather.Used,
     with_age: bool = True,
 ) -> list[str]:
     """Render each series' `ForecastResponse` and queue its forecast-log row."""
@@ -263,6 +267,7 @@ def _serve(
             round(now - origin_ns[i] / 1e9, 3) if with_age else None,
             horizon,
             entries[i].points_json,
+            used.members[i],
         )
         for i, sid in enumerate(series)
     ]
@@ -287,6 +292,7 @@ def _serve(
         ]
     )
     call.svc.metrics.predicted(endpoint, model.version, len(out))
+    call.svc.metrics.weather_fallback(endpoint, used.fallback_steps, used.without_forecast)
     return out
 
 
