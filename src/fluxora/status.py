@@ -32,6 +32,7 @@ def collect(cfg: FluxoraConfig, home: Home) -> dict[str, Any]:
         "champion": registry.read_champion(home, name) if has_registry else None,
         "promotions": registry.read_history(home, name) if has_registry else [],
         "online_store": _freshness(cfg, home),
+        "weather_forecast": _vintages(home),
         "drift": _drift(home),
         "accuracy": _accuracy(home),
     }
@@ -50,6 +51,22 @@ def _freshness(cfg: FluxoraConfig, home: Home) -> dict[str, Any] | None:
     if stamps is None:
         return None
     return {sid: (stamps[sid].isoformat() if sid in stamps else None) for sid in series}
+
+
+def _vintages(home: Home) -> dict[str, str] | None:
+    """The latest issue time (ISO, UTC) of the stored weather forecasts per series; None
+    without a forecast source."""
+    if not home.weather_forecasts.is_file():
+        return None
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(home.weather_forecasts, columns=[JOIN_KEY, "issued_at"])
+    latest = table.group_by(JOIN_KEY).aggregate([("issued_at", "max")]).sort_by(JOIN_KEY)
+    stamps = latest["issued_at_max"].to_pylist()  # aware datetimes (the column is UTC)
+    return {
+        sid: t.astimezone(UTC).replace(microsecond=0).isoformat()
+        for sid, t in zip(latest[JOIN_KEY].to_pylist(), stamps, strict=True)
+    }
 
 
 # The names below are Feast's and the feature repo's (`fluxora.features.store`, feature_repo/);

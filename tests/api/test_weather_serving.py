@@ -123,3 +123,39 @@ def _counter(client: TestClient, name: str) -> float:
         if line.startswith(name + "{"):
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+def test_training_read_the_issued_forecasts_through_feast(issued_cfg: FluxoraConfig, issued_home: Home) -> None:
+    """The final fit reads its origins point in time through Feast (feature service v4): the
+    forecast rows it gets are each origin's own, not an earlier origin's within the TTL."""
+    from fluxora.features.store import training_set
+    from fluxora.models.panel import batch_from_features
+    from fluxora.steps.features import panel
+
+    p = panel(issued_home)
+    fc = issued_cfg.features
+    origins = p.training_origins(24, 6, fc.load_history_hours, fc.temp_history_hours)
+    frames = list(training_set(issued_home, origins, fc.feature_service, fc.series_per_batch))
+    batch = batch_from_features(frames[0], p, 24, fc.load_history_hours, fc.temp_history_hours)
+    assert batch.issued_temp is not None
+    own = np.isfinite(batch.issued_temp).all(axis=1)
+    assert own.mean() > 0.9  # every origin after the first run has a fresh forecast
+    # ... and they are what the in-memory lookup (backtests) gives for the same origins.
+    sid = str(batch.series[0])
+    rows = np.flatnonzero((batch.series == sid) & own)
+    expected = p.forecasts.at(sid, batch.origins[rows], 24) if p.forecasts else None
+    np.testing.assert_allclose(batch.issued_temp[rows], expected, rtol=1e-6)
+
+
+def test_status_shows_the_latest_vintage_per_series(issued_cfg: FluxoraConfig, issued_home: Home) -> None:
+    from fluxora.cli.render import status_text
+    from fluxora.status import collect
+
+    report = collect(issued_cfg, issued_home)
+    vintages = report["weather_forecast"]
+    assert sorted(vintages) == ["series_000", "series_001"]
+    online = report["online_store"]
+    for sid, issued in vintages.items():  # the last six-hourly run at or before the last load hour
+        last_load = datetime.fromisoformat(online[sid])
+        assert 0 <= (last_load - datetime.fromisoformat(issued)).total_seconds() < 6 * 3600
+    assert "weather       latest issued forecast per series:" in status_text(report)

@@ -18,7 +18,8 @@ from fluxora.data.connectors import open_meteo
 from fluxora.data.connectors.http import RetryPolicy
 from fluxora.data.errors import ConnectorError, DataSourceError
 from fluxora.data.schema import ISSUED_AT, SERIES_ID, TARGET_TIME, TEMPERATURE
-from fluxora.features.weather import TEMP_FORECAST, forecast_states
+from fluxora.features.names import TEMP_FORECAST
+from fluxora.features.weather import forecast_states
 
 RECORDED = Path(__file__).parent / "recorded"
 FAST = RetryPolicy(attempts=3, backoff_s=0.0, timeout_s=5.0)
@@ -64,7 +65,7 @@ def test_an_origin_sees_only_the_vintages_issued_by_then() -> None:
     corrupted = forecasts.assign(**{TEMPERATURE: np.where(later, 99.0, forecasts[TEMPERATURE])})
 
     def state(frame: pd.DataFrame) -> list[float]:
-        table = forecast_states(frame, 24).to_pandas()
+        table = forecast_states(frame, 24, 48).to_pandas()
         return list(table.loc[table["event_timestamp"] == origin, TEMP_FORECAST].iloc[0])
 
     seen = state(forecasts)
@@ -81,7 +82,7 @@ def test_an_origin_sees_only_the_vintages_issued_by_then() -> None:
     assert np.isfinite(seen).all()
     # Series never mix: a second series' vintages move only its own state.
     other = forecasts.assign(**{SERIES_ID: "munich", TEMPERATURE: forecasts[TEMPERATURE] + 100})
-    both = forecast_states(pd.concat([other, forecasts], ignore_index=True), 24).to_pandas()
+    both = forecast_states(pd.concat([other, forecasts], ignore_index=True), 24, 48).to_pandas()
     at_origin = both[both["event_timestamp"] == origin].set_index(SERIES_ID)[TEMP_FORECAST]
     np.testing.assert_allclose(list(at_origin["munich"]), np.asarray(seen) + 100, rtol=1e-6)
     assert list(at_origin["berlin"]) == seen

@@ -124,6 +124,10 @@ def status_text(report: dict[str, Any]) -> str:
         lines += [f"  {sid:<20} {ts or 'missing'}" for sid, ts in online.items()]
     else:
         lines.append("online store  not materialized (run `fluxora run`)")
+    vintages = report.get("weather_forecast")
+    if vintages:
+        lines.append("weather       latest issued forecast per series:")
+        lines += [f"  {sid:<20} {ts}" for sid, ts in vintages.items()]
     drift = report["drift"]
     if not drift:
         lines.append("drift         no report yet")
