@@ -56,8 +56,41 @@ def test_status_on_a_trained_home_imports_no_heavy_library(trained_home: Home) -
     result, out = _probe(["status", "--json"], trained_home)
     assert result == {"code": 0, "heavy": []}
     report = json.loads(out)
-    assert set(report) == {"home", "champion", "promotions", "online_store", "drift", "accuracy"}
+    assert set(report) == {"home", "champion", "promotions", "online_store", "staleness", "drift", "accuracy"}
     assert report["champion"]["version"] and report["online_store"]
+    # The test data end in 2024: past the default two days, every series is stale.
+    assert report["staleness"]["stale"] and set(report["staleness"]["stale"]) == set(report["online_store"])
+
+
+def test_status_flags_stale_series_and_says_why(trained_home: Home, tiny_cfg) -> None:
+    online = status._freshness(tiny_cfg, trained_home)
+    assert online
+    result, out = _probe(["status", "serve.max_feature_age_hard_s=8640000"], trained_home)  # 100 days
+    assert result["code"] == 0
+    now = datetime.now(UTC)
+    for sid, ts in online.items():
+        days = (now - datetime.fromisoformat(ts)).total_seconds() / 86_400
+        line = next(x for x in out.splitlines() if x.strip().startswith(sid))
+        assert ("REFUSED" if days > 100 else "STALE") in line and f"({days:.1f} days old)" in line, line
+    note = next(x for x in out.splitlines() if "series stale: features are" in x)
+    assert f"{len(online)} of {len(online)} series stale" in note
+    assert "the sample data is historical" in note and "serve.max_feature_age_s=0" in note
+
+
+def test_staleness_follows_the_limit(trained_home: Home, tiny_cfg) -> None:
+    from dataclasses import replace
+
+    online = status._freshness(tiny_cfg, trained_home)
+    assert online
+    newest = max(datetime.fromisoformat(ts) for ts in online.values())
+    oldest = min(datetime.fromisoformat(ts) for ts in online.values())
+    cfg = replace(tiny_cfg, serve=replace(tiny_cfg.serve, max_feature_age_s=3600.0))
+    fresh = status.staleness(cfg, online, oldest)  # "now" at the oldest origin: nothing is an hour old
+    assert fresh is not None and fresh["stale"] == [] and fresh["note"] is None
+    later = status.staleness(cfg, online, newest.replace(year=newest.year + 1))
+    assert later is not None and set(later["stale"]) == set(online) and "sample data is historical" in later["note"]
+    off = replace(cfg, serve=replace(cfg.serve, max_feature_age_s=0.0))
+    assert status.staleness(off, online, newest.replace(year=newest.year + 1))["stale"] == []  # type: ignore[index]
 
 
 def test_light_registry_reads_match_mlflow(trained_home: Home, tiny_cfg) -> None:

@@ -93,6 +93,14 @@ def _render_accuracy(acc: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def _stale_flag(stale: dict[str, Any], sid: str) -> str:
+    """`  STALE (12.3 days old)` for a series past `serve.max_feature_age_s`, REFUSED past the hard limit."""
+    if sid not in (stale.get("stale") or ()):
+        return ""
+    word = "REFUSED" if sid in (stale.get("refused") or ()) else "STALE"
+    return f"  {word} ({stale['age_s'][sid] / 86_400:.1f} days old)"
+
+
 def _num(value: Any, spec: str = ".3f") -> str:
     return "-" if value is None else format(value, spec)
 
@@ -120,8 +128,11 @@ def status_text(report: dict[str, Any]) -> str:
         ]
     online = report["online_store"]
     if online:
+        stale = report.get("staleness") or {}
         lines.append("online store  latest feature timestamp per series:")
-        lines += [f"  {sid:<20} {ts or 'missing'}" for sid, ts in online.items()]
+        lines += [f"  {sid:<20} {ts or 'missing'}{_stale_flag(stale, sid)}" for sid, ts in online.items()]
+        if stale.get("note"):
+            lines.append(f"  {stale['note']}")
     else:
         lines.append("online store  not materialized (run `fluxora run`)")
     drift = report["drift"]
