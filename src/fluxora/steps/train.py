@@ -46,6 +46,10 @@ def train(
     from fluxora.models.panel import Panel
     from fluxora.models.selection import candidate_names, select
 
+    from fluxora.monitoring.alerts import check_url
+
+    if cfg.monitor.webhook_url:  # a malformed URL is a config error now, not after training
+        check_url(cfg.monitor.webhook_url)
     say = progress or _log.info
     data_version = io.file_digest(home.validated_data)
     name = cfg.train.registered_model_name
@@ -90,8 +94,25 @@ def train(
         return _finish(home, TrainResult(registry.run_metrics(home, registered.run_id), registered, None))
     if not registered.champion:
         _log.warning("version %s stays challenger: %s", registered.version, chosen.decision.reason)
+        _alert_refused(cfg, home, registered, chosen.decision.reason, chosen.metrics)
     leaderboard = [(e["model"], e["overall"]) for e in board["models"]]
     return _finish(home, TrainResult(chosen.metrics, registered, leaderboard))
+
+
+def _alert_refused(
+    cfg: FluxoraConfig, home: Home, model: RegisteredModel, reason: str, metrics: dict[str, float]
+) -> None:
+    """The webhook's `refused_model` alert (monitor.webhook_url); a failed delivery is only logged."""
+    from fluxora.monitoring import alerts
+
+    keep = {k: v for k, v in metrics.items() if "." not in k}  # overall figures, not per-model detail
+    alert = alerts.Alert(
+        "refused_model",
+        [f"{model.name} v{model.version}"],
+        f"{model.name} version {model.version} stays challenger: {reason}",
+        {"version": model.version, "run_id": model.run_id, "reason": reason, "metrics": keep},
+    )
+    alerts.send(cfg.monitor, home, [alert], "train")
 
 
 def _champion_for(home: Home, cfg: FluxoraConfig, spec: Any, panel: Any) -> tuple[tuple[str, Any] | None, str]:
