@@ -210,6 +210,16 @@ def test_monitor_step_succeeds_when_the_receiver_is_down(tmp_path: Path) -> None
     assert (home.reports / "drift.json").is_file() and out["decision"]["reason"]  # the run's results are all there
     assert json.loads((home.metrics_dir / "monitor.json").read_text())["alerts_failed"] == 1
     assert json.loads((home.reports / ALERTS_FILE).read_text())["failed_total"] == 1
+    # The service's /metrics counts them from the same file.
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from fluxora.api.monitoring_metrics import MonitoringCollector
+
+    registry = CollectorRegistry()
+    registry.register(MonitoringCollector(home.reports))
+    text = generate_latest(registry).decode()
+    assert 'fluxora_monitor_alert_deliveries_total{outcome="failed"} 1.0' in text
+    assert 'fluxora_monitor_alert_deliveries_total{outcome="sent"} 0.0' in text
 
 
 def test_monitor_step_refuses_a_malformed_webhook_url(tmp_path: Path) -> None:

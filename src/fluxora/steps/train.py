@@ -45,7 +45,6 @@ def train(
     from fluxora.models import backtest as bt
     from fluxora.models.panel import Panel
     from fluxora.models.selection import candidate_names, select
-
     from fluxora.monitoring.alerts import check_url
 
     if cfg.monitor.webhook_url:  # a malformed URL is a config error now, not after training
