@@ -170,3 +170,14 @@ def test_service_log_formats() -> None:
     plain = PlainLines().format(_record(ACCESS_LOGGER, access))
     assert plain.endswith(f"INFO    {ACCESS_LOGGER}: GET /v1/forecast 200 1.2 ms  id=None") and "{" not in plain
     assert PlainLines().format(_record("uvicorn.error", "Started")).endswith("INFO    uvicorn.error: Started")
+
+
+def test_run_summary_says_when_the_data_are_older_than_the_staleness_limit() -> None:
+    from fluxora.cli.render import _old_data_line
+
+    (line,) = _old_data_line("2024-02-14 23:00:00+00:00", 172_800.0)
+    days = (datetime.now(UTC) - datetime(2024, 2, 14, 23, tzinfo=UTC)).total_seconds() / 86_400
+    assert f"the data end {days:.0f} days ago" in line and "stale: true" in line
+    assert _old_data_line(datetime.now(UTC).isoformat(), 172_800.0) == []  # fresh data: nothing to say
+    assert _old_data_line("2024-02-14 23:00:00+00:00", 0.0) == []  # the check is off
+    assert _old_data_line(None, 172_800.0) == []

@@ -9,8 +9,9 @@ if TYPE_CHECKING:  # `status` renders without importing the steps (pandas, and t
     from fluxora.steps import RunResults
 
 
-def run_summary(results: RunResults, home: Home, seconds: float) -> str:
-    """`fluxora run`'s closing summary: data, features, the model and the gate, drift, accuracy, next steps."""
+def run_summary(results: RunResults, home: Home, seconds: float, max_feature_age_s: float = 0.0) -> str:
+    """`fluxora run`'s closing summary: data, features, the model and the gate, drift, accuracy, next
+    steps; with `max_feature_age_s` (`serve.max_feature_age_s`), a line when the data end before it."""
     validated, features, train, drift = results.validate, results.features, results.train, results.monitor
     assert validated and features and train and drift, "the pipeline flow runs every step"
     m, model = train.metrics, train.model
@@ -19,6 +20,7 @@ def run_summary(results: RunResults, home: Home, seconds: float) -> str:
         "",
         f"Fluxora run finished in {seconds:.0f} s",
         f"  data      {validated.rows} rows, {validated.series} series, {validated.start} .. {validated.end}",
+        *_old_data_line(validated.end, max_feature_age_s),
         f"  features  {features.rows} origin states, online store materialized until {features.materialized_until}",
         f"  model     {model.name} version {model.version} -> {alias}",
     ]
@@ -58,6 +60,23 @@ def run_summary(results: RunResults, home: Home, seconds: float) -> str:
         "  fluxora status",
     ]
     return "\n".join(lines)
+
+
+def _old_data_line(end: str | None, max_age_s: float) -> list[str]:
+    """Why the service will call these features stale, when the data end longer ago than the limit."""
+    from datetime import UTC, datetime
+
+    try:
+        last = datetime.fromisoformat(str(end))
+    except ValueError:
+        return []
+    age = (datetime.now(UTC) - (last if last.tzinfo else last.replace(tzinfo=UTC))).total_seconds()
+    if not max_age_s or age <= max_age_s:
+        return []
+    return [
+        f"            the data end {age / 86_400:.0f} days ago (historical sample data?): the service flags its "
+        "forecasts stale: true and readiness degraded (serve.max_feature_age_s); `fluxora status` says why"
+    ]
 
 
 def _drift_line(status: str, drifted: bool, share: float | None, html: str | None) -> str:
