@@ -243,3 +243,27 @@ def test_a_refused_model_is_alerted(receiver: Receiver, tmp_path: Path) -> None:
     assert body["kind"] == "refused_model" and body["subjects"] == ["fluxora-load-forecaster v7"]
     assert body["source"] == "train" and body["details"]["metrics"] == {"mae": 10.2}
     assert "stays challenger: mae 10.2 does not beat champion" in body["summary"]
+
+
+def test_monitor_alerts_from_drift_decay_and_data_age() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime(2026, 12, 2, tzinfo=UTC)
+    drift = {"series_drifted": ["b", "a"], "n_columns": 5, "drifted": True, "drift_share": 0.4, "html_path": "d.html"}
+    decay = {"status": "ok", "decayed": True, "mae_ratio": 1.6, "threshold": 1.0, "baseline": "naive_daily"}
+    ends = {"a": now - timedelta(days=3), "b": now - timedelta(hours=5), "c": now - timedelta(days=10)}
+    raised = alerts.monitor_alerts(drift, decay, ends, now, 2 * 86_400.0, "retrain: load drift")
+    assert [(a.kind, a.subjects) for a in raised] == [
+        ("drift", ["b", "a"]),
+        ("accuracy_decay", ["realized_accuracy"]),
+        ("stale_features", ["c", "a"]),  # oldest first; b is 5 hours old
+    ]
+    assert raised[0].details["retrain_signal"] is True and raised[0].details["decision"] == "retrain: load drift"
+    assert raised[1].summary == "realized MAE is 1.60x naive_daily (threshold 1.0)"
+    assert raised[2].summary == (
+        "2 of 3 series have no data newer than 48 h (serve.max_feature_age_s); the oldest is 10.0 days old"
+    )
+    quiet = alerts.monitor_alerts(
+        {"series_drifted": []}, {"status": "insufficient_data"}, ends, now, 0.0, "no"
+    )  # 0: no staleness alerts
+    assert quiet == []
