@@ -286,6 +286,14 @@ class MonitorConfig:
     accuracy_min_points: int = 24  # fewer matured points (overall, per series/step/day): insufficient data
     accuracy_interval: list[float] = field(default_factory=lambda: [0.1, 0.9])  # logged quantiles -> coverage
     accuracy_mae_ratio_threshold: float = 1.0  # decay: realized MAE / better seasonal naive MAE above this
+    # Alerts: a JSON POST to this URL on load drift, accuracy decay, stale features and refused
+    # models; "" sends none. The secret header's value comes from $FLUXORA_WEBHOOK_SECRET, never from here.
+    webhook_url: str = ""
+    webhook_secret_header: str = ""  # e.g. X-Fluxora-Token; sent only when $FLUXORA_WEBHOOK_SECRET is set
+    webhook_timeout_s: float = 5.0  # per attempt
+    webhook_retries: int = 2  # more attempts after a transient failure (connection, timeout, 429, 5xx)
+    webhook_backoff_s: float = 1.0  # wait before retry n: this x 2^(n-1)
+    webhook_dedup_hours: float = 24.0  # the same alert kind and subject is not sent again within this
 
 
 @dataclass
@@ -324,6 +332,11 @@ class ServeConfig:
     log_flush_s: float = field(default=0.2, metadata={"gt": 0})  # forecast log: write a batch at least this often
     # computed forecasts kept per (model, state, question); 0: off
     forecast_cache_entries: int = field(default=4096, metadata={"ge": 0})
+    # Features older than this (now - origin) are stale: responses say `stale: true`, readiness
+    # is `degraded`, metrics count them. Two days: hourly data plus a day of ingest latency. 0: off
+    max_feature_age_s: float = field(default=172_800.0, metadata={"ge": 0})
+    # Features older than this are refused: 503 for the series. 0 (the default): never refuse
+    max_feature_age_hard_s: float = field(default=0.0, metadata={"ge": 0})
 
 
 @dataclass

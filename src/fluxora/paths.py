@@ -23,6 +23,7 @@ ACCURACY_REPORT = "accuracy"  # accuracy.json / accuracy.html
 VALIDATION_REPORT = "validation"  # validation.json / validation.txt
 DECISIONS_FILE = "decisions.jsonl"  # the closed loop's retrain decisions, one JSON line each
 STATE_FILE = "loop_state.json"  # the closed loop's last trigger
+ALERTS_FILE = "alerts.json"  # webhook alerts sent (kind|subject -> when), for de-duplication, and counts
 LEADERBOARD_FILE = "leaderboard.json"
 QUARANTINE_FILE = "quarantine.parquet"  # under FLUXORA_HOME/data: rows moved out, with check and reason
 REPAIRS_FILE = "repairs.parquet"  # values the gate changed or inserted, with the original

@@ -68,6 +68,39 @@ class Metrics:
             registry=r,
         )
 
+        self.stale_series = Gauge(
+            "fluxora_stale_series",
+            "Series whose latest online features are older than serve.max_feature_age_s",
+            registry=r,
+        )
+        self.feature_age_max = Gauge(
+            "fluxora_feature_age_max_seconds",
+            "Age (now - origin) of the oldest series' latest online features (0: no series known)",
+            registry=r,
+        )
+        self.stale_served = Counter(
+            "fluxora_stale_forecasts_total",
+            "Series forecasts served from features older than serve.max_feature_age_s",
+            ["endpoint"],
+            registry=r,
+        )
+        self.stale_refused = Counter(
+            "fluxora_stale_refused_total",
+            "Requests refused with 503 because features were older than serve.max_feature_age_hard_s",
+            registry=r,
+        )
+
+    def watch_freshness(self, now: Callable[[], Any]) -> None:
+        """Read the stale-series count and the oldest age at each scrape from `now()` (a `Staleness`)."""
+        self.stale_series.set_function(lambda: float(len(now().stale)))
+        self.feature_age_max.set_function(lambda: now().max_age_s or 0.0)
+
+    def served_stale(self, endpoint: str, n: int) -> None:
+        child = self._children.get(("stale", endpoint))
+        if child is None:
+            child = self._children[("stale", endpoint)] = self.stale_served.labels(endpoint=endpoint)
+        child.inc(n)
+
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """One HTTP request: counted by route and status, its latency observed by route."""
         children = self._children

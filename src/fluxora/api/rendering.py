@@ -64,6 +64,11 @@ def iso_utc(values: np.ndarray) -> list[str]:
     return [f"{t}Z" for t in np.datetime_as_string(values, unit="s" if whole else "us").tolist()]
 
 
+def iso_utc_ns(ns: int) -> str:
+    """One instant (nanoseconds since the epoch) as `iso_utc` writes it."""
+    return iso_utc(np.array([ns], dtype="datetime64[ns]"))[0]
+
+
 def utc_datetime(ns: int) -> datetime:
     """An integer of nanoseconds since the epoch as an aware datetime (microsecond precision)."""
     return _EPOCH + timedelta(microseconds=ns // 1000)
@@ -100,7 +105,14 @@ def computed(result: Forecast, row: int, levels: Sequence[float]) -> Computed:
 
 
 def forecast_json(
-    series_id: str, version: str, origin: str, age_s: float | None, horizon: int, points_json: str, weather: str
+    series_id: str,
+    version: str,
+    origin: str,
+    age_s: float | None,
+    stale: bool,
+    horizon: int,
+    points_json: str,
+    weather: str,
 ) -> str:
     """One `ForecastResponse` as JSON text; `weather` its rendered weather members
     (`fluxora.api.weather`)."""
@@ -110,6 +122,7 @@ def forecast_json(
             "model_version": version,
             "origin": origin,
             "feature_age_seconds": age_s,
+            "stale": stale,
             "horizon": horizon,
         }
     )

@@ -76,6 +76,11 @@ class ForecastResponse(BaseModel):
     feature_age_seconds: float | None = Field(
         default=None, description="how old the features were when served (now - origin); null for /v1/predict"
     )
+    stale: bool = Field(
+        default=False,
+        description="true when feature_age_seconds is beyond the service's limit (serve.max_feature_age_s): "
+        "no newer data has reached the online store; always false for /v1/predict",
+    )
     horizon: int
     weather_issued_at: datetime | None = Field(
         default=None,

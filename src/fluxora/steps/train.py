@@ -45,7 +45,10 @@ def train(
     `home` is bound to the configured tracking server (see `fluxora.runtime.prepare`)."""
     from fluxora.models import backtest as bt
     from fluxora.models.selection import candidate_names, select
+    from fluxora.monitoring.alerts import check_url
 
+    if cfg.monitor.webhook_url:  # a malformed URL is a config error now, not after training
+        check_url(cfg.monitor.webhook_url)
     say = progress or _log.info
     data_version = io.file_digest(home.validated_data)
     if home.weather_forecasts.is_file():  # new forecast vintages are new training data
@@ -92,8 +95,25 @@ def train(
         return _finish(home, TrainResult(registry.run_metrics(home, registered.run_id), registered, None))
     if not registered.champion:
         _log.warning("version %s stays challenger: %s", registered.version, chosen.decision.reason)
+        _alert_refused(cfg, home, registered, chosen.decision.reason, chosen.metrics)
     leaderboard = [(e["model"], e["overall"]) for e in board["models"]]
     return _finish(home, TrainResult(chosen.metrics, registered, leaderboard))
+
+
+def _alert_refused(
+    cfg: FluxoraConfig, home: Home, model: RegisteredModel, reason: str, metrics: dict[str, float]
+) -> None:
+    """The webhook's `refused_model` alert (monitor.webhook_url); a failed delivery is only logged."""
+    from fluxora.monitoring import alerts
+
+    keep = {k: v for k, v in metrics.items() if "." not in k}  # overall figures, not per-model detail
+    alert = alerts.Alert(
+        "refused_model",
+        [f"{model.name} v{model.version}"],
+        f"{model.name} version {model.version} stays challenger: {reason}",
+        {"version": model.version, "run_id": model.run_id, "reason": reason, "metrics": keep},
+    )
+    alerts.send(cfg.monitor, home, [alert], "train")
 
 
 def _champion_for(home: Home, cfg: FluxoraConfig, spec: Any, panel: Any) -> tuple[tuple[str, Any] | None, str]:

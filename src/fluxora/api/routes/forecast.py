@@ -192,6 +192,7 @@ def _online(
     levels = tuple(dict.fromkeys(quantiles))
     used = weather.apply(states.features, states.origins, c, horizon)
     origin_ns = states.origins.astype("int64").tolist()
+    _refuse_too_old(call, states.series_ids, origin_ns)
     keys = [
         state_key(model.version, sid, origin_ns[i], (v[i] for v in states.features.values()), horizon, levels)
         for i, sid in enumerate(states.series_ids)
@@ -206,6 +207,28 @@ def _online(
             svc.forecasts.put(keys[i], fresh)
     done = [e for e in entries if e is not None]
     return _serve(call, states.series_ids, states.origins, done, horizon, endpoint, started, used)
+
+
+def _refuse_too_old(call: Call, series: list[str], origin_ns: list[int]) -> None:
+    """503 when a series' features are older than `serve.max_feature_age_hard_s` (when set)."""
+    freshness = call.svc.freshness
+    if not freshness.hard_limit_s:
+        return
+    now = time.time()
+    ages = [(sid, now - o / 1e9) for sid, o in zip(series, origin_ns, strict=True)]
+    old = [(sid, age) for sid, age in ages if freshness.is_refused(age)]
+    if old:
+        freshness.seen(series, origin_ns)
+        call.svc.metrics.stale_refused.inc()
+        sid, age = max(old, key=lambda x: x[1])
+        more = f" and {len(old) - 1} more" if len(old) > 1 else ""
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail=f"features of series {sid!r}{more} are {age / 86_400:.1f} days old, beyond "
+            f"serve.max_feature_age_hard_s ({freshness.hard_limit_s:.0f} s): no forecast is served from them "
+            "until new data is ingested and materialized",
+            headers={"Retry-After": str(call.svc.settings.retry_after_s)},
+        )
 
 
 def _check_request(model: LoadedModel, horizon: int, quantiles: Sequence[float]) -> None:
@@ -259,15 +282,12 @@ def _serve(
     served_at = datetime.now(UTC)
     origin_ns = origins.astype("int64").tolist()
     origin_text = _origin_text(origins, origin_ns)
+    freshness = call.svc.freshness
+    ages = [round(now - o / 1e9, 3) for o in origin_ns] if with_age else [None] * len(series)
+    stale = [age is not None and freshness.is_stale(age) for age in ages]
     out = [
         forecast_json(
-            sid,
-            model.version,
-            origin_text[i],
-            round(now - origin_ns[i] / 1e9, 3) if with_age else None,
-            horizon,
-            entries[i].points_json,
-            used.members[i],
+            sid, model.version, origin_text[i], ages[i], stale[i], horizon, entries[i].points_json, used.members[i]
         )
         for i, sid in enumerate(series)
     ]
@@ -293,6 +313,10 @@ def _serve(
     )
     call.svc.metrics.predicted(endpoint, model.version, len(out))
     call.svc.metrics.weather_fallback(endpoint, used.fallback_steps, used.without_forecast)
+    if with_age:
+        freshness.seen(series, origin_ns)
+        if n_stale := sum(stale):
+            call.svc.metrics.served_stale(endpoint, n_stale)
     return out
 
 
