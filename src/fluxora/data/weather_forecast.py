@@ -95,6 +95,14 @@ def screen(frame: pd.DataFrame) -> Screened:
     return Screened(out, len(frame), dropped)
 
 
+def merge(kept: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    """Stored vintages and newly fetched ones: every (series, issue, target) once, the new row
+    winning a repeated key (a provider may correct a past run)."""
+    key = [SERIES_ID, ISSUED_AT, TARGET_TIME]
+    both = pd.concat([kept, new], ignore_index=True)
+    return both.drop_duplicates(key, keep="last").sort_values(key, ignore_index=True)
+
+
 def _utc(values: pd.Series, column: str) -> pd.Series:
     """Times with an offset are converted to UTC; naive times are UTC (say so in the file)."""
     parsed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")

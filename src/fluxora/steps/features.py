@@ -102,8 +102,12 @@ def _weather_forecasts(cfg: FluxoraConfig, home: Home, data: pd.DataFrame) -> pd
         home.weather_forecasts.unlink(missing_ok=True)
         return None
     _log.info("weather forecasts: %s", screened.summary())
-    io.write_parquet(screened.forecasts, home.weather_forecasts)
-    return screened.forecasts
+    forecasts = screened.forecasts
+    if cfg.data.weather_forecast.provider == "open_meteo" and home.weather_forecasts.is_file():
+        # A provider's live forecast is only ever its latest run: keep the runs fetched before.
+        forecasts = weather_forecast.merge(io.read_parquet(home.weather_forecasts), forecasts)
+    io.write_parquet(forecasts, home.weather_forecasts)
+    return forecasts
 
 
 def _digest(home: Home) -> str:
