@@ -37,13 +37,13 @@ def backtest(
     the leaderboard JSON, log it with plots and metrics to an MLflow run."""
     from fluxora import registry
     from fluxora.models import backtest as bt
-    from fluxora.models.forecasters import BASELINES
+    from fluxora.models.forecasters import BASELINES, installed
     from fluxora.models.panel import Panel
 
     say = progress or _log.info
     panel = Panel.from_frame(io.read_parquet(home.validated_data))
     spec = bt.resolve(cfg, panel)
-    result = bt.run(panel, cfg, [*BASELINES, *cfg.backtest.models], spec, progress=say, fan_out=fan_out)
+    result = bt.run(panel, cfg, [*BASELINES, *installed(cfg.backtest.models)], spec, progress=say, fan_out=fan_out)
     board = bt.leaderboard(
         result, cfg.train.promotion_metric, fan_out=fan_out, series_per_task=cfg.infra.series_per_task
     )
