@@ -141,8 +141,8 @@ def test_neural_needs_tensorflow_installed(cfg: FluxoraConfig, monkeypatch: pyte
 
 @pytest.mark.integration
 def test_train_registers_a_neural_model_with_its_curves_and_serves_it(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """The training step with `model=neural`: backtested against seasonal naive, registered with
-    its training curves in MLflow, served by the service (numpy) from the registry."""
+    """The training step with `model=neural`: shows its epochs, is backtested against seasonal
+    naive, registered with its training curves in MLflow, served by the service from the registry."""
     from fastapi.testclient import TestClient
     from serving_support import make_key, settings_for
 
@@ -154,7 +154,9 @@ def test_train_registers_a_neural_model_with_its_curves_and_serves_it(tmp_path_f
     cfg = compose([*TINY_OVERRIDES, "model=neural", "backtest.plots=false", "model.calibration_days=0"])
     for step in (steps.ingest, steps.validate, steps.features):
         step(cfg, home)
-    outputs = steps.train(cfg, home).outputs()
+    lines: list[str] = []
+    outputs = steps.train(cfg, home, progress=lines.append).outputs()
+    assert any(line.startswith("neural: epoch 1/") and "loss" in line for line in lines)  # shown as it trains
     assert set(dict(outputs["leaderboard"])) == {"neural", "seasonal_naive_daily", "seasonal_naive_weekly"}
     client = registry.configure(home)
     version = client.get_model_version(cfg.train.registered_model_name, outputs["model"]["version"])

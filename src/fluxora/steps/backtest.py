@@ -13,7 +13,7 @@ from fluxora.config import FluxoraConfig
 from fluxora.data import io
 from fluxora.fanout import SERIAL, FanOut
 from fluxora.paths import Home
-from fluxora.steps.base import StepResult
+from fluxora.steps.base import StepResult, relay_logs
 
 _log = logging.getLogger(__name__)
 
@@ -43,7 +43,8 @@ def backtest(
     say = progress or _log.info
     panel = Panel.from_frame(io.read_parquet(home.validated_data))
     spec = bt.resolve(cfg, panel)
-    result = bt.run(panel, cfg, [*BASELINES, *installed(cfg.backtest.models)], spec, progress=say, fan_out=fan_out)
+    with relay_logs(say):
+        result = bt.run(panel, cfg, [*BASELINES, *installed(cfg.backtest.models)], spec, progress=say, fan_out=fan_out)
     board = bt.leaderboard(
         result, cfg.train.promotion_metric, fan_out=fan_out, series_per_task=cfg.infra.series_per_task
     )
