@@ -20,7 +20,7 @@ Prints throughput, p50/p99, the servers' CPU time per request (user + system of 
 process and its children: unlike throughput it hardly moves with other load on the machine)
 and the ratios. On a 2-core machine the load generator shares the cores with the servers.
 
-    .venv/bin/python benchmarks/serving.py [--home DIR] [--rounds R] [--requests N] [--concurrency C]
+    .venv/bin/python benchmarks/serving.py [--home DIR | --model neural] [--rounds R] [--requests N] [--concurrency C]
 """
 
 from __future__ import annotations
@@ -192,7 +192,7 @@ def _wait(url: str, proc: subprocess.Popen[bytes], seconds: float = 180) -> None
     raise RuntimeError(f"{url} not ready after {seconds} s")
 
 
-def _prepare_home(home: Path | None) -> Path:
+def _prepare_home(home: Path | None, model: str = "xgboost") -> Path:
     from fluxora.config import compose
     from fluxora.paths import Home
     from fluxora.runtime import prepare
@@ -203,8 +203,8 @@ def _prepare_home(home: Path | None) -> Path:
     h = prepare(Home(root))
     from fluxora import steps
 
-    cfg = compose(TINY)
-    print(f"training a tiny champion in {root} ...", flush=True)
+    cfg = compose([*TINY, f"model={model}"])
+    print(f"training a tiny {model} champion in {root} ...", flush=True)
     for step in (steps.ingest, steps.validate, steps.features, steps.train):
         step(cfg, h)
     from fluxora import registry
@@ -288,6 +288,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--load", help=argparse.SUPPRESS)
     p.add_argument("--home", type=Path, help="a FLUXORA_HOME with a champion (default: train a tiny one)")
+    p.add_argument("--model", default="xgboost", help="the tiny champion's model family (without --home)")
     p.add_argument("--rounds", type=int, default=3, help="saturation rounds per server, interleaved")
     p.add_argument("--requests", type=int, default=3000, help="max requests per saturation phase")
     p.add_argument("--mlflow-requests", type=int, default=600, help="max requests against mlflow models serve")
@@ -299,7 +300,7 @@ def main() -> int:
         return 0
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    home = _prepare_home(args.home)
+    home = _prepare_home(args.home, args.model)
     tracking = f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
     key = _api_key(home)
     mlflow_body = _mlflow_body(home)

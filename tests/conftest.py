@@ -26,6 +26,10 @@ TINY_OVERRIDES = [
     "model.n_estimators=40",
     "model.quantile_estimators=30",
     "model.learning_rate=0.15",
+    "model.neural_layers=1",
+    "model.neural_units=16",
+    "model.neural_epochs=4",
+    "model.neural_patience=2",
     "monitor.reference_days=14",
     "monitor.current_days=7",
 ]

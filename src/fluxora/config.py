@@ -140,7 +140,7 @@ class FeaturesConfig:
 class ModelChoice:
     """Which forecaster: one model, or `auto` (backtest `candidates`, register the best)."""
 
-    name: str = "xgboost"  # xgboost | ridge | prophet | seasonal_naive | auto
+    name: str = "xgboost"  # xgboost | ridge | prophet | neural | seasonal_naive | auto
     candidates: list[str] = field(default_factory=lambda: ["xgboost"])  # model=auto backtests these
 
 
@@ -197,7 +197,30 @@ class ProphetParams:
 
 
 @dataclass
-class ModelConfig(ProphetParams, SeasonalNaiveParams, CalibrationParams, RidgeParams, XGBoostParams, ModelChoice):
+class NeuralParams:
+    """`model=neural`: one global Keras MLP across series (TensorFlow), direct multi-horizon, on
+    the ridge model's interaction basis of the design rows with a linear skip; quantile heads
+    (median plus cumulative softplus offsets, so levels never cross) on pinball loss. Early
+    stopping on the latest `neural_validation_days` of training origins; seeded and
+    single-threaded per op, so a rerun gives the same model."""
+
+    neural_layers: int = 2  # hidden layers
+    neural_units: int = 32  # units per hidden layer
+    neural_epochs: int = 30  # at most; early stopping usually ends sooner
+    neural_patience: int = 4  # epochs without a better validation loss before stopping
+    neural_batch_size: int = 512
+    neural_learning_rate: float = 0.0005  # Adam; halved on each plateau of the validation loss
+    neural_l2: float = 1e-5  # weight decay of the hidden layers
+    neural_validation_days: float = 14.0  # latest training origins held out for early stopping
+    neural_max_rows: int = 200_000  # design rows trained on (a seeded sample when there are more)
+    neural_threads: int = 1  # TensorFlow intra-op threads (0: all cores); 1 is deterministic and fastest here
+    neural_seed: int = 0
+
+
+@dataclass
+class ModelConfig(
+    NeuralParams, ProphetParams, SeasonalNaiveParams, CalibrationParams, RidgeParams, XGBoostParams, ModelChoice
+):
     """The forecaster and its hyper-parameters: every model's schema in one flat group, because
     `model=auto` and `fluxora backtest` fit several models from the same config. Field order
     (the reverse of the bases) is the order of params.yaml."""
@@ -209,6 +232,7 @@ MODEL_SCHEMAS: dict[str, tuple[type, ...]] = {
     "ridge": (RidgeParams, CalibrationParams),
     "prophet": (ProphetParams, CalibrationParams),
     "seasonal_naive": (SeasonalNaiveParams,),
+    "neural": (NeuralParams, RidgeParams, CalibrationParams),  # the median starts as ridge
 }
 
 
@@ -244,7 +268,7 @@ class TrainConfig:
 class BacktestConfig:
     """Rolling-origin evaluation (`fluxora backtest` and the promotion gate in training)."""
 
-    models: list[str] = field(default_factory=lambda: ["ridge", "xgboost", "prophet"])  # + naive baselines
+    models: list[str] = field(default_factory=lambda: ["ridge", "xgboost", "prophet", "neural"])  # + naive baselines
     horizon: int = 0  # hours; 0 = train.horizon
     windows: int = 28  # forecast origins, `step_hours` apart, the last one `horizon` before the data ends
     step_hours: int = 24

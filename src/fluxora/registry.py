@@ -12,6 +12,7 @@ import shutil
 import sqlite3
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, replace
@@ -346,7 +347,7 @@ def _log_and_register(
     import mlflow
     import xgboost
 
-    from fluxora.models.native import CONTRACT_FILE
+    from fluxora.models.native import CONTRACT_FILE, TRAINING_CURVE_FILE
 
     client = configure(home)
     experiment_id = ensure_experiment(client, cfg.train.experiment, home)
@@ -365,6 +366,8 @@ def _log_and_register(
     with mlflow.start_run(experiment_id=experiment_id, tags=tags | {"fluxora.kind": "train"}) as run:
         mlflow.log_params(_params(cfg.to_dict()))
         mlflow.log_metrics({k: v for k, v in metrics.items() if v == v})  # NaN cannot be logged
+        if (model_dir / TRAINING_CURVE_FILE).is_file():  # an iteratively trained model: its curves
+            _log_curves(client, run.info.run_id, str(contract["model"]), model_dir / TRAINING_CURVE_FILE)
         for path in artifacts:
             mlflow.log_artifact(str(path), artifact_path="backtest")
         info = mlflow.pyfunc.log_model(
@@ -396,6 +399,23 @@ def _log_and_register(
         failpoint("registry:version_created")
         _finish_registration(home, client, name, version, decision.reason, decision.promote)
         return RegisteredModel(name, version, run.info.run_id, decision.promote, decision.reason)
+
+
+def _log_curves(client: MlflowClient, run_id: str, model: str, path: Path) -> None:
+    """Per-epoch training metrics (`{"loss": [...], "val_loss": [...]}`) as `<model>.<name>` with
+    the epoch as step, in one batched call (one by one costs ~3 ms each)."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    curves = json.loads(path.read_text())
+    batch = [
+        Metric(f"{model}.{name}", float(v), now, step)
+        for name, values in curves.items()
+        for step, v in enumerate(values)
+        if v == v
+    ]
+    for start in range(0, len(batch), 1000):  # the tracking API's limit per batch
+        client.log_batch(run_id, metrics=batch[start : start + 1000])
 
 
 def _earlier_twin(

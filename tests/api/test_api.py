@@ -646,7 +646,8 @@ def test_service_imports_no_training_prefect_or_evidently(tiny_cfg: FluxoraConfi
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["status"] == 200
     modules = set(result["modules"])
-    for banned in ("prefect", "evidently", "fluxora.models.train", "sklearn", "prophet", "fluxora.steps"):
+    banned_modules = ("prefect", "evidently", "fluxora.models.train", "sklearn", "prophet", "fluxora.steps")
+    for banned in (*banned_modules, "fluxora.models.neural", "tensorflow", "keras"):
         assert banned not in modules, banned
 
 

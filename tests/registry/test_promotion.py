@@ -144,9 +144,10 @@ def test_model_auto_backtests_every_candidate_and_registers_the_best(tmp_path_fa
         step(cfg, home)
     outputs = steps.train(cfg, home).outputs()
     board = dict(outputs["leaderboard"])
-    assert set(board) == {"ridge", "xgboost", "prophet", "seasonal_naive_daily", "seasonal_naive_weekly"}
-    best = min(("ridge", "xgboost", "prophet"), key=lambda m: board[m]["mae"])
+    candidates = ("ridge", "xgboost", "prophet", "neural")
+    assert set(board) == {*candidates, "seasonal_naive_daily", "seasonal_naive_weekly"}
+    best = min(candidates, key=lambda m: board[m]["mae"])
     version = outputs["model"]["version"]
     tags = registry.configure(home).get_model_version(cfg.train.registered_model_name, version).tags
     assert tags["fluxora.model"] == best
-    assert all(outputs["metrics"][f"candidate.{m}.mae"] == board[m]["mae"] for m in ("ridge", "xgboost", "prophet"))
+    assert all(outputs["metrics"][f"candidate.{m}.mae"] == board[m]["mae"] for m in candidates)

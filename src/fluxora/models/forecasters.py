@@ -24,11 +24,13 @@ from fluxora.models.calibration import conformal_table, holdout_split
 from fluxora.models.native import (
     CALIBRATION_ATTR,
     CONTRACT_FILE,
+    KERAS_FILE,
     MODEL_FILE,
     STATE_INPUTS,
     TEMPERATURE_NONE,
     TEMPERATURE_OPTIONAL,
     TEMPERATURE_REQUIRED,
+    TRAINING_CURVE_FILE,
     WEATHER_ISSUED,
     WEATHER_PERSISTENCE,
     WEATHER_TARGET,
@@ -37,6 +39,7 @@ from fluxora.models.native import (
     Forecast,
     NaivePredictor,
     NativeForecaster,
+    NeuralPredictor,
     Predictor,
     ProphetPredictor,
     RidgePredictor,
@@ -46,7 +49,8 @@ from fluxora.models.native import (
 )
 from fluxora.models.panel import OriginBatch
 
-CANDIDATES = ("seasonal_naive", "ridge", "xgboost", "prophet")
+CANDIDATES = ("seasonal_naive", "ridge", "xgboost", "prophet", "neural")
+NEEDS = {"neural": "tensorflow"}  # candidates that need an optional library: the module to find
 BASELINES = ("seasonal_naive_daily", "seasonal_naive_weekly")
 
 
@@ -393,6 +397,73 @@ def _degree_terms(df: Any, contract: Contract) -> Any:
     )
 
 
+class NeuralForecaster(Forecaster):
+    """One global Keras MLP across series (`fluxora.models.neural`), direct multi-horizon (the
+    step is an input), on the ridge model's interaction basis of the design rows and loads scaled
+    by each series' weekly mean; quantile levels from one network on pinball loss, never crossing.
+    Saved as plain arrays (served by numpy) and as a `.keras` file; its training curve goes to
+    `training_curve.json` (logged to MLflow with the model)."""
+
+    name = "neural"
+
+    def fit_model(self, batch: OriginBatch) -> NeuralForecaster:
+        from fluxora.features.design import linear_basis
+        from fluxora.models import neural
+
+        c = self.cfg
+        h = batch.horizon
+        X, y = _scaled_targets(batch, self.contract)
+        rng = np.random.default_rng(c.neural_seed)
+        split = holdout_split(batch.origins, h, c.neural_validation_days)
+        fit_o, val_o = split if split is not None else (np.arange(len(batch)), np.zeros(0, dtype="int64"))
+
+        def rows(origins: np.ndarray, limit: int) -> np.ndarray:
+            r = (origins[:, None] * h + np.arange(h)[None, :]).reshape(-1)
+            r = r[np.isfinite(y[r])]
+            return np.sort(rng.choice(r, limit, replace=False)) if len(r) > limit else r
+
+        fit_rows = rows(fit_o, c.neural_max_rows)
+        val_rows = rows(val_o, max(1, c.neural_max_rows // 4))
+        x = linear_basis(X[fit_rows], self.contract.feature_names)
+        fill = np.nanmean(np.where(np.isfinite(x), x, np.nan), axis=0)
+        fill = np.where(np.isfinite(fill), fill, 0.0).astype("float32")
+        x = np.where(np.isfinite(x), x, fill)
+        x_val = None
+        if len(val_rows):
+            x_val = linear_basis(X[val_rows], self.contract.feature_names)
+            x_val = np.where(np.isfinite(x_val), x_val, fill)
+        # the median starts as ridge regression on the same (standardised) inputs
+        mean, var = neural.standardisation(x)
+        linear = ridge_coefficients((x - mean) / np.sqrt(var), y[fit_rows], c.ridge_alpha)
+        trained = neural.train(x, y[fit_rows], x_val, y[val_rows], self.contract.quantiles, c, linear)
+        self.keras_model_ = trained.model
+        self.history_ = trained.history
+        self.predictor_ = trained.predictor
+        return self
+
+    def write_model(self, directory: Path) -> None:
+        from fluxora.models import neural
+
+        assert isinstance(self.predictor_, NeuralPredictor)
+        self.predictor_.save(directory)
+        neural.save_keras(self.keras_model_, directory / KERAS_FILE)
+        (directory / TRAINING_CURVE_FILE).write_text(json.dumps(self.history_))
+
+
+def installed(names: list[str]) -> list[str]:
+    """`names` without the candidates whose optional library is not installed (logged)."""
+    import importlib.util
+
+    kept = []
+    for name in names:
+        module = NEEDS.get(name)
+        if module and importlib.util.find_spec(module) is None:
+            logging.getLogger(__name__).warning("model %s skipped: %s is not installed", name, module)
+            continue
+        kept.append(name)
+    return kept
+
+
 def make_forecaster(name: str, cfg: FluxoraConfig, horizon: int, weather: str) -> Forecaster:
     """A fresh forecaster by name: a candidate (`CANDIDATES`) or a baseline (`BASELINES`)."""
     model = "seasonal_naive" if name.startswith("seasonal_naive") else name
@@ -406,9 +477,12 @@ def make_forecaster(name: str, cfg: FluxoraConfig, horizon: int, weather: str) -
         "ridge": RidgeForecaster,
         "xgboost": XGBoostForecaster,
         "prophet": ProphetForecaster,
+        "neural": NeuralForecaster,
     }
     if name not in classes:
         raise ConfigError(f"invalid configuration: model.name: unknown model {name!r} (known: {list(CANDIDATES)})")
+    if not installed([name]):
+        raise ConfigError(f"model {name!r} needs {NEEDS[name]}, which is not installed (tensorflow-cpu)")
     return classes[name](contract, cfg.model)
 
 

@@ -11,8 +11,10 @@ a backtest scores exactly what the service would serve.
 | ridge            | standardisation, coefficients and residual quantiles (plain JSON)      |
 | seasonal_naive   | the season and residual quantiles per step (plain JSON)                |
 | prophet          | per series, `prophet.serialize.model_to_json` text and residual quantiles |
+| neural           | the network's layout; `weights.npz` its weights (plain arrays, served without TensorFlow), |
+|                  | `model.keras` the same network as Keras saved it, `training_curve.json` its epochs        |
 
-xgboost, ridge and prophet also carry a conformal calibration table (quantile level x step,
+xgboost, ridge, prophet and neural also carry a conformal calibration table (quantile level x step,
 in units of the origin's weekly mean load; `fluxora.models.calibration`), added to their
 quantiles before they are sorted: the `fluxora_calibration` attribute of the quantile booster,
 the `calibration` key of model.json. Models saved without one serve their raw quantiles.
@@ -45,6 +47,9 @@ from fluxora.features.names import (
 MODEL_FILE = "model.json"
 CONTRACT_FILE = "contract.json"
 XGB_QUANTILE_FILE = "quantiles.json"  # xgboost: the quantile booster next to model.json
+NEURAL_WEIGHTS_FILE = "weights.npz"  # neural: the weights as plain arrays (np.load, no pickle)
+TRAINING_CURVE_FILE = "training_curve.json"  # neural: per-epoch loss, val_loss, lr (logged to MLflow)
+KERAS_FILE = "model.keras"  # neural: the Keras native file (keras.saving.load_model(..., safe_mode=True))
 SPREAD_SCALE_ATTR = "fluxora_spread_scale"  # quantile booster attribute of older models: one factor per level
 CALIBRATION_ATTR = "fluxora_calibration"  # quantile booster attribute: JSON (levels x steps) conformal table
 CONTRACT_VERSION = 3
@@ -61,7 +66,7 @@ WEATHER_TARGET = "target"  # target temperature supplied in the state (forecast 
 # `weather_forecast` view); steps it does not cover fall back to persistence
 WEATHER_ISSUED = "issued"
 WEATHER_KINDS = (WEATHER_PERSISTENCE, WEATHER_TARGET, WEATHER_ISSUED)
-MODELS = ("xgboost", "ridge", "seasonal_naive", "prophet")
+MODELS = ("xgboost", "ridge", "seasonal_naive", "prophet", "neural")
 
 
 @dataclass(frozen=True)
@@ -462,6 +467,105 @@ class ProphetPredictor:
         return cls(models, {sid: np.asarray(r) for sid, r in raw["residual_quantiles"].items()}, _table(raw))
 
 
+def _softplus(x: np.ndarray) -> np.ndarray:
+    return np.logaddexp(0.0, x)
+
+
+def _relu(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, 0.0)
+
+
+@dataclass
+class NeuralPredictor:
+    """The neural forecaster's network, forward in numpy (the service never imports TensorFlow).
+
+    Input: `linear_basis` of the design rows (what ridge reads), non-finite entries replaced by
+    the column mean; standardised (`norm_mean`, `norm_var`: Keras' Normalization layer); hidden
+    ReLU layers; the median is linear in [standardised input, last hidden layer] (a linear skip),
+    the other levels sit at cumulative softplus offsets below and above it (`head`: the fixed
+    matrix that maps [median, offsets] to the levels), so levels never cross. Outputs are loads
+    scaled by the origin's weekly mean; the point forecast is the median. Plus the conformal
+    `calibration` table like the other families."""
+
+    norm_mean: np.ndarray  # (P,)
+    norm_var: np.ndarray  # (P,)
+    hidden: list[tuple[np.ndarray, np.ndarray]]  # (W (in, out), b (out,)) per hidden layer
+    median: tuple[np.ndarray, np.ndarray]  # W (P + units, 1), b (1,)
+    offsets: tuple[np.ndarray, np.ndarray]  # W (units, L - 1), b (L - 1,)
+    head: np.ndarray  # (L, L): [median, offsets] -> levels
+    calibration: np.ndarray | None = None  # (L, H) in scaled units
+
+    EPSILON = 1e-7  # keras.backend.epsilon(): the floor of Normalization's standard deviation
+
+    def inputs(self, X: np.ndarray, features: tuple[str, ...]) -> np.ndarray:
+        """Design rows -> the network's input (the interaction basis, gaps at the column mean)."""
+        basis = linear_basis(X, features)
+        return np.where(np.isfinite(basis), basis, self.norm_mean.astype("float32"))
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """The network on inputs (rows, P) -> (rows, L) scaled quantiles, in float32 like Keras."""
+        x = np.asarray(x, dtype="float32")
+        z = (x - self.norm_mean) / np.maximum(np.sqrt(self.norm_var), np.float32(self.EPSILON))
+        h = z
+        for w, b in self.hidden:
+            h = _relu(h @ w + b)
+        med = np.concatenate([z, h], axis=1) @ self.median[0] + self.median[1]
+        off = _softplus(h @ self.offsets[0] + self.offsets[1])
+        return np.concatenate([med, off], axis=1) @ self.head
+
+    def predict(
+        self, state: Mapping[str, np.ndarray], origins: np.ndarray, horizon: int, contract: Contract
+    ) -> tuple[np.ndarray, np.ndarray]:
+        design = design_for(state, origins, horizon, contract)
+        levels = np.asarray(self.forward(self.inputs(design.X, contract.feature_names)), dtype="float64")
+        point = levels[:, contract.quantiles.index(0.5)].copy()
+        if self.calibration is not None:
+            levels = _plus_steps(levels, self.calibration, horizon)
+        n = len(origins)
+        return (point * design.scale).reshape(n, horizon), _by_level(levels, design.scale, n, horizon)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The weights as named plain arrays (`weights.npz`)."""
+        out = {"norm_mean": self.norm_mean, "norm_var": self.norm_var, "head": self.head}
+        for i, (w, b) in enumerate(self.hidden):
+            out[f"hidden_{i}_kernel"], out[f"hidden_{i}_bias"] = w, b
+        out["median_kernel"], out["median_bias"] = self.median
+        out["offsets_kernel"], out["offsets_bias"] = self.offsets
+        return {k: np.asarray(v, dtype="float32") for k, v in out.items()}
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "kind": "neural",
+                "weights": NEURAL_WEIGHTS_FILE,
+                "hidden_layers": len(self.hidden),
+                "activation": "relu",
+                "calibration": _table_json(self.calibration),
+            }
+        )
+
+    def save(self, directory: Path) -> None:
+        (directory / MODEL_FILE).write_text(self.to_json())
+        arrays: dict[str, Any] = self.arrays()
+        np.savez(directory / NEURAL_WEIGHTS_FILE, **arrays)
+
+    @classmethod
+    def load(cls, directory: Path) -> NeuralPredictor:
+        raw = _read(directory, "neural")
+        with np.load(directory / NEURAL_WEIGHTS_FILE, allow_pickle=False) as npz:
+            a = {k: np.asarray(npz[k], dtype="float32") for k in npz.files}
+        hidden = [(a[f"hidden_{i}_kernel"], a[f"hidden_{i}_bias"]) for i in range(int(raw["hidden_layers"]))]
+        return cls(
+            a["norm_mean"],
+            a["norm_var"],
+            hidden,
+            (a["median_kernel"], a["median_bias"]),
+            (a["offsets_kernel"], a["offsets_bias"]),
+            a["head"],
+            _table(raw),
+        )
+
+
 def _table_json(table: np.ndarray | None) -> list[list[float]] | None:
     return None if table is None else np.asarray(table, dtype="float64").tolist()
 
@@ -484,6 +588,7 @@ LOADERS: dict[str, Callable[[Path], Predictor]] = {
     "ridge": RidgePredictor.load,
     "seasonal_naive": NaivePredictor.load,
     "prophet": ProphetPredictor.load,
+    "neural": NeuralPredictor.load,
 }
 
 

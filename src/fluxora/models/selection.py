@@ -64,10 +64,11 @@ class Selection:
 
 
 def candidate_names(model_name: str, candidates: list[str], include_baselines: bool = False) -> list[str]:
-    """The models `model=<name>` competes with: all of `model.candidates` for `auto`, else just it."""
-    from fluxora.models.forecasters import BASELINES
+    """The models `model=<name>` competes with: all of `model.candidates` for `auto` (those whose
+    library is installed), else just it."""
+    from fluxora.models.forecasters import BASELINES, installed
 
-    names = list(candidates) if model_name == "auto" else [model_name]
+    names = installed(list(candidates)) if model_name == "auto" else [model_name]
     return [*BASELINES, *names] if include_baselines else names
 
 

@@ -13,7 +13,7 @@ from fluxora.config import FluxoraConfig
 from fluxora.data import io
 from fluxora.fanout import SERIAL, FanOut
 from fluxora.paths import Home
-from fluxora.steps.base import StepResult
+from fluxora.steps.base import StepResult, relay_logs
 from fluxora.steps.features import panel as stored_panel
 
 _log = logging.getLogger(__name__)
@@ -38,12 +38,13 @@ def backtest(
     the leaderboard JSON, log it with plots and metrics to an MLflow run."""
     from fluxora import registry
     from fluxora.models import backtest as bt
-    from fluxora.models.forecasters import BASELINES
+    from fluxora.models.forecasters import BASELINES, installed
 
     say = progress or _log.info
     panel = stored_panel(home)
     spec = bt.resolve(cfg, panel)
-    result = bt.run(panel, cfg, [*BASELINES, *cfg.backtest.models], spec, progress=say, fan_out=fan_out)
+    with relay_logs(say):
+        result = bt.run(panel, cfg, [*BASELINES, *installed(cfg.backtest.models)], spec, progress=say, fan_out=fan_out)
     board = bt.leaderboard(
         result, cfg.train.promotion_metric, fan_out=fan_out, series_per_task=cfg.infra.series_per_task
     )

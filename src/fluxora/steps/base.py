@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
@@ -22,3 +25,28 @@ class StepResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"step": self.step, "outputs": self.outputs()}
+
+
+TRAINING_PROGRESS_LOGGER = "fluxora.models.neural"  # per-epoch lines of iteratively trained models
+
+
+@contextmanager
+def relay_logs(say: Callable[[str], None], name: str = TRAINING_PROGRESS_LOGGER) -> Iterator[None]:
+    """Pass the INFO records of logger `name` to a step's progress callback while the block runs
+    (the CLI prints them, a Prefect flow logs them to its run), without threading the callback
+    through the model code: training progress such as the neural model's epochs."""
+
+    class Relay(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            say(record.getMessage())
+
+    logger = logging.getLogger(name)
+    handler, level = Relay(logging.INFO), logger.level
+    logger.addHandler(handler)
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)

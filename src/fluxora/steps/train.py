@@ -20,7 +20,7 @@ from fluxora.fanout import SERIAL, FanOut
 from fluxora.faults import failpoint
 from fluxora.paths import Home
 from fluxora.registry import RegisteredModel
-from fluxora.steps.base import StepResult
+from fluxora.steps.base import StepResult, relay_logs
 from fluxora.steps.features import panel as stored_panel
 
 _log = logging.getLogger(__name__)
@@ -64,7 +64,8 @@ def train(
     champion, note = _champion_for(home, cfg, spec, panel)
     fixed = {f"champion_v{champion[0]}": champion[1]} if champion else {}
     models = candidate_names(cfg.model.name, cfg.model.candidates, include_baselines=True)
-    result = bt.run(panel, cfg, models, spec, fixed=fixed, progress=say, fan_out=fan_out)
+    with relay_logs(say):
+        result = bt.run(panel, cfg, models, spec, fixed=fixed, progress=say, fan_out=fan_out)
     board = bt.leaderboard(
         result, cfg.train.promotion_metric, fan_out=fan_out, series_per_task=cfg.infra.series_per_task
     )
@@ -78,7 +79,8 @@ def train(
     say(f"train: {chosen.winner} wins the backtest; gate: {chosen.decision.reason}")
     failpoint("train:backtested")
 
-    model = _fit_final(cfg, home, panel, chosen.winner)
+    with relay_logs(say):
+        model = _fit_final(cfg, home, panel, chosen.winner)
     failpoint("train:fitted")
     with tempfile.TemporaryDirectory(prefix="fluxora-model-") as tmp:
         model_dir = model.save(Path(tmp) / "model")
