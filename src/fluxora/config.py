@@ -80,6 +80,7 @@ class DataConfig:
     """Where the load data comes from. `synthetic` is the built-in, seeded sample; `file` reads CSV/Parquet."""
 
     source: str = "synthetic"  # synthetic | file | eia
+    series: list[str] = field(default_factory=list)  # run on these series ids only ([] = every series)
     n_series: int = 3
     start: str = "2024-01-01"
     days: int = 400
