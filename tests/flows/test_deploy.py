@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -149,6 +150,58 @@ def test_trigger_runs_flows_and_training_runs_one_at_a_time(deployed: tuple[dict
     client = registry.configure(home)
     versions = client.search_model_versions(f"name='{cfg.train.registered_model_name}'")
     assert len(versions) == 1  # same data and config: registration is idempotent
+
+
+def test_deployments_have_typed_parameters_descriptions_and_tags(deployed: tuple[dict[str, str], Home]) -> None:
+    from fluxora.config import _group_options, conf_dir
+
+    env, _ = deployed
+    found = httpx.post(f"{env['PREFECT_API_URL']}/deployments/filter", json={}, timeout=5).json()
+    by_tag = {next(t for t in d["tags"] if t != "fluxora"): d for d in found}
+    assert set(by_tag) == {"ingest", "train", "monitor"} and all("fluxora" in d["tags"] for d in found)
+    expected = {"ingest": ["data_path", "series", "overrides"], "train": ["model", "horizon", "overrides"]}
+    for tag, names in (expected | {"monitor": ["overrides"]}).items():
+        d = by_tag[tag]
+        props = d["parameter_openapi_schema"]["properties"]
+        assert sorted(props, key=lambda n: props[n]["position"]) == names, tag
+        assert all(p.get("description") for p in props.values()), tag  # from the flow's docstring
+        assert len(d["description"]) > 80 and "overrides" in d["description"], tag
+        assert d["parameters"] == {"overrides": TINY_OVERRIDES}  # what `fluxora deploy` was given
+    train = by_tag["train"]["parameter_openapi_schema"]["properties"]
+    assert train["model"]["anyOf"][0]["enum"] == sorted(_group_options(conf_dir(), "model"))
+    assert train["horizon"]["anyOf"][0] | {"minimum": 1} == train["horizon"]["anyOf"][0]
+    assert by_tag["ingest"]["parameter_openapi_schema"]["properties"]["series"]["anyOf"][0]["type"] == "array"
+
+
+def test_a_typed_parameter_reaches_the_run(deployed: tuple[dict[str, str], Home]) -> None:
+    """`prefect deployment run -p model=ridge`, as a Prefect user starts one: the run trains ridge
+    (its leaderboard artifact says so); a value outside the schema is refused before any run."""
+    env, _ = deployed
+    prefect = [str(Path(sys.executable).parent / "prefect"), "deployment", "run", "fluxora-train/daily"]
+    bad = subprocess.run([*prefect, "-p", "model=xgbost"], env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "xgbost" in bad.stdout + bad.stderr
+    ok = subprocess.run(
+        [*prefect, "-p", "model=ridge", "--watch", "--watch-timeout", "500"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert ok.returncode == 0 and "Completed" in ok.stdout, ok.stdout[-2000:] + ok.stderr[-2000:]
+
+    runs = httpx.post(
+        f"{env['PREFECT_API_URL']}/flow_runs/filter",
+        json={"flows": {"name": {"any_": ["fluxora-train"]}}, "sort": "START_TIME_DESC", "limit": 1},
+        timeout=5,
+    ).json()
+    assert runs[0]["parameters"]["model"] == "ridge"
+    artifacts = httpx.post(
+        f"{env['PREFECT_API_URL']}/artifacts/filter",
+        json={"artifacts": {"flow_run_id": {"any_": [runs[0]["id"]]}, "key": {"any_": ["fluxora-leaderboard"]}}},
+        timeout=5,
+    ).json()
+    models = {row["model"] for row in json.loads(artifacts[0]["data"])}
+    assert {"ridge", "seasonal_naive_daily", "seasonal_naive_weekly"} <= models and "xgboost" not in models
 
 
 def test_catch_up_runs_only_the_latest_missed_slot() -> None:
