@@ -74,7 +74,7 @@ def prepare(home_dir: Path, n_series: int, days: int) -> None:
     fs.write_offline(calendar_table(data, cfg.holiday_country, cfg.timezone), home, "calendar")
     # `feast apply` reads every view's source schema; the array views are not benchmarked.
     fs.write_offline(origin_states(data.head(24 * 10), cfg), home, "origin_state")
-    fs.write_offline(forecast_states(None, cfg.weather_forecast_hours), home, "weather_forecast")
+    fs.write_offline(forecast_states(None, 48, 36), home, "weather_forecast")
     fs.write_store_config(home, InfraConfig())
     fs.apply(fs.open_store(home))
     entity = pd.DataFrame({SERIES_ID: data[SERIES_ID].astype(str), EVENT_TIMESTAMP: data[TIMESTAMP]})

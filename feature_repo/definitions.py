@@ -12,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from feast import Entity, FeatureService, FeatureView, Field, FileSource
-from feast.types import Array, Float32, Float64, Int32
+from feast.types import Array, Float32, Float64, Int32, Int64
 
 _HOME = Path(os.environ.get("FLUXORA_HOME", ".fluxora"))
 # Hourly data: a row stamped o still answers for origins in [o, o + 2 h), no staler.
@@ -90,6 +90,8 @@ weather_forecast = FeatureView(
     ttl=_TTL,
     schema=[
         Field(name="temp_forecast", dtype=Array(Float32), description="forecast temperature (C) at o+1h .. o+Hh"),
+        Field(name="weather_issued_at", dtype=Int64, description="newest issue time used (epoch seconds)"),
+        Field(name="weather_origin", dtype=Int64, description="the origin o of this row (epoch seconds)"),
     ],
     source=_source("weather_forecast"),
     online=True,
@@ -119,7 +121,7 @@ load_forecast_v1 = FeatureService(
 )
 load_forecast_v2 = FeatureService(
     name="load_forecast_v2",
-    features=[origin_state, load_stats, weather, weather_forecast, calendar],
+    features=[origin_state, load_stats, weather, weather_forecast[["temp_forecast"]], calendar],
 )
 # v3: the same origin state as v1; its models' design adds has_temperature (temperature is
 # optional: a load-only series has NaN temperature history) and the bridge-day and
@@ -127,4 +129,13 @@ load_forecast_v2 = FeatureService(
 load_forecast_v3 = FeatureService(
     name="load_forecast_v3",
     features=[origin_state[["load_history", "temp_history", "load_mean_24h", "temp_mean_24h"]]],
+)
+# v4: v3 plus the issued weather forecast at the origin (empty without a forecast source); a
+# model trained on issued forecasts reads `temp_forecast`, the others read v3's features only.
+load_forecast_v4 = FeatureService(
+    name="load_forecast_v4",
+    features=[
+        origin_state[["load_history", "temp_history", "load_mean_24h", "temp_mean_24h"]],
+        weather_forecast,
+    ],
 )

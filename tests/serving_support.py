@@ -15,9 +15,12 @@ from fluxora.servicedb import accounts
 
 
 def settings_for(cfg: FluxoraConfig, home: Home, **update: Any) -> ServiceSettings:
-    """The service's settings for `home`; rate limits off and no polling unless asked for."""
+    """The service's settings for `home`; rate limits off, no polling and no staleness limit
+    (the test data end in 2024, so every state is years old: tests/api/test_staleness.py sets
+    the limits) unless asked for."""
     base = ServiceSettings.from_config(cfg, home)
-    return base.model_copy(update={"rate_limit_per_minute": 0, "poll_interval_s": 0.0, **update})
+    quiet = {"rate_limit_per_minute": 0, "poll_interval_s": 0.0, "max_feature_age_s": 0.0}
+    return base.model_copy(update={**quiet, **update})
 
 
 def services(app: FastAPI) -> Services:

@@ -66,6 +66,18 @@ class WeatherConfig:
 
 
 @dataclass
+class WeatherForecastConfig:
+    """Temperature forecasts as they were issued (docs/data.md): a file, or a provider."""
+
+    path: str = ""  # long CSV/Parquet: series_id, issued_at, target_time, temperature; "" -> none
+    provider: str = ""  # "" (none, or the file) | open_meteo (by data.weather locations) | synthetic
+    hours: int = 48  # forecast hours kept per origin in the `weather_forecast` feature view
+    max_age_hours: int = 36  # a forecast issued longer than this before an origin is stale (not used)
+    synthetic_error_c: float = 1.5  # synthetic: error std at 24 h lead (grows with sqrt(lead))
+    synthetic_issue_hours: int = 6  # synthetic: a run every this many hours (00, 06, ... UTC)
+
+
+@dataclass
 class EiaConfig:
     """EIA-930 hourly demand (source=eia); the API key is read from $EIA_API_KEY."""
 
@@ -104,6 +116,7 @@ class DataConfig:
     columns: ColumnsConfig = field(default_factory=ColumnsConfig)
     gate: GateConfig = field(default_factory=GateConfig)
     weather: WeatherConfig = field(default_factory=WeatherConfig)
+    weather_forecast: WeatherForecastConfig = field(default_factory=WeatherForecastConfig)
     eia: EiaConfig = field(default_factory=EiaConfig)
 
 
@@ -115,13 +128,11 @@ class FeaturesConfig:
     temp_history_hours: int = 24
     heating_base_c: float = 15.0  # below this, heating load rises (degree-hours)
     cooling_base_c: float = 22.0  # above this, cooling load rises
-    feature_service: str = "load_forecast_v3"  # the train/serve contract (feature_repo/definitions.py)
+    feature_service: str = "load_forecast_v4"  # the train/serve contract (feature_repo/definitions.py)
     # Local calendar of the series (one per deployment): hour/day-of-week/holidays are local.
     timezone: str = "UTC"  # IANA name, e.g. Europe/London; UTC hours shift at DST changes
     holiday_country: str = ""  # ISO code for the `holidays` package, e.g. GB; "" = no holidays
     holiday_subdivision: str = ""  # e.g. ENG; "" = national holidays
-    weather_forecast_path: str = ""  # long-format temperature forecasts (parquet); "" -> none
-    weather_forecast_hours: int = 48  # forecast hours kept per issue time in `weather_forecast`
     series_per_batch: int = 50  # features are built and written this many series at a time (bounds memory)
 
 
@@ -218,10 +229,11 @@ class TrainConfig:
     max_origins: int = 0  # 0: every origin at the stride; else a seeded uniform sample of this many (large data)
     min_train_days: int = 28  # of training origins before a backtest window
     quantiles: list[float] = field(default_factory=lambda: [0.1, 0.5, 0.9])  # 0.5 is always added
-    # What the registered model reads for the temperature at target times. `persistence` (same
-    # hour on the latest observed day) is all the online store holds today; `ex_post`/`forecast`
-    # models need `target_temperature` in the serving state (see docs/models.md).
-    weather: str = "persistence"
+    # What the registered model reads for the temperature at target times: `auto` is `issued` (the
+    # weather forecast as issued, from data.weather_forecast) when a source is configured, else
+    # `persistence` (same hour on the latest observed day); `ex_post`/`forecast` models need
+    # `target_temperature` in every request (see docs/models.md).
+    weather: str = "auto"
     promotion_metric: str = "mae"  # any overall backtest metric; lower is better
     promotion_margin: float = 0.02  # challenger must be this fraction better than champion and naive
     registered_model_name: str = "fluxora-load-forecaster"
@@ -239,7 +251,7 @@ class BacktestConfig:
     cutoffs: list[str] = field(default_factory=list)  # explicit origins (UTC, ISO); replace windows/step
     gap_hours: int = 0  # training targets end this long before each origin (data latency)
     refit: str = "once"  # once: fit before the first origin; every: refit at every origin
-    weather: str = "ex_post"  # ex_post | forecast | persistence (temperature at target times)
+    weather: str = "auto"  # auto (as train.weather) | issued | ex_post | forecast | persistence
     weather_noise_c: float = 1.5  # forecast: error std at 24 h lead, growing with sqrt(lead)
     mase_season_hours: int = 24  # MASE scale: in-sample seasonal naive MAE with this season
     seed: int = 0
@@ -274,6 +286,14 @@ class MonitorConfig:
     accuracy_min_points: int = 24  # fewer matured points (overall, per series/step/day): insufficient data
     accuracy_interval: list[float] = field(default_factory=lambda: [0.1, 0.9])  # logged quantiles -> coverage
     accuracy_mae_ratio_threshold: float = 1.0  # decay: realized MAE / better seasonal naive MAE above this
+    # Alerts: a JSON POST to this URL on load drift, accuracy decay, stale features and refused
+    # models; "" sends none. The secret header's value comes from $FLUXORA_WEBHOOK_SECRET, never from here.
+    webhook_url: str = ""
+    webhook_secret_header: str = ""  # e.g. X-Fluxora-Token; sent only when $FLUXORA_WEBHOOK_SECRET is set
+    webhook_timeout_s: float = 5.0  # per attempt
+    webhook_retries: int = 2  # more attempts after a transient failure (connection, timeout, 429, 5xx)
+    webhook_backoff_s: float = 1.0  # wait before retry n: this x 2^(n-1)
+    webhook_dedup_hours: float = 24.0  # the same alert kind and subject is not sent again within this
 
 
 @dataclass
@@ -312,6 +332,11 @@ class ServeConfig:
     log_flush_s: float = field(default=0.2, metadata={"gt": 0})  # forecast log: write a batch at least this often
     # computed forecasts kept per (model, state, question); 0: off
     forecast_cache_entries: int = field(default=4096, metadata={"ge": 0})
+    # Features older than this (now - origin) are stale: responses say `stale: true`, readiness
+    # is `degraded`, metrics count them. Two days: hourly data plus a day of ingest latency. 0: off
+    max_feature_age_s: float = field(default=172_800.0, metadata={"ge": 0})
+    # Features older than this are refused: 503 for the series. 0 (the default): never refuse
+    max_feature_age_hard_s: float = field(default=0.0, metadata={"ge": 0})
 
 
 @dataclass

@@ -23,6 +23,7 @@ ACCURACY_REPORT = "accuracy"  # accuracy.json / accuracy.html
 VALIDATION_REPORT = "validation"  # validation.json / validation.txt
 DECISIONS_FILE = "decisions.jsonl"  # the closed loop's retrain decisions, one JSON line each
 STATE_FILE = "loop_state.json"  # the closed loop's last trigger
+ALERTS_FILE = "alerts.json"  # webhook alerts sent (kind|subject -> when), for de-duplication, and counts
 LEADERBOARD_FILE = "leaderboard.json"
 QUARANTINE_FILE = "quarantine.parquet"  # under FLUXORA_HOME/data: rows moved out, with check and reason
 REPAIRS_FILE = "repairs.parquet"  # values the gate changed or inserted, with the original
@@ -73,6 +74,11 @@ class Home:
     @property
     def validated_data(self) -> Path:
         return self.data / "validated.parquet"
+
+    @property
+    def weather_forecasts(self) -> Path:
+        """Issued temperature forecasts (long: every vintage), screened, next to the validated data."""
+        return self.data / "weather_forecasts.parquet"
 
     @property
     def features_dir(self) -> Path:
@@ -168,7 +174,7 @@ class Home:
 
     @property
     def monitor_metrics(self) -> Path:
-        """DVC metrics of the latest monitoring run: `drift.json` and `accuracy.json` (numbers only)."""
+        """DVC metrics of the latest monitoring run: `drift.json`, `accuracy.json`, `webhooks.json` (numbers only)."""
         return self.metrics_dir / "monitor"
 
     @property

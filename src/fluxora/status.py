@@ -27,14 +27,60 @@ def collect(cfg: FluxoraConfig, home: Home) -> dict[str, Any]:
 
     has_registry = home.has_registry
     name = cfg.train.registered_model_name
+    online = _freshness(cfg, home)
     return {
         "home": str(home.root),
         "champion": registry.read_champion(home, name) if has_registry else None,
         "promotions": registry.read_history(home, name) if has_registry else [],
-        "online_store": _freshness(cfg, home),
+        "online_store": online,
+        "staleness": staleness(cfg, online, datetime.now(UTC)),
+        "weather_forecast": _vintages(home),
         "drift": _drift(home),
         "accuracy": _accuracy(home),
     }
+
+
+DAY_S = 86_400.0
+
+
+def staleness(cfg: FluxoraConfig, online: dict[str, Any] | None, now: datetime) -> dict[str, Any] | None:
+    """Per series the age of its online features at `now` and whether it is past the service's
+    soft limit (`serve.max_feature_age_s`, stale) and hard limit (refused); None before the store
+    was materialized. `note` says in one line what is going on when something is stale."""
+    if not online:
+        return None
+    serve = cfg.serve
+    ages = {sid: (now - _utc(ts)).total_seconds() for sid, ts in online.items() if ts}
+    limit = serve.max_feature_age_s
+    stale = sorted((s for s, a in ages.items() if limit and a > limit), key=lambda s: -ages[s])
+    refused = [s for s in stale if serve.max_feature_age_hard_s and ages[s] > serve.max_feature_age_hard_s]
+    out: dict[str, Any] = {
+        "limit_s": serve.max_feature_age_s,
+        "hard_limit_s": serve.max_feature_age_hard_s,
+        "age_s": {s: round(a, 1) for s, a in ages.items()},
+        "stale": stale,
+        "refused": refused,
+        "note": None,
+    }
+    if not stale:
+        return out
+    young, old = (round(min(ages[s] for s in stale) / DAY_S), round(max(ages[s] for s in stale) / DAY_S))
+    end = max(_utc(online[s]) for s in stale)
+    span = f"{young}" if young == old else f"{young}-{old}"
+    head = f"{len(stale)} of {len(ages)} series stale: features are {span} days old"
+    if cfg.data.source == "synthetic":
+        out["note"] = (
+            f"{head}: the sample data is historical, it ends {end:%Y-%m-%d} (data.start={cfg.data.start}, "
+            f"data.days={cfg.data.days}). Forecasts are served with stale: true and readiness says degraded; "
+            "for sample data ending today run with data.start=<today minus data.days>, or set "
+            "serve.max_feature_age_s=0 to turn the check off"
+        )
+    else:
+        out["note"] = (
+            f"{head} (latest {end:%Y-%m-%d %H:%M} UTC, limit serve.max_feature_age_s={serve.max_feature_age_s:g} s): "
+            "no new data reached the online store; check ingest and materialization (`fluxora run`)"
+        )
+    return out
 
 
 def _freshness(cfg: FluxoraConfig, home: Home) -> dict[str, Any] | None:
@@ -50,6 +96,22 @@ def _freshness(cfg: FluxoraConfig, home: Home) -> dict[str, Any] | None:
     if stamps is None:
         return None
     return {sid: (stamps[sid].isoformat() if sid in stamps else None) for sid in series}
+
+
+def _vintages(home: Home) -> dict[str, str] | None:
+    """The latest issue time (ISO, UTC) of the stored weather forecasts per series; None
+    without a forecast source."""
+    if not home.weather_forecasts.is_file():
+        return None
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(home.weather_forecasts, columns=[JOIN_KEY, "issued_at"])
+    latest = table.group_by(JOIN_KEY).aggregate([("issued_at", "max")]).sort_by(JOIN_KEY)
+    stamps = latest["issued_at_max"].to_pylist()  # aware datetimes (the column is UTC)
+    return {
+        sid: t.astimezone(UTC).replace(microsecond=0).isoformat()
+        for sid, t in zip(latest[JOIN_KEY].to_pylist(), stamps, strict=True)
+    }
 
 
 # The names below are Feast's and the feature repo's (`fluxora.features.store`, feature_repo/);

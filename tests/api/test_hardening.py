@@ -24,7 +24,7 @@ from serving_support import make_key, services, settings_for
 from fluxora.api.app import create_app
 from fluxora.api.auth import ForbiddenError, Principal
 from fluxora.api.ratelimit import LoginThrottle
-from fluxora.api.rendering import json_safe
+from fluxora.api.rendering import json_safe, served
 from fluxora.api.schemas import MAX_TIMESTAMP, MIN_TIMESTAMP, PredictInstance
 from fluxora.config import FluxoraConfig, ServeConfig
 from fluxora.paths import Home
@@ -200,6 +200,14 @@ def test_json_safe_renders_non_finite_numbers_as_text() -> None:
     nan, inf = float("nan"), float("inf")
     value = {"a": [nan, inf, -inf, 1.5], "b": ({"c": inf},), "d": "x"}
     assert json_safe(value) == {"a": ["NaN", "Infinity", "-Infinity", 1.5], "b": [{"c": "Infinity"}], "d": "x"}
+
+
+def test_served_rounding_keeps_huge_finite_values_finite() -> None:
+    # Found by the property test below: a forecast near the float64 limit overflowed to
+    # Infinity when rounded to the served decimals, and its JSON rendering then gave a 500.
+    huge = [1.7e308, -1.7e308, 2.0**53 + 2, 1e20]
+    assert served(huge) == huge
+    assert served([1.23456789, -0.00004, 12345.67891]) == [1.2346, -0.0, 12345.6789]
 
 
 @pytest.mark.fault

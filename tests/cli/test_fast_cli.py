@@ -56,8 +56,51 @@ def test_status_on_a_trained_home_imports_no_heavy_library(trained_home: Home) -
     result, out = _probe(["status", "--json"], trained_home)
     assert result == {"code": 0, "heavy": []}
     report = json.loads(out)
-    assert set(report) == {"home", "champion", "promotions", "online_store", "drift", "accuracy"}
+    assert set(report) == {
+        "home",
+        "champion",
+        "promotions",
+        "online_store",
+        "staleness",
+        "weather_forecast",
+        "drift",
+        "accuracy",
+    }
+    assert report["weather_forecast"] is None  # no forecast source configured
     assert report["champion"]["version"] and report["online_store"]
+    # The test data end in 2024: past the default two days, every series is stale.
+    assert report["staleness"]["stale"] and set(report["staleness"]["stale"]) == set(report["online_store"])
+
+
+def test_status_flags_stale_series_and_says_why(trained_home: Home, tiny_cfg) -> None:
+    online = status._freshness(tiny_cfg, trained_home)
+    assert online
+    result, out = _probe(["status", "serve.max_feature_age_hard_s=8640000"], trained_home)  # 100 days
+    assert result["code"] == 0
+    now = datetime.now(UTC)
+    for sid, ts in online.items():
+        days = (now - datetime.fromisoformat(ts)).total_seconds() / 86_400
+        line = next(x for x in out.splitlines() if x.strip().startswith(sid))
+        assert ("REFUSED" if days > 100 else "STALE") in line and f"({days:.1f} days old)" in line, line
+    note = next(x for x in out.splitlines() if "series stale: features are" in x)
+    assert f"{len(online)} of {len(online)} series stale" in note
+    assert "the sample data is historical" in note and "serve.max_feature_age_s=0" in note
+
+
+def test_staleness_follows_the_limit(trained_home: Home, tiny_cfg) -> None:
+    from dataclasses import replace
+
+    online = status._freshness(tiny_cfg, trained_home)
+    assert online
+    newest = max(datetime.fromisoformat(ts) for ts in online.values())
+    oldest = min(datetime.fromisoformat(ts) for ts in online.values())
+    cfg = replace(tiny_cfg, serve=replace(tiny_cfg.serve, max_feature_age_s=3600.0))
+    fresh = status.staleness(cfg, online, oldest)  # "now" at the oldest origin: nothing is an hour old
+    assert fresh is not None and fresh["stale"] == [] and fresh["note"] is None
+    later = status.staleness(cfg, online, newest.replace(year=newest.year + 1))
+    assert later is not None and set(later["stale"]) == set(online) and "sample data is historical" in later["note"]
+    off = replace(cfg, serve=replace(cfg.serve, max_feature_age_s=0.0))
+    assert status.staleness(off, online, newest.replace(year=newest.year + 1))["stale"] == []  # type: ignore[index]
 
 
 def test_light_registry_reads_match_mlflow(trained_home: Home, tiny_cfg) -> None:
@@ -137,3 +180,14 @@ def test_service_log_formats() -> None:
     plain = PlainLines().format(_record(ACCESS_LOGGER, access))
     assert plain.endswith(f"INFO    {ACCESS_LOGGER}: GET /v1/forecast 200 1.2 ms  id=None") and "{" not in plain
     assert PlainLines().format(_record("uvicorn.error", "Started")).endswith("INFO    uvicorn.error: Started")
+
+
+def test_run_summary_says_when_the_data_are_older_than_the_staleness_limit() -> None:
+    from fluxora.cli.render import _old_data_line
+
+    (line,) = _old_data_line("2024-02-14 23:00:00+00:00", 172_800.0)
+    days = (datetime.now(UTC) - datetime(2024, 2, 14, 23, tzinfo=UTC)).total_seconds() / 86_400
+    assert f"the data end {days:.0f} days ago" in line and "stale: true" in line
+    assert _old_data_line(datetime.now(UTC).isoformat(), 172_800.0) == []  # fresh data: nothing to say
+    assert _old_data_line("2024-02-14 23:00:00+00:00", 0.0) == []  # the check is off
+    assert _old_data_line(None, 172_800.0) == []

@@ -18,7 +18,8 @@ from fluxora.data.connectors import open_meteo
 from fluxora.data.connectors.http import RetryPolicy
 from fluxora.data.errors import ConnectorError, DataSourceError
 from fluxora.data.schema import ISSUED_AT, SERIES_ID, TARGET_TIME, TEMPERATURE
-from fluxora.features.weather import TEMP_FORECAST, forecast_states
+from fluxora.features.names import TEMP_FORECAST
+from fluxora.features.weather import forecast_states
 
 RECORDED = Path(__file__).parent / "recorded"
 FAST = RetryPolicy(attempts=3, backoff_s=0.0, timeout_s=5.0)
@@ -64,7 +65,7 @@ def test_an_origin_sees_only_the_vintages_issued_by_then() -> None:
     corrupted = forecasts.assign(**{TEMPERATURE: np.where(later, 99.0, forecasts[TEMPERATURE])})
 
     def state(frame: pd.DataFrame) -> list[float]:
-        table = forecast_states(frame, 24).to_pandas()
+        table = forecast_states(frame, 24, 48).to_pandas()
         return list(table.loc[table["event_timestamp"] == origin, TEMP_FORECAST].iloc[0])
 
     seen = state(forecasts)
@@ -81,7 +82,7 @@ def test_an_origin_sees_only_the_vintages_issued_by_then() -> None:
     assert np.isfinite(seen).all()
     # Series never mix: a second series' vintages move only its own state.
     other = forecasts.assign(**{SERIES_ID: "munich", TEMPERATURE: forecasts[TEMPERATURE] + 100})
-    both = forecast_states(pd.concat([other, forecasts], ignore_index=True), 24).to_pandas()
+    both = forecast_states(pd.concat([other, forecasts], ignore_index=True), 24, 48).to_pandas()
     at_origin = both[both["event_timestamp"] == origin].set_index(SERIES_ID)[TEMP_FORECAST]
     np.testing.assert_allclose(list(at_origin["munich"]), np.asarray(seen) + 100, rtol=1e-6)
     assert list(at_origin["berlin"]) == seen
@@ -150,3 +151,57 @@ def test_backfill_fetches_once_per_location() -> None:
     got = weather_forecast.backfill(["a", "b", "c"], cfg, date(2024, 1, 1), date(2024, 1, 2), fetch)
     assert calls == [(52.5, 13.4), (48.1, 11.6)]
     assert sorted(got.forecasts[SERIES_ID]) == ["a", "b", "c"] and not any(got.dropped.values())
+
+
+def test_open_meteo_provider_collects_past_runs_and_the_live_forecast_per_location() -> None:
+    """`data.weather_forecast.provider=open_meteo`: one previous-runs and one forecast request per
+    location (recorded responses, routed by the documented endpoints), screened, every row kept."""
+    from fluxora.config import compose
+
+    archive = json.loads((RECORDED / "open_meteo_archive_berlin.json").read_text())
+    previous = json.loads((RECORDED / "open_meteo_previous_runs_berlin.json").read_text())
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        body = previous if request.url.host == "previous-runs-api.open-meteo.com" else archive
+        return httpx.Response(200, json=body)
+
+    cfg = compose(["data.weather_forecast.provider=open_meteo", "data.weather.default_location='52.52,13.41'"])
+    stamps = pd.date_range("2024-03-30", periods=48, freq="h", tz="UTC")
+    data = pd.DataFrame({SERIES_ID: np.repeat(["a", "b"], 48), "timestamp": np.tile(stamps, 2)})
+    with httpx.Client(transport=httpx.MockTransport(handler)) as client:
+        screened = weather_forecast.collect(cfg.data, data, Path("."), client)
+    assert screened is not None
+    hosts = sorted(r.url.host for r in seen)  # both series share a location: fetched once
+    assert hosts == ["api.open-meteo.com", "previous-runs-api.open-meteo.com"]
+    got = screened.forecasts
+    assert set(got[SERIES_ID]) == {"a", "b"} and sum(screened.dropped.values()) == 0
+    assert (got[ISSUED_AT] < got[TARGET_TIME]).all()
+    # The past runs are stamped a day or two before their target; the live run by its fetch time.
+    lead = (got[TARGET_TIME] - got[ISSUED_AT]).dt.total_seconds() / 3600
+    assert {24.0, 48.0} <= set(lead.round(6))
+
+
+def test_stored_vintages_keep_earlier_live_runs() -> None:
+    t = pd.Timestamp("2024-01-01", tz="UTC")
+    row = {SERIES_ID: "a", ISSUED_AT: t, TARGET_TIME: t + pd.Timedelta(hours=1), TEMPERATURE: 1.0}
+    kept = pd.DataFrame([row])
+    new = pd.DataFrame([row | {TEMPERATURE: 2.0}, row | {ISSUED_AT: t + pd.Timedelta(minutes=30)}])
+    merged = weather_forecast.merge(kept, new)
+    assert len(merged) == 2 and merged[TEMPERATURE].tolist() == [2.0, 1.0]
+
+
+def test_weather_forecast_settings_are_checked() -> None:
+    from fluxora.config import compose
+    from fluxora.errors import ConfigError
+
+    data = pd.DataFrame({SERIES_ID: ["a"], "timestamp": [pd.Timestamp("2024-01-01", tz="UTC")]})
+    cases = {
+        ("data.weather_forecast.provider=dwd",): "known: ",
+        ("data.weather_forecast.provider=synthetic", "data.weather_forecast.hours=0"): "hours",
+        ("data.weather_forecast.provider=synthetic", "data.weather_forecast.path=x.csv"): "not both",
+    }
+    for overrides, message in cases.items():
+        with pytest.raises(ConfigError, match=message):
+            weather_forecast.collect(compose(list(overrides)).data, data, Path("."))

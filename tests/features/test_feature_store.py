@@ -23,7 +23,7 @@ from fluxora.errors import FeatureStoreError
 from fluxora.features import store as fs
 from fluxora.features.build import feature_tables
 from fluxora.features.calendar import calendar_frame
-from fluxora.features.names import EVENT_TIMESTAMP
+from fluxora.features.names import EVENT_TIMESTAMP, WEATHER_ISSUED_AT, WEATHER_ORIGIN
 from fluxora.features.weather import ISSUED_AT, TARGET_TIME, TEMP_FORECAST, forecast_states
 from fluxora.paths import Home
 from fluxora.runtime import prepare
@@ -337,7 +337,7 @@ def test_sql_registry_on_postgres(tmp_path: Path, tables: dict[str, pa.Table]) -
         reopened = fs.open_store(home)  # from the rendered config: the same SQL registry
         assert reopened.config.registry.registry_type == "sql"
         services = {s.name for s in reopened.list_feature_services()}
-        assert services == {"load_forecast_v1", "load_forecast_v2", "load_forecast_v3"}
+        assert services == {"load_forecast_v1", "load_forecast_v2", "load_forecast_v3", "load_forecast_v4"}
         assert fs.registry_exists(home) and not (home.feast_repo / "registry.db").exists()
         online = fs.online(reopened, ["series_000"], "load_forecast_v1")
         assert online[fs.ONLINE_TIMESTAMP][0] is not None
@@ -365,7 +365,7 @@ def test_weather_forecast_state_uses_only_forecasts_issued_by_the_origin() -> No
         for lead in range(0, leads + 1):
             target = issue + pd.Timedelta(hours=lead)
             rows.append({SERIES_ID: "s", ISSUED_AT: issue, TARGET_TIME: target, TEMPERATURE: offset + lead})
-    table = forecast_states(pd.DataFrame(rows), hours=4).to_pandas().set_index(EVENT_TIMESTAMP)
+    table = forecast_states(pd.DataFrame(rows), hours=4, max_age_hours=4).to_pandas().set_index(EVENT_TIMESTAMP)
     at = table[TEMP_FORECAST]
     # At 03:00 the latest issue is 00:00: targets 04..07 are its leads 4..7.
     np.testing.assert_array_equal(at[issue_a + pd.Timedelta(hours=3)], [4, 5, 6, 7])
@@ -374,7 +374,38 @@ def test_weather_forecast_state_uses_only_forecasts_issued_by_the_origin() -> No
     # Beyond the forecast's leads: NaN, and no row once staler than `hours`.
     np.testing.assert_array_equal(at[issue_b + pd.Timedelta(hours=4)], [105, 106, np.nan, np.nan])
     assert table.index.max() == issue_b + pd.Timedelta(hours=4)
-    assert forecast_states(None, 4).num_rows == 0
+    # Each row says which issue it used and which origin it is for (epoch seconds).
+    assert table.loc[issue_a + pd.Timedelta(hours=3), WEATHER_ISSUED_AT] == issue_a.timestamp()
+    assert table.loc[issue_b, WEATHER_ISSUED_AT] == issue_b.timestamp()
+    assert (table[WEATHER_ORIGIN] == [t.timestamp() for t in table.index]).all()
+    # Older than max_age_hours: stale, not used (at 05:00 the 00:00 issue is 5 h old).
+    assert issue_a + pd.Timedelta(hours=5) not in table.index
+    assert forecast_states(None, 4, 4).num_rows == 0
+
+
+def test_weather_forecast_serving_row_uses_every_issue_so_far() -> None:
+    """The row at a series' last load origin (the state the online store serves) also uses
+    forecasts issued after the load data end; earlier rows stay point in time."""
+    last_load = pd.Timestamp("2024-01-01 03:00", tz="UTC")
+    rows = [
+        {SERIES_ID: "s", ISSUED_AT: issue, TARGET_TIME: issue + pd.Timedelta(hours=lead), TEMPERATURE: base + lead}
+        for issue, base in (
+            (pd.Timestamp("2024-01-01 00:00", tz="UTC"), 0.0),
+            (last_load + pd.Timedelta(hours=2), 50.0),
+        )
+        for lead in range(1, 9)
+    ]
+    last = {
+        "s": np.datetime64(last_load.tz_convert(None), "ns"),
+        "no_forecast": np.datetime64("2024-01-01T03:00", "ns"),
+    }
+    table = forecast_states(pd.DataFrame(rows), 4, 24, last).to_pandas().set_index(EVENT_TIMESTAMP)
+    assert table.index.max() == last_load  # no row after the last load
+    np.testing.assert_array_equal(table[TEMP_FORECAST][last_load - pd.Timedelta(hours=1)], [3, 4, 5, 6])
+    # 04:00 and 05:00 only the 00:00 run forecasts (the 05:00 run starts at 06:00); 06:00 and 07:00
+    # come from the newer run, issued after the last load.
+    np.testing.assert_array_equal(table[TEMP_FORECAST][last_load], [4, 5, 50 + 1, 50 + 2])
+    assert table.loc[last_load, WEATHER_ISSUED_AT] == (last_load + pd.Timedelta(hours=2)).timestamp()
 
 
 # --- the API's online reader ---------------------------------------------------------------

@@ -21,6 +21,7 @@ from fluxora.api.auth import KeyVerifier
 from fluxora.api.deps import Services
 from fluxora.api.forecast_cache import ForecastCache
 from fluxora.api.forecast_log import ForecastLogWriter
+from fluxora.api.freshness import Freshness
 from fluxora.api.metrics import Metrics
 from fluxora.api.middleware import DOCS_ASSETS, ServiceMiddleware
 from fluxora.api.model_store import ModelStore
@@ -102,6 +103,8 @@ def build_services(settings: ServiceSettings) -> Services:
     model_events = ModelEventLog(engine)
     store = ModelStore(settings, on_event=on_event, recorder=model_events.record)
     metrics.watch_registry(lambda: store.registry.up, lambda: store.registry.last_success)
+    freshness = Freshness(settings.max_feature_age_s, settings.max_feature_age_hard_s)
+    metrics.watch_freshness(freshness.now)
     return Services(
         settings=settings,
         store=store,
@@ -127,6 +130,7 @@ def build_services(settings: ServiceSettings) -> Services:
         ),
         forecasts=ForecastCache(settings.forecast_cache_entries),
         model_events=model_events,
+        freshness=freshness,
     )
 
 
@@ -141,6 +145,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         try:
             loaded = svc.store.load_champion()
             svc.online.warm(loaded.forecaster.contract.feature_service, loaded.forecaster.contract.state_features)
+            svc.refresh_freshness(force=True)  # readiness and /metrics know every series' age from the start
         except FluxoraError as exc:
             log.warning("starting without a model or features: %s", exc)
         svc.store.start_polling()

@@ -15,11 +15,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from fluxora.api.auth import AuthError, ForbiddenError, KeyVerifier, Principal, verify_token
 from fluxora.api.forecast_cache import ForecastCache
 from fluxora.api.forecast_log import ForecastLogWriter
+from fluxora.api.freshness import Freshness
 from fluxora.api.metrics import Metrics
 from fluxora.api.model_store import LoadedModel, ModelStore
 from fluxora.api.online import OnlineFeatures
 from fluxora.api.ratelimit import LoginThrottle, RateLimiter
 from fluxora.api.settings import ServiceSettings
+from fluxora.paths import Home
 from fluxora.servicedb.history import ModelEventLog
 
 
@@ -40,6 +42,24 @@ class Services:
     forecast_log: ForecastLogWriter
     forecasts: ForecastCache
     model_events: ModelEventLog
+    freshness: Freshness
+
+    def refresh_freshness(self, force: bool = False) -> None:
+        """Re-read every series of the offline store from the online store (at most once per
+        `freshness.REFRESH_S` unless `force`), with the served model's feature service."""
+        from fluxora.api.freshness import offline_series
+        from fluxora.features.store import offline_path
+
+        model = self.store.current
+        if model is None or not (force or self.freshness.due()):
+            return
+        c = model.forecaster.contract
+
+        def read(series: list[str]) -> tuple[list[str], list[int]]:
+            states = self.online.states(series, c.feature_service, c.state_features)
+            return states.series_ids, states.origins.astype("int64").tolist()
+
+        self.freshness.refresh(offline_series(offline_path(Home(self.settings.home))), read)
 
 
 api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key from `fluxora keys create`")

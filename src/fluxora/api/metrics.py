@@ -40,6 +40,18 @@ class Metrics:
         self.model_events = Counter(
             "fluxora_model_events_total", "Model versions served or refused (load failures)", ["event"], registry=r
         )
+        self.weather_fallback_steps = Counter(
+            "fluxora_weather_fallback_steps_total",
+            "Forecast steps of issued-weather models served with persistence for want of a forecast",
+            ["endpoint"],
+            registry=r,
+        )
+        self.without_weather_forecast = Counter(
+            "fluxora_forecasts_without_weather_forecast_total",
+            "Forecasts of issued-weather models served without any forecast step (none, or stale)",
+            ["endpoint"],
+            registry=r,
+        )
         self.rate_limited = Counter("fluxora_rate_limited_total", "Requests refused with 429", registry=r)
         self.log_dropped = Counter("fluxora_forecast_log_dropped_total", "Forecast-log rows not written", registry=r)
         self.log_replayed = Counter(
@@ -55,6 +67,39 @@ class Metrics:
             "Unix time of the last successful read of the model registry (0: none yet)",
             registry=r,
         )
+
+        self.stale_series = Gauge(
+            "fluxora_stale_series",
+            "Series whose latest online features are older than serve.max_feature_age_s",
+            registry=r,
+        )
+        self.feature_age_max = Gauge(
+            "fluxora_feature_age_max_seconds",
+            "Age (now - origin) of the oldest series' latest online features (0: no series known)",
+            registry=r,
+        )
+        self.stale_served = Counter(
+            "fluxora_stale_forecasts_total",
+            "Series forecasts served from features older than serve.max_feature_age_s",
+            ["endpoint"],
+            registry=r,
+        )
+        self.stale_refused = Counter(
+            "fluxora_stale_refused_total",
+            "Requests refused with 503 because features were older than serve.max_feature_age_hard_s",
+            registry=r,
+        )
+
+    def watch_freshness(self, now: Callable[[], Any]) -> None:
+        """Read the stale-series count and the oldest age at each scrape from `now()` (a `Staleness`)."""
+        self.stale_series.set_function(lambda: float(len(now().stale)))
+        self.feature_age_max.set_function(lambda: now().max_age_s or 0.0)
+
+    def served_stale(self, endpoint: str, n: int) -> None:
+        child = self._children.get(("stale", endpoint))
+        if child is None:
+            child = self._children[("stale", endpoint)] = self.stale_served.labels(endpoint=endpoint)
+        child.inc(n)
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """One HTTP request: counted by route and status, its latency observed by route."""
@@ -78,6 +123,12 @@ class Metrics:
                 endpoint=endpoint, model_version=model_version
             )
         child.inc(n)
+
+    def weather_fallback(self, endpoint: str, steps: int, forecasts: int) -> None:
+        if steps:
+            self.weather_fallback_steps.labels(endpoint).inc(steps)
+        if forecasts:
+            self.without_weather_forecast.labels(endpoint).inc(forecasts)
 
     def watch_registry(self, up: Callable[[], bool | None], last_success: Callable[[], float | None]) -> None:
         """Read the registry's state at each scrape from these callables (the model store's)."""

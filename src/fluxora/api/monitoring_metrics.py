@@ -19,7 +19,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from fluxora.paths import ACCURACY_REPORT, DECISIONS_FILE, DRIFT_REPORT
+from fluxora.paths import ACCURACY_REPORT, ALERTS_FILE, DECISIONS_FILE, DRIFT_REPORT
 
 log = logging.getLogger("fluxora.monitoring")  # the name its warnings have always had
 
@@ -41,6 +41,7 @@ class MonitoringCollector(Collector):
         yield from _drift_metrics(drift)
         yield from _accuracy_metrics(accuracy)
         yield from _decision_metrics(decisions)
+        yield from _alert_metrics(self._json(ALERTS_FILE))
         stamps = [
             s
             for s in (
@@ -173,6 +174,19 @@ def _decision_metrics(decisions: dict[str, Any]) -> Iterator[Metric]:
     )
     for outcome, n in counts.items():
         c.add_metric([outcome], n)
+    yield c
+
+
+def _alert_metrics(state: dict[str, Any] | None) -> Iterator[Metric]:
+    """Webhook deliveries (alerts.json, written by `fluxora.monitoring.alerts`) by outcome."""
+    if state is None:
+        return
+    c = CounterMetricFamily(
+        "fluxora_monitor_alert_deliveries", "Webhook alert deliveries by outcome", labels=["outcome"]
+    )
+    for outcome, key in (("sent", "sent_total"), ("failed", "failed_total")):
+        if _is_number(state.get(key)):
+            c.add_metric([outcome], state[key])
     yield c
 
 

@@ -36,12 +36,14 @@ import numpy as np
 
 from fluxora.errors import FeatureStoreError
 from fluxora.features import store as fs
+from fluxora.features.names import TEMP_FORECAST, WEATHER_ISSUED_AT, WEATHER_ORIGIN
 from fluxora.paths import Home
 
 if TYPE_CHECKING:
     from feast import FeatureStore
 
 log = logging.getLogger("fluxora.api")
+OPTIONAL = frozenset({TEMP_FORECAST, WEATHER_ISSUED_AT, WEATHER_ORIGIN})  # may be absent for a series
 PLAN_TTL_S = 60.0  # a re-applied feature repo is picked up within this
 MAX_CACHED_KEYS = 10_000  # entity-key protos kept per join key (one per series asked for)
 MAX_KEPT_STATES = 10_000  # decoded series states kept while the SQLite online store is unchanged
@@ -311,12 +313,13 @@ def _value(proto: Any) -> Any:
 
 
 def _decode(stamp: datetime | None, row: dict[str, Any], features: tuple[str, ...]) -> _SeriesState:
-    """One series' read as arrays; absent unless it has a timestamp and every feature."""
-    if stamp is None or any(row.get(f) is None for f in features):
+    """One series' read as arrays; absent unless it has a timestamp and every feature but the
+    `OPTIONAL` ones (the issued weather forecast: a series without one is still served)."""
+    if stamp is None or any(row.get(f) is None for f in features if f not in OPTIONAL):
         return _ABSENT
     values = {}
     for f in features:
-        array = np.asarray(row[f], dtype="float64")
+        array = np.asarray(np.nan if row.get(f) is None else row[f], dtype="float64")
         array.flags.writeable = False
         values[f] = array
     return _SeriesState(np.datetime64(_naive_utc(stamp), "ns"), values)
@@ -326,9 +329,26 @@ def _collect(series_ids: list[str], states: list[_SeriesState], features: tuple[
     """The found series' states stacked in request order; the others listed as missing."""
     found = [i for i, st in enumerate(states) if st.origin is not None]
     origins = np.array([states[i].origin for i in found], dtype="datetime64[ns]")
-    values = {f: np.array([states[i].values[f] for i in found]) for f in features}
+    values = {
+        f: _stack([states[i].values[f] for i in found])
+        if f in OPTIONAL
+        else np.array([states[i].values[f] for i in found])
+        for f in features
+    }
     missing = [s for s, st in zip(series_ids, states, strict=True) if st.origin is None]
     return OnlineStates([series_ids[i] for i in found], origins, values, missing)
+
+
+def _stack(arrays: list[np.ndarray]) -> np.ndarray:
+    """Optional features' arrays stacked, an absent one (a NaN scalar) as a row of NaN."""
+    width = max((a.size for a in arrays if a.ndim), default=0)
+    if width == 0:
+        return np.array([float(a) for a in arrays], dtype="float64")
+    out = np.full((len(arrays), width), np.nan)
+    for i, a in enumerate(arrays):
+        if a.ndim:
+            out[i, : a.size] = a
+    return out
 
 
 def _naive_utc(ts: datetime) -> datetime:

@@ -64,6 +64,11 @@ def iso_utc(values: np.ndarray) -> list[str]:
     return [f"{t}Z" for t in np.datetime_as_string(values, unit="s" if whole else "us").tolist()]
 
 
+def iso_utc_ns(ns: int) -> str:
+    """One instant (nanoseconds since the epoch) as `iso_utc` writes it."""
+    return iso_utc(np.array([ns], dtype="datetime64[ns]"))[0]
+
+
 def utc_datetime(ns: int) -> datetime:
     """An integer of nanoseconds since the epoch as an aware datetime (microsecond precision)."""
     return _EPOCH + timedelta(microseconds=ns // 1000)
@@ -72,13 +77,24 @@ def utc_datetime(ns: int) -> datetime:
 # Forecast values are served (and logged) rounded to this many decimals: load is in MW or kW,
 # and a model's 16th decimal is noise, not information (docs/api.md).
 SERVED_DECIMALS = 4
+# Beyond this magnitude a float64 holds no decimals at all, and rounding (which scales by
+# 10**SERVED_DECIMALS first) would overflow a finite forecast into Infinity.
+_ROUND_BELOW = 2.0**52
+
+
+def served(values: np.ndarray) -> list[float]:
+    """`values` rounded to `SERVED_DECIMALS`; finite values stay finite, however large."""
+    values = np.asarray(values, dtype="float64")
+    with np.errstate(over="ignore", invalid="ignore"):
+        rounded = np.round(values, SERVED_DECIMALS)
+    return np.where(np.abs(values) < _ROUND_BELOW, rounded, values).tolist()
 
 
 def computed(result: Forecast, row: int, levels: Sequence[float]) -> Computed:
     """Row `row` of a model result: values for the forecast log and the rendered points, both
     rounded to `SERVED_DECIMALS`, so the log holds exactly what was served."""
-    values = np.round(result.point[row], SERVED_DECIMALS).tolist()
-    named = [(str(q), np.round(result.quantiles[q][row], SERVED_DECIMALS).tolist()) for q in levels]
+    values = served(result.point[row])
+    named = [(str(q), served(result.quantiles[q][row])) for q in levels]
     points = [
         {"timestamp": t, "value": v, "quantiles": {name: q[k] for name, q in named}}
         for k, (t, v) in enumerate(zip(iso_utc(result.times[row]), values, strict=True))
@@ -89,19 +105,28 @@ def computed(result: Forecast, row: int, levels: Sequence[float]) -> Computed:
 
 
 def forecast_json(
-    series_id: str, version: str, origin: str, age_s: float | None, horizon: int, points_json: str
+    series_id: str,
+    version: str,
+    origin: str,
+    age_s: float | None,
+    stale: bool,
+    horizon: int,
+    points_json: str,
+    weather: str,
 ) -> str:
-    """One `ForecastResponse` as JSON text."""
+    """One `ForecastResponse` as JSON text; `weather` its rendered weather members
+    (`fluxora.api.weather`)."""
     head = _compact(
         {
             "series_id": series_id,
             "model_version": version,
             "origin": origin,
             "feature_age_seconds": age_s,
+            "stale": stale,
             "horizon": horizon,
         }
     )
-    return f'{head[:-1]},"points":{points_json}}}'
+    return f'{head[:-1]},{weather},"points":{points_json}}}'
 
 
 def batch_json(version: str, forecasts: list[str]) -> str:

@@ -76,7 +76,22 @@ class ForecastResponse(BaseModel):
     feature_age_seconds: float | None = Field(
         default=None, description="how old the features were when served (now - origin); null for /v1/predict"
     )
+    stale: bool = Field(
+        default=False,
+        description="true when feature_age_seconds is beyond the service's limit (serve.max_feature_age_s): "
+        "no newer data has reached the online store; always false for /v1/predict",
+    )
     horizon: int
+    weather_issued_at: datetime | None = Field(
+        default=None,
+        description="issue time (UTC) of the newest weather forecast used; null when the model reads none "
+        "or none was fresh",
+    )
+    weather_fallback_steps: list[int] | None = Field(
+        default=None,
+        description="steps (1 = the first hour) without a forecast temperature, which used persistence "
+        "(the same hour on the latest observed day); null for a model that reads no weather forecast",
+    )
     points: list[ForecastPoint]
 
 
@@ -126,6 +141,12 @@ class ContractInfo(BaseModel):
     temperature: str = Field(
         description="required: every series needs temperature history; optional: series without it are "
         "forecast from load alone; none: a load-only model (no temperature is read)"
+    )
+    weather: str = Field(
+        default="persistence",
+        description="temperature at the target hours: issued (the issued weather forecast in the online "
+        "store, persistence where it has none), persistence (the same hour on the latest observed day), "
+        "target (`target_temperature` supplied with each request)",
     )
 
 

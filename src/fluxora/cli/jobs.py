@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
             raise exc
         print(f"error: pipeline failed: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    print(run_summary(state.result(), home, time.perf_counter() - started))
+    print(run_summary(state.result(), home, time.perf_counter() - started, cfg.serve.max_feature_age_s))
     return 0
 
 

@@ -9,8 +9,9 @@ if TYPE_CHECKING:  # `status` renders without importing the steps (pandas, and t
     from fluxora.steps import RunResults
 
 
-def run_summary(results: RunResults, home: Home, seconds: float) -> str:
-    """`fluxora run`'s closing summary: data, features, the model and the gate, drift, accuracy, next steps."""
+def run_summary(results: RunResults, home: Home, seconds: float, max_feature_age_s: float = 0.0) -> str:
+    """`fluxora run`'s closing summary: data, features, the model and the gate, drift, accuracy, next
+    steps; with `max_feature_age_s` (`serve.max_feature_age_s`), a line when the data end before it."""
     validated, features, train, drift = results.validate, results.features, results.train, results.monitor
     assert validated and features and train and drift, "the pipeline flow runs every step"
     m, model = train.metrics, train.model
@@ -19,6 +20,7 @@ def run_summary(results: RunResults, home: Home, seconds: float) -> str:
         "",
         f"Fluxora run finished in {seconds:.0f} s",
         f"  data      {validated.rows} rows, {validated.series} series, {validated.start} .. {validated.end}",
+        *_old_data_line(validated.end, max_feature_age_s),
         f"  features  {features.rows} origin states, online store materialized until {features.materialized_until}",
         f"  model     {model.name} version {model.version} -> {alias}",
     ]
@@ -60,6 +62,23 @@ def run_summary(results: RunResults, home: Home, seconds: float) -> str:
     return "\n".join(lines)
 
 
+def _old_data_line(end: str | None, max_age_s: float) -> list[str]:
+    """Why the service will call these features stale, when the data end longer ago than the limit."""
+    from datetime import UTC, datetime
+
+    try:
+        last = datetime.fromisoformat(str(end))
+    except ValueError:
+        return []
+    age = (datetime.now(UTC) - (last if last.tzinfo else last.replace(tzinfo=UTC))).total_seconds()
+    if not max_age_s or age <= max_age_s:
+        return []
+    return [
+        f"            the data end {age / 86_400:.0f} days ago (historical sample data?): the service flags its "
+        "forecasts stale: true and readiness degraded (serve.max_feature_age_s); `fluxora status` says why"
+    ]
+
+
 def _drift_line(status: str, drifted: bool, share: float | None, html: str | None) -> str:
     if status != "ok" or share is None:
         return f"no drift result yet: too little history per series to judge (why: {html})"
@@ -93,6 +112,14 @@ def _render_accuracy(acc: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def _stale_flag(stale: dict[str, Any], sid: str) -> str:
+    """`  STALE (12.3 days old)` for a series past `serve.max_feature_age_s`, REFUSED past the hard limit."""
+    if sid not in (stale.get("stale") or ()):
+        return ""
+    word = "REFUSED" if sid in (stale.get("refused") or ()) else "STALE"
+    return f"  {word} ({stale['age_s'][sid] / 86_400:.1f} days old)"
+
+
 def _num(value: Any, spec: str = ".3f") -> str:
     return "-" if value is None else format(value, spec)
 
@@ -120,10 +147,17 @@ def status_text(report: dict[str, Any]) -> str:
         ]
     online = report["online_store"]
     if online:
+        stale = report.get("staleness") or {}
         lines.append("online store  latest feature timestamp per series:")
-        lines += [f"  {sid:<20} {ts or 'missing'}" for sid, ts in online.items()]
+        lines += [f"  {sid:<20} {ts or 'missing'}{_stale_flag(stale, sid)}" for sid, ts in online.items()]
+        if stale.get("note"):
+            lines.append(f"  {stale['note']}")
     else:
         lines.append("online store  not materialized (run `fluxora run`)")
+    vintages = report.get("weather_forecast")
+    if vintages:
+        lines.append("weather       latest issued forecast per series:")
+        lines += [f"  {sid:<20} {ts}" for sid, ts in vintages.items()]
     drift = report["drift"]
     if not drift:
         lines.append("drift         no report yet")

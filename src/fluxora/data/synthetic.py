@@ -131,3 +131,57 @@ def _anomalies(rng: np.random.Generator, load: np.ndarray, keep: np.ndarray, cfg
         end = start + np.asarray(rng.integers(2, 48, k))
         span = np.arange(n)[None, :]
         keep &= ~((span >= start[:, None]) & (span < end[:, None]))
+
+
+def issued_forecasts(
+    data: pd.DataFrame,
+    hours: int,
+    every_hours: int,
+    error_c: float,
+    seed: int,
+    issued_until: pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """Temperature forecasts as a weather service would have issued them for `data` (long:
+    series_id, issued_at, target_time, temperature): a run every `every_hours` hours (on the
+    UTC clock) for the `hours` after it, equal to the observed temperature plus an error that
+    wanders along the lead time like a real forecast's (a random walk, seeded per series and run),
+    with standard deviation `error_c` at 24 h and growing with the square root of the lead.
+    Runs are issued up to `issued_until` (default: the end of `data`); `data` may run past it,
+    as the weather the forecasts of the last runs predict."""
+    if every_hours < 1 or hours < 1:
+        raise ValueError("synthetic weather forecasts need hours >= 1 and a run at least every hour")
+    frames = []
+    steps = np.arange(1, hours + 1)
+    step_sd = error_c / np.sqrt(24.0)  # per-hour increment: the walk's std at 24 h is error_c
+    for k, (sid, group) in enumerate(data.groupby("series_id", sort=True)):
+        temp = group["temperature"].to_numpy(dtype="float64")
+        if not np.isfinite(temp).any():
+            continue  # a load-only series: no location, no forecast
+        stamps = pd.to_datetime(group["timestamp"], utc=True).dt.tz_convert(None).to_numpy(dtype="datetime64[h]")
+        start = stamps[0]
+        issue = np.flatnonzero(stamps.astype("int64") % every_hours == 0)
+        if issued_until is not None:
+            until = np.datetime64(pd.Timestamp(issued_until).tz_convert(None), "h")
+            issue = issue[stamps[issue] <= until]
+        target = issue[:, None] + steps[None, :]
+        inside = target < len(temp)
+        rng = np.random.default_rng([seed, k])
+        error = np.cumsum(rng.normal(0.0, step_sd, target.shape), axis=1)
+        value = np.where(inside, temp[np.minimum(target, len(temp) - 1)] + error, np.nan)
+        ok = inside & np.isfinite(value)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "series_id": str(sid),
+                    "issued_at": (start + np.broadcast_to(issue[:, None], target.shape)[ok]).astype("datetime64[ns]"),
+                    "target_time": (start + target[ok]).astype("datetime64[ns]"),
+                    "temperature": np.round(value[ok], 2),
+                }
+            )
+        )
+    if not frames:
+        return pd.DataFrame(columns=["series_id", "issued_at", "target_time", "temperature"])
+    out = pd.concat(frames, ignore_index=True)
+    for column in ("issued_at", "target_time"):
+        out[column] = out[column].dt.tz_localize("UTC")
+    return out

@@ -12,12 +12,15 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+import httpx
+import numpy as np
 import pandas as pd
 
-from fluxora.config import WeatherConfig
+from fluxora.config import DataConfig, WeatherConfig
 from fluxora.data.errors import DataSourceError
-from fluxora.data.schema import ISSUED_AT, SERIES_ID, TARGET_TIME, TEMPERATURE
+from fluxora.data.schema import ISSUED_AT, SERIES_ID, TARGET_TIME, TEMPERATURE, TIMESTAMP
 from fluxora.data.weather import locations
+from fluxora.errors import ConfigError
 
 COLUMNS = (SERIES_ID, ISSUED_AT, TARGET_TIME, TEMPERATURE)
 TEMPERATURE_RANGE_C = (-90.0, 60.0)  # beyond the records ever measured at 2 m
@@ -92,6 +95,14 @@ def screen(frame: pd.DataFrame) -> Screened:
     return Screened(out, len(frame), dropped)
 
 
+def merge(kept: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    """Stored vintages and newly fetched ones: every (series, issue, target) once, the new row
+    winning a repeated key (a provider may correct a past run)."""
+    key = [SERIES_ID, ISSUED_AT, TARGET_TIME]
+    both = pd.concat([kept, new], ignore_index=True)
+    return both.drop_duplicates(key, keep="last").sort_values(key, ignore_index=True)
+
+
 def _utc(values: pd.Series, column: str) -> pd.Series:
     """Times with an offset are converted to UTC; naive times are UTC (say so in the file)."""
     parsed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
@@ -114,3 +125,83 @@ def backfill(series_ids: list[str], cfg: WeatherConfig, start: date, end: date, 
     if not frames:
         raise DataSourceError("no series to fetch weather forecasts for")
     return screen(pd.concat(frames, ignore_index=True))
+
+
+PROVIDERS = ("", "open_meteo", "synthetic")
+
+
+def collect(cfg: DataConfig, data: pd.DataFrame, base: Path, client: httpx.Client | None = None) -> Screened | None:
+    """The issued forecasts `data.weather_forecast` names for the validated `data`, screened:
+    a file (`path`), Open-Meteo's past runs at each series' location over the data's span plus
+    its live forecast (`provider=open_meteo`), or seeded synthetic vintages (`provider=synthetic`).
+    None when no source is configured."""
+    wf = cfg.weather_forecast
+    if wf.provider not in PROVIDERS:
+        known = ", ".join(p or '""' for p in PROVIDERS)
+        raise ConfigError(f"invalid configuration: data.weather_forecast.provider: {wf.provider!r} (known: {known})")
+    if wf.path and wf.provider:
+        raise ConfigError("invalid configuration: set data.weather_forecast.path or .provider, not both")
+    if wf.max_age_hours < 1 or not 1 <= wf.hours <= 168:
+        raise ConfigError("invalid configuration: data.weather_forecast needs 1 <= hours <= 168 and max_age_hours >= 1")
+    if wf.path:
+        path = Path(wf.path)
+        return read(path if path.is_absolute() else base / path)
+    if wf.provider == "synthetic":
+        return screen(_synthetic(cfg, data))
+    if wf.provider == "open_meteo":
+        return _open_meteo(cfg, data, client)
+    return None
+
+
+def _synthetic(cfg: DataConfig, data: pd.DataFrame) -> pd.DataFrame:
+    """Seeded vintages over the data. Past its end the weather they forecast is the last
+    observed day's, repeated (the synthetic world has no observed future), so the last runs
+    still cover the hours the service will serve."""
+    from fluxora.data.synthetic import issued_forecasts
+
+    wf = cfg.weather_forecast
+    end = pd.to_datetime(data[TIMESTAMP], utc=True).max()
+    frame = data[[SERIES_ID, TIMESTAMP, TEMPERATURE]].copy()
+    frame[TIMESTAMP] = pd.to_datetime(frame[TIMESTAMP], utc=True)
+    tails = []
+    for _, group in frame.groupby(SERIES_ID, sort=False):
+        last = group.tail(24)
+        if len(last) < 24 or group[TIMESTAMP].max() != end:
+            continue
+        reps = -(-wf.hours // 24)
+        tails.append(
+            pd.DataFrame(
+                {
+                    SERIES_ID: group[SERIES_ID].iloc[0],
+                    TIMESTAMP: end + pd.to_timedelta(np.arange(1, 24 * reps + 1), unit="h"),
+                    TEMPERATURE: np.tile(last[TEMPERATURE].to_numpy(), reps),
+                }
+            )
+        )
+    truth = pd.concat([frame, *tails], ignore_index=True).sort_values([SERIES_ID, TIMESTAMP], kind="stable")
+    return issued_forecasts(truth, wf.hours, wf.synthetic_issue_hours, wf.synthetic_error_c, cfg.seed, end)
+
+
+def _open_meteo(cfg: DataConfig, data: pd.DataFrame, client: httpx.Client | None) -> Screened:
+    """Past runs (issued 1 and 2 days before each hour) over the data's span, and the live
+    forecast stamped with the time it was fetched, at each series' `data.weather` location."""
+    from fluxora.data.connectors import open_meteo
+
+    stamps = pd.to_datetime(data[TIMESTAMP], utc=True)
+    first, last = stamps.min().date(), stamps.max().date()
+    now = pd.Timestamp.now(tz="UTC").floor("s")
+    days = max(1, min(16, -(-cfg.weather_forecast.hours // 24)))
+    owned = client is None
+    http = client or httpx.Client(headers={"User-Agent": "fluxora"}, follow_redirects=True)
+    try:
+
+        def fetch(lat: float, lon: float, start: date, end: date) -> pd.DataFrame:
+            past = open_meteo.previous_runs(http, lat, lon, start, end)
+            live = open_meteo.issued_forecast(http, lat, lon, now, days)
+            return pd.concat([past, live], ignore_index=True)
+
+        series = sorted(data[SERIES_ID].astype(str).unique())
+        return backfill(series, cfg.weather, first, last, fetch)
+    finally:
+        if owned:
+            http.close()

@@ -152,15 +152,16 @@ def calendar_table(data: pd.DataFrame, country: str, timezone: str) -> pa.Table:
 
 
 def feature_tables(
-    data: pd.DataFrame, cfg: FeaturesConfig, forecasts: pd.DataFrame | None = None
+    data: pd.DataFrame, cfg: FeaturesConfig, forecasts: pd.DataFrame | None = None, hours: int = 48, max_age: int = 36
 ) -> dict[str, pa.Table]:
-    """Every offline feature table, by feature-view name (the file is `<name>.parquet`)."""
+    """Every offline feature table, by feature-view name (the file is `<name>.parquet`);
+    `forecasts`, `hours` and `max_age` as `fluxora.features.weather.forecast_states` takes them."""
     from fluxora.features.weather import forecast_states
 
     return {
         "origin_state": origin_states(data, cfg),
         **per_series_tables(data, cfg),
-        "weather_forecast": forecast_states(forecasts, cfg.weather_forecast_hours),
+        "weather_forecast": forecast_states(forecasts, hours, max_age),
     }
 
 

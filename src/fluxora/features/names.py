@@ -18,6 +18,11 @@ STATE_FEATURES = (LOAD_HISTORY, TEMP_HISTORY, LOAD_MEAN_24H, TEMP_MEAN_24H)
 SERIES_KEY = "series_id"  # state entry (n,) of series ids: needed by per-series models (prophet)
 TARGET_TEMPERATURE = "target_temperature"  # state entry (n, horizon): weather forecast at the targets
 
+# The `weather_forecast` view (`fluxora.features.weather`): the issued forecast known at origin o.
+TEMP_FORECAST = "temp_forecast"  # float32[H]: forecast temperature at o+1h .. o+Hh (NaN: no forecast)
+WEATHER_ISSUED_AT = "weather_issued_at"  # int64: the newest issue time used, seconds since the epoch
+WEATHER_ORIGIN = "weather_origin"  # int64: the origin o the row is for, seconds since the epoch
+
 # The design matrix columns, in order (`fluxora.features.design`); a model's contract records them.
 # Each feature service version names one set: models trained on an older set keep serving it.
 FEATURE_NAMES_V1 = (
@@ -55,6 +60,7 @@ FEATURE_SETS = {
     "load_forecast_v1": FEATURE_NAMES_V1,
     "load_forecast_v2": FEATURE_NAMES_V1,
     "load_forecast_v3": FEATURE_NAMES,
+    "load_forecast_v4": FEATURE_NAMES,  # v3's design; the service adds the issued weather forecast
 }
 TEMPERATURE_FEATURES = frozenset(
     {

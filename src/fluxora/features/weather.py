@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 
 from fluxora.data.schema import ISSUED_AT, SERIES_ID, TARGET_TIME, TEMPERATURE, TIMESTAMP
-from fluxora.features.names import EVENT_TIMESTAMP
+from fluxora.features.names import EVENT_TIMESTAMP, TEMP_FORECAST, WEATHER_ISSUED_AT, WEATHER_ORIGIN
 
 HEATING_DEGREES = "heating_degrees"  # max(heating_base - T, 0), degree C, at the stamped hour
 COOLING_DEGREES = "cooling_degrees"  # max(T - cooling_base, 0)
@@ -30,10 +30,6 @@ WEATHER_FEATURES = (
     TEMP_MIN_24H,
     TEMP_MAX_24H,
 )
-
-# A forecast source (long format): one row per (series, issue time, target time).
-TEMP_FORECAST = "temp_forecast"  # float32[H]: forecast temperature at issue+1h .. issue+Hh
-
 
 WEATHER_SCHEMA = pa.schema(
     [
@@ -85,82 +81,149 @@ FORECAST_SCHEMA = pa.schema(
         pa.field(SERIES_ID, pa.string()),
         pa.field(EVENT_TIMESTAMP, pa.timestamp("ns", tz="UTC")),
         pa.field(TEMP_FORECAST, pa.list_(pa.float32())),
+        pa.field(WEATHER_ISSUED_AT, pa.int64()),
+        pa.field(WEATHER_ORIGIN, pa.int64()),
     ]
 )
+_HOUR = 3_600_000_000_000  # ns
+_SECOND = 1_000_000_000
+_LATEST = np.iinfo("int64").max  # "issued by now": the as-of time of each series' serving row
 
 
-def forecast_states(forecasts: pd.DataFrame | None, hours: int) -> pa.Table:
-    """Forecast temperature known at each hourly origin `o`, for o+1h .. o+`hours` (NaN if absent).
+def forecast_states(
+    forecasts: pd.DataFrame | None,
+    hours: int,
+    max_age_hours: int,
+    last_origins: dict[str, np.datetime64] | None = None,
+) -> pa.Table:
+    """The temperature forecast known at each hourly origin `o`, for o+1h .. o+`hours` (NaN where
+    there is none), with the newest issue time used and the origin itself (seconds since the epoch).
 
     `forecasts` is long format (series_id, issued_at, target_time, temperature), one row per
     vintage: a full run per issue time (a utility's feed, Open-Meteo's live forecast) or fixed
     lead offsets (Open-Meteo's previous runs: each hour predicted 1, 2, ... days before). For each
-    target hour the latest vintage issued at or before `o` wins; a vintage more than 2 x `hours`
-    ahead of its target is too old to use. Origins more than `hours` after the series' latest
-    issue get no row (stale). None or empty (no forecast source configured) gives an empty table
-    with the same schema: observed data is never a forecast.
+    target hour the latest vintage issued at or before `o` wins, unless it was issued more than
+    `max_age_hours` before `o` (stale: treated as missing).
+
+    `last_origins` (series -> its latest load timestamp) bounds each series' rows: no row after
+    it, and its row *at* it, the state the online store serves, uses every vintage issued so far,
+    also those issued after the last load arrived (the live forecast is newer than the data; that
+    origin has no observed target, so no training or backtest origin sees a later issue). Without
+    it, rows run to `max_age_hours` past each series' latest issue, all point in time.
+
+    None or empty (no forecast source configured) gives an empty table with the same schema:
+    observed data is never a forecast.
     """
     if forecasts is None or forecasts.empty:
         return FORECAST_SCHEMA.empty_table()
-    width = 2 * hours  # oldest usable vintage: `hours` for the origin plus up to `hours` of staleness
-    hour = 3_600_000_000_000  # ns; times are int64 ns since the epoch (UTC) from here on
     issued, target = _utc_ns(forecasts[ISSUED_AT]), _utc_ns(forecasts[TARGET_TIME])
-    lead = (target - issued) // hour
-    keep = (lead >= 1) & (lead <= width)  # a value for the issue hour itself is not a forecast
+    lead = (target - issued) // _HOUR
+    keep = (lead >= 1) & (lead <= max_age_hours + hours)  # a value for the issue hour itself is not a forecast
     names, codes = np.unique(forecasts[SERIES_ID].astype(str).to_numpy()[keep], return_inverse=True)
     vintages = pd.DataFrame(
         {
-            "code": codes.astype("int64"),
             ISSUED_AT: issued[keep],
             # One integer key per (series, target hour) keeps the as-of join fast on millions of cells.
-            "key": codes.astype("int64") * (1 << 32) + target[keep] // hour,
+            "key": codes.astype("int64") * (1 << 32) + target[keep] // _HOUR,
             TEMPERATURE: forecasts[TEMPERATURE].to_numpy(dtype="float32")[keep],
         }
     ).drop_duplicates(["key", ISSUED_AT], keep="last")
     if vintages.empty:
         return FORECAST_SCHEMA.empty_table()
-    # Hourly origins per series, from its first issue to `hours` past its last.
-    span = vintages.groupby("code")[ISSUED_AT].agg(["min", "max"])
-    first = -(-span["min"].to_numpy() // hour) * hour  # ceil to the hour
-    count = (span["max"].to_numpy() + hours * hour - first) // hour + 1
+    # Hourly origins per series, from its first issue to its last load (or `max_age` past its last issue).
+    span = vintages.assign(code=vintages["key"] // (1 << 32)).groupby("code")[ISSUED_AT].agg(["min", "max"])
+    first = -(-span["min"].to_numpy() // _HOUR) * _HOUR  # ceil to the hour
+    last = span["max"].to_numpy() + max_age_hours * _HOUR
+    bounded = np.zeros(len(span), dtype=bool)
+    if last_origins is not None:
+        load_end = np.array(
+            [_ns(last_origins.get(str(names[c]))) for c in span.index.to_numpy()], dtype="int64"
+        )  # 0 for a series without load: no rows
+        bounded = load_end > 0
+        last = np.where(bounded, load_end // _HOUR * _HOUR, -1)
+    count = np.maximum((last - first) // _HOUR + 1, 0)
     origin_code = np.repeat(span.index.to_numpy(), count)
-    origin_at = np.repeat(first, count) + (np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)) * hour
-    issues = vintages[["code", ISSUED_AT]].drop_duplicates().sort_values(ISSUED_AT)
-    latest = pd.merge_asof(
-        pd.DataFrame({"code": origin_code, "at": origin_at, "row": np.arange(len(origin_at))}).sort_values(
-            "at", kind="stable"
-        ),
-        issues,
-        left_on="at",
-        right_on=ISSUED_AT,
-        by="code",
-        direction="backward",
-    ).sort_values("row")
-    fresh = (latest["at"] - latest[ISSUED_AT]).to_numpy() <= hours * hour  # NaN (no issue yet) is False
-    origin_code, origin_at = origin_code[fresh], origin_at[fresh]
+    origin_at = np.repeat(first, count) + (np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)) * _HOUR
+    serving = np.repeat(bounded, count) & (origin_at == np.repeat(last, count))
+    as_of = np.where(serving, _LATEST, origin_at)
     # Every (origin, lead) asks for its target hour's latest vintage issued by the origin.
     n = len(origin_at)
-    at = np.repeat(origin_at, hours)
     steps = np.tile(np.arange(1, hours + 1, dtype="int64"), n)
     wanted = pd.DataFrame(
-        {"at": at, "key": np.repeat(origin_code, hours) * (1 << 32) + at // hour + steps, "cell": np.arange(n * hours)}
+        {
+            "as_of": np.repeat(as_of, hours),
+            "key": np.repeat(origin_code, hours) * (1 << 32) + np.repeat(origin_at // _HOUR, hours) + steps,
+            "cell": np.arange(n * hours),
+        }
     )
+    vintages = vintages.sort_values(ISSUED_AT, kind="stable")
     found = pd.merge_asof(
-        wanted.sort_values("at", kind="stable"),
-        vintages[["key", ISSUED_AT, TEMPERATURE]].sort_values(ISSUED_AT),
-        left_on="at",
+        wanted.sort_values("as_of", kind="stable"),
+        vintages[[ISSUED_AT, "key"]].assign(vi=np.arange(len(vintages), dtype="float64")),
+        left_on="as_of",
         right_on=ISSUED_AT,
         by="key",
         direction="backward",
     )
+    hit = found["vi"].notna().to_numpy()
+    cell = found["cell"].to_numpy()[hit]
+    vi = found["vi"].to_numpy()[hit].astype("int64")  # row of the winning vintage (exact: small integers)
+    when = vintages[ISSUED_AT].to_numpy(dtype="int64")[vi]
+    fresh = np.repeat(origin_at, hours)[cell] - when <= max_age_hours * _HOUR
+    cell, vi, when = cell[fresh], vi[fresh], when[fresh]
     values = np.full(n * hours, np.nan, dtype="float32")
-    values[found["cell"].to_numpy()] = found[TEMPERATURE].to_numpy(dtype="float32")
-    offsets = pa.array(np.arange(0, (n + 1) * hours, hours, dtype="int32"))
+    values[cell] = vintages[TEMPERATURE].to_numpy(dtype="float32")[vi]
+    newest = np.full(n * hours, -1, dtype="int64")
+    newest[cell] = when
+    newest = newest.reshape(n, hours).max(axis=1)
+    rows = newest >= 0  # an origin without any fresh cell has no forecast: no row
+    offsets = pa.array(np.arange(0, (int(rows.sum()) + 1) * hours, hours, dtype="int32"))
     return pa.table(
         {
-            SERIES_ID: pa.array(names[origin_code], pa.string()),
-            EVENT_TIMESTAMP: pa.array(origin_at, pa.timestamp("ns", tz="UTC")),
-            TEMP_FORECAST: pa.ListArray.from_arrays(offsets, pa.array(values, pa.float32())),
+            SERIES_ID: pa.array(names[origin_code[rows]], pa.string()),
+            EVENT_TIMESTAMP: pa.array(origin_at[rows], pa.timestamp("ns", tz="UTC")),
+            TEMP_FORECAST: pa.ListArray.from_arrays(offsets, pa.array(values.reshape(n, hours)[rows].reshape(-1))),
+            WEATHER_ISSUED_AT: pa.array(newest[rows] // _SECOND, pa.int64()),
+            WEATHER_ORIGIN: pa.array(origin_at[rows] // _SECOND, pa.int64()),
         },
         schema=FORECAST_SCHEMA,
     )
+
+
+def _ns(value: np.datetime64 | None) -> int:
+    return 0 if value is None else int(np.asarray(value, dtype="datetime64[ns]").astype("int64"))
+
+
+class IssuedLookup:
+    """The `weather_forecast` rows by (series, origin), for building origin batches in memory
+    (backtests): exactly what Feast's point-in-time read returns for the same origins."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self._rows: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        if table.num_rows == 0:
+            return
+        frame = table.select([SERIES_ID, WEATHER_ORIGIN]).to_pandas()
+        hours = len(table.column(TEMP_FORECAST)[0])
+        values = (
+            table.column(TEMP_FORECAST).combine_chunks().flatten().to_numpy(zero_copy_only=False).reshape(-1, hours)
+        )
+        for sid, idx in frame.groupby(SERIES_ID, sort=False).indices.items():
+            order = idx[np.argsort(frame[WEATHER_ORIGIN].to_numpy()[idx], kind="stable")]
+            self._rows[str(sid)] = (frame[WEATHER_ORIGIN].to_numpy(dtype="int64")[order], values[order])
+
+    def __bool__(self) -> bool:
+        return bool(self._rows)
+
+    def at(self, series_id: str, origins: np.ndarray, horizon: int) -> np.ndarray:
+        """(n, horizon) forecast temperatures known at `origins` (datetime64, UTC); NaN without one."""
+        out = np.full((len(origins), horizon), np.nan)
+        found = self._rows.get(series_id)
+        if found is None or not len(origins):
+            return out
+        stamps, values = found
+        seconds = np.asarray(origins, dtype="datetime64[ns]").astype("int64") // _SECOND
+        pos = np.clip(np.searchsorted(stamps, seconds), 0, len(stamps) - 1)
+        hit = stamps[pos] == seconds
+        width = min(horizon, values.shape[1])
+        out[hit, :width] = values[pos[hit], :width]
+        return out

@@ -64,9 +64,13 @@ def resolve(cfg: FluxoraConfig, panel: Panel, *, weather: str | None = None, hor
     apart with the last one `horizon` hours before the shortest series ends."""
     bt = cfg.backtest
     h = horizon or bt.horizon or cfg.train.horizon
-    weather = weather or bt.weather
-    if weather not in WEATHER_MODES:
-        raise ConfigError(f"invalid configuration: backtest.weather: unknown mode {weather!r}")
+    weather = weather_mode(cfg, weather or bt.weather)
+    if weather == "issued" and not panel.forecasts:
+        raise ConfigError(
+            "invalid configuration: weather mode 'issued' needs issued weather forecasts; set "
+            "data.weather_forecast.path (a long CSV/Parquet) or data.weather_forecast.provider, then run "
+            "`fluxora run` (the features step stores them)"
+        )
     if bt.refit not in ("once", "every"):
         raise ConfigError(f"invalid configuration: backtest.refit: {bt.refit!r} (use once or every)")
     if bt.cutoffs:
@@ -91,6 +95,19 @@ def resolve(cfg: FluxoraConfig, panel: Panel, *, weather: str | None = None, hor
         temp_history_hours=cfg.features.temp_history_hours,
         max_origins=cfg.train.max_origins,
     )
+
+
+def weather_mode(cfg: FluxoraConfig, mode: str) -> str:
+    """A weather mode with `auto` resolved: `issued` when a weather-forecast source is configured
+    (what the service will serve), else `persistence` (what it serves without one)."""
+    if mode == "auto":
+        wf = cfg.data.weather_forecast
+        return "issued" if wf.path or wf.provider else "persistence"
+    if mode not in WEATHER_MODES:
+        raise ConfigError(
+            f"invalid configuration: weather: unknown mode {mode!r} (known: auto, {', '.join(WEATHER_MODES)})"
+        )
+    return mode
 
 
 @dataclass

@@ -19,7 +19,7 @@ import numpy as np
 
 from fluxora.config import FluxoraConfig, ModelConfig
 from fluxora.errors import ConfigError
-from fluxora.features.names import FEATURE_SETS, SERIES_KEY, TARGET_TEMPERATURE, TEMP_HISTORY
+from fluxora.features.names import FEATURE_SETS, SERIES_KEY, TARGET_TEMPERATURE, TEMP_FORECAST, TEMP_HISTORY
 from fluxora.models.calibration import conformal_table, holdout_split
 from fluxora.models.native import (
     CALIBRATION_ATTR,
@@ -29,6 +29,7 @@ from fluxora.models.native import (
     TEMPERATURE_NONE,
     TEMPERATURE_OPTIONAL,
     TEMPERATURE_REQUIRED,
+    WEATHER_ISSUED,
     WEATHER_PERSISTENCE,
     WEATHER_TARGET,
     XGB_QUANTILE_FILE,
@@ -51,11 +52,11 @@ BASELINES = ("seasonal_naive_daily", "seasonal_naive_weekly")
 
 def make_contract(cfg: FluxoraConfig, model: str, horizon: int, weather: str) -> Contract:
     """The feature contract of a model trained with this config; `weather` is a weather mode
-    (persistence: nothing at the targets; ex_post/forecast: a target temperature in the state)."""
-    needs_target = weather != "persistence"
-    state = (
-        STATE_INPUTS + ((SERIES_KEY,) if model == "prophet" else ()) + ((TARGET_TEMPERATURE,) if needs_target else ())
-    )
+    (persistence: nothing at the targets; issued: the issued forecast the online store holds,
+    `temp_forecast`; ex_post/forecast: a target temperature in the state)."""
+    kind = {"persistence": WEATHER_PERSISTENCE, "issued": WEATHER_ISSUED}.get(weather, WEATHER_TARGET)
+    at_targets = {WEATHER_TARGET: (TARGET_TEMPERATURE,), WEATHER_ISSUED: (TEMP_FORECAST,)}.get(kind, ())
+    state = STATE_INPUTS + ((SERIES_KEY,) if model == "prophet" else ()) + at_targets
     fc = cfg.features
     if fc.feature_service not in FEATURE_SETS:
         known = ", ".join(FEATURE_SETS)
@@ -74,7 +75,7 @@ def make_contract(cfg: FluxoraConfig, model: str, horizon: int, weather: str) ->
         timezone=fc.timezone,
         holiday_country=fc.holiday_country,
         holiday_subdivision=fc.holiday_subdivision,
-        weather=WEATHER_TARGET if needs_target else WEATHER_PERSISTENCE,
+        weather=kind,
     )
 
 
@@ -91,7 +92,7 @@ def with_temperature_mode(contract: Contract, mode: str) -> Contract:
     """The contract of a model fitted with temperature `mode`: a load-only one reads no weather."""
     if mode != TEMPERATURE_NONE:
         return replace(contract, temperature=mode)
-    state = tuple(f for f in contract.state_features if f not in (TEMP_HISTORY, TARGET_TEMPERATURE))
+    state = tuple(f for f in contract.state_features if f not in (TEMP_HISTORY, TARGET_TEMPERATURE, TEMP_FORECAST))
     return replace(contract, temperature=mode, state_features=state, weather=WEATHER_PERSISTENCE)
 
 

@@ -31,13 +31,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from fluxora.features.design import Calendar, Design, design_matrix, linear_basis, seasonal_naive
+from fluxora.features.design import Calendar, Design, design_matrix, linear_basis, same_hour_offsets, seasonal_naive
 from fluxora.features.names import (
     FEATURE_NAMES,
     FEATURE_SETS,
     LOAD_HISTORY,
     SERIES_KEY,
     TARGET_TEMPERATURE,
+    TEMP_FORECAST,
     TEMP_HISTORY,
 )
 
@@ -56,6 +57,10 @@ TEMPERATURE_NONE = "none"  # load-only: temperature is not read at all
 TEMPERATURE_MODES = (TEMPERATURE_REQUIRED, TEMPERATURE_OPTIONAL, TEMPERATURE_NONE)
 WEATHER_PERSISTENCE = "persistence"  # target temperature = same hour on the latest observed day
 WEATHER_TARGET = "target"  # target temperature supplied in the state (forecast or ex post)
+# target temperature from the issued forecast in the state (`temp_forecast`, the online store's
+# `weather_forecast` view); steps it does not cover fall back to persistence
+WEATHER_ISSUED = "issued"
+WEATHER_KINDS = (WEATHER_PERSISTENCE, WEATHER_TARGET, WEATHER_ISSUED)
 MODELS = ("xgboost", "ridge", "seasonal_naive", "prophet")
 
 
@@ -111,7 +116,7 @@ class Contract:
             raise ValueError("model was trained with a different feature set than this code builds")
         if raw["model"] not in MODELS:
             raise ValueError(f"malformed contract: unknown model {raw['model']!r} (known: {list(MODELS)})")
-        if raw["weather"] not in (WEATHER_PERSISTENCE, WEATHER_TARGET):
+        if raw["weather"] not in WEATHER_KINDS:
             raise ValueError(f"malformed contract: unknown weather {raw['weather']!r}")
         if raw["temperature"] not in TEMPERATURE_MODES:
             raise ValueError(f"malformed contract: unknown temperature {raw['temperature']!r}")
@@ -147,9 +152,34 @@ class Predictor(Protocol):
     ) -> tuple[np.ndarray, np.ndarray]: ...
 
 
+def target_temperature(state: Mapping[str, np.ndarray], contract: Contract, horizon: int) -> np.ndarray | None:
+    """The temperature at the target times a contract's model reads: None for persistence; for
+    an issued-forecast model the forecast, with persistence (the same hour on the latest observed
+    day) for each step it does not cover (no forecast, a stale one, or beyond its reach)."""
+    if contract.weather == WEATHER_TARGET:
+        return np.asarray(state[TARGET_TEMPERATURE], dtype="float64")[:, :horizon]
+    if contract.weather != WEATHER_ISSUED:
+        return None
+    temp = np.asarray(state[TEMP_HISTORY], dtype="float64")
+    persisted = temp[:, temp.shape[1] - 1 + np.arange(1, horizon + 1) - same_hour_offsets(horizon)]
+    issued = forecast_cells(state, horizon)
+    return np.where(np.isfinite(issued), issued, persisted)
+
+
+def forecast_cells(state: Mapping[str, np.ndarray], horizon: int) -> np.ndarray:
+    """(n, horizon) issued forecast temperatures in a state, NaN where a step has none."""
+    given = np.asarray(state[TEMP_FORECAST], dtype="float64")
+    if given.ndim != 2:
+        raise ValueError(f"{TEMP_FORECAST} must be one list of temperatures per instance")
+    out = np.full((given.shape[0], horizon), np.nan)
+    width = min(horizon, given.shape[1])
+    out[:, :width] = given[:, :width]
+    return out
+
+
 def design_for(state: Mapping[str, np.ndarray], origins: np.ndarray, horizon: int, contract: Contract) -> Design:
     """The design rows a contract's model reads, from a state mapping."""
-    target = state[TARGET_TEMPERATURE][:, :horizon] if contract.weather == WEATHER_TARGET else None
+    target = target_temperature(state, contract, horizon) if TEMP_HISTORY in state else None
     reads_temperature = contract.temperature != TEMPERATURE_NONE and TEMP_HISTORY in state
     return design_matrix(
         np.asarray(state[LOAD_HISTORY], dtype="float64"),
@@ -367,14 +397,14 @@ class ProphetPredictor:
     ) -> tuple[np.ndarray, np.ndarray]:
         import pandas as pd
 
-        from fluxora.features.design import local_hours, same_hour_offsets
+        from fluxora.features.design import local_hours
 
         n = len(origins)
         series = np.asarray(state[SERIES_KEY]).astype(str)
         if TEMP_HISTORY not in state:  # a load-only model: its series have no temperature regressor
             temp = np.full((n, horizon), np.nan)
-        elif contract.weather == WEATHER_TARGET:
-            temp = np.asarray(state[TARGET_TEMPERATURE], dtype="float64")[:, :horizon]
+        elif (target := target_temperature(state, contract, horizon)) is not None:
+            temp = target
         else:
             lt = np.asarray(state[TEMP_HISTORY]).shape[1]
             idx = lt - 1 + np.arange(1, horizon + 1) - same_hour_offsets(horizon)

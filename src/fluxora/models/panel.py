@@ -16,11 +16,20 @@ import pandas as pd
 from fluxora.data.schema import LOAD, SERIES_ID, TEMPERATURE, TIMESTAMP
 from fluxora.errors import ConfigError, InsufficientDataError
 from fluxora.features.build import stack
-from fluxora.features.names import EVENT_TIMESTAMP, LOAD_HISTORY, SERIES_KEY, TARGET_TEMPERATURE, TEMP_HISTORY
+from fluxora.features.names import (
+    EVENT_TIMESTAMP,
+    LOAD_HISTORY,
+    SERIES_KEY,
+    TARGET_TEMPERATURE,
+    TEMP_FORECAST,
+    TEMP_HISTORY,
+    WEATHER_ORIGIN,
+)
+from fluxora.features.weather import IssuedLookup
 
 HOUR = np.timedelta64(1, "h")
 _HOUR_NS = 3_600_000_000_000
-WEATHER_MODES = ("persistence", "ex_post", "forecast")
+WEATHER_MODES = ("persistence", "ex_post", "forecast", "issued")
 
 
 @dataclass(frozen=True)
@@ -34,6 +43,7 @@ class OriginBatch:
     y: np.ndarray  # (n, H) actual load at origin + 1..H h; NaN where not observed
     temp_actual: np.ndarray  # (n, H) observed temperature at the targets (fitting only)
     target_temp: np.ndarray | None = None  # (n, H) temperature known at the origin, per weather mode
+    issued_temp: np.ndarray | None = None  # (n, H) the issued forecast known at the origin (NaN: none)
 
     @property
     def horizon(self) -> int:
@@ -47,7 +57,11 @@ class OriginBatch:
         out = {LOAD_HISTORY: self.load_history, TEMP_HISTORY: self.temp_history, SERIES_KEY: self.series}
         if self.target_temp is not None:
             out[TARGET_TEMPERATURE] = self.target_temp
+        out[TEMP_FORECAST] = self._issued()  # what a model trained on issued forecasts reads, as served
         return out
+
+    def _issued(self) -> np.ndarray:
+        return np.full(self.y.shape, np.nan) if self.issued_temp is None else self.issued_temp
 
     def take(self, rows: np.ndarray) -> OriginBatch:
         return OriginBatch(
@@ -58,6 +72,7 @@ class OriginBatch:
             self.y[rows],
             self.temp_actual[rows],
             None if self.target_temp is None else self.target_temp[rows],
+            None if self.issued_temp is None else self.issued_temp[rows],
         )
 
     def with_weather(self, mode: str, noise_c: float = 0.0, seed: int = 0) -> OriginBatch:
@@ -66,7 +81,9 @@ class OriginBatch:
         persistence: none (the design uses the same hour on the latest observed day);
         ex_post: the observed temperature (a perfect weather forecast);
         forecast: observed + Gaussian error with standard deviation `noise_c * sqrt(lead / 24 h)`,
-        so the error at a day ahead is `noise_c` and grows with the lead time, seeded.
+        so the error at a day ahead is `noise_c` and grows with the lead time, seeded;
+        issued: the weather forecast as it was issued before the origin (`issued_temp`), NaN where
+        there was none (the design then falls back to persistence for those steps).
         """
         if mode == "persistence":
             return replace(self, target_temp=None)
@@ -77,6 +94,8 @@ class OriginBatch:
             lead = np.sqrt(np.arange(1, self.horizon + 1) / 24.0)
             noise = rng.normal(0.0, 1.0, self.temp_actual.shape) * noise_c * lead[None, :]
             return replace(self, target_temp=self.temp_actual + noise)
+        if mode == "issued":
+            return replace(self, target_temp=self._issued())
         raise ConfigError(f"invalid configuration: weather: unknown mode {mode!r} (known: {list(WEATHER_MODES)})")
 
 
@@ -97,11 +116,12 @@ class Series:
 class Panel:
     """Hourly series in memory, from validated canonical data (sorted, regular hourly step)."""
 
-    def __init__(self, series: dict[str, Series]) -> None:
+    def __init__(self, series: dict[str, Series], forecasts: IssuedLookup | None = None) -> None:
         self.series = series
+        self.forecasts = forecasts  # issued weather forecasts by (series, origin), when configured
 
     @classmethod
-    def from_frame(cls, data: pd.DataFrame) -> Panel:
+    def from_frame(cls, data: pd.DataFrame, forecasts: IssuedLookup | None = None) -> Panel:
         out: dict[str, Series] = {}
         for sid, group in data.groupby(SERIES_ID, sort=True):
             stamps = group[TIMESTAMP].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
@@ -112,7 +132,7 @@ class Panel:
             )
         if not out:
             raise InsufficientDataError("no data")
-        return cls(out)
+        return cls(out, forecasts)
 
     def until(self, end: np.datetime64) -> Panel:
         """Only what was observed at or before `end`: the point-in-time guard of a backtest."""
@@ -121,7 +141,7 @@ class Panel:
             n = min(len(s.load), s.index_of(end) + 1)
             if n > 0:
                 cut[sid] = Series(s.start, s.load[:n], s.temp[:n])
-        return Panel(cut)
+        return Panel(cut, self.forecasts)  # the forecasts are point in time by origin already
 
     def batch(self, origins: dict[str, np.ndarray], horizon: int, lh: int, lt: int) -> OriginBatch:
         """States at the given origins (per series, datetime64) with actuals after them."""
@@ -137,20 +157,23 @@ class Panel:
             clipped = np.minimum(target, len(s.load) - 1)
             y = np.where(inside, s.load[clipped], np.nan)
             temp = np.where(inside, s.temp[clipped], np.nan)
+            at = s.start + idx * HOUR
             parts.append(
                 (
                     np.full(idx.size, sid, dtype=object),
-                    s.start + idx * HOUR,
+                    at,
                     s.load[idx[:, None] + np.arange(-lh + 1, 1)[None, :]],
                     s.temp[idx[:, None] + np.arange(-lt + 1, 1)[None, :]],
                     y,
                     temp,
+                    self.forecasts.at(sid, at, horizon) if self.forecasts else np.full(y.shape, np.nan),
                 )
             )
         if not parts or sum(len(p[0]) for p in parts) == 0:
             raise InsufficientDataError("no forecast origins")
-        cols = [np.concatenate([p[k] for p in parts]) for k in range(6)]
-        return OriginBatch(cols[0], cols[1].astype("datetime64[ns]"), cols[2], cols[3], cols[4], cols[5])
+        cols = [np.concatenate([p[k] for p in parts]) for k in range(7)]
+        issued = cols[6] if self.forecasts else None
+        return OriginBatch(cols[0], cols[1].astype("datetime64[ns]"), cols[2], cols[3], cols[4], cols[5], None, issued)
 
     def training_origins(self, horizon: int, stride_hours: int, lh: int, lt: int) -> dict[str, np.ndarray]:
         """Every `stride` hours (on the UTC clock), origins with full history and observed targets."""
@@ -192,8 +215,16 @@ def concat_batches(batches: list[OriginBatch]) -> OriginBatch:
         return np.concatenate([getattr(b, attr) for b in batches])
 
     target = None if batches[0].target_temp is None else cat("target_temp")
+    issued = None if batches[0].issued_temp is None else cat("issued_temp")
     return OriginBatch(
-        cat("series"), cat("origins"), cat("load_history"), cat("temp_history"), cat("y"), cat("temp_actual"), target
+        cat("series"),
+        cat("origins"),
+        cat("load_history"),
+        cat("temp_history"),
+        cat("y"),
+        cat("temp_actual"),
+        target,
+        issued,
     )
 
 
@@ -215,4 +246,29 @@ def batch_from_features(features: pd.DataFrame, panel: Panel, horizon: int, lh: 
         safe = np.clip(idx, 0, len(s.load) - 1)
         y[rows] = np.where(ok, s.load[safe], np.nan)
         temp[rows] = np.where(ok, s.temp[safe], np.nan)
-    return OriginBatch(series, origins, stack(features[LOAD_HISTORY], lh), stack(features[TEMP_HISTORY], lt), y, temp)
+    return OriginBatch(
+        series,
+        origins,
+        stack(features[LOAD_HISTORY], lh),
+        stack(features[TEMP_HISTORY], lt),
+        y,
+        temp,
+        None,
+        _issued_from_features(features, origins, horizon),
+    )
+
+
+def _issued_from_features(features: pd.DataFrame, origins: np.ndarray, horizon: int) -> np.ndarray | None:
+    """(n, horizon) issued forecast temperatures from Feast's point-in-time rows, NaN where the
+    row Feast found is not the origin's own (Feast returns the latest row within the view's TTL,
+    which for an origin without a forecast is an earlier origin's: its hours do not line up)."""
+    if TEMP_FORECAST not in features.columns:
+        return None
+    out = np.full((len(origins), horizon), np.nan)
+    if WEATHER_ORIGIN not in features.columns:
+        return out
+    own = features[WEATHER_ORIGIN].to_numpy(dtype="float64") == origins.astype("int64") // 1_000_000_000
+    for i in np.flatnonzero(own):
+        values = np.asarray(features[TEMP_FORECAST].iat[int(i)], dtype="float64")[:horizon]
+        out[i, : len(values)] = values
+    return out

@@ -14,6 +14,7 @@ from fluxora.data import io
 from fluxora.fanout import SERIAL, FanOut
 from fluxora.paths import Home
 from fluxora.steps.base import StepResult
+from fluxora.steps.features import panel as stored_panel
 
 _log = logging.getLogger(__name__)
 
@@ -38,10 +39,9 @@ def backtest(
     from fluxora import registry
     from fluxora.models import backtest as bt
     from fluxora.models.forecasters import BASELINES
-    from fluxora.models.panel import Panel
 
     say = progress or _log.info
-    panel = Panel.from_frame(io.read_parquet(home.validated_data))
+    panel = stored_panel(home)
     spec = bt.resolve(cfg, panel)
     result = bt.run(panel, cfg, [*BASELINES, *cfg.backtest.models], spec, progress=say, fan_out=fan_out)
     board = bt.leaderboard(

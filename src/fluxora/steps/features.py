@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from fluxora.config import FluxoraConfig
 from fluxora.data import io
+from fluxora.data.schema import SERIES_ID, TIMESTAMP
 from fluxora.errors import InsufficientDataError
 from fluxora.paths import Home
 from fluxora.steps import cache
@@ -38,14 +39,22 @@ def features(cfg: FluxoraConfig, home: Home) -> FeaturesResult:
     from fluxora.features.build import feature_batches
     from fluxora.features.weather import forecast_states
 
-    key = cache.Key(io.file_digest(home.validated_data), cache.config_hash(cfg.features, _weather_version(cfg)))
+    data = io.read_parquet(home.validated_data)
+    vintages = _weather_forecasts(cfg, home, data)
+    wf = cfg.data.weather_forecast
+    key = cache.Key(
+        io.file_digest(home.validated_data),
+        cache.config_hash(cfg.features, wf.hours, wf.max_age_hours, _digest(home) if vintages is not None else ""),
+    )
     if (cached := cache.lookup(home, "features", key)) is not None:
         # The offline tables are current; the online store and registry may not be (a Redis
         # restart, another infra): apply and load the latest state again, which is cheap.
         published = fs.republish(home, list(cached["tables"]), cfg.infra)
         return FeaturesResult(**(cached | _published(cfg, published) | {"cached": True}))
-    data = io.read_parquet(home.validated_data)
-    forecasts = {"weather_forecast": forecast_states(_weather_forecasts(cfg), cfg.features.weather_forecast_hours)}
+    last = {
+        str(sid): np.datetime64(t.tz_convert(None), "ns") for sid, t in data.groupby(SERIES_ID)[TIMESTAMP].max().items()
+    }
+    forecasts = {"weather_forecast": forecast_states(vintages, wf.hours, wf.max_age_hours, last)}
     published, rows = fs.publish_batches(home, feature_batches(data, cfg.features), cfg.infra, forecasts)
     if "origin_state" not in rows:
         raise InsufficientDataError(
@@ -58,6 +67,20 @@ def features(cfg: FluxoraConfig, home: Home) -> FeaturesResult:
     return out
 
 
+def panel(home: Home) -> Any:
+    """The validated series in memory with the issued weather forecasts the features step
+    stored (`weather_forecast`, point in time by origin), for backtests and training."""
+    import pyarrow.parquet as pq
+
+    from fluxora.features import store as fs
+    from fluxora.features.weather import IssuedLookup
+    from fluxora.models.panel import Panel
+
+    path = fs.table_path(home, "weather_forecast")
+    lookup = IssuedLookup(pq.read_table(path)) if path.is_file() else None
+    return Panel.from_frame(io.read_parquet(home.validated_data), lookup or None)
+
+
 def _published(cfg: FluxoraConfig, published: Any) -> dict[str, Any]:
     return {
         "applied": published.applied,
@@ -66,29 +89,26 @@ def _published(cfg: FluxoraConfig, published: Any) -> dict[str, Any]:
     }
 
 
-def _weather_forecast_file(cfg: FluxoraConfig) -> Path | None:
+def _weather_forecasts(cfg: FluxoraConfig, home: Home, data: pd.DataFrame) -> pd.DataFrame | None:
+    """The issued temperature forecasts `data.weather_forecast` names, screened and stored in the
+    home next to the validated data (every vintage: the offline record), or None when no source
+    is configured: observations are never passed off as forecasts. Rows the screen drops are
+    counted by reason in the log."""
+    from fluxora.data import weather_forecast
     from fluxora.paths import project_root
 
-    if not cfg.features.weather_forecast_path:
+    screened = weather_forecast.collect(cfg.data, data, project_root())
+    if screened is None:
+        home.weather_forecasts.unlink(missing_ok=True)
         return None
-    path = Path(cfg.features.weather_forecast_path)
-    return path if path.is_absolute() else project_root() / path
+    _log.info("weather forecasts: %s", screened.summary())
+    forecasts = screened.forecasts
+    if cfg.data.weather_forecast.provider == "open_meteo" and home.weather_forecasts.is_file():
+        # A provider's live forecast is only ever its latest run: keep the runs fetched before.
+        forecasts = weather_forecast.merge(io.read_parquet(home.weather_forecasts), forecasts)
+    io.write_parquet(forecasts, home.weather_forecasts)
+    return forecasts
 
 
-def _weather_version(cfg: FluxoraConfig) -> str:
-    """The weather forecast file's digest, when one is configured (its contents feed the features)."""
-    path = _weather_forecast_file(cfg)
-    return io.file_digest(path) if path else ""
-
-
-def _weather_forecasts(cfg: FluxoraConfig) -> pd.DataFrame | None:
-    """The configured temperature-forecast source (long CSV/Parquet), screened, or None: never
-    faked from observations. Rows it drops are counted by reason in the log."""
-    from fluxora.data import weather_forecast
-
-    path = _weather_forecast_file(cfg)
-    if path is None:
-        return None
-    screened = weather_forecast.read(path)
-    _log.info("weather forecasts %s: %s", path.name, screened.summary())
-    return screened.forecasts
+def _digest(home: Home) -> str:
+    return io.file_digest(home.weather_forecasts)

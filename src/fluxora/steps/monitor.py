@@ -69,6 +69,7 @@ class MonitorResult(StepResult):
     decision: Decision
     data_end: str
     logged_to_run: str | None
+    alerts: list[dict[str, Any]]  # webhook deliveries (monitoring.alerts.Delivery); [] without a webhook
 
 
 def monitor(cfg: FluxoraConfig, home: Home, run_id: str | None = None) -> MonitorResult:
@@ -76,10 +77,11 @@ def monitor(cfg: FluxoraConfig, home: Home, run_id: str | None = None) -> Monito
     realized accuracy of served forecasts, and the closed loop's retrain decision. Too little data
     is reported as such, never a crash."""
     from fluxora import registry
-    from fluxora.monitoring import loop
+    from fluxora.monitoring import alerts, loop
     from fluxora.steps.train import last_train_run
 
     m = cfg.monitor
+    alerts.Webhook.from_config(m, home)  # a malformed webhook URL is a config error, before any work
     data = io.read_parquet(home.validated_data)
     # First, before anything is written: an unreachable forecast-log database fails the step whole.
     forecast_log, log_note, log_window = _forecast_log(cfg, home, data)
@@ -110,6 +112,10 @@ def monitor(cfg: FluxoraConfig, home: Home, run_id: str | None = None) -> Monito
     if run_id:
         registry.log_artifacts(home, run_id, files, "reports")
     loop.log_decision(home.reports, decision)
+    raised = alerts.monitor_alerts(
+        drift, accuracy["decay"], _data_end(data), datetime.now(UTC), cfg.serve.max_feature_age_s, decision.reason
+    )
+    deliveries = [d.to_dict() for d in alerts.send(m, home, raised, "monitor")]
     out = MonitorResult(
         status=drift["status"],
         drifted=drift["drifted"],
@@ -126,9 +132,20 @@ def monitor(cfg: FluxoraConfig, home: Home, run_id: str | None = None) -> Monito
         decision=decision,
         data_end=str(windows["end"]),
         logged_to_run=run_id,
+        alerts=deliveries,
     )
     _write_metrics(cfg, home, out)
     return out
+
+
+def _data_end(data: pd.DataFrame) -> dict[str, datetime]:
+    """Series -> its latest timestamp (UTC): the origin its online features have once materialized."""
+    from fluxora.data.schema import SERIES_ID
+
+    if not len(data):
+        return {}
+    ends = pd.to_datetime(data[TIMESTAMP], utc=True).groupby(data[SERIES_ID]).max()
+    return {str(s): t.to_pydatetime() for s, t in ends.items()}
 
 
 def _drift(cfg: FluxoraConfig, home: Home, data: pd.DataFrame) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
@@ -158,7 +175,7 @@ def _drift(cfg: FluxoraConfig, home: Home, data: pd.DataFrame) -> tuple[dict[str
 
 
 def _write_metrics(cfg: FluxoraConfig, home: Home, out: MonitorResult) -> None:
-    """DVC's monitoring metrics (numbers only), a file each for drift and realized accuracy, so
+    """DVC's monitoring metrics (numbers only), a file each for drift, realized accuracy and webhook alerts, so
     `dvc metrics show` has rows; realized MAE/MAPE/coverage share their names with the backtest's."""
     from fluxora.monitoring.accuracy import check_interval
 
@@ -180,7 +197,11 @@ def _write_metrics(cfg: FluxoraConfig, home: Home, out: MonitorResult) -> None:
         "points_matured": acc.points["matured"],
         "points_pending": acc.points["pending"],
     }
-    for name, values in (("drift", drift), ("accuracy", accuracy)):
+    alerts = {
+        "alerts_sent": sum(d["status"] == "sent" for d in out.alerts),
+        "alerts_failed": sum(d["status"] == "failed" for d in out.alerts),
+    }
+    for name, values in (("drift", drift), ("accuracy", accuracy), ("webhooks", alerts)):
         rounded = {k: round(v, 4) if isinstance(v, float) else v for k, v in values.items()}
         io.atomic_write_text(home.monitor_metrics / f"{name}.json", json.dumps(rounded, indent=2))
 

@@ -22,6 +22,7 @@ from fluxora.paths import Home
 from fluxora.registry import RegisteredModel
 from fluxora.steps import dvcfiles
 from fluxora.steps.base import StepResult
+from fluxora.steps.features import panel as stored_panel
 
 _log = logging.getLogger(__name__)
 
@@ -44,11 +45,15 @@ def train(
 
     `home` is bound to the configured tracking server (see `fluxora.runtime.prepare`)."""
     from fluxora.models import backtest as bt
-    from fluxora.models.panel import Panel
     from fluxora.models.selection import candidate_names, select
+    from fluxora.monitoring.alerts import check_url
 
+    if cfg.monitor.webhook_url:  # a malformed URL is a config error now, not after training
+        check_url(cfg.monitor.webhook_url)
     say = progress or _log.info
     data_version = io.file_digest(home.validated_data)
+    if home.weather_forecasts.is_file():  # new forecast vintages are new training data
+        data_version = f"{data_version}+wf:{io.file_digest(home.weather_forecasts)[:16]}"
     name = cfg.train.registered_model_name
     existing = registry.find_version(home, name, data_version, cfg.fingerprint())
     if existing is not None:
@@ -57,7 +62,7 @@ def train(
         dvcfiles.restore(home, existing.run_id, metrics)
         return _finish(home, TrainResult(metrics, existing, None))
 
-    panel = Panel.from_frame(io.read_parquet(home.validated_data))
+    panel = stored_panel(home)
     spec = bt.resolve(cfg, panel, weather=cfg.train.weather, horizon=cfg.train.horizon)
     champion, note = _champion_for(home, cfg, spec, panel)
     fixed = {f"champion_v{champion[0]}": champion[1]} if champion else {}
@@ -95,15 +100,32 @@ def train(
     dvcfiles.log(home, registered.run_id, dvc_files)
     if not registered.champion:
         _log.warning("version %s stays challenger: %s", registered.version, chosen.decision.reason)
+        _alert_refused(cfg, home, registered, chosen.decision.reason, chosen.metrics)
     leaderboard = [(e["model"], e["overall"]) for e in board["models"]]
     return _finish(home, TrainResult(chosen.metrics, registered, leaderboard))
+
+
+def _alert_refused(
+    cfg: FluxoraConfig, home: Home, model: RegisteredModel, reason: str, metrics: dict[str, float]
+) -> None:
+    """The webhook's `refused_model` alert (monitor.webhook_url); a failed delivery is only logged."""
+    from fluxora.monitoring import alerts
+
+    keep = {k: v for k, v in metrics.items() if "." not in k}  # overall figures, not per-model detail
+    alert = alerts.Alert(
+        "refused_model",
+        [f"{model.name} v{model.version}"],
+        f"{model.name} version {model.version} stays challenger: {reason}",
+        {"version": model.version, "run_id": model.run_id, "reason": reason, "metrics": keep},
+    )
+    alerts.send(cfg.monitor, home, [alert], "train")
 
 
 def _champion_for(home: Home, cfg: FluxoraConfig, spec: Any, panel: Any) -> tuple[tuple[str, Any] | None, str]:
     """The current champion as a NativeForecaster if it can be scored on these windows,
     else None and (when one exists) why not (e.g. it needs temperature some series lack)."""
     from fluxora.errors import RegistryError
-    from fluxora.features.names import LOAD_HISTORY, SERIES_KEY, TARGET_TEMPERATURE, TEMP_HISTORY
+    from fluxora.features.names import LOAD_HISTORY, SERIES_KEY, TARGET_TEMPERATURE, TEMP_FORECAST, TEMP_HISTORY
     from fluxora.models.native import NativeForecaster, find_model_dir
 
     if not home.has_registry:
@@ -119,7 +141,7 @@ def _champion_for(home: Home, cfg: FluxoraConfig, spec: Any, panel: Any) -> tupl
     except (ValueError, FileNotFoundError, KeyError) as exc:
         return None, f"champion v{version} cannot be loaded by this code ({exc})"
     c = native.contract
-    available = {LOAD_HISTORY, TEMP_HISTORY, SERIES_KEY} | (
+    available = {LOAD_HISTORY, TEMP_HISTORY, SERIES_KEY, TEMP_FORECAST} | (
         {TARGET_TEMPERATURE} if spec.weather != "persistence" else set()
     )
     if c.horizon < spec.horizon or not set(c.state_features) <= available:
@@ -133,6 +155,7 @@ def _champion_for(home: Home, cfg: FluxoraConfig, spec: Any, panel: Any) -> tupl
 def _fit_final(cfg: FluxoraConfig, home: Home, panel: Any, winner: str) -> Any:
     """The production model: the winner refit on every origin, read through Feast."""
     from fluxora.features.store import training_set
+    from fluxora.models.backtest import weather_mode
     from fluxora.models.forecasters import make_forecaster
     from fluxora.models.panel import batch_from_features, concat_batches, sample_origins
 
@@ -143,8 +166,9 @@ def _fit_final(cfg: FluxoraConfig, home: Home, panel: Any, winner: str) -> Any:
     batch = concat_batches(
         [batch_from_features(f, panel, h, fc.load_history_hours, fc.temp_history_hours) for f in frames]
     )
-    batch = batch.with_weather(cfg.train.weather, cfg.backtest.weather_noise_c, cfg.backtest.seed)
-    return make_forecaster(winner, cfg, h, cfg.train.weather).fit(batch)
+    weather = weather_mode(cfg, cfg.train.weather)
+    batch = batch.with_weather(weather, cfg.backtest.weather_noise_c, cfg.backtest.seed)
+    return make_forecaster(winner, cfg, h, weather).fit(batch)
 
 
 def _finish(home: Home, result: TrainResult) -> TrainResult:

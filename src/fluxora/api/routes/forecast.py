@@ -25,6 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
+from fluxora.api import weather
 from fluxora.api.deps import SERVING_SECURITY, Call, Serving, check_series, error_responses, serving_from_request
 from fluxora.api.forecast_cache import Computed, state_key
 from fluxora.api.model_store import LoadedModel
@@ -156,11 +157,12 @@ async def predict(call: Serving, body: PredictRequest) -> Response:
         raise HTTPException(422, f"unknown features {extra}; this model reads {list(c.state_features)}")
     origins = np.array([_to_datetime64(i.origin) for i in body.instances], dtype="datetime64[ns]")
     levels = tuple(dict.fromkeys(body.quantiles))
+    used = weather.apply(state, origins, c, body.horizon)
     result = _run(model, state, origins, body.horizon, levels)
     series = [i.series_id for i in body.instances]
     # Caller-supplied states rarely repeat: computed per request, not cached.
     entries = [computed(result, i, levels) for i in range(len(series))]
-    out = _serve(call, series, origins, entries, body.horizon, "predict", started, with_age=False)
+    out = _serve(call, series, origins, entries, body.horizon, "predict", started, used, with_age=False)
     return JSONText(batch_json(model.version, out))
 
 
@@ -177,7 +179,7 @@ def _online(
     check_series(call.who, series)  # before any read: a key never learns whether another scope's series exists
     _check_request(model, horizon, quantiles)
     c = model.forecaster.contract
-    states = svc.online.states(series, c.feature_service, c.state_features)  # FeatureStoreError -> 503
+    states = svc.online.states(series, c.feature_service, weather.online_features(c))  # FeatureStoreError -> 503
     if states.missing:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"unknown series {states.missing}")
     if (lacking := without_temperature(states.features, c)).size:
@@ -188,7 +190,9 @@ def _online(
             "temperature for every series and cannot forecast them",
         )
     levels = tuple(dict.fromkeys(quantiles))
+    used = weather.apply(states.features, states.origins, c, horizon)
     origin_ns = states.origins.astype("int64").tolist()
+    _refuse_too_old(call, states.series_ids, origin_ns)
     keys = [
         state_key(model.version, sid, origin_ns[i], (v[i] for v in states.features.values()), horizon, levels)
         for i, sid in enumerate(states.series_ids)
@@ -202,7 +206,29 @@ def _online(
             entries[i] = fresh = computed(result, j, levels)
             svc.forecasts.put(keys[i], fresh)
     done = [e for e in entries if e is not None]
-    return _serve(call, states.series_ids, states.origins, done, horizon, endpoint, started)
+    return _serve(call, states.series_ids, states.origins, done, horizon, endpoint, started, used)
+
+
+def _refuse_too_old(call: Call, series: list[str], origin_ns: list[int]) -> None:
+    """503 when a series' features are older than `serve.max_feature_age_hard_s` (when set)."""
+    freshness = call.svc.freshness
+    if not freshness.hard_limit_s:
+        return
+    now = time.time()
+    ages = [(sid, now - o / 1e9) for sid, o in zip(series, origin_ns, strict=True)]
+    old = [(sid, age) for sid, age in ages if freshness.is_refused(age)]
+    if old:
+        freshness.seen(series, origin_ns)
+        call.svc.metrics.stale_refused.inc()
+        sid, age = max(old, key=lambda x: x[1])
+        more = f" and {len(old) - 1} more" if len(old) > 1 else ""
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail=f"features of series {sid!r}{more} are {age / 86_400:.1f} days old, beyond "
+            f"serve.max_feature_age_hard_s ({freshness.hard_limit_s:.0f} s): no forecast is served from them "
+            "until new data is ingested and materialized",
+            headers={"Retry-After": str(call.svc.settings.retry_after_s)},
+        )
 
 
 def _check_request(model: LoadedModel, horizon: int, quantiles: Sequence[float]) -> None:
@@ -247,6 +273,7 @@ def _serve(
     horizon: int,
     endpoint: str,
     started: float,
+    used: weather.Used,
     with_age: bool = True,
 ) -> list[str]:
     """Render each series' `ForecastResponse` and queue its forecast-log row."""
@@ -255,14 +282,12 @@ def _serve(
     served_at = datetime.now(UTC)
     origin_ns = origins.astype("int64").tolist()
     origin_text = _origin_text(origins, origin_ns)
+    freshness = call.svc.freshness
+    ages = [round(now - o / 1e9, 3) for o in origin_ns] if with_age else [None] * len(series)
+    stale = [age is not None and freshness.is_stale(age) for age in ages]
     out = [
         forecast_json(
-            sid,
-            model.version,
-            origin_text[i],
-            round(now - origin_ns[i] / 1e9, 3) if with_age else None,
-            horizon,
-            entries[i].points_json,
+            sid, model.version, origin_text[i], ages[i], stale[i], horizon, entries[i].points_json, used.members[i]
         )
         for i, sid in enumerate(series)
     ]
@@ -287,6 +312,11 @@ def _serve(
         ]
     )
     call.svc.metrics.predicted(endpoint, model.version, len(out))
+    call.svc.metrics.weather_fallback(endpoint, used.fallback_steps, used.without_forecast)
+    if with_age:
+        freshness.seen(series, origin_ns)
+        if n_stale := sum(stale):
+            call.svc.metrics.served_stale(endpoint, n_stale)
     return out
 
 

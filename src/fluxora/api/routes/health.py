@@ -18,17 +18,23 @@ async def live() -> Liveness:
 
 @router.get("/health/ready", response_model=Readiness, responses={503: {"model": Readiness}})
 async def ready(svc: Svc, response: Response) -> Readiness:
-    """200 `ready`; 200 `degraded` (with the reason) while a loaded model serves but the registry
-    cannot be read; 503 `not ready` with no model."""
+    """200 `ready`; 200 `degraded` (with the reasons) while a loaded model serves but the registry
+    cannot be read, or while some series' features are older than `serve.max_feature_age_s`
+    (a load balancer keeps the instance: it still answers); 503 `not ready` with no model."""
     model = svc.store.current
     if model is None:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
         response.headers["Retry-After"] = str(svc.store.retry_after_s)
         return Readiness(status="not ready", detail=svc.store.last_error or "no model loaded")
+    reasons = []
     registry = svc.store.registry
     if registry.up is False:  # an outage: still serving what was loaded, but promotions cannot arrive
-        detail = f"{registry.reason}; serving {model.source} version {model.version}"
-        return Readiness(status="degraded", model_version=model.version, detail=detail)
+        reasons.append(f"{registry.reason}; serving {model.source} version {model.version}")
+    svc.refresh_freshness()
+    if (fresh := svc.freshness.now()).stale:
+        reasons.append(fresh.detail())
+    if reasons:
+        return Readiness(status="degraded", model_version=model.version, detail="; ".join(reasons))
     return Readiness(status="ready", model_version=model.version)
 
 
@@ -38,5 +44,7 @@ async def ready(svc: Svc, response: Response) -> Readiness:
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text"}},
 )
 async def metrics(svc: Svc) -> Response:
-    """Request counts and latency by route and status, model version, predictions, load failures."""
+    """Request counts and latency by route and status, model version, predictions, load failures,
+    feature staleness."""
+    svc.refresh_freshness()
     return Response(svc.metrics.render(), media_type=CONTENT_TYPE_LATEST)

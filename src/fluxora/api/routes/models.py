@@ -32,6 +32,7 @@ async def current(svc: Svc, who: Caller, model: Model) -> ModelInfo:
             horizon=c.horizon,
             quantiles=list(c.quantiles),
             temperature=c.temperature,
+            weather=c.weather,
         ),
     )
 
