@@ -21,28 +21,47 @@ DEPLOYMENTS = {
 def build(cfg: FluxoraConfig, overrides: list[str]) -> list[Any]:
     """Runner deployments with cron schedules in `deploy.timezone` (DST-aware: a 02:30 local job
     stays at 02:30 local time across the change). Training runs one at a time; a second trigger
-    waits in the queue rather than running concurrently."""
+    waits in the queue rather than running concurrently.
+
+    Each takes its flow's typed parameters (empty by default: as configured) next to the free
+    `overrides`, whose default is what `fluxora deploy` was given."""
     d = cfg.deploy
     params = {"overrides": list(overrides)}
+    given = f" Deployed with overrides {list(overrides)}." if overrides else ""
     return [
         ingest_flow.to_deployment(
             name="hourly",
             schedules=[Cron(d.ingest_cron, timezone=d.timezone)],
             parameters=params,
-            description="Ingest, validate and materialize features.",
+            tags=["fluxora", "ingest"],
+            description=(
+                "Ingest the configured source (or `data_path`), run the validation gate, rebuild the "
+                "features and materialize the online store. Parameters: `data_path`, `series` (a subset), "
+                f"free Hydra `overrides`.{given}"
+            ),
         ),
         train_flow.to_deployment(
             name="daily",
             schedules=[Cron(d.train_cron, timezone=d.timezone)],
             parameters=params,
+            tags=["fluxora", "train"],
             concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE),
-            description="Train, evaluate against seasonal naive, register; champion only if better.",
+            description=(
+                "Backtest the model against both seasonal naives and the champion, refit and register it; "
+                "it becomes champion only if the promotion gate says so. One run at a time. Parameters: "
+                f"`model`, `horizon`, free Hydra `overrides`.{given}"
+            ),
         ),
         monitor_flow.to_deployment(
             name="hourly",
             schedules=[Cron(d.monitor_cron, timezone=d.timezone)],
             parameters=params,
-            description="Evidently drift report on the latest data.",
+            tags=["fluxora", "monitor"],
+            description=(
+                "Drift of each series against its own history and realized accuracy of the served "
+                "forecasts; past a threshold it triggers fluxora-train/daily (cooldown and minimum new "
+                f"data apply). Parameters: free Hydra `overrides`.{given}"
+            ),
         ),
     ]
 

@@ -15,7 +15,9 @@ from prefect import Task, flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
+from flows import artifacts
 from flows.fanout import fan_out
+from flows.parameters import Horizon, ModelName, SeriesIds, as_overrides
 from fluxora import steps
 from fluxora.config import FluxoraConfig, compose
 from fluxora.errors import ConfigError, DataValidationError, InsufficientDataError
@@ -76,7 +78,7 @@ def _setup(overrides: list[str] | None, config: FluxoraConfig | None) -> tuple[F
     a deployment's run) and its home."""
     cfg = config if config is not None else compose(overrides or [])
     home = prepare(cfg=cfg)
-    get_run_logger().info("FLUXORA_HOME=%s config=%s", home.root, cfg.fingerprint())
+    get_run_logger().info("FLUXORA_HOME=%s config=%s overrides=%s", home.root, cfg.fingerprint(), overrides or [])
     return cfg, home
 
 
@@ -91,8 +93,19 @@ def _record(results: list[steps.Result], result: Any) -> Any:
 
 def _run_ingest(cfg: FluxoraConfig, home: Home, results: list[steps.Result]) -> None:
     _record(results, _io(ingest, cfg)(cfg, home))
-    _record(results, validate(cfg, home))
-    _record(results, _io(features, cfg)(cfg, home))
+    validated = _record(results, validate(cfg, home))
+    artifacts.publish_data(validated, _record(results, _io(features, cfg)(cfg, home)))
+
+
+def _run_train(cfg: FluxoraConfig, home: Home, results: list[steps.Result]) -> steps.TrainResult:
+    trained: steps.TrainResult = _record(results, train(cfg, home))
+    artifacts.publish_training(trained, cfg, home)
+    return trained
+
+
+def _skip(reason: str) -> RunResults:
+    artifacts.publish_skipped(reason)
+    return RunResults(skipped=reason)
 
 
 # `config`: the configuration the caller already composed (`fluxora run` passes it, so a process
@@ -105,45 +118,72 @@ def pipeline_flow(overrides: list[str] | None = None, config: FluxoraConfig | No
     cfg, home = _setup(overrides, config)
     results: list[steps.Result] = []
     _run_ingest(cfg, home, results)
-    trained = _record(results, train(cfg, home))
-    _record(results, _io(monitor, cfg)(cfg, home, trained.model.run_id))
+    trained = _run_train(cfg, home, results)
+    artifacts.publish_monitoring(_record(results, _io(monitor, cfg)(cfg, home, trained.model.run_id)))
     return RunResults.of(results)
 
 
+# The deployed flows take typed parameters for what users change per run (`flows.parameters`);
+# each becomes a Hydra override after the free `overrides`, so conf/ stays the one source.
+
+
 @flow(name="fluxora-ingest")
-def ingest_flow(overrides: list[str] | None = None, config: FluxoraConfig | None = None) -> RunResults:
-    """Scheduled: bring in new data, validate it, refresh features and the online store."""
+def ingest_flow(
+    data_path: str | None = None, series: SeriesIds | None = None, overrides: list[str] | None = None
+) -> RunResults:
+    """Scheduled: bring in new data, validate it, refresh features and the online store.
+
+    Args:
+        data_path: A CSV or Parquet file, folder or glob under data.roots (project-relative);
+            empty: as configured (the synthetic sample by default).
+        series: Run on these series ids only; empty: every series of the source.
+        overrides: More Hydra overrides, e.g. ["data.timezone=Europe/Berlin"].
+    """
     if reason := superseded():
-        return RunResults(skipped=reason)
-    cfg, home = _setup(overrides, config)
+        return _skip(reason)
+    cfg, home = _setup(as_overrides(overrides, data_path=data_path, series=series), None)
     results: list[steps.Result] = []
     _run_ingest(cfg, home, results)
     return RunResults.of(results)
 
 
 @flow(name="fluxora-train")
-def train_flow(overrides: list[str] | None = None, config: FluxoraConfig | None = None) -> RunResults:
-    """Scheduled or triggered: train on the current features and register the result."""
+def train_flow(
+    model: ModelName | None = None, horizon: Horizon | None = None, overrides: list[str] | None = None
+) -> RunResults:
+    """Scheduled or triggered: train on the current features and register the result.
+
+    Args:
+        model: The forecaster to train (conf/model/NAME.yaml; auto backtests model.candidates);
+            empty: as configured.
+        horizon: Hours ahead the model forecasts (train.horizon, 1-168); empty: as configured.
+        overrides: More Hydra overrides, e.g. ["train.promotion_margin=0.05"].
+    """
     if reason := superseded():
-        return RunResults(skipped=reason)
-    cfg, home = _setup(overrides, config)
+        return _skip(reason)
+    cfg, home = _setup(as_overrides(overrides, model=model, horizon=horizon), None)
     results: list[steps.Result] = []
-    _record(results, train(cfg, home))
+    _run_train(cfg, home, results)
     return RunResults.of(results)
 
 
 @flow(name="fluxora-monitor")
-def monitor_flow(overrides: list[str] | None = None, config: FluxoraConfig | None = None) -> RunResults:
+def monitor_flow(overrides: list[str] | None = None) -> RunResults:
     """Scheduled: drift and realized-accuracy reports, logged to the latest training run; drift or
-    accuracy decay past its threshold triggers the training deployment (guardrails in the decision)."""
+    accuracy decay past its threshold triggers the training deployment (guardrails in the decision).
+
+    Args:
+        overrides: Hydra overrides, e.g. ["monitor.drift_share_threshold=0.5"].
+    """
     if reason := superseded():
-        return RunResults(skipped=reason)
-    cfg, home = _setup(overrides, config)
+        return _skip(reason)
+    cfg, home = _setup(overrides, None)
     results: list[steps.Result] = []
     monitored = _record(results, _io(monitor, cfg)(cfg, home))
     retrain_run = None
     if monitored.decision.retrain:
         retrain_run = trigger_retrain(home, monitored.decision.at, monitored.data_end)
+    artifacts.publish_monitoring(monitored, retrain_run)
     return RunResults.of(results, retrain_run)
 
 

@@ -17,7 +17,6 @@ from typing import Any, get_type_hints
 from fluxora.errors import ConfigError, first_line
 
 SCHEMA_NAME = "fluxora_schema"
-PARAMS_HEADER = "# Generated from conf/ by `fluxora config export`. Do not edit: change conf/ and re-export.\n"
 
 
 @dataclass
@@ -92,6 +91,7 @@ class DataConfig:
     """Where the load data comes from. `synthetic` is the built-in, seeded sample; `file` reads CSV/Parquet."""
 
     source: str = "synthetic"  # synthetic | file | eia
+    series: list[str] = field(default_factory=list)  # run on these series ids only ([] = every series)
     n_series: int = 3
     start: str = "2024-01-01"
     days: int = 400
@@ -449,10 +449,15 @@ def redact(value: Any) -> Any:
     return value
 
 
-def _register_schema() -> None:
+def register_schema() -> None:
+    """Make `conf/config.yaml`'s schema entry known to Hydra (also done for DVC's own
+    composition by `hydra_plugins/fluxora_schema`)."""
     from hydra.core.config_store import ConfigStore
 
     ConfigStore.instance().store(name=SCHEMA_NAME, node=FluxoraConfig)
+
+
+_register_schema = register_schema
 
 
 def conf_dir() -> Path:
@@ -508,10 +513,11 @@ def from_params(path: Path) -> FluxoraConfig:
 
 
 def to_yaml(cfg: FluxoraConfig) -> str:
-    """The `params.yaml` text for a config."""
+    """The `params.yaml` text for a config: byte for byte what DVC's Hydra composition writes
+    (`dvc exp run`), so an experiment on unchanged `conf/` leaves the file as committed."""
     from omegaconf import OmegaConf
 
-    return PARAMS_HEADER + OmegaConf.to_yaml(OmegaConf.structured(cfg))
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))
 
 
 def to_view_yaml(cfg: FluxoraConfig) -> str:

@@ -168,9 +168,19 @@ class Home:
         return self.metrics_dir / "train.json"
 
     @property
+    def backtest_metrics(self) -> Path:
+        """DVC metrics of the latest training's backtest: one `<model>.json` per leaderboard row."""
+        return self.metrics_dir / "backtest"
+
+    @property
     def monitor_metrics(self) -> Path:
-        """DVC metrics of the latest monitoring run (numbers only)."""
-        return self.metrics_dir / "monitor.json"
+        """DVC metrics of the latest monitoring run: `drift.json`, `accuracy.json`, `webhooks.json` (numbers only)."""
+        return self.metrics_dir / "monitor"
+
+    @property
+    def plots_dir(self) -> Path:
+        """DVC plot data of the latest training's backtest (`forecast_vs_actual.csv`, `error_by_horizon.csv`)."""
+        return self.root / "plots"
 
     @property
     def model_cache(self) -> Path:

@@ -525,6 +525,14 @@ def log_artifacts(home: Home, run_id: str, paths: list[Path], artifact_path: str
         client.log_artifact(run_id, str(path), artifact_path=artifact_path)
 
 
+def download_artifacts(home: Home, run_id: str, artifact_path: str, target: Path) -> Path | None:
+    """A run's artifact folder downloaded under `target`, or None when the run has none there."""
+    client = configure(home)
+    if not client.list_artifacts(run_id, artifact_path):
+        return None
+    return Path(client.download_artifacts(run_id, artifact_path, str(target)))
+
+
 def champion(home: Home, name: str) -> dict[str, Any] | None:
     """The champion version with its run metrics and tags, or None when there is none."""
     from mlflow.exceptions import MlflowException

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -88,7 +90,10 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[st
 
 
 def _deployment_count(env: dict[str, str]) -> int:
-    r = httpx.post(f"{env['PREFECT_API_URL']}/deployments/filter", json={}, timeout=5)
+    try:  # a busy server may not answer within the timeout while the deployments register
+        r = httpx.post(f"{env['PREFECT_API_URL']}/deployments/filter", json={}, timeout=5)
+    except httpx.TransportError:
+        return 0
     return len(r.json()) if r.status_code == 200 else 0
 
 
@@ -149,6 +154,56 @@ def test_trigger_runs_flows_and_training_runs_one_at_a_time(deployed: tuple[dict
     client = registry.configure(home)
     versions = client.search_model_versions(f"name='{cfg.train.registered_model_name}'")
     assert len(versions) == 1  # same data and config: registration is idempotent
+
+
+def test_deployments_have_typed_parameters_descriptions_and_tags(deployed: tuple[dict[str, str], Home]) -> None:
+    from fluxora.config import _group_options, conf_dir
+
+    env, _ = deployed
+    found = httpx.post(f"{env['PREFECT_API_URL']}/deployments/filter", json={}, timeout=5).json()
+    by_tag = {next(t for t in d["tags"] if t != "fluxora"): d for d in found}
+    assert set(by_tag) == {"ingest", "train", "monitor"} and all("fluxora" in d["tags"] for d in found)
+    expected = {"ingest": ["data_path", "series", "overrides"], "train": ["model", "horizon", "overrides"]}
+    for tag, names in (expected | {"monitor": ["overrides"]}).items():
+        d = by_tag[tag]
+        props = d["parameter_openapi_schema"]["properties"]
+        assert sorted(props, key=lambda n: props[n]["position"]) == names, tag
+        assert all(p.get("description") for p in props.values()), tag  # from the flow's docstring
+        assert len(d["description"]) > 80 and "overrides" in d["description"], tag
+        assert d["parameters"] == {"overrides": TINY_OVERRIDES}  # what `fluxora deploy` was given
+    train = by_tag["train"]["parameter_openapi_schema"]["properties"]
+    assert train["model"]["anyOf"][0]["enum"] == sorted(_group_options(conf_dir(), "model"))
+    assert train["horizon"]["anyOf"][0] | {"minimum": 1} == train["horizon"]["anyOf"][0]
+    assert by_tag["ingest"]["parameter_openapi_schema"]["properties"]["series"]["anyOf"][0]["type"] == "array"
+
+
+def test_a_typed_parameter_reaches_the_run(deployed: tuple[dict[str, str], Home]) -> None:
+    """`prefect deployment run -p model=ridge`, as a Prefect user starts one: the run trains ridge
+    (its leaderboard artifact says so); a value outside the schema is refused before any run."""
+    env, _ = deployed
+    prefect = [str(Path(sys.executable).parent / "prefect"), "deployment", "run", "fluxora-train/daily"]
+    bad = subprocess.run([*prefect, "-p", "model=xgbost"], env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "xgbost" in bad.stdout + bad.stderr
+    ok = subprocess.run(
+        [*prefect, "-p", "model=ridge", "--watch", "--watch-timeout", "500"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert ok.returncode == 0 and "Completed" in ok.stdout, ok.stdout[-2000:] + ok.stderr[-2000:]
+
+    match = re.search(r"UUID: ([0-9a-f-]{36})", ok.stdout)
+    assert match, ok.stdout
+    run = httpx.get(f"{env['PREFECT_API_URL']}/flow_runs/{match.group(1)}", timeout=5).json()
+    assert run["parameters"]["model"] == "ridge" and run["state"]["type"] == "COMPLETED"
+    artifacts = httpx.post(
+        f"{env['PREFECT_API_URL']}/artifacts/filter",
+        json={"artifacts": {"flow_run_id": {"any_": [run["id"]]}, "key": {"any_": ["fluxora-leaderboard"]}}},
+        timeout=5,
+    ).json()
+    models = {row["model"] for row in json.loads(artifacts[0]["data"])}
+    assert {"ridge", "seasonal_naive_daily", "seasonal_naive_weekly"} <= models and "xgboost" not in models
 
 
 def test_catch_up_runs_only_the_latest_missed_slot() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -161,3 +162,60 @@ def test_fluxora_serve_answers_forecasts(flow_home: tuple[Home, dict]) -> None:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def _artifacts_of_the_pipeline_run() -> dict[str, Any]:
+    """The artifacts of the one completed `fluxora-pipeline` run, by key, read through Prefect's client."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    with get_client(sync_client=True) as client:
+        (run,) = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=["fluxora-pipeline"])),
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.COMPLETED]))
+            ),
+        )
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]))
+        )
+    return {a.key: a for a in found if a.key}
+
+
+def test_flow_run_has_artifacts_for_each_step(flow_home: tuple[Home, dict]) -> None:
+    _, results = flow_home
+    found = _artifacts_of_the_pipeline_run()
+    assert set(found) == {"fluxora-data", "fluxora-leaderboard", "fluxora-promotion-gate", "fluxora-monitoring"}
+
+    board = found["fluxora-leaderboard"]
+    assert board.type == "table"
+    rows = json.loads(board.data) if isinstance(board.data, str) else board.data
+    trained = results["train"]
+    assert [r["model"] for r in rows] == [name for name, _ in trained["leaderboard"]]
+    assert rows[0]["rank"] == 1 and rows[0]["mae"] == round(trained["leaderboard"][0][1]["mae"], 3)
+
+    gate = found["fluxora-promotion-gate"]
+    model = trained["model"]
+    assert gate.type == "markdown"
+    assert f"version {model['version']} is **champion**" in gate.data and model["reason"] in gate.data
+    assert f"models:/{model['name']}/{model['version']}" in gate.data and model["run_id"] in gate.data
+
+    monitoring = found["fluxora-monitoring"].data
+    accuracy = results["monitor"]["accuracy"]
+    assert results["monitor"]["decision"]["reason"] in monitoring
+    assert f"realized accuracy {accuracy['status']}" in monitoring
+    for report in (results["monitor"]["html"], accuracy["html_path"]):  # links to files that exist
+        assert Path(report).is_file() and f"({Path(report).resolve().as_uri()})" in monitoring
+
+    data = found["fluxora-data"].data
+    assert f"{results['validate']['series']} series, {results['validate']['rows']} rows" in data
+    assert results["features"]["materialized_until"] in data

@@ -192,7 +192,7 @@ def test_monitor_step_alerts_stale_series_once(receiver: Receiver, tmp_path: Pat
     assert body["kind"] == "stale_features" and body["subjects"] == ["series_000", "series_001"]
     assert body["source"] == "monitor" and body["details"]["limit_s"] == cfg.serve.max_feature_age_s
     assert all(age > 300 * 86_400 for age in body["details"]["age_s"].values())
-    assert json.loads((home.metrics_dir / "monitor.json").read_text())["alerts_sent"] == 1
+    assert json.loads((home.monitor_metrics / "webhooks.json").read_text())["alerts_sent"] == 1
 
     again = steps.monitor(cfg, home).outputs()  # the next run: the same series, within the interval
     assert [a["status"] for a in again["alerts"]] == ["deduplicated"] and len(receiver.posts) == 1
@@ -208,7 +208,7 @@ def test_monitor_step_succeeds_when_the_receiver_is_down(tmp_path: Path) -> None
     (alert,) = out["alerts"]
     assert alert["status"] == "failed" and alert["attempts"] == 2 and alert["subjects"] == ["series_000", "series_001"]
     assert (home.reports / "drift.json").is_file() and out["decision"]["reason"]  # the run's results are all there
-    assert json.loads((home.metrics_dir / "monitor.json").read_text())["alerts_failed"] == 1
+    assert json.loads((home.monitor_metrics / "webhooks.json").read_text())["alerts_failed"] == 1
     assert json.loads((home.reports / ALERTS_FILE).read_text())["failed_total"] == 1
     # The service's /metrics counts them from the same file.
     from prometheus_client import CollectorRegistry, generate_latest

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,6 +38,8 @@ def ingest(cfg: DataConfig, target: Path, base: Path, client: httpx.Client | Non
     if cfg.weather.provider not in ("", "open_meteo"):
         raise ConfigError(f"invalid configuration: data.weather.provider: unknown provider {cfg.weather.provider!r}")
     summary = _load(cfg, target, base, client)
+    if cfg.series:
+        summary = _keep_series(cfg.series, target, summary)
     if cfg.weather.provider:
         _join_weather(cfg, target, client)
     return summary
@@ -69,6 +71,23 @@ def _load(cfg: DataConfig, target: Path, base: Path, client: httpx.Client | None
         return IngestSummary("eia", len(df), int(df[SERIES_ID].nunique()), [])
     known = ", ".join(SOURCES)
     raise ConfigError(f"invalid configuration: data.source: unknown source {cfg.source!r} (known: {known})")
+
+
+def _keep_series(wanted: list[str], target: Path, summary: IngestSummary) -> IngestSummary:
+    """Only the series in `data.series` (a subset to run on); an id the source lacks is an error."""
+    import pandas as pd
+
+    present = set(pd.read_parquet(target, columns=[SERIES_ID])[SERIES_ID].astype(str).unique())
+    if missing := [sid for sid in wanted if sid not in present]:
+        known = sorted(present)
+        shown = ", ".join(known[:5]) + (", ..." if len(known) > 5 else "")
+        raise ConfigError(
+            f"invalid configuration: data.series: {missing[0]!r} is not in the data ({len(known)} series: {shown})"
+        )
+    df = pd.read_parquet(target)
+    df = df[df[SERIES_ID].astype(str).isin(set(wanted))].reset_index(drop=True)
+    io.write_parquet(df, target)
+    return replace(summary, rows=len(df), series=int(df[SERIES_ID].nunique()))
 
 
 def _join_weather(cfg: DataConfig, target: Path, client: httpx.Client | None) -> None:

@@ -134,7 +134,7 @@ def monitor(cfg: FluxoraConfig, home: Home, run_id: str | None = None) -> Monito
         logged_to_run=run_id,
         alerts=deliveries,
     )
-    _write_metrics(home, out)
+    _write_metrics(cfg, home, out)
     return out
 
 
@@ -174,26 +174,36 @@ def _drift(cfg: FluxoraConfig, home: Home, data: pd.DataFrame) -> tuple[dict[str
     return drift, per_series, windows
 
 
-def _write_metrics(home: Home, out: MonitorResult) -> None:
-    """DVC's monitoring metrics (numbers only)."""
+def _write_metrics(cfg: FluxoraConfig, home: Home, out: MonitorResult) -> None:
+    """DVC's monitoring metrics (numbers only), a file each for drift, realized accuracy and webhook alerts, so
+    `dvc metrics show` has rows; realized MAE/MAPE/coverage share their names with the backtest's."""
+    from fluxora.monitoring.accuracy import check_interval
+
     acc = out.accuracy
-    metrics = {
+    lo, hi = check_interval(cfg.monitor.accuracy_interval)
+    drift = {
         "drifted": int(bool(out.drifted)),
         "drift_share": out.drift_share,
         "series_drifted": len(out.series_drifted),
         "series_new": len(out.new_series),
         "series_weather_drifted": len(out.weather_drifted),
         "retrain": int(out.decision.retrain),
-        "realized_mae": acc.mae,
-        "realized_mape": acc.mape,
-        "realized_coverage": acc.coverage,
-        "realized_mae_ratio": acc.decay["mae_ratio"],
-        "forecast_points_matured": acc.points["matured"],
-        "forecast_points_pending": acc.points["pending"],
+    }
+    accuracy = {
+        "mae": acc.mae,
+        "mape": acc.mape,
+        f"coverage_{round((hi - lo) * 100)}": acc.coverage,
+        "mae_ratio": acc.decay["mae_ratio"],
+        "points_matured": acc.points["matured"],
+        "points_pending": acc.points["pending"],
+    }
+    alerts = {
         "alerts_sent": sum(d["status"] == "sent" for d in out.alerts),
         "alerts_failed": sum(d["status"] == "failed" for d in out.alerts),
     }
-    io.atomic_write_text(home.monitor_metrics, json.dumps(metrics, indent=2))
+    for name, values in (("drift", drift), ("accuracy", accuracy), ("webhooks", alerts)):
+        rounded = {k: round(v, 4) if isinstance(v, float) else v for k, v in values.items()}
+        io.atomic_write_text(home.monitor_metrics / f"{name}.json", json.dumps(rounded, indent=2))
 
 
 def _forecast_log(

@@ -20,6 +20,7 @@ from fluxora.fanout import SERIAL, FanOut
 from fluxora.faults import failpoint
 from fluxora.paths import Home
 from fluxora.registry import RegisteredModel
+from fluxora.steps import dvcfiles
 from fluxora.steps.base import StepResult, relay_logs
 from fluxora.steps.features import panel as stored_panel
 
@@ -57,7 +58,9 @@ def train(
     existing = registry.find_version(home, name, data_version, cfg.fingerprint())
     if existing is not None:
         say(f"train: version {existing.version} was already registered from this data and config; nothing to do")
-        return _finish(home, TrainResult(registry.run_metrics(home, existing.run_id), existing, None))
+        metrics = registry.run_metrics(home, existing.run_id)
+        dvcfiles.restore(home, existing.run_id, metrics)
+        return _finish(home, TrainResult(metrics, existing, None))
 
     panel = stored_panel(home)
     spec = bt.resolve(cfg, panel, weather=cfg.train.weather, horizon=cfg.train.horizon)
@@ -77,6 +80,7 @@ def train(
         note,
     )
     say(f"train: {chosen.winner} wins the backtest; gate: {chosen.decision.reason}")
+    dvc_files = dvcfiles.write(home, result, board, chosen.winner)
     failpoint("train:backtested")
 
     with relay_logs(say):
@@ -95,6 +99,7 @@ def train(
     if not registered.created:  # a concurrent run registered this data and config while this one trained
         say(f"train: version {registered.version} was {registry.CONCURRENT}; nothing new registered")
         return _finish(home, TrainResult(registry.run_metrics(home, registered.run_id), registered, None))
+    dvcfiles.log(home, registered.run_id, dvc_files)
     if not registered.champion:
         _log.warning("version %s stays challenger: %s", registered.version, chosen.decision.reason)
         _alert_refused(cfg, home, registered, chosen.decision.reason, chosen.metrics)
@@ -169,11 +174,13 @@ def _fit_final(cfg: FluxoraConfig, home: Home, panel: Any, winner: str) -> Any:
 
 
 def _finish(home: Home, result: TrainResult) -> TrainResult:
-    """Write the run reference for later steps and DVC's training metrics (numbers only)."""
+    """Write the run reference for later steps and DVC's training metrics (numbers only): the
+    registered version and the trained model's own backtest figures (each model's are in
+    `home.backtest_metrics`)."""
     io.atomic_write_text(home.train_run, json.dumps(result.outputs(), indent=2, default=str))
-    flat = {k: v for k, v in result.metrics.items() if "." not in k}
     summary = {"model_version": int(result.model.version), "champion": int(result.model.champion)}
-    io.atomic_write_text(home.train_metrics, json.dumps(flat | summary, indent=2))
+    own = {k: round(v, 4) for k, v in dvcfiles.winner_metrics(result.metrics).items() if v == v}
+    io.atomic_write_text(home.train_metrics, json.dumps(summary | own, indent=2))
     return result
 
 
