@@ -126,7 +126,7 @@ def computed_rows(result: Forecast, rows: Sequence[int], levels: Sequence[float]
     return out
 
 
-def _row_texts(values: list[list[float]]) -> list[list[str]]:
+def _row_texts(values: list[Any]) -> list[list[str]]:
     """Each row's floats as `json.dumps` writes them, from one call for the whole block."""
     text = json.dumps(values)  # [[a, b], [c, d]]
     return [row.split(", ") if row else [] for row in text[2:-2].split("], [")]
@@ -137,7 +137,7 @@ def _iso_rows(times: np.ndarray) -> list[list[str]]:
     whole = (times.astype("int64") % 1_000_000_000 == 0).all(axis=1)
     if whole.all():
         text = np.char.add(np.datetime_as_string(times, unit="s"), "Z")
-        return text.tolist()  # type: ignore[no-any-return]
+        return text.tolist()
     return [iso_utc(row) for row in times]
 
 
