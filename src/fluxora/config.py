@@ -326,7 +326,7 @@ class ServeConfig:
 
     The service's settings (`fluxora.api.settings.ServiceSettings`, also read from `FLUXORA_*`
     variables) take every field but `host` and `port` from here, with its type and default; a
-    field's metadata holds what the service checks: bounds (`gt`, `ge`) and `choices`.
+    field's metadata holds what the service checks: bounds (`gt`, `ge`, `le`) and `choices`.
     """
 
     host: str = "127.0.0.1"
@@ -352,7 +352,9 @@ class ServeConfig:
     jwt_audience: str = "fluxora-api"
     # how long a verified API key is trusted without a database read
     key_cache_s: float = field(default=5.0, metadata={"ge": 0})
-    max_series_per_request: int = field(default=100, metadata={"ge": 1})
+    # series one POST /v1/forecast may ask for (one online read and one model call for all); more: 422.
+    # At most 10,000 (`fluxora.api.schemas.MAX_SERIES_PER_REQUEST`, a body's hard limit)
+    max_series_per_request: int = field(default=1000, metadata={"ge": 1, "le": 10_000})
     log_flush_s: float = field(default=0.2, metadata={"gt": 0})  # forecast log: write a batch at least this often
     # computed forecasts kept per (model, state, question); 0: off
     forecast_cache_entries: int = field(default=4096, metadata={"ge": 0})

@@ -144,14 +144,17 @@ def test_find_model_dir_requires_exactly_one_model(tmp_path: Path) -> None:
 def test_forecast_request_schema_bounds() -> None:
     from pydantic import ValidationError
 
-    from fluxora.api.schemas import MAX_HORIZON, MAX_SERIES, ForecastRequest
+    from fluxora.api.schemas import MAX_HORIZON, MAX_SERIES_PER_REQUEST, ForecastRequest
 
     ok = ForecastRequest(series_ids=["a"])
     assert ok.horizon == 24 and ok.quantiles == []
-    assert ForecastRequest(series_ids=["a"] * MAX_SERIES, horizon=MAX_HORIZON, quantiles=[0.1, 0.9]).horizon == 168
+    assert (
+        ForecastRequest(series_ids=["a"] * MAX_SERIES_PER_REQUEST, horizon=MAX_HORIZON, quantiles=[0.1, 0.9]).horizon
+        == 168
+    )
     for bad in (
         {"series_ids": []},
-        {"series_ids": ["a"] * (MAX_SERIES + 1)},
+        {"series_ids": ["a"] * (MAX_SERIES_PER_REQUEST + 1)},
         {"series_ids": [""]},
         {"series_ids": ["x" * 201]},
         {"series_ids": ["a"], "horizon": 0},

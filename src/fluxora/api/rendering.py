@@ -93,15 +93,52 @@ def served(values: np.ndarray) -> list[float]:
 def computed(result: Forecast, row: int, levels: Sequence[float]) -> Computed:
     """Row `row` of a model result: values for the forecast log and the rendered points, both
     rounded to `SERVED_DECIMALS`, so the log holds exactly what was served."""
-    values = served(result.point[row])
-    named = [(str(q), served(result.quantiles[q][row])) for q in levels]
-    points = [
-        {"timestamp": t, "value": v, "quantiles": {name: q[k] for name, q in named}}
-        for k, (t, v) in enumerate(zip(iso_utc(result.times[row]), values, strict=True))
-    ]
-    # The log's JSON is rendered as the engine would render it (json.dumps), byte for byte.
-    quantiles = EncodedJSON(json.dumps(dict(named))) if named else None
-    return Computed(EncodedJSON(json.dumps(values)), quantiles, _compact(points))
+    return computed_rows(result, [row], levels)[0]
+
+
+def computed_rows(result: Forecast, rows: Sequence[int], levels: Sequence[float]) -> list[Computed]:
+    """`computed` for many rows of one result at once (a POST of 1,000 series): the rounding,
+    the timestamps' text and the floats' JSON are made for the whole block, not per row.
+
+    The text is byte for byte what `json.dumps` (the log's columns) and the compact encoder
+    (the points) write per row: `json.dumps` of a list of lists of floats separates rows by
+    "], [" and floats by ", ", and a float is written as its `repr` either way."""
+    if not len(rows):
+        return []
+    index = np.asarray(rows, dtype="int64")
+    values = _row_texts(served(result.point[index]))
+    named = [(_compact(str(q)), _row_texts(served(result.quantiles[q][index]))) for q in levels]
+    times = _iso_rows(np.asarray(result.times[index], dtype="datetime64[ns]"))
+    out = []
+    for r in range(len(index)):
+        point, at = values[r], times[r]
+        quantiles: EncodedJSON | None = None
+        if named:
+            per_level = [(name, q[r]) for name, q in named]
+            inner = [",".join(f"{name}:{q[k]}" for name, q in per_level) for k in range(len(point))]
+            quantiles = EncodedJSON("{" + ", ".join(f"{name}: [{', '.join(q)}]" for name, q in per_level) + "}")
+        else:
+            inner = [""] * len(point)
+        points = ",".join(
+            f'{{"timestamp":"{t}","value":{v},"quantiles":{{{i}}}}}' for t, v, i in zip(at, point, inner, strict=True)
+        )
+        out.append(Computed(EncodedJSON(f"[{', '.join(point)}]"), quantiles, f"[{points}]"))
+    return out
+
+
+def _row_texts(values: list[Any]) -> list[list[str]]:
+    """Each row's floats as `json.dumps` writes them, from one call for the whole block."""
+    text = json.dumps(values)  # [[a, b], [c, d]]
+    return [row.split(", ") if row else [] for row in text[2:-2].split("], [")]
+
+
+def _iso_rows(times: np.ndarray) -> list[list[str]]:
+    """`iso_utc` of each row (whole seconds unless a row has fractions), for the block at once."""
+    whole = (times.astype("int64") % 1_000_000_000 == 0).all(axis=1)
+    if whole.all():
+        text = np.char.add(np.datetime_as_string(times, unit="s"), "Z")
+        return text.tolist()
+    return [iso_utc(row) for row in times]
 
 
 def forecast_json(

@@ -12,7 +12,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 # query (`ForecastQuery`, validated by the route itself) and its OpenAPI text all use these.
 MAX_HORIZON = 168
 DEFAULT_HORIZON = 24
-MAX_SERIES = 100  # series (or instances) per POST request; the service may allow fewer
+# Series per POST /v1/forecast: the body's hard limit; the service allows `serve.max_series_per_request`
+# (1,000 by default, at most this), a clear 422 above it.
+MAX_SERIES_PER_REQUEST = 10_000
+MAX_INSTANCES = 100  # caller-supplied states per POST /v1/predict (each carries its histories)
 MAX_QUANTILES = 20  # quantile levels per request
 
 # The instants the service accepts (an origin, any timestamp in a body or query): far inside
@@ -96,7 +99,11 @@ class ForecastResponse(BaseModel):
 
 
 class ForecastRequest(RequestBody):
-    series_ids: list[SeriesId] = Field(min_length=1, max_length=MAX_SERIES, description="series to forecast")
+    series_ids: list[SeriesId] = Field(
+        min_length=1,
+        max_length=MAX_SERIES_PER_REQUEST,
+        description="series to forecast (at most serve.max_series_per_request)",
+    )
     horizon: Horizon = DEFAULT_HORIZON
     quantiles: Levels = Field(default_factory=list)
 
@@ -127,7 +134,7 @@ class PredictInstance(RequestBody):
 
 
 class PredictRequest(RequestBody):
-    instances: list[PredictInstance] = Field(min_length=1, max_length=MAX_SERIES)
+    instances: list[PredictInstance] = Field(min_length=1, max_length=MAX_INSTANCES)
     horizon: Horizon = DEFAULT_HORIZON
     quantiles: Levels = Field(default_factory=list)
 

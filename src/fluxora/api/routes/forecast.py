@@ -29,7 +29,7 @@ from fluxora.api import weather
 from fluxora.api.deps import SERVING_SECURITY, Call, Serving, check_series, error_responses, serving_from_request
 from fluxora.api.forecast_cache import Computed, state_key
 from fluxora.api.model_store import LoadedModel
-from fluxora.api.rendering import JSONText, batch_json, computed, forecast_json, iso_utc, utc_datetime
+from fluxora.api.rendering import JSONText, batch_json, computed_rows, forecast_json, iso_utc, utc_datetime
 from fluxora.api.schemas import (
     BatchForecastResponse,
     ForecastQuery,
@@ -124,7 +124,11 @@ async def forecast_many(call: Serving, body: ForecastRequest) -> Response:
     """One online read and one model call for all requested series (in request order)."""
     limit = call.svc.settings.max_series_per_request
     if len(body.series_ids) > limit:
-        raise HTTPException(422, f"at most {limit} series per request")
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail=f"at most {limit} series per request (serve.max_series_per_request), got {len(body.series_ids)}; "
+            "split the request",
+        )
     series = list(dict.fromkeys(body.series_ids))
     out = _online(call, series, body.horizon, body.quantiles, "post_forecast")
     return JSONText(batch_json(call.model.version, out))
@@ -161,7 +165,7 @@ async def predict(call: Serving, body: PredictRequest) -> Response:
     result = _run(model, state, origins, body.horizon, levels)
     series = [i.series_id for i in body.instances]
     # Caller-supplied states rarely repeat: computed per request, not cached.
-    entries = [computed(result, i, levels) for i in range(len(series))]
+    entries = computed_rows(result, range(len(series)), levels)
     out = _serve(call, series, origins, entries, body.horizon, "predict", started, used, with_age=False)
     return JSONText(batch_json(model.version, out))
 
@@ -202,8 +206,8 @@ def _online(
     if todo:
         rows = todo if len(todo) < len(entries) else slice(None)
         result = _run(model, {n: v[rows] for n, v in states.features.items()}, states.origins[rows], horizon, levels)
-        for j, i in enumerate(todo):
-            entries[i] = fresh = computed(result, j, levels)
+        for i, fresh in zip(todo, computed_rows(result, range(len(todo)), levels), strict=True):
+            entries[i] = fresh
             svc.forecasts.put(keys[i], fresh)
     done = [e for e in entries if e is not None]
     return _serve(call, states.series_ids, states.origins, done, horizon, endpoint, started, used)
