@@ -161,7 +161,7 @@ def evaluate(case: Case, common: list[str], models: list[str]) -> None:
                 continue
             try:  # one model's failure is printed with its reason, not the end of the benchmark
                 result.runs[m] = bt.run(sub, cfg, [m], spec).runs[m]
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 failed[m] = f"{type(exc).__name__}: {exc}".splitlines()[0]
         scored |= set(result.evaluation.series.astype(str))
         windows.append(f"{len(spec.origins)} ending {str(spec.origins[-1])[:10]} ({len(sub.series)} series)")
