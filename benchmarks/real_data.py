@@ -21,8 +21,10 @@ forecasting is issue 13 item 2, not measured here.
 The files are read from /work/shared/data (not copied into the repository; CI does not need them).
 Extra Hydra overrides apply to every file, e.g. a new feature set:
 
-    .venv/bin/python benchmarks/real_data.py [--windows 28] [--files uk uci simbench synthetic]
-        [--models ridge xgboost prophet] [override ...]
+    .venv/bin/python benchmarks/real_data.py [override ...] [--windows 28]
+        [--files uk uci simbench synthetic] [--models ridge xgboost prophet]
+
+(overrides first: `--files` and `--models` take every word after them).
 """
 
 from __future__ import annotations
