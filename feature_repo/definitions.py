@@ -139,3 +139,13 @@ load_forecast_v4 = FeatureService(
         weather_forecast,
     ],
 )
+# v5: v4's views; its models' design adds the same-hour loads of each of the last 7 days and
+# their mean over the week and over the days of the target's day type (all from the origin
+# state's load history: `fluxora.features.names.FEATURE_NAMES_V5`).
+load_forecast_v5 = FeatureService(
+    name="load_forecast_v5",
+    features=[
+        origin_state[["load_history", "temp_history", "load_mean_24h", "temp_mean_24h"]],
+        weather_forecast,
+    ],
+)

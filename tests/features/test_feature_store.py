@@ -337,7 +337,7 @@ def test_sql_registry_on_postgres(tmp_path: Path, tables: dict[str, pa.Table]) -
         reopened = fs.open_store(home)  # from the rendered config: the same SQL registry
         assert reopened.config.registry.registry_type == "sql"
         services = {s.name for s in reopened.list_feature_services()}
-        assert services == {"load_forecast_v1", "load_forecast_v2", "load_forecast_v3", "load_forecast_v4"}
+        assert services == {f"load_forecast_v{v}" for v in range(1, 6)}
         assert fs.registry_exists(home) and not (home.feast_repo / "registry.db").exists()
         online = fs.online(reopened, ["series_000"], "load_forecast_v1")
         assert online[fs.ONLINE_TIMESTAMP][0] is not None

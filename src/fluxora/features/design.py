@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fluxora.features.names import FEATURE_NAMES, TEMPERATURE_FEATURES
+from fluxora.features.names import FEATURE_NAMES, FEATURE_NAMES_V5, TEMPERATURE_FEATURES
 
-COL = {name: i for i, name in enumerate(FEATURE_NAMES)}  # column index in the full (latest) feature set
+COL = {name: i for i, name in enumerate(FEATURE_NAMES_V5)}  # column index in the full (latest) feature set
 
 _HOUR_NS = 3_600_000_000_000
 
@@ -185,6 +185,8 @@ def design_matrix(
         "bridge_day": bridge_days(local_day, calendar),
         "lag_day_holiday": lag_day_holiday,
     }
+    if any(f in _V5_ONLY for f in features):
+        columns |= _last_week(load_history, inv, target_ns, back, local_day, calendar)
     unknown = [f for f in features if f not in columns]
     if unknown:
         raise ValueError(f"unknown design features {unknown}")
@@ -199,6 +201,41 @@ def design_matrix(
         scale=np.repeat(scale, horizon),
         target_times=target_ns.reshape(-1).astype("datetime64[ns]"),
     )
+
+
+_V5_ONLY = frozenset(FEATURE_NAMES_V5) - frozenset(FEATURE_NAMES)
+
+
+def _last_week(
+    load_history: np.ndarray,
+    inv: np.ndarray,
+    target_ns: np.ndarray,
+    back: np.ndarray,
+    local_day: np.ndarray,
+    calendar: Calendar,
+) -> dict[str, np.ndarray]:
+    """The v5 columns: same-hour loads on each of the last 7 observed days and their mean over
+    all of them and over the days of the target's day type (working or not)."""
+    lh = load_history.shape[1]
+    steps = np.arange(1, target_ns.shape[1] + 1)
+    lags, working = [], []
+    for d in range(1, 8):
+        idx = lh - 1 + steps - back - 24 * (d - 1)
+        ok = idx >= 0
+        values = np.where(ok[None, :], load_history[:, np.maximum(idx, 0)], np.nan) * inv
+        lags.append(values)
+        day = local_hours(target_ns - (back + 24 * (d - 1))[None, :] * _HOUR_NS, calendar.timezone) // 24
+        working.append(_working(day, calendar))
+    stack = np.stack(lags)  # (7, n, H)
+    same = np.stack(working) == _working(local_day, calendar)[None]
+    with np.errstate(invalid="ignore"):
+        profile = np.nanmean(stack, axis=0) if np.isfinite(stack).any() else np.full(stack.shape[1:], np.nan)
+        count = (same & np.isfinite(stack)).sum(axis=0)
+        total = np.where(same & np.isfinite(stack), stack, 0.0).sum(axis=0)
+    daytype = np.where(count > 0, total / np.maximum(count, 1), profile)
+    # a day the history does not reach (long horizons) reads as the mean of the days it does
+    out = {f"lag_same_hour_d{d}": np.where(np.isfinite(lags[d - 1]), lags[d - 1], profile) for d in range(2, 7)}
+    return out | {"profile_same_hour_7d": profile, "profile_same_daytype_7d": daytype}
 
 
 def linear_basis(X: np.ndarray, features: tuple[str, ...] = FEATURE_NAMES) -> np.ndarray:

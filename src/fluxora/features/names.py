@@ -55,12 +55,23 @@ FEATURE_NAMES = (
     "bridge_day",  # a working day between a holiday and a weekend or holiday (many take it off)
     "lag_day_holiday",  # the day `lag_same_hour_day` comes from was a public holiday
 )
+# v5 (issue 13): the same state, more of the last week's load. Same-hour loads of each of the
+# last 7 observed days (day 1 is `lag_same_hour_day`), and their mean over the last week's
+# working or non-working days like the target's (the load profile of this kind of day).
+LAG_DAYS_V5 = tuple(f"lag_same_hour_d{d}" for d in range(2, 7))
+FEATURE_NAMES_V5 = (
+    *FEATURE_NAMES,
+    *LAG_DAYS_V5,  # load at the same hour d observed days back (scaled; NaN beyond the history)
+    "profile_same_hour_7d",  # mean of the same-hour loads of the last 7 days (scaled)
+    "profile_same_daytype_7d",  # the same mean over those of them whose day type is the target's
+)
 # Feature service (features.feature_service) -> the design columns its models read.
 FEATURE_SETS = {
     "load_forecast_v1": FEATURE_NAMES_V1,
     "load_forecast_v2": FEATURE_NAMES_V1,
     "load_forecast_v3": FEATURE_NAMES,
     "load_forecast_v4": FEATURE_NAMES,  # v3's design; the service adds the issued weather forecast
+    "load_forecast_v5": FEATURE_NAMES_V5,  # v4's views; the design adds the last week's same-hour loads
 }
 TEMPERATURE_FEATURES = frozenset(
     {

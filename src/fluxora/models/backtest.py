@@ -212,13 +212,6 @@ def run(
             used_origins.append(k)
     if not batches:
         raise InsufficientDataError("no backtest window has a series with history and observed targets")
-    evaluation = _concat(batches)
-    result = BacktestResult(
-        spec,
-        evaluation,
-        np.concatenate(window_of),
-        _mase_scale(panel.until(spec.origins[0]), spec.mase_season_hours),
-    )
     total = len(batches)
     # refit=once: one fit (at the first window) forecasts every window; every: one fit per window.
     segments = [list(range(total))] if spec.refit == "once" else [[i] for i in range(total)]
@@ -227,11 +220,26 @@ def run(
     for segment in segments:
         k = used_origins[segment[0]]
         train = training_batch(panel, spec.origins[k], spec, k)  # one at a time: it is the large part
+        # A series with no training origin by the fit (e.g. the gate kept only its last weeks) is
+        # not scored: a per-series model (Prophet) has no model for it, and every model is scored
+        # on the same rows.
+        trained = np.unique(train.series.astype(str))
+        for i in segment:
+            known = np.isin(batches[i].series.astype(str), trained)
+            if not known.all():
+                batches[i] = batches[i].take(np.flatnonzero(known))
+                window_of[i] = window_of[i][known]
         units = _units(names, train, [batches[i] for i in segment], segment, cfg.infra.series_per_task)
         for unit in fan_out.map(fit, units):
             collected[unit.name].append(unit)
             say(f"backtest {unit.name}{unit.label}: fitted for window {segment[0] + 1}/{total} ({unit.fit_s:.1f} s)")
         del train
+    result = BacktestResult(
+        spec,
+        _concat(batches),
+        np.concatenate(window_of),
+        _mase_scale(panel.until(spec.origins[0]), spec.mase_season_hours),
+    )
     for name in names:
         result.runs[name] = _assemble(collected.pop(name), [len(b) for b in batches], spec.horizon)
         say(f"backtest {name}: {total} windows done, MAE {result.scores(name)['mae']:.4g}")
