@@ -12,7 +12,7 @@ from pydantic import Field
 from fluxora.errors import ConfigError
 
 # The options of conf/model/ (a test checks that they match), so the UI offers a choice.
-ModelName = Literal["auto", "prophet", "ridge", "seasonal_naive", "xgboost"]
+ModelName = Literal["auto", "neural", "prophet", "ridge", "seasonal_naive", "xgboost"]
 Horizon = Annotated[int, Field(ge=1, le=168)]  # hours; one week is as far as the features reach
 SeriesIds = list[Annotated[str, Field(min_length=1)]]
 
