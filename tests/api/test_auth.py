@@ -37,6 +37,7 @@ SERIES = "series_000"
 # (method, path, needs admin). The test below fails when a /v1 route is added without a row here.
 PROTECTED: list[tuple[str, str, bool]] = [
     ("GET", "/v1/forecast", False),
+    ("GET", "/v1/forecast/plot", False),
     ("POST", "/v1/forecast", False),
     ("POST", "/v1/predict", False),
     ("GET", "/v1/models/current", False),
