@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import TINY_OVERRIDES
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from serving_support import key_headers, services, settings_for
 
+from conftest import TINY_OVERRIDES
 from fluxora import cli
 from fluxora.api.app import create_app
 from fluxora.config import FluxoraConfig
@@ -52,7 +52,7 @@ def test_plot_is_an_html_page_with_the_forecast_drawn(client: TestClient, app: F
     assert actual == contract.load_history_hours and forecast == 12
     if {0.1, 0.9} <= set(contract.quantiles):
         assert "<polygon" in page and "80 % interval" in page
-    # The same forecast GET /v1/forecast serves: its last point is the one drawn last.
+    # The model GET /v1/forecast serves is the one named on the page.
     served = client.get("/v1/forecast", params={"series_id": SERIES, "horizon": 12}, headers=headers).json()
     assert served["model_version"] == model.version
 
