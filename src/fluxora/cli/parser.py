@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("overrides", nargs="*", help="Hydra overrides")
 
     plot = sub.add_parser(
-        "plot", help="draw a series' recent actuals, the champion's forecast and its 80 % interval (HTML)"
+        "plot", help="draw a series' recent actuals, the champion's forecast and its 80 %% interval (HTML)"
     )
     plot.add_argument("series", help="series id, e.g. series_000")
     plot.add_argument(

@@ -123,12 +123,26 @@ async def forecast(request: Request) -> Response:
 
 
 PLOT_LEVELS = (0.1, 0.9)  # the 80 % interval drawn around the point forecast
+# Its errors are JSON like every route's: declared with their content type, since FastAPI would
+# document a `model` under the route's own (text/html).
+_JSON_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
+PLOT_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"description": desc, "content": _JSON_ERROR}
+    for code, desc in {
+        401: "no or bad credentials",
+        403: "the key may not read this series",
+        404: "unknown series",
+        422: "bad parameters",
+        429: "rate limited",
+        503: "no model, or the online store unavailable",
+    }.items()
+}
 
 
 @router.get(
     "/forecast/plot",
     response_class=HTMLResponse,
-    responses=error_responses(401, 403, 404, 422, 429, 503),
+    responses=PLOT_ERRORS,
     summary="A picture of one series' forecast",
 )
 async def forecast_plot(
