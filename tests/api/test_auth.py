@@ -37,6 +37,7 @@ SERIES = "series_000"
 # (method, path, needs admin). The test below fails when a /v1 route is added without a row here.
 PROTECTED: list[tuple[str, str, bool]] = [
     ("GET", "/v1/forecast", False),
+    ("GET", "/v1/forecast/plot", False),
     ("POST", "/v1/forecast", False),
     ("POST", "/v1/predict", False),
     ("GET", "/v1/models/current", False),
@@ -95,7 +96,7 @@ def _without(claim: str) -> str:
 
 def _request(client: TestClient, app: FastAPI, method: str, path: str, headers: dict[str, str]) -> Any:
     """A well-formed request for the route, so only the credentials can make it fail."""
-    if method == "GET" and path == "/v1/forecast":
+    if method == "GET" and path in ("/v1/forecast", "/v1/forecast/plot"):
         return client.get(path, params={"series_id": SERIES, "horizon": 6}, headers=headers)
     if method == "POST" and path == "/v1/forecast":
         return client.post(path, json={"series_ids": [SERIES], "horizon": 6}, headers=headers)

@@ -36,6 +36,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("overrides", nargs="*", help="Hydra overrides")
 
+    plot = sub.add_parser(
+        "plot", help="draw a series' recent actuals, the champion's forecast and its 80 %% interval (HTML)"
+    )
+    plot.add_argument("series", help="series id, e.g. series_000")
+    plot.add_argument(
+        "--from", dest="start", help="first hour of actuals shown, ISO (default: 7 days before the origin)"
+    )
+    plot.add_argument("--horizon", type=int, help="hours ahead (default: serve's default, 24)")
+    plot.add_argument(
+        "--output", type=Path, help="HTML file to write (default: $FLUXORA_HOME/reports/plot_SERIES.html)"
+    )
+    plot.add_argument("overrides", nargs="*", help="Hydra overrides")
+
     users = sub.add_parser("users", help="manage API users (for the OAuth2 password flow)")
     usub = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
     ucreate = usub.add_parser("create", help="create a user; the password is read from stdin or prompted")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import logging.config
@@ -99,4 +100,67 @@ def status(args: argparse.Namespace) -> int:
     cfg, home = configured(args.overrides)
     report = collect(cfg, home)
     print(json.dumps(report, indent=2, default=str) if args.json else status_text(report))
+    return 0
+
+
+def plot(args: argparse.Namespace) -> int:
+    """The champion's forecast of one series from its latest online state, as the service serves
+    it, after the series' validated actuals, written as a self-contained HTML page."""
+    import numpy as np
+    import pandas as pd
+
+    from fluxora.api import weather
+    from fluxora.api.model_store import ModelStore
+    from fluxora.api.online import OnlineFeatures
+    from fluxora.api.picture import forecast_page
+    from fluxora.api.routes.forecast import PLOT_LEVELS, picture
+    from fluxora.api.settings import ServiceSettings
+    from fluxora.data.schema import LOAD, SERIES_ID, TIMESTAMP
+    from fluxora.errors import FluxoraError
+    from fluxora.features.names import LOAD_HISTORY
+    from fluxora.models.native import without_temperature
+
+    cfg, home = configured(args.overrides)
+    start = None
+    if args.start:
+        try:
+            start = pd.Timestamp(args.start)
+        except ValueError:
+            raise FluxoraError(f"--from {args.start!r} is not an ISO date or time, e.g. 2024-06-01T00:00Z") from None
+        start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
+    model = ModelStore(ServiceSettings.from_config(cfg, home)).load_champion()  # RegistryError: no champion
+    c = model.forecaster.contract
+    horizon = args.horizon if args.horizon is not None else min(24, c.horizon)
+    if not 1 <= horizon <= c.horizon:
+        raise FluxoraError(f"--horizon must be between 1 and {c.horizon} for model version {model.version}")
+    states = OnlineFeatures(home).states([args.series], c.feature_service, weather.online_features(c))
+    if states.missing:
+        raise FluxoraError(f"unknown series {args.series!r}: not in the online store (fluxora run materializes it)")
+    if without_temperature(states.features, c).size:
+        raise FluxoraError(
+            f"series {args.series!r} has no temperature; model version {model.version} cannot forecast it"
+        )
+    history = np.asarray(states.features[LOAD_HISTORY][0], dtype="float64")
+    weather.apply(states.features, states.origins, c, horizon)
+    levels = PLOT_LEVELS if set(PLOT_LEVELS) <= set(c.quantiles) else ()
+    with np.errstate(all="ignore"):
+        result = model.forecaster.forecast(states.features, states.origins, horizon, levels)
+    drawn = picture(args.series, model.version, states.origins[0], history, result)
+    # Actuals from the validated data (the online state holds only the last week before the origin).
+    if home.validated_data.is_file():
+        data = pd.read_parquet(
+            home.validated_data, columns=[SERIES_ID, TIMESTAMP, LOAD], filters=[(SERIES_ID, "==", args.series)]
+        )
+        origin = pd.Timestamp(drawn.origin)
+        first = start if start is not None else origin - pd.Timedelta(days=7)
+        data = data[(data[TIMESTAMP] >= first) & data[LOAD].notna()].sort_values(TIMESTAMP)
+        if data.empty:
+            raise FluxoraError(f"no validated actuals of {args.series!r} from {first.isoformat()}")
+        times = [t.to_pydatetime() for t in data[TIMESTAMP]]
+        drawn = dataclasses.replace(drawn, actual_times=times, actual=data[LOAD].astype("float64").tolist())
+    output = args.output or home.reports / f"plot_{args.series}.html"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(forecast_page(drawn), encoding="utf-8")
+    origin_text = f"{drawn.origin:%Y-%m-%d %H:%M} UTC"
+    print(f"{output}  ({args.series}, model version {model.version}, origin {origin_text}, {horizon} h)")
     return 0

@@ -20,8 +20,9 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
@@ -29,13 +30,17 @@ from fluxora.api import weather
 from fluxora.api.deps import SERVING_SECURITY, Call, Serving, check_series, error_responses, serving_from_request
 from fluxora.api.forecast_cache import Computed, state_key
 from fluxora.api.model_store import LoadedModel
+from fluxora.api.picture import Picture, forecast_page
 from fluxora.api.rendering import JSONText, batch_json, computed_rows, forecast_json, iso_utc, utc_datetime
 from fluxora.api.schemas import (
+    DEFAULT_HORIZON,
     BatchForecastResponse,
     ForecastQuery,
     ForecastRequest,
     ForecastResponse,
+    Horizon,
     PredictRequest,
+    SeriesId,
 )
 from fluxora.features.names import LOAD_HISTORY, TEMP_HISTORY
 from fluxora.models.native import Forecast, without_temperature
@@ -115,6 +120,80 @@ async def forecast(request: Request) -> Response:
     call = await serving_from_request(request)  # 401/429/503 before the query is looked at, as before
     series_id, horizon, quantiles = _forecast_query(request)
     return JSONText(_online(call, [series_id], horizon, quantiles, "get_forecast")[0])
+
+
+PLOT_LEVELS = (0.1, 0.9)  # the 80 % interval drawn around the point forecast
+# Its errors are JSON like every route's: declared with their content type, since FastAPI would
+# document a `model` under the route's own (text/html).
+_JSON_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
+PLOT_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"description": desc, "content": _JSON_ERROR}
+    for code, desc in {
+        401: "no or bad credentials",
+        403: "the key may not read this series",
+        404: "unknown series",
+        422: "bad parameters",
+        429: "rate limited",
+        503: "no model, or the online store unavailable",
+    }.items()
+}
+
+
+@router.get(
+    "/forecast/plot",
+    response_class=HTMLResponse,
+    responses=PLOT_ERRORS,
+    summary="A picture of one series' forecast",
+)
+async def forecast_plot(
+    call: Serving,
+    series_id: Annotated[SeriesId, Query()],
+    horizon: Annotated[Horizon, Query()] = DEFAULT_HORIZON,
+) -> Response:
+    """A self-contained HTML page (inline SVG): the series' recent actuals (the online state's
+    load history), the champion's forecast from that state, as GET /v1/forecast serves it, and
+    its 80 % interval when the model has quantiles 0.1 and 0.9. Not logged as a served forecast."""
+    model = call.model
+    check_series(call.who, [series_id])
+    _check_request(model, horizon, ())
+    c = model.forecaster.contract
+    states = call.svc.online.states([series_id], c.feature_service, weather.online_features(c))
+    if states.missing:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"unknown series {states.missing}")
+    if without_temperature(states.features, c).size:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail=f"series {series_id!r} has no temperature; model version {model.version} cannot forecast it",
+        )
+    history = np.asarray(states.features[LOAD_HISTORY][0], dtype="float64")
+    weather.apply(states.features, states.origins, c, horizon)
+    _refuse_too_old(call, states.series_ids, states.origins.astype("int64").tolist())
+    levels = PLOT_LEVELS if set(PLOT_LEVELS) <= set(c.quantiles) else ()
+    result = _run(model, states.features, states.origins, horizon, levels)
+    return HTMLResponse(forecast_page(picture(series_id, model.version, states.origins[0], history, result)))
+
+
+def picture(series_id: str, version: str, origin: np.datetime64, history: np.ndarray, result: Forecast) -> Picture:
+    """The `Picture` of one series' forecast (row 0 of `result`) after `history`, which ends at `origin`."""
+    hour = np.timedelta64(1, "h")
+    actual_times = origin - hour * np.arange(len(history) - 1, -1, -1)
+    keep = np.isfinite(history)
+    lower, upper = (result.quantiles[q][0].tolist() if q in result.quantiles else [] for q in PLOT_LEVELS)
+    return Picture(
+        series_id=series_id,
+        model_version=version,
+        origin=_utc(origin),
+        actual_times=[_utc(t) for t in actual_times[keep]],
+        actual=history[keep].tolist(),
+        times=[_utc(t) for t in result.times[0]],
+        point=result.point[0].tolist(),
+        lower=lower,
+        upper=upper,
+    )
+
+
+def _utc(t: np.datetime64) -> datetime:
+    return datetime.fromtimestamp(int(t.astype("datetime64[ns]").astype("int64")) / 1e9, tz=UTC)
 
 
 @router.post(
