@@ -99,7 +99,9 @@ def test_the_forecast_log_records_the_vintage_and_the_fallback_steps(
     app = create_app(settings_for(issued_cfg, issued_home, database_url=url))
     with TestClient(app) as c:
         c.headers["X-API-Key"] = make_key(app)
-        covered = c.get("/v1/forecast", params={"series_id": "series_000", "horizon": 24}, headers={"X-Request-ID": "a"})
+        covered = c.get(
+            "/v1/forecast", params={"series_id": "series_000", "horizon": 24}, headers={"X-Request-ID": "a"}
+        )
         assert covered.status_code == 200, covered.text
         state = _predict_state(c)
         state["features"][TEMP_FORECAST] = state["features"][TEMP_FORECAST][:6]

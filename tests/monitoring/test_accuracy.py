@@ -317,6 +317,11 @@ def test_monitor_step_good_forecasts_do_not_decay(tmp_path: Path) -> None:
     assert acc is not None and acc["status"] == "ok"
     text = status_text({"home": str(home.root), "champion": None, "online_store": None, "drift": None, "accuracy": acc})
     assert "realized MAE" in text and "matured" in text
+    # Rows logged without a vintage (a model that reads no weather forecast) are all "without".
+    assert "with a weather forecast: insufficient data (0 matured points)" in text
+    assert "without: MAE 2.000" in text
+    metrics = json.loads((home.monitor_metrics / "accuracy.json").read_text())
+    assert metrics["mae_with_forecast"] is None and metrics["mae_without_forecast"] == pytest.approx(2.0)
 
 
 def test_monitor_step_without_a_forecast_log(tmp_path: Path) -> None:

@@ -83,7 +83,7 @@ def test_weather_columns_added_to_a_log_with_rows(engine: Engine) -> None:
     with engine.begin() as conn:
         conn.execute(
             text(
-                "INSERT INTO forecast_log (served_at, series_id, origin, horizon, \"values\", model_version, "
+                'INSERT INTO forecast_log (served_at, series_id, origin, horizon, "values", model_version, '
                 "consumer, endpoint) VALUES (:served_at, :series_id, :origin, :horizon, :values, :model_version, "
                 ":consumer, :endpoint)"
             ),
