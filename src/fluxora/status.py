@@ -225,6 +225,7 @@ def _accuracy(home: Home) -> dict[str, Any] | None:
     )
     return {k: raw.get(k) for k in keep} | {
         "overall": raw.get("overall"),
+        "by_weather": raw.get("by_weather"),
         "series_insufficient": raw.get("series_insufficient", []),
         "worst_series": [{"series_id": s, "mae": v} for s, v in worst[:3]],
         "html_path": raw.get("html_path"),

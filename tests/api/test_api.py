@@ -616,6 +616,8 @@ def test_forecast_log_is_complete_after_clean_shutdown(
     assert rows[1].values == rows[0].values
     assert [r.request_id for r in rows[:2]] == ["r1", "r2"]
     assert all(r.model_version == champion_version and r.consumer.startswith("key:") for r in rows)
+    # A model that reads no weather forecast logs no vintage and no fallback count (issue 12).
+    assert all(r.weather_issued_at is None and r.weather_fallback_steps is None for r in rows)
 
 
 def test_service_imports_no_training_prefect_or_evidently(tiny_cfg: FluxoraConfig, trained_home: Home) -> None:

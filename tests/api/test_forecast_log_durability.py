@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -37,12 +38,15 @@ WRITER = textwrap.dedent(
     writer.start()
     t0 = datetime(2024, 3, 1, tzinfo=UTC)
     for i in range(n):
-        writer.submit([{
+        row = {
             "served_at": datetime.now(UTC), "series_id": f"series_{i % 7:03d}", "origin": t0 + timedelta(hours=i),
             "horizon": 3, "values": EncodedJSON(f"[{i}.0, 1.5, 2.25]"), "quantiles": {"0.1": [1.0, 2.0, 3.0]},
             "model_version": "7", "consumer": "key:1", "endpoint": "get_forecast", "request_id": f"req-{i}",
             "latency_ms": 1.25,
-        }])
+        }
+        if i % 2 == 0:  # the weather columns; odd rows lack them, as rows written before they existed
+            row |= {"weather_issued_at": t0 + timedelta(hours=i - 3), "weather_fallback_steps": i % 3}
+        writer.submit([row])
         if i % 97 == 0:
             time.sleep(0.002)  # let the writer thread commit some segments while rows arrive
     print("submitted", flush=True)
@@ -111,6 +115,14 @@ def test_rows_submitted_before_sigkill_are_written_at_the_next_start(
     with db.sessions(db.make_engine(database))() as s:
         row = s.scalar(select(ForecastLog).where(ForecastLog.request_id == "req-42"))
     assert row is not None and row.values == [42.0, 1.5, 2.25] and row.quantiles == {"0.1": [1.0, 2.0, 3.0]}
+    issued = datetime(2024, 3, 1, tzinfo=UTC) + timedelta(hours=39)  # the vintage survives the replay
+    assert (
+        row.weather_issued_at is not None and row.weather_issued_at.replace(tzinfo=UTC) == issued
+    )  # SQLite: naive UTC
+    assert row.weather_fallback_steps == 0
+    with db.sessions(db.make_engine(database))() as s:
+        odd = s.scalar(select(ForecastLog).where(ForecastLog.request_id == "req-43"))
+    assert odd is not None and (odd.weather_issued_at, odd.weather_fallback_steps) == (None, None)
 
 
 def test_a_live_writers_files_are_not_taken(database: str, tmp_path: Path) -> None:

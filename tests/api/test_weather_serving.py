@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -84,6 +85,40 @@ def test_steps_beyond_the_forecast_fall_back_to_persistence_and_are_counted(clie
     assert _counter(client, "fluxora_weather_fallback_steps_total") == before + 18
 
 
+def test_the_forecast_log_records_the_vintage_and_the_fallback_steps(
+    issued_cfg: FluxoraConfig, issued_home: Home, tmp_path: Path
+) -> None:
+    """Each logged forecast keeps what the response said: the vintage it used and how many steps
+    fell back (the realized-accuracy split reads these columns)."""
+    from sqlalchemy import select
+
+    from fluxora import servicedb
+    from fluxora.servicedb.models import ForecastLog
+
+    url = f"sqlite:///{tmp_path / 'api.db'}"
+    app = create_app(settings_for(issued_cfg, issued_home, database_url=url))
+    with TestClient(app) as c:
+        c.headers["X-API-Key"] = make_key(app)
+        covered = c.get(
+            "/v1/forecast", params={"series_id": "series_000", "horizon": 24}, headers={"X-Request-ID": "a"}
+        )
+        assert covered.status_code == 200, covered.text
+        state = _predict_state(c)
+        state["features"][TEMP_FORECAST] = state["features"][TEMP_FORECAST][:6]
+        short = c.post("/v1/predict", json={"instances": [state], "horizon": 24}, headers={"X-Request-ID": "b"})
+        assert short.status_code == 200, short.text
+    engine = servicedb.make_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(ForecastLog.request_id, ForecastLog.weather_issued_at, ForecastLog.weather_fallback_steps)
+        ).all()
+    engine.dispose()
+    logged = {r[0]: (r[1], r[2]) for r in rows}
+    issued = datetime.fromisoformat(covered.json()["weather_issued_at"].replace("Z", "+00:00"))
+    assert logged["a"][0] is not None and logged["a"][0].replace(tzinfo=UTC) == issued and logged["a"][1] == 0
+    assert logged["b"] == (None, 18)
+
+
 def test_a_row_for_another_origin_is_not_used() -> None:
     """A series whose forecast went stale keeps an older row in the online store; its hours do
     not line up with the load origin, so every step falls back."""
@@ -101,6 +136,7 @@ def test_a_row_for_another_origin_is_not_used() -> None:
     assert used.members[0] == '"weather_issued_at":"2024-02-14T22:00:00Z","weather_fallback_steps":[]'
     assert used.members[1] == '"weather_issued_at":null,"weather_fallback_steps":[1, 2, 3]'
     assert (used.fallback_steps, used.without_forecast) == (3, 1)
+    assert used.issued == [datetime(2024, 2, 14, 22, tzinfo=UTC), None] and used.fallbacks == [0, 3]
     persistence = Contract("ridge", 3, 168, 24, 15.0, 22.0, "load_forecast_v4", weather=WEATHER_PERSISTENCE)
     assert apply({}, origins, persistence, 3).members[0] == '"weather_issued_at":null,"weather_fallback_steps":null'
 

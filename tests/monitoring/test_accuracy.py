@@ -317,6 +317,11 @@ def test_monitor_step_good_forecasts_do_not_decay(tmp_path: Path) -> None:
     assert acc is not None and acc["status"] == "ok"
     text = status_text({"home": str(home.root), "champion": None, "online_store": None, "drift": None, "accuracy": acc})
     assert "realized MAE" in text and "matured" in text
+    # Rows logged without a vintage (a model that reads no weather forecast) are all "without".
+    assert "with a weather forecast: insufficient data (0 matured points)" in text
+    assert "without: MAE 2.000" in text
+    metrics = json.loads((home.monitor_metrics / "accuracy.json").read_text())
+    assert metrics["mae_with_forecast"] is None and metrics["mae_without_forecast"] == pytest.approx(2.0)
 
 
 def test_monitor_step_without_a_forecast_log(tmp_path: Path) -> None:
@@ -452,3 +457,36 @@ def test_monitor_step_imports_no_service_code(tmp_path: Path) -> None:
     assert result["matured"] > 0
     service = {m for m in result["modules"] if m.startswith("fluxora.api.") and m != "fluxora.api.db"}
     assert service == set(), service
+
+
+def test_matured_forecasts_split_with_and_without_a_weather_forecast(log_url: str, tmp_path: Path) -> None:
+    """Issue 12: a forecast counts as made with a weather forecast only when the service logged a
+    vintage and no step fell back; a partial fallback and a model without one (null) are without."""
+    start = ORIGIN - timedelta(days=8)
+    actuals = _actuals("a", start, ORIGIN + 2 * H, lambda i: 100.0 + i)
+    y1, y2 = 100.0 + 193, 100.0 + 194
+    vintage = ORIGIN - 3 * H
+    with_rows = [_row("a", ORIGIN, [y1 + 1, y2 - 1], weather_issued_at=vintage, weather_fallback_steps=0)]
+    partial = _row("a", ORIGIN + 0 * H, [y1 + 6, y2 + 6], model_version="5", weather_issued_at=vintage)
+    partial["weather_fallback_steps"] = 1  # the vintage covered step 1 only
+    persistence = _row("a", ORIGIN - H, [y1 - 1, y2 - 1, y2 + 1], model_version="3")  # logs no weather: null
+    _write(log_url, [*with_rows, partial, persistence])
+    rep = _report(log_url, actuals, tmp_path, min_points=2)
+
+    w = rep["by_weather"]
+    assert set(w) == {"with_forecast", "without_forecast"}
+    assert w["with_forecast"]["status"] == "ok" and w["with_forecast"]["forecasts"] == 1
+    assert w["with_forecast"]["matured"] == 2 and w["with_forecast"]["mae"] == pytest.approx(1.0)
+    # Without: the partial forecast's 2 matured points (error 6) and the persistence one's 3 (from
+    # ORIGIN - 1 h: steps 1..3 hit ORIGIN, +1 h, +2 h -> actuals 292, 293, 294; errors 0, 0, 1).
+    assert w["without_forecast"]["forecasts"] == 2 and w["without_forecast"]["matured"] == 5
+    assert w["without_forecast"]["mae"] == pytest.approx((6 + 6 + 0 + 0 + 1) / 5)
+    # The ratio to the better (stricter) seasonal naive, on each group's own points: daily naive errs 24.
+    assert w["with_forecast"]["mae_ratio"] == pytest.approx(1.0 / 24)
+    assert w["with_forecast"]["baseline"] == "naive_daily"
+    assert json.loads((tmp_path / f"{ACCURACY_REPORT}.json").read_text())["by_weather"] == w
+
+    # Too few points in a group: reported as insufficient, with no ratio (not as 0).
+    thin = _report(log_url, actuals, tmp_path / "thin", min_points=3)["by_weather"]
+    assert thin["with_forecast"]["status"] == "insufficient_data" and thin["with_forecast"]["mae_ratio"] is None
+    assert thin["without_forecast"]["status"] == "ok"

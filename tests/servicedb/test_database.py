@@ -56,8 +56,11 @@ def test_migrations_up_down_up(engine: Engine) -> None:
     assert _tables(engine) == set()
     db.migrate(engine)
     assert _tables(engine) == TABLES
-    assert db.current_revision(engine) == "0002"
+    assert db.current_revision(engine) == "0003"
     db.migrate(engine)  # idempotent
+    db.downgrade(engine, "0002")  # 0003 only adds the forecast log's weather columns
+    assert _tables(engine) == TABLES
+    assert "weather_issued_at" not in {c["name"] for c in inspect(engine).get_columns("forecast_log")}
     db.downgrade(engine, "0001")  # 0002 only adds the model history
     assert _tables(engine) == TABLES - {"model_events"}
     assert db.current_revision(engine) == "0001"
@@ -66,6 +69,41 @@ def test_migrations_up_down_up(engine: Engine) -> None:
     assert db.current_revision(engine) is None
     db.migrate(engine)
     assert _tables(engine) == TABLES
+
+
+def test_weather_columns_added_to_a_log_with_rows(engine: Engine) -> None:
+    """0003 upgrades a database that already has forecast-log rows: they keep their values, with
+    no weather recorded (null), and new rows carry a vintage and a fallback count."""
+    from sqlalchemy import text
+
+    db.migrate(engine, "0002")
+    served = datetime(2024, 6, 1, 12, tzinfo=UTC)
+    old = dict(served_at=served, series_id="s1", origin=served, horizon=2, values="[1.0, 2.0]",
+               model_version="1", consumer="c", endpoint="single")  # fmt: skip
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                'INSERT INTO forecast_log (served_at, series_id, origin, horizon, "values", model_version, '
+                "consumer, endpoint) VALUES (:served_at, :series_id, :origin, :horizon, :values, :model_version, "
+                ":consumer, :endpoint)"
+            ),
+            old,
+        )
+    db.migrate(engine)
+    assert db.current_revision(engine) == "0003"
+    with engine.begin() as conn:
+        conn.execute(
+            ForecastLog.__table__.insert(),
+            [old | {"values": [3.0], "weather_issued_at": served - timedelta(hours=6), "weather_fallback_steps": 1}],
+        )
+        rows = conn.execute(
+            select(ForecastLog.values, ForecastLog.weather_issued_at, ForecastLog.weather_fallback_steps).order_by(
+                ForecastLog.id
+            )
+        ).all()
+    assert [r[0] for r in rows] == [[1.0, 2.0], [3.0]]
+    assert rows[0][1:] == (None, None)
+    assert rows[1][1].replace(tzinfo=UTC) == served - timedelta(hours=6) and rows[1][2] == 1
 
 
 def test_models_match_migrations(migrated: Engine) -> None:

@@ -96,6 +96,18 @@ def _parse(line: str) -> dict[str, Any]:
     return row
 
 
+def _same_keys(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """An executemany needs every row to name the same columns: rows written before a column was
+    added (a replayed segment, a caller that omits a nullable column) get None for it."""
+    if not rows:
+        return rows
+    first = rows[0].keys()
+    if all(r.keys() == first for r in rows):
+        return rows
+    keys = dict.fromkeys(k for r in rows for k in r)
+    return [dict.fromkeys(keys) | r for r in rows]
+
+
 @dataclass
 class _Segment:
     """Rows swapped out together: committed in one transaction, then their file is deleted."""
@@ -258,7 +270,7 @@ class ForecastLogWriter:
                 self._release_orphan(segment)
 
     def _commit(self, segment: _Segment) -> int:
-        rows = segment.rows
+        rows = _same_keys(segment.rows)
         with self._engine.begin() as conn:
             if segment.replayed and rows and self._present(conn, rows[-1]):
                 return 0  # the dead writer committed it before it was killed

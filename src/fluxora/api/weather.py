@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -36,6 +37,10 @@ class Used:
     members: list[str]
     fallback_steps: int
     without_forecast: int  # forecasts with no forecast step at all
+    # For the forecast log, per forecast: the vintage used (None: none), the steps that fell back
+    # to persistence (None: a model that reads no weather forecast).
+    issued: list[datetime | None]
+    fallbacks: list[int | None]
 
 
 def apply(features: dict[str, np.ndarray], origins: np.ndarray, contract: Contract, horizon: int) -> Used:
@@ -43,7 +48,7 @@ def apply(features: dict[str, np.ndarray], origins: np.ndarray, contract: Contra
     `features` (in place: the model reads the rest), and say what each forecast used."""
     n = len(origins)
     if contract.weather != WEATHER_ISSUED:
-        return Used([_NONE_JSON] * n, 0, 0)
+        return Used([_NONE_JSON] * n, 0, 0, [None] * n, [None] * n)
     given = np.asarray(features.get(TEMP_FORECAST, np.full((n, 0), np.nan)), dtype="float64")
     if given.ndim != 2:
         given = np.full((n, 0), np.nan)
@@ -60,15 +65,19 @@ def apply(features: dict[str, np.ndarray], origins: np.ndarray, contract: Contra
         features[TEMP_FORECAST] = given
     used = np.isfinite(cells)
     stamps: list[str | None] = [None] * n
+    vintages: list[datetime | None] = [None] * n
     if issued is not None:
         values = np.asarray(issued, dtype="float64")
         ok = np.isfinite(values) & used.any(axis=1)
         if ok.any():
-            text = iso_utc(values[ok].astype("int64").astype("datetime64[s]"))
-            for row, t in zip(np.flatnonzero(ok).tolist(), text, strict=True):
+            seconds = values[ok].astype("int64")
+            text = iso_utc(seconds.astype("datetime64[s]"))
+            for row, t, s in zip(np.flatnonzero(ok).tolist(), text, seconds.tolist(), strict=True):
                 stamps[row] = t
+                vintages[row] = datetime.fromtimestamp(s, UTC)
     members = []
     for i in range(n):
         missing = (np.flatnonzero(~used[i]) + 1).tolist()
         members.append(f'"weather_issued_at":{json.dumps(stamps[i])},"weather_fallback_steps":{json.dumps(missing)}')
-    return Used(members, int((~used).sum()), int((~used.any(axis=1)).sum()))
+    fallbacks: list[int | None] = [int(k) for k in (~used).sum(axis=1).tolist()]
+    return Used(members, int((~used).sum()), int((~used.any(axis=1)).sum()), vintages, fallbacks)

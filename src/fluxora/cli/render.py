@@ -52,6 +52,8 @@ def run_summary(results: RunResults, home: Home, seconds: float, max_feature_age
         if acc.status == "ok"
         else f"  accuracy  {acc.reason}"
     )
+    if acc.by_weather:
+        lines.append(f"            {weather_split_line(acc.by_weather)}")
     lines += [
         "",
         "Next:",
@@ -104,12 +106,28 @@ def _render_accuracy(acc: dict[str, Any] | None) -> list[str]:
         f"              report {acc.get('html_path')}",
         f"              points: {counts}",
     ]
+    if acc.get("by_weather"):
+        lines.append(f"              {weather_split_line(acc['by_weather'])}")
     if d.get("status") == "ok":
         verdict = "DECAYED" if d.get("decayed") else "holds"
         lines.append(
             f"              {verdict}: MAE {d['mae_ratio']:.2f}x {d.get('baseline')} (threshold {d.get('threshold')})"
         )
     return lines
+
+
+def weather_split_line(by_weather: dict[str, dict[str, Any]]) -> str:
+    """Realized accuracy of forecasts made with a weather forecast (every step) and without one."""
+    parts = []
+    for group, label in (("with_forecast", "with a weather forecast"), ("without_forecast", "without")):
+        s = by_weather.get(group) or {}
+        if s.get("status") != "ok":
+            parts.append(f"{label}: insufficient data ({s.get('matured', 0)} matured points)")
+            continue
+        ratio = s.get("mae_ratio")
+        vs = f", {ratio:.2f}x {s.get('baseline')}" if ratio is not None else ", no naive ratio"
+        parts.append(f"{label}: MAE {_num(s.get('mae'))}{vs} on {s.get('matured')} points")
+    return "; ".join(parts)
 
 
 def _stale_flag(stale: dict[str, Any], sid: str) -> str:

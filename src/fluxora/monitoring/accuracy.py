@@ -14,6 +14,11 @@ Accuracy decay compares the served model's MAE with seasonal naive forecasts mad
 origins on the very same matured targets (same hour yesterday / last week, as known at the
 origin), so it needs no registry and is unit-free. The stricter of the two baselines decides,
 as in the promotion gate ("beat the better naive").
+
+The weather split (`by_weather`) scores forecasts made *with* a weather forecast (the service
+logged a vintage and no step fell back to persistence) apart from those made *without* one (any
+step fell back, or a model that reads no weather forecast, or a row logged before the service
+recorded it), each with its MAE ratio to the better seasonal naive on its own points.
 """
 
 from __future__ import annotations
@@ -40,8 +45,19 @@ if TYPE_CHECKING:
 
 STEP = pd.Timedelta(hours=1)  # the service forecasts hourly points
 NAIVE_LAGS = {"naive_daily": 24, "naive_weekly": 168}  # hours
-LOG_COLUMNS = ("id", "served_at", SERIES_ID, "origin", "model_version", "values", "quantiles")
+LOG_COLUMNS = (
+    "id",
+    "served_at",
+    SERIES_ID,
+    "origin",
+    "model_version",
+    "values",
+    "quantiles",
+    "weather_issued_at",
+    "weather_fallback_steps",
+)
 MATURED, PENDING, MISSING = "matured", "pending", "missing"
+WITH_WEATHER, WITHOUT_WEATHER = "with_forecast", "without_forecast"  # the groups of `by_weather`
 
 
 def load_log(url: str, served_after: datetime | None = None) -> tuple[pd.DataFrame, str | None]:
@@ -75,7 +91,17 @@ def read_log(engine: Engine, served_after: datetime | None = None) -> tuple[pd.D
     if not inspect(engine).has_table(ForecastLog.__tablename__):
         return empty_log(), "no forecast log yet (the service's database has no forecast_log table)"
     t = ForecastLog
-    stmt = select(t.id, t.served_at, t.series_id, t.origin, t.model_version, t.values, t.quantiles)
+    stmt = select(
+        t.id,
+        t.served_at,
+        t.series_id,
+        t.origin,
+        t.model_version,
+        t.values,
+        t.quantiles,
+        t.weather_issued_at,
+        t.weather_fallback_steps,
+    )
     if served_after is not None:  # served_at is indexed; origin <= served_at, so this keeps every wanted row
         stmt = stmt.where(t.served_at > served_after.astimezone(UTC))
     with engine.connect() as conn:
@@ -84,21 +110,33 @@ def read_log(engine: Engine, served_after: datetime | None = None) -> tuple[pd.D
         return empty_log(), "the forecast log is empty"
     frame = pd.DataFrame([tuple(r) for r in rows], columns=list(LOG_COLUMNS))
     # SQLite hands back naive datetimes; the service writes UTC, so naive means UTC.
-    for col in ("served_at", "origin"):
+    for col in ("served_at", "origin", "weather_issued_at"):
         frame[col] = pd.to_datetime(frame[col], utc=True)
     return frame, None
 
 
 def empty_log() -> pd.DataFrame:
     frame = pd.DataFrame({c: pd.Series(dtype="object") for c in LOG_COLUMNS})
-    for col in ("served_at", "origin"):
+    for col in ("served_at", "origin", "weather_issued_at"):
         frame[col] = pd.to_datetime(frame[col], utc=True)
     return frame
 
 
+def weather_group(log: pd.DataFrame) -> np.ndarray:
+    """Per logged forecast: `with_forecast` when it used a weather forecast on every step (a vintage
+    and no fallback), else `without_forecast`. Logs without the columns (older callers) are all without."""
+    n = len(log)
+    if "weather_fallback_steps" not in log or "weather_issued_at" not in log:
+        return np.full(n, WITHOUT_WEATHER, dtype=object)
+    fallbacks = pd.to_numeric(log["weather_fallback_steps"], errors="coerce").to_numpy(dtype="float64")
+    with_vintage = log["weather_issued_at"].notna().to_numpy()
+    return np.where((fallbacks == 0) & with_vintage, WITH_WEATHER, WITHOUT_WEATHER).astype(object)
+
+
 def forecast_points(log: pd.DataFrame, interval: tuple[float, float]) -> pd.DataFrame:
-    """One row per (distinct forecast, step): series, origin, step, target, value, lower, upper."""
-    cols = [SERIES_ID, "origin", "model_version", "step", "target", "value", "lower", "upper"]
+    """One row per (distinct forecast, step): series, origin, step, target, value, lower, upper,
+    and the forecast's weather group (`weather`: with or without a weather forecast)."""
+    cols = [SERIES_ID, "origin", "model_version", "step", "target", "value", "lower", "upper", "weather"]
     if log.empty:
         return _typed_points(pd.DataFrame({c: [] for c in cols}))
     # Cheap first pass on whole forecasts (a dashboard polling one series repeats it many times).
@@ -123,6 +161,7 @@ def forecast_points(log: pd.DataFrame, interval: tuple[float, float]) -> pd.Data
             "value": _floats(chain.from_iterable(v or () for v in log["values"]), n),
             "lower": _level(log["quantiles"], interval[0], lengths),
             "upper": _level(log["quantiles"], interval[1], lengths),
+            "weather": weather_group(log)[rows],
         }
     )
     # A shorter horizon from the same origin repeats a prefix: each point counts once, and the
@@ -139,6 +178,7 @@ def _typed_points(frame: pd.DataFrame) -> pd.DataFrame:
     for col in ("origin", "target"):
         frame[col] = pd.to_datetime(frame[col], utc=True).dt.as_unit("ns")
     frame["step"] = frame["step"].astype("int64")
+    frame["weather"] = frame["weather"].astype(object)
     for col in ("value", "lower", "upper"):
         frame[col] = frame[col].astype("float64")
     return frame
@@ -228,6 +268,7 @@ def summarize(
         "by_series": by_series,
         "by_origin_day": _groups(joined.assign(day=joined["origin"].dt.strftime("%Y-%m-%d")), "day", min_points),
         "by_model_version": _groups(joined, "model_version", min_points),
+        "by_weather": _by_weather(joined, min_points, mae_ratio_threshold),
         "series_insufficient": sorted(s for s, r in by_series.items() if r["status"] != "ok"),
     }
     if overall["status"] != "ok":
@@ -236,6 +277,21 @@ def summarize(
         )
     summary["baselines"], summary["decay"] = _decay(matured, min_points, mae_ratio_threshold)
     return summary
+
+
+def _by_weather(joined: pd.DataFrame, min_points: int, threshold: float) -> dict[str, dict[str, Any]]:
+    """Both groups always: scores (status insufficient_data below `min_points` matured points), and
+    the MAE ratio to the better seasonal naive on the group's own matured points (None below
+    `min_points` points with a naive value)."""
+    out: dict[str, dict[str, Any]] = {}
+    for group in (WITH_WEATHER, WITHOUT_WEATHER):
+        part = joined[joined["weather"] == group] if len(joined) else joined
+        scores = _scores(part, min_points)
+        scores["forecasts"] = int(part.groupby([SERIES_ID, "origin", "model_version"]).ngroups) if len(part) else 0
+        _, decay = _decay(part[part["status"] == MATURED], min_points, threshold)
+        scores |= {"mae_ratio": decay["mae_ratio"], "baseline": decay["baseline"], "ratio_status": decay["status"]}
+        out[group] = scores
+    return out
 
 
 def _groups(frame: pd.DataFrame, key: str, min_points: int) -> dict[str, dict[str, Any]]:
@@ -366,6 +422,7 @@ def render_html(summary: dict[str, Any]) -> str:
         ("Per day of origin (UTC)", "day", summary["by_origin_day"]),
         ("Per series", "series", summary["by_series"]),
         ("Per model version", "version", summary["by_model_version"]),
+        ("With and without a weather forecast", "weather", summary["by_weather"]),
     ]
     body = head + [_table(title, label, rows) for title, label, rows in sections]
     style = "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:2em}td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}"  # noqa: E501

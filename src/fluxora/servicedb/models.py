@@ -70,6 +70,10 @@ class ForecastLog(Base):
     endpoint: Mapped[str] = mapped_column(String(50))
     request_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     latency_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The weather forecast the forecast used: its vintage (None when none was used) and how many
+    # steps fell back to persistence (None for a model that reads no weather forecast).
+    weather_issued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    weather_fallback_steps: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class ModelEventRow(Base):

@@ -33,6 +33,7 @@ class AccuracyBrief:
     mape: float | None
     coverage: float | None
     decay: dict[str, Any]
+    by_weather: dict[str, dict[str, Any]]  # with_forecast / without_forecast: scores and MAE ratio
 
     @classmethod
     def of(cls, report: dict[str, Any]) -> AccuracyBrief:
@@ -48,6 +49,7 @@ class AccuracyBrief:
             mape=overall["mape"],
             coverage=overall["coverage"],
             decay=report["decay"],
+            by_weather=report.get("by_weather", {}),
         )
 
 
@@ -197,6 +199,10 @@ def _write_metrics(cfg: FluxoraConfig, home: Home, out: MonitorResult) -> None:
         "points_matured": acc.points["matured"],
         "points_pending": acc.points["pending"],
     }
+    for group, scores in acc.by_weather.items():  # null below monitor.accuracy_min_points: not a 0
+        ok = scores["status"] == "ok"
+        accuracy[f"mae_{group}"] = scores["mae"] if ok else None
+        accuracy[f"mae_ratio_{group}"] = scores["mae_ratio"] if ok else None
     alerts = {
         "alerts_sent": sum(d["status"] == "sent" for d in out.alerts),
         "alerts_failed": sum(d["status"] == "failed" for d in out.alerts),

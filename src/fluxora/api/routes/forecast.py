@@ -390,6 +390,8 @@ def _serve(
                 "endpoint": endpoint,
                 "request_id": request_id,
                 "latency_ms": latency,
+                "weather_issued_at": used.issued[i],
+                "weather_fallback_steps": used.fallbacks[i],
             }
             for i, sid in enumerate(series)
         ]
