@@ -25,27 +25,18 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
+
+from serving import TINY, _api_key, _free_port, _wait  # the script's own folder is on sys.path
 
 HOST = "127.0.0.1"
 GOAL_MS = 250.0
-TRAIN = [  # as benchmarks/serving.py: a tiny champion
-    "data.n_series=2",
-    "data.days=45",
-    "backtest.windows=4",
-    "train.min_train_days=14",
-    "train.origin_stride_hours=6",
-    "model.n_estimators=40",
-    "model.quantile_estimators=30",
-    "model.learning_rate=0.15",
-]
+TRAIN = TINY  # as benchmarks/serving.py trains it: a tiny champion
 
 SERVER = """
 import logging, sys, uvicorn
@@ -139,39 +130,6 @@ def online_reads(home: Path, tracking: str, sizes: list[int], repeats: int) -> l
     return rows
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(url: str, proc: subprocess.Popen[bytes], seconds: float = 240) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server for {url} exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=5) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"{url} not ready after {seconds} s")
-
-
-def _api_key(home: Path) -> str:
-    from fluxora import servicedb as db
-    from fluxora.servicedb import accounts
-
-    engine = db.make_engine(f"sqlite:///{home / 'serving' / 'fluxora.db'}")
-    db.migrate(engine)
-    with db.sessions(engine)() as session:
-        _, key = accounts.create_key(session, "benchmark")
-    engine.dispose()
-    return key
-
-
 def posts(port: int, key: str, sizes: list[int], requests: int, horizon: int) -> list[tuple[str, list[float]]]:
     """Milliseconds per POST /v1/forecast (sequential, one keep-alive connection) per size."""
     import httpx
@@ -245,8 +203,8 @@ def main() -> int:
     results: dict[str, list[tuple[str, list[float]]]] = {}
     try:
         for name, proc in procs.items():
-            _wait(f"http://{HOST}:{ports[name]}/health/live", proc)
-            _wait(f"http://{HOST}:{ports[name]}/health/ready", proc)
+            _wait(f"http://{HOST}:{ports[name]}/health/live", proc, 240)
+            _wait(f"http://{HOST}:{ports[name]}/health/ready", proc, 240)
         for name in servers:
             results[name] = posts(ports[name], key, post_sizes, args.requests, args.horizon)
     finally:

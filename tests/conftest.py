@@ -35,6 +35,24 @@ TINY_OVERRIDES = [
 ]
 
 
+def train_test_batches(cfg: FluxoraConfig, horizon: int) -> tuple[Any, Any]:
+    """Training origins before the last 5 days of the synthetic data of `cfg`; test origins at 4
+    later times (23 h apart), every series."""
+    import numpy as np
+
+    from fluxora.data.gate import run_gate
+    from fluxora.data.synthetic import generate
+    from fluxora.models.panel import Panel
+
+    data = run_gate(generate(cfg.data), cfg.data.gate, cfg.data.freq, cfg.data.resolution).data
+    panel = Panel.from_frame(data)
+    cut = min(s.end for s in panel.series.values()) - np.timedelta64(5 * 24, "h")
+    seen = panel.until(cut)
+    train = seen.batch(seen.training_origins(horizon, 6, 168, 24), horizon, 168, 24)
+    test_origins = cut + np.arange(4) * np.timedelta64(23, "h")
+    return train, panel.batch({sid: test_origins for sid in panel.series}, horizon, 168, 24)
+
+
 POSTGRES_ENV = "FLUXORA_TEST_POSTGRES_URL"
 
 

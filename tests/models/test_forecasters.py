@@ -10,15 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import TINY_OVERRIDES
+from conftest import TINY_OVERRIDES, train_test_batches
 from fluxora.config import FluxoraConfig, compose
-from fluxora.data.gate import run_gate
-from fluxora.data.synthetic import generate
 from fluxora.features.design import COL, Calendar, design_matrix, linear_basis, seasonal_naive
 from fluxora.features.names import FEATURE_NAMES, LOAD_HISTORY, SERIES_KEY, TARGET_TEMPERATURE, TEMP_HISTORY
 from fluxora.models.forecasters import Forecaster, make_forecaster
 from fluxora.models.native import NativeForecaster
-from fluxora.models.panel import OriginBatch, Panel
+from fluxora.models.panel import OriginBatch
 
 H = 24
 
@@ -31,15 +29,7 @@ def cfg() -> FluxoraConfig:
 @pytest.fixture(scope="module")
 def batches(cfg: FluxoraConfig) -> tuple[OriginBatch, OriginBatch]:
     """Training origins before the last 5 days; test origins at 4 later times."""
-    data = run_gate(generate(cfg.data), cfg.data.gate, cfg.data.freq, cfg.data.resolution).data
-    panel = Panel.from_frame(data)
-    end = min(s.end for s in panel.series.values())
-    cut = end - np.timedelta64(5 * 24, "h")
-    seen = panel.until(cut)
-    train = seen.batch(seen.training_origins(H, 6, 168, 24), H, 168, 24)
-    test_origins = cut + np.arange(4) * np.timedelta64(23, "h")
-    test = panel.batch({sid: test_origins for sid in panel.series}, H, 168, 24)
-    return train, test
+    return train_test_batches(cfg, H)
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from conftest import TINY_OVERRIDES
+from conftest import TINY_OVERRIDES, train_test_batches
 from fluxora.config import FluxoraConfig, compose
-from fluxora.data.gate import run_gate
-from fluxora.data.synthetic import generate
 from fluxora.errors import ConfigError
 from fluxora.features.names import LOAD_HISTORY, TEMP_HISTORY
 from fluxora.models import forecasters
@@ -30,7 +28,7 @@ from fluxora.models.native import (
     NeuralPredictor,
     design_for,
 )
-from fluxora.models.panel import OriginBatch, Panel
+from fluxora.models.panel import OriginBatch
 from fluxora.paths import Home
 
 H = 24
@@ -43,14 +41,7 @@ def cfg() -> FluxoraConfig:
 
 @pytest.fixture(scope="module")
 def batches(cfg: FluxoraConfig) -> tuple[OriginBatch, OriginBatch]:
-    data = run_gate(generate(cfg.data), cfg.data.gate, cfg.data.freq, cfg.data.resolution).data
-    panel = Panel.from_frame(data)
-    end = min(s.end for s in panel.series.values())
-    cut = end - np.timedelta64(5 * 24, "h")
-    seen = panel.until(cut)
-    train = seen.batch(seen.training_origins(H, 6, 168, 24), H, 168, 24)
-    test = panel.batch({sid: cut + np.arange(4) * np.timedelta64(23, "h") for sid in panel.series}, H, 168, 24)
-    return train, test
+    return train_test_batches(cfg, H)
 
 
 @pytest.fixture(scope="module")
