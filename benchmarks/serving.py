@@ -21,6 +21,12 @@ process and its children: unlike throughput it hardly moves with other load on t
 and the ratios. On a 2-core machine the load generator shares the cores with the servers.
 
     .venv/bin/python benchmarks/serving.py [--home DIR | --model neural] [--rounds R] [--requests N] [--concurrency C]
+    .venv/bin/python benchmarks/serving.py --compare neural   # + a tiny neural champion, same rounds
+
+`--compare MODEL` trains a second tiny champion of another family and serves it the same way,
+in the same interleaved rounds, plus both families with the forecast cache off (every request
+runs the model): it prints the second family's throughput and CPU per request as ratios of the
+first's (issue 18's goal: a neural champion within 10 % of XGBoost's figures).
 """
 
 from __future__ import annotations
@@ -150,7 +156,8 @@ import logging, sys, uvicorn
 from fluxora.api.app import create_app
 from fluxora.api.settings import ServiceSettings
 s = ServiceSettings(home=sys.argv[1], tracking_uri=sys.argv[2], poll_interval_s=0,
-                    rate_limit_per_minute=10**9, rate_limit_burst=10**9)  # checked on every request, never hit
+                    rate_limit_per_minute=10**9, rate_limit_burst=10**9,  # checked on every request, never hit
+                    forecast_cache_entries=int(sys.argv[4]) if len(sys.argv) > 4 else 4096)
 access = logging.getLogger("fluxora.api.access")  # as `fluxora serve`: one JSON line per request on stdout
 handler = logging.StreamHandler(sys.stdout)
 handler.setFormatter(logging.Formatter("%(message)s"))
@@ -281,7 +288,22 @@ def _median(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _start(name: str, argv: list[str], env: dict[str, str], logs: Path) -> subprocess.Popen[bytes]:
     out = (logs / f"{name}.log").open("wb")  # access logs and server chatter, out of the report
-    return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL if name == "fluxora" else out, stderr=out)
+    return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL if name.startswith("fluxora") else out, stderr=out)
+
+
+def _compare(first: str, second: str, results: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Print the second family's figures as ratios of the first's; the rows for the error check."""
+    pairs = [("forecast cache on", "fluxora", "second"), ("forecast cache off", "first, no cache", "second, no cache")]
+    print()
+    print(f"{second} champion vs {first} champion (goal: within 10 %), same interleaved rounds:")
+    print(f"{'':<22}{first + ' req/s':>16}{second + ' req/s':>16}{'ratio':>8}{'CPU ms/req ratio':>18}")
+    for label, a, b in pairs:
+        ra, rb = results[a], results[b]
+        print(
+            f"{label:<22}{ra['rps']:>16.0f}{rb['rps']:>16.0f}{rb['rps'] / ra['rps']:>8.2f}"
+            f"{rb['cpu_ms'] / ra['cpu_ms']:>18.2f}"
+        )
+    return [(f"{second} {a}", results[b]) for _, a, b in pairs] + [(f"{first} no cache", results["first, no cache"])]
 
 
 def main() -> int:
@@ -294,6 +316,7 @@ def main() -> int:
     p.add_argument("--mlflow-requests", type=int, default=600, help="max requests against mlflow models serve")
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--max-seconds", type=float, default=20.0, help="max seconds per phase")
+    p.add_argument("--compare", metavar="MODEL", help="also serve a tiny champion of this family (e.g. neural)")
     args = p.parse_args()
     if args.load:
         print(json.dumps(asyncio.run(_load(json.loads(args.load)))))
@@ -301,10 +324,16 @@ def main() -> int:
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     home = _prepare_home(args.home, args.model)
+    other = _prepare_home(None, args.compare) if args.compare else None
     tracking = f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
     key = _api_key(home)
     mlflow_body = _mlflow_body(home)
     ports = {"fluxora": _free_port(), "mlflow": _free_port(), "bare": _free_port()}
+    # --compare: (home, forecast cache entries) of each extra Fluxora server
+    extra: dict[str, tuple[Path, int]] = {}
+    if other is not None:
+        extra = {"first, no cache": (home, 0), "second": (other, 4096), "second, no cache": (other, 0)}
+        ports |= {name: _free_port() for name in extra}
     bindir = str(Path(sys.executable).parent)  # `mlflow models serve` execs `uvicorn` from PATH
     env = os.environ | {
         "MLFLOW_TRACKING_URI": tracking,
@@ -318,6 +347,14 @@ def main() -> int:
             "fluxora", [sys.executable, "-c", FLUXORA_SERVER, str(home), tracking, str(ports["fluxora"])], env, logs
         )
         procs["bare"] = _start("bare", [sys.executable, "-c", BARE_SERVER, str(ports["bare"])], env, logs)
+        keys = {}
+        for i, (name, (h, entries)) in enumerate(extra.items()):
+            track = f"sqlite:///{h / 'mlflow' / 'mlflow.db'}"
+            argv = [sys.executable, "-c", FLUXORA_SERVER, str(h), track, str(ports[name]), str(entries)]
+            procs[name] = _start(
+                f"fluxora-{i + 2}", argv, env | {"MLFLOW_TRACKING_URI": track, "FLUXORA_HOME": str(h)}, logs
+            )
+            keys[name] = key if h == home else _api_key(h)
         mlflow_cli = Path(sys.executable).parent / "mlflow"
         procs["mlflow"] = _start(
             "mlflow",
@@ -332,6 +369,8 @@ def main() -> int:
             _wait(f"http://{HOST}:{ports['fluxora']}/health/ready", procs["fluxora"])
             _wait(f"http://{HOST}:{ports['bare']}/constant", procs["bare"])
             _wait(f"http://{HOST}:{ports['mlflow']}/ping", procs["mlflow"])
+            for name in extra:
+                _wait(f"http://{HOST}:{ports[name]}/health/ready", procs[name])
         except RuntimeError:
             print(f"a server did not start; its output is in {logs}", file=sys.stderr)
             raise
@@ -357,6 +396,8 @@ def main() -> int:
             },
             "bare": common | {"port": ports["bare"], "method": "GET", "path": "/constant", "requests": args.requests},
         }
+        for name in extra:
+            specs[name] = specs["fluxora"] | {"port": ports[name], "headers": {"X-API-Key": keys[name]}}
         rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in specs}
         for _ in range(args.rounds):
             for name, spec in specs.items():
@@ -401,6 +442,8 @@ def main() -> int:
     print("by server CPU time per request (what each would reach on a core of its own):")
     print(f"  mlflow / fluxora CPU per request:       {mc / fc:5.1f}x")
     print(f"  bare / fluxora CPU per request:         {bc / fc:5.2f}")
+    if extra:
+        rows += _compare(args.model, str(args.compare), results)
     if any(r["errors"] for _, r in rows):
         print("errors:", {label: r["error_codes"] for label, r in rows if r["errors"]})
         return 1
