@@ -189,10 +189,12 @@ def test_cli_backtest_writes_leaderboard(tmp_path: Path, monkeypatch: pytest.Mon
     from fluxora.paths import Home
 
     client = registry.configure(Home(tmp_path / "home"))
-    run = client.search_runs(
-        [client.get_experiment_by_name("fluxora").experiment_id], "tags.`fluxora.kind` = 'backtest'"
-    )[0]
-    assert run.data.metrics["xgboost.mae"] == pytest.approx(
+    experiment = client.get_experiment_by_name("fluxora").experiment_id
+    run = client.search_runs([experiment], "tags.`fluxora.kind` = 'backtest'")[0]
+    [child] = client.search_runs(
+        [experiment], f"tags.`mlflow.parentRunId` = '{run.info.run_id}' and attributes.run_name = 'xgboost'"
+    )
+    assert child.data.metrics["mae"] == pytest.approx(
         next(e for e in board["models"] if e["model"] == "xgboost")["overall"]["mae"]
     )
     logged = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "backtest")}
