@@ -153,7 +153,14 @@ def test_leaderboard_tables(cfg: FluxoraConfig, panel: Panel) -> None:
         # the overall MAE is the mean of equal-sized per-step MAEs
         assert e["overall"]["mae"] == pytest.approx(np.mean([r["mae"] for r in e["per_horizon"]]))
     assert board["n_forecasts"] == len(panel.series) * len(spec.origins)
-    assert "ridge" in bt.render(board)
+    table = bt.render(board).splitlines()
+    assert "ridge" in "\n".join(table) and not any("\x1b" in line for line in table)  # no control codes
+    header = table[0]
+    assert all(word in header for word in ("MAE", "MAPE %", "cov80 %", "fit s"))
+    # every row's MAE ends in the header's MAE column, at 3 decimals
+    ends = {line.index(f"{e['overall']['mae']:.3f}") + len(f"{e['overall']['mae']:.3f}") for e in board["models"]
+            for line in table if f" {e['model']} " in line}  # fmt: skip
+    assert ends == {header.index("MAE") + len("MAE")}
 
 
 # --- the command ----------------------------------------------------------------------------
