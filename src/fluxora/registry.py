@@ -520,7 +520,7 @@ def version_description(
         "",
     ]
     if f"skill_{m}" in metrics:
-        lines.append(f"Skill against the best seasonal naive: {metrics[f'skill_{m}']:+.1%}. ")
+        lines += [f"Skill against the best seasonal naive: {metrics[f'skill_{m}']:+.1%}.", ""]
     lines += [
         f"Trained by run [{run_name}]({link}) on data version `{data_version}`; each candidate's "
         "backtest is a child run of it.",
