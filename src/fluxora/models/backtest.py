@@ -476,9 +476,9 @@ def render(board: dict[str, Any]) -> str:
         if cov:
             cells.append(_cell(o[cov] * 100 if o.get(cov) is not None else None, 1))
         table.add_row(str(e["rank"]), e["model"], *cells, _cell(e["fit_seconds"], 1))
-    console = Console(file=StringIO(), width=160, color_system=None, highlight=False, emoji=False)
-    console.print(table)
-    return "\n".join(line.rstrip() for line in console.file.getvalue().splitlines()).strip("\n")
+    out = StringIO()
+    Console(file=out, width=160, color_system=None, highlight=False, emoji=False).print(table)
+    return "\n".join(line.rstrip() for line in out.getvalue().splitlines()).strip("\n")
 
 
 def _cell(value: float | None, decimals: int) -> str:
