@@ -15,7 +15,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -312,9 +312,14 @@ def log_and_register(
     metrics: dict[str, float],
     decision: GateDecision,
     artifacts: list[Path] = (),  # type: ignore[assignment]
+    backtested: Backtested | None = None,
+    inputs: list[DataInput] = (),  # type: ignore[assignment]
 ) -> RegisteredModel:
-    """Log params, metrics, artifacts and the model to a new run; register a version tagged
-    with data version, config hash and backtest metrics; alias it `challenger`; make it
+    """Log the training to a new run named for what it did (`train xgboost h24 2026-12-02T10:00`):
+    config as params, the model's backtest figures and the gate's references as metrics, the data
+    files as datasets (`inputs`), artifacts and the model; with `backtested`, one child run per
+    leaderboard model. Register a version tagged with data version, config hash, model and contract,
+    described by the gate's verdict with a link to the run; alias it `challenger`; make it
     `champion` when the gate says so (recorded in the promotion history).
 
     Idempotent under concurrency: when a version from the same data version and config hash
@@ -332,7 +337,9 @@ def log_and_register(
         existing = find_version(home, name, data_version, config_hash)
         if existing is not None:
             return replace(existing, reason=f"{CONCURRENT} (version {existing.version}); {existing.reason}")
-        return _log_and_register(home, cfg, model_dir, data_version, metrics, decision, artifacts)
+        return _log_and_register(
+            home, cfg, model_dir, data_version, metrics, decision, list(artifacts), backtested, list(inputs)
+        )
 
 
 def _log_and_register(
@@ -343,6 +350,8 @@ def _log_and_register(
     metrics: dict[str, float],
     decision: GateDecision,
     artifacts: list[Path],
+    backtested: Backtested | None,
+    inputs: list[DataInput],
 ) -> RegisteredModel:
     import mlflow
     import xgboost
@@ -353,23 +362,33 @@ def _log_and_register(
     experiment_id = ensure_experiment(client, cfg.train.experiment, home)
     name = cfg.train.registered_model_name
     contract = json.loads((model_dir / CONTRACT_FILE).read_text())
+    model = str(contract["model"])
+    horizon = int(contract.get("horizon") or cfg.train.horizon)
     tags = {
         "fluxora.config_hash": cfg.fingerprint(),
         "fluxora.data_version": data_version,
         "fluxora.git_commit": git_commit(),
-        "fluxora.model": str(contract["model"]),
-        "fluxora.weather": str(contract["weather"]),
-        "fluxora.temperature": str(contract.get("temperature", "required")),  # required | optional | none
+        "fluxora.model": model,
+        CONTRACT_TAG: json.dumps({k: contract.get(k) for k in _CONTRACT_KEYS if contract.get(k) is not None}),
     }
-    if contract.get("feature_service"):  # contracts before version 3 may not name it
-        tags["fluxora.feature_service"] = str(contract["feature_service"])
-    with mlflow.start_run(experiment_id=experiment_id, tags=tags | {"fluxora.kind": "train"}) as run:
+    picked = f"{model} (auto)" if cfg.model.name == "auto" else model
+    run_name = f"train {picked} h{horizon} {datetime.now(UTC):%Y-%m-%dT%H:%M}"
+    champion_before = _alias_version(client, name, CHAMPION)
+    note = _train_note(decision, metrics, model, champion_before)
+    run_tags = tags | {KIND_TAG: "train", _NOTE: note}
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=run_tags) as run:
+        run_id = run.info.run_id
         mlflow.log_params(_params(cfg.to_dict()))
-        mlflow.log_metrics({k: v for k, v in metrics.items() if v == v})  # NaN cannot be logged
+        # The trained model's figures and the references it was gated against; each candidate's
+        # own are in its child run.
+        mlflow.log_metrics({k: v for k, v in metrics.items() if "." not in k and v == v})  # NaN cannot be logged
+        datasets = _log_inputs(client, run_id, inputs, "training")
         if (model_dir / TRAINING_CURVE_FILE).is_file():  # an iteratively trained model: its curves
-            _log_curves(client, run.info.run_id, str(contract["model"]), model_dir / TRAINING_CURVE_FILE)
+            _log_curves(client, run_id, model, model_dir / TRAINING_CURVE_FILE)
         for path in artifacts:
             mlflow.log_artifact(str(path), artifact_path="backtest")
+        if backtested is not None:
+            _log_children(client, experiment_id, run_id, cfg, backtested, datasets)
         info = mlflow.pyfunc.log_model(
             name=MODEL_ARTIFACT,
             python_model=str(Path(__file__).parent / "models" / "pyfunc_model.py"),
@@ -377,15 +396,18 @@ def _log_and_register(
             pip_requirements=[f"xgboost=={xgboost.__version__}", "numpy", "pandas", f"mlflow=={mlflow.__version__}"],
         )
         failpoint("registry:logged")
-        backtest_tags = {f"fluxora.backtest.{k}": f"{v:.6g}" for k, v in metrics.items() if "." not in k}
         gate_tags = {
             GATE_TAG: decision.reason,
             PROMOTE_TAG: str(decision.promote).lower(),
-            BEFORE_TAG: _alias_version(client, name, CHAMPION) or "",
+            BEFORE_TAG: champion_before or "",
         }
-        # The version is created with all its tags in one call: a crash cannot leave a version
-        # that the idempotency lookup (data version + config hash) would not recognise.
-        version = str(mlflow.register_model(info.model_uri, name, tags=tags | backtest_tags | gate_tags).version)
+        link = run_url(home, experiment_id, run_id)
+        description = version_description(decision, metrics, model, champion_before, run_name, link, data_version)
+        # The version is created with all its tags and its description in one call: a crash cannot
+        # leave a version that the idempotency lookup (data version + config hash) would not recognise.
+        version = _create_version(
+            client, name, info.model_uri, info.model_id, run_id, tags | gate_tags, description, link
+        )
         kept = _earlier_twin(client, name, version, data_version, tags["fluxora.config_hash"])
         if kept is not None:  # another machine's run registered the same data and config first
             client.delete_model_version(name, version)
@@ -398,7 +420,232 @@ def _log_and_register(
             return RegisteredModel(name, str(kept.version), str(kept.run_id), champion_now, reason, created=False)
         failpoint("registry:version_created")
         _finish_registration(home, client, name, version, decision.reason, decision.promote)
-        return RegisteredModel(name, version, run.info.run_id, decision.promote, decision.reason)
+        return RegisteredModel(name, version, run_id, decision.promote, decision.reason)
+
+
+# --- what a training or a backtest logs besides the model ----------------------------------------
+
+KIND_TAG = "fluxora.kind"  # on runs: train | backtest (parents), candidate (one child per model)
+ROLE_TAG = "fluxora.role"  # on child runs: winner | candidate | baseline | champion
+CONTRACT_TAG = "fluxora.contract"  # on versions: the serving contract's summary (JSON); the full one is in the model
+_CONTRACT_KEYS = ("model", "horizon", "weather", "temperature", "feature_service", "quantiles", "version")
+_NOTE = "mlflow.note.content"  # a run's description in the MLflow UI
+_PARENT = "mlflow.parentRunId"  # what `mlflow.start_run(nested=True)` sets: the UI nests the run
+_BATCH = 1000  # metrics per log_batch call (the tracking API's limit)
+
+
+@dataclass(frozen=True)
+class Backtested:
+    """A backtest as the MLflow runs show it: one child run per leaderboard model."""
+
+    board: dict[str, Any]  # models.backtest.leaderboard
+    winner: str = ""  # the candidate registered ("" for a plain backtest)
+    candidates: tuple[str, ...] = ()  # the models competing for registration (the rest: baselines, champion)
+    plots: dict[str, Path] = field(default_factory=dict)  # model -> its forecast-vs-actual PNG
+
+
+@dataclass(frozen=True)
+class DataInput:
+    """A data file a training read, logged as an MLflow dataset (`mlflow.log_input`)."""
+
+    name: str
+    path: Path
+    digest: str  # the file's MD5 (MLflow keeps at most 36 characters)
+    data_version: str  # the training's data version, which this file is part of
+
+
+def run_url(home: Home, experiment_id: str, run_id: str) -> str:
+    """Where the run is in the MLflow UI: a full URL with a tracking server, else the UI's own
+    route (relative: it resolves against whatever address `mlflow ui` is opened at)."""
+    route = f"#/experiments/{experiment_id}/runs/{run_id}"
+    uri = home.tracking_uri
+    return f"{uri.rstrip('/')}/{route}" if uri.startswith(("http://", "https://")) else route
+
+
+def _create_version(
+    client: MlflowClient,
+    name: str,
+    model_uri: str,
+    model_id: str | None,
+    run_id: str,
+    tags: dict[str, str],
+    description: str,
+    link: str,
+) -> str:
+    """Register a version of `name` (created when missing) from a logged model, with its tags,
+    description and run link in one call."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.create_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+            raise
+    run_link = link if link.startswith(("http://", "https://")) else None
+    mv = client.create_model_version(
+        name, model_uri, run_id=run_id, tags=tags, run_link=run_link, description=description, model_id=model_id
+    )
+    return str(mv.version)
+
+
+def _figure(value: float | None) -> str:
+    return "-" if value is None or value != value else f"{value:.4g}"
+
+
+def version_description(
+    decision: GateDecision,
+    metrics: dict[str, float],
+    model: str,
+    champion_before: str | None,
+    run_name: str,
+    link: str,
+    data_version: str,
+) -> str:
+    """A registered version's description (Markdown): the gate's verdict, its figures, the run."""
+    verdict = (
+        "**Promoted to champion** by the promotion gate"
+        if decision.promote
+        else "**Stays challenger**: the promotion gate refused it"
+    )
+    m = decision.metric
+    rows = [(f"this version ({model})", decision.challenger), ("best seasonal naive", decision.naive)]
+    if decision.champion is not None:
+        rows.append((f"champion v{champion_before}" if champion_before else "champion", decision.champion))
+    lines = [
+        f"{verdict}: {decision.reason}.",
+        "",
+        f"| backtest, same windows | {m.upper()} |",
+        "|---|---:|",
+        *(f"| {label} | {_figure(value)} |" for label, value in rows),
+        "",
+    ]
+    if f"skill_{m}" in metrics:
+        lines += [f"Skill against the best seasonal naive: {metrics[f'skill_{m}']:+.1%}.", ""]
+    lines += [
+        f"Trained by run [{run_name}]({link}) on data version `{data_version}`; each candidate's "
+        "backtest is a child run of it.",
+    ]
+    return "\n".join(lines)
+
+
+def _train_note(decision: GateDecision, metrics: dict[str, float], model: str, champion_before: str | None) -> str:
+    """The training run's description: what was trained and the gate's verdict."""
+    verdict = "promoted to champion" if decision.promote else "stays challenger"
+    return (
+        f"Backtested the candidates against both seasonal naives"
+        f"{f' and champion v{champion_before}' if champion_before else ''} (one child run each), "
+        f"refit the best, **{model}**, on the whole training set and registered it: {verdict} "
+        f"({decision.reason})."
+    )
+
+
+def _dataset(inp: DataInput) -> Any:
+    """An MLflow dataset for a Parquet file: its schema and row count, name, digest and location."""
+    import warnings
+
+    import pandas as pd
+    from mlflow.data.pandas_dataset import from_pandas
+
+    frame = pd.read_parquet(inp.path)
+    with warnings.catch_warnings():  # MLflow registers its local source for both "" and "file" schemes
+        warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple ways")
+        return from_pandas(frame, source=inp.path.resolve().as_uri(), name=inp.name, digest=inp.digest[:36])
+
+
+def _log_inputs(client: MlflowClient, run_id: str, inputs: list[DataInput], context: str) -> list[Any]:
+    """Log the data files to the run as datasets; returns the datasets (to log to child runs too)."""
+    datasets = [(inp, _dataset(inp)) for inp in inputs]
+    _log_datasets(client, run_id, datasets, context)
+    return datasets
+
+
+def _log_datasets(client: MlflowClient, run_id: str, datasets: list[Any], context: str) -> None:
+    from mlflow.entities import DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    if not datasets:
+        return
+    client.log_inputs(
+        run_id,
+        datasets=[
+            DatasetInput(
+                ds._to_mlflow_entity(),
+                [InputTag(MLFLOW_DATASET_CONTEXT, context), InputTag("fluxora.data_version", inp.data_version)],
+            )
+            for inp, ds in datasets
+        ],
+    )
+
+
+def _role(name: str, backtested: Backtested) -> str:
+    from fluxora.models.forecasters import BASELINES
+
+    if name == backtested.winner:
+        return "winner"
+    if name in BASELINES:
+        return "baseline"
+    return "champion" if name.startswith("champion_v") else "candidate"
+
+
+def _candidate_params(cfg: FluxoraConfig, name: str, backtest: dict[str, Any]) -> dict[str, Any]:
+    """A child run's parameters: the model, the settings it reads (`model.*`) and the backtest's."""
+    from dataclasses import fields
+
+    from fluxora.config import MODEL_SCHEMAS
+
+    params: dict[str, Any] = {"model": name}
+    if name.startswith("champion_v"):
+        params["registered_version"] = name.removeprefix("champion_v")
+    elif name.startswith("seasonal_naive_"):
+        params["model.season_hours"] = 24 if name.endswith("daily") else 168
+    else:
+        keys = {f.name for schema in MODEL_SCHEMAS.get(name, ()) for f in fields(schema)}
+        params |= {f"model.{f.name}": getattr(cfg.model, f.name) for f in fields(cfg.model) if f.name in keys}
+    shown = ("horizon", "weather", "refit", "gap_hours", "train_origin_stride_hours", "mase_season_hours")
+    params |= {f"backtest.{k}": backtest[k] for k in shown if backtest.get(k) is not None}
+    params["backtest.origins"] = len(backtest.get("origins", ()))
+    return params
+
+
+def _log_children(
+    client: MlflowClient,
+    experiment_id: str,
+    parent_id: str,
+    cfg: FluxoraConfig,
+    backtested: Backtested,
+    datasets: list[Any],
+) -> None:
+    """One finished child run per leaderboard model: its parameters, overall metrics (step 0),
+    per-horizon metrics as `horizon/<metric>` with the step as `step`, its plot and the data."""
+    from mlflow.entities import Metric, Param
+
+    now = int(time.time() * 1000)
+    backtest = backtested.board["backtest"]
+    for entry in backtested.board["models"]:
+        name = entry["model"]
+        tags = {_PARENT: parent_id, KIND_TAG: "candidate", ROLE_TAG: _role(name, backtested)}
+        child = client.create_run(experiment_id, tags=tags, run_name=name)
+        run_id = child.info.run_id
+        overall = entry["overall"] | {
+            "rank": entry["rank"],
+            "fit_seconds": entry["fit_seconds"],
+            "predict_seconds": entry["predict_seconds"],
+        }
+        batch = [Metric(k, float(v), now, 0) for k, v in overall.items() if v == v]
+        batch += [
+            Metric(f"horizon/{k}", float(v), now, int(row["step"]))
+            for row in entry["per_horizon"]
+            for k, v in row.items()
+            if k != "step" and v == v
+        ]
+        params = [Param(k, str(v)) for k, v in _candidate_params(cfg, name, backtest).items()]
+        client.log_batch(run_id, metrics=batch[:_BATCH], params=params)
+        for start in range(_BATCH, len(batch), _BATCH):
+            client.log_batch(run_id, metrics=batch[start : start + _BATCH])
+        _log_datasets(client, run_id, datasets, "backtest")
+        if name in backtested.plots:
+            client.log_artifact(run_id, str(backtested.plots[name]), artifact_path="plots")
+        client.set_terminated(run_id, "FINISHED")
 
 
 def _log_curves(client: MlflowClient, run_id: str, model: str, path: Path) -> None:
@@ -503,20 +750,41 @@ def rollback(home: Home, name: str, why: str = "manual rollback") -> dict[str, A
     raise RegistryError(f"no earlier champion of {name!r} to roll back to (history has none before v{current})")
 
 
-def log_backtest(home: Home, cfg: FluxoraConfig, board: dict[str, Any], plots: list[Path], leaderboard: Path) -> str:
-    """A backtest run: per-model overall metrics (`<model>.<metric>`), leaderboard and plots."""
+def log_backtest(
+    home: Home,
+    cfg: FluxoraConfig,
+    board: dict[str, Any],
+    plots: list[Path],
+    leaderboard: Path,
+    model_plots: dict[str, Path] | None = None,
+    inputs: list[DataInput] = (),  # type: ignore[assignment]
+) -> str:
+    """A backtest run (`backtest 4 models h24 …`): its settings, the leaderboard and plots, the data;
+    one child run per model with its metrics (see `_log_children`)."""
     import mlflow
 
     client = configure(home)
     experiment_id = ensure_experiment(client, cfg.train.experiment, home)
-    tags = {"fluxora.kind": "backtest", "fluxora.config_hash": cfg.fingerprint()}
-    with mlflow.start_run(experiment_id=experiment_id, run_name="backtest", tags=tags) as run:
-        mlflow.log_params(_params({"backtest": board["backtest"] | {"origins": len(board["backtest"]["origins"])}}))
-        mlflow.log_metrics({f"{e['model']}.{k}": v for e in board["models"] for k, v in e["overall"].items() if v == v})
+    bt = board["backtest"]
+    name = f"backtest {len(board['models'])} models h{bt['horizon']} {datetime.now(UTC):%Y-%m-%dT%H:%M}"
+    best = board["models"][0] if board["models"] else None
+    note = (
+        f"Rolling-origin backtest of {len(board['models'])} models on {len(bt['origins'])} origins "
+        f"({board['n_series']} series, weather {bt['weather']}, refit {bt['refit']}), one child run each"
+        + (f"; best by {board['metric'].upper()}: **{best['model']}**." if best else ".")
+    )
+    tags = {KIND_TAG: "backtest", "fluxora.config_hash": cfg.fingerprint(), _NOTE: note}
+    if board.get("data_version"):
+        tags["fluxora.data_version"] = str(board["data_version"])
+    with mlflow.start_run(experiment_id=experiment_id, run_name=name, tags=tags) as run:
+        run_id = run.info.run_id
+        mlflow.log_params(_params({"backtest": bt | {"origins": len(bt["origins"])}}))
+        datasets = _log_inputs(client, run_id, list(inputs), "backtest")
         mlflow.log_artifact(str(leaderboard), artifact_path="backtest")
         for path in plots:
             mlflow.log_artifact(str(path), artifact_path="backtest")
-        return str(run.info.run_id)
+        _log_children(client, experiment_id, run_id, cfg, Backtested(board, plots=model_plots or {}), datasets)
+        return str(run_id)
 
 
 def log_artifacts(home: Home, run_id: str, paths: list[Path], artifact_path: str) -> None:

@@ -9,6 +9,7 @@ through MLflow and Feast themselves.
 from __future__ import annotations
 
 import json
+import os
 import struct
 from contextlib import closing
 from datetime import UTC, datetime
@@ -91,7 +92,7 @@ def _freshness(cfg: FluxoraConfig, home: Home) -> dict[str, Any] | None:
     offline = home.features_dir / OFFLINE_FILE
     if online.get("type") != "sqlite" or not offline.is_file():
         return _freshness_feast(cfg, home)
-    series = _offline_series(offline)
+    series = _offline_series(offline, home.root / "cache" / SERIES_CACHE)
     stamps = _sqlite_origins(Path(online["path"]), store_yaml.get("project", "fluxora"))
     if stamps is None:
         return None
@@ -129,11 +130,35 @@ def _store_yaml(home: Home) -> dict[str, Any]:
     return (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
 
 
-def _offline_series(path: Path) -> list[str]:
+SERIES_CACHE = "offline_series.json"  # under FLUXORA_HOME/cache: the offline store's series, by file stamp
+
+
+def _offline_series(path: Path, cache: Path | None = None) -> list[str]:
+    """The series in the offline store's file. Reading them costs ~1 s here (pyarrow's import and
+    the column), so the answer is kept in `cache` for the file's size and modification time: a new
+    file (the features step rewrites it) is read again. A cache that cannot be written is skipped."""
+    stat = path.stat()
+    stamp = {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    if cache is not None and cache.is_file():
+        try:
+            kept = json.loads(cache.read_text())
+            if kept.get("file") == stamp and isinstance(kept.get("series"), list):
+                return [str(s) for s in kept["series"]]
+        except (OSError, ValueError):
+            pass  # unreadable or half-written by an older process: read the file instead
     import pyarrow.parquet as pq
 
     column = pq.ParquetFile(path).read(columns=[JOIN_KEY]).column(JOIN_KEY)  # read_table would import pandas
-    return sorted(str(s) for s in column.unique().to_pylist())
+    series = sorted(str(s) for s in column.unique().to_pylist())
+    if cache is not None:
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
+            tmp.write_text(json.dumps({"file": stamp, "series": series}))
+            tmp.replace(cache)  # atomic: a concurrent reader sees the old cache or the new one
+        except OSError:
+            pass
+    return series
 
 
 def entity_key(series_id: str) -> bytes:

@@ -118,6 +118,25 @@ def test_light_freshness_matches_feast(trained_home: Home, tiny_cfg) -> None:
     assert light == status._freshness_feast(tiny_cfg, trained_home)
 
 
+def test_offline_series_are_kept_for_the_file_they_were_read_from(tmp_path) -> None:
+    """The series list (pyarrow's import and a column read: ~1 s) is cached for the file's stamp."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    offline, cache = tmp_path / "origin_state.parquet", tmp_path / "cache" / status.SERIES_CACHE
+    pq.write_table(pa.table({"series_id": ["b", "a", "b"]}), offline)
+    assert status._offline_series(offline, cache) == ["a", "b"] and cache.is_file()
+    kept = json.loads(cache.read_text())
+    cache.write_text(json.dumps(kept | {"series": ["from-the-cache"]}))
+    assert status._offline_series(offline, cache) == ["from-the-cache"]  # the file was not read
+    pq.write_table(pa.table({"series_id": ["c", "c"]}), offline)  # the features step rewrote it
+    os.utime(offline, ns=(kept["file"]["mtime_ns"] + 10**9,) * 2)
+    assert status._offline_series(offline, cache) == ["c"]
+    cache.write_text('{"file": ')  # half-written: read the file
+    assert status._offline_series(offline, cache) == ["c"]
+    assert status._offline_series(offline, tmp_path / "no" / "x" / "y.json") == ["c"]
+
+
 def test_entity_key_is_feasts() -> None:
     from feast.infra.key_encoding_utils import serialize_entity_key
     from feast.protos.feast.types.EntityKey_pb2 import EntityKey

@@ -153,7 +153,14 @@ def test_leaderboard_tables(cfg: FluxoraConfig, panel: Panel) -> None:
         # the overall MAE is the mean of equal-sized per-step MAEs
         assert e["overall"]["mae"] == pytest.approx(np.mean([r["mae"] for r in e["per_horizon"]]))
     assert board["n_forecasts"] == len(panel.series) * len(spec.origins)
-    assert "ridge" in bt.render(board)
+    table = bt.render(board).splitlines()
+    assert "ridge" in "\n".join(table) and not any("\x1b" in line for line in table)  # no control codes
+    header = table[0]
+    assert all(word in header for word in ("MAE", "MAPE %", "cov80 %", "fit s"))
+    # every row's MAE ends in the header's MAE column, at 3 decimals
+    ends = {line.index(f"{e['overall']['mae']:.3f}") + len(f"{e['overall']['mae']:.3f}") for e in board["models"]
+            for line in table if f" {e['model']} " in line}  # fmt: skip
+    assert ends == {header.index("MAE") + len("MAE")}
 
 
 # --- the command ----------------------------------------------------------------------------
@@ -189,10 +196,12 @@ def test_cli_backtest_writes_leaderboard(tmp_path: Path, monkeypatch: pytest.Mon
     from fluxora.paths import Home
 
     client = registry.configure(Home(tmp_path / "home"))
-    run = client.search_runs(
-        [client.get_experiment_by_name("fluxora").experiment_id], "tags.`fluxora.kind` = 'backtest'"
-    )[0]
-    assert run.data.metrics["xgboost.mae"] == pytest.approx(
+    experiment = client.get_experiment_by_name("fluxora").experiment_id
+    run = client.search_runs([experiment], "tags.`fluxora.kind` = 'backtest'")[0]
+    [child] = client.search_runs(
+        [experiment], f"tags.`mlflow.parentRunId` = '{run.info.run_id}' and attributes.run_name = 'xgboost'"
+    )
+    assert child.data.metrics["mae"] == pytest.approx(
         next(e for e in board["models"] if e["model"] == "xgboost")["overall"]["mae"]
     )
     logged = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "backtest")}

@@ -62,7 +62,7 @@ def test_first_version_is_champion_with_tags(home: Home, first: steps.TrainResul
     tags = champ["tags"]
     assert tags["fluxora.config_hash"] == tiny_cfg.fingerprint()
     assert len(tags["fluxora.data_version"]) == 32
-    assert float(tags["fluxora.backtest.mae"]) == pytest.approx(first.outputs()["metrics"]["mae"], rel=1e-5)
+    assert champ["metrics"]["mae"] == pytest.approx(first.outputs()["metrics"]["mae"])  # the version's run
     assert "no champion yet" in tags["fluxora.gate"]
     [record] = registry.history(home, tiny_cfg.train.registered_model_name)
     assert record["from"] is None and record["to"] == model["version"] and record["who"] == "test-user"
@@ -98,8 +98,13 @@ def test_challenger_that_does_not_beat_the_champion_stays_challenger(
     names = [name for name, _ in second.outputs()["leaderboard"]]
     assert f"champion_v{first.outputs()['model']['version']}" in names
     client = registry.configure(home)
-    gate_tag = client.get_model_version(tiny_cfg.train.registered_model_name, model["version"]).tags["fluxora.gate"]
+    refused = client.get_model_version(tiny_cfg.train.registered_model_name, model["version"])
+    gate_tag = refused.tags["fluxora.gate"]
     assert "does not beat" in gate_tag and gate_tag == model["reason"]
+    # the version's description says so, with the figures it was refused on
+    assert refused.description.startswith("**Stays challenger**") and gate_tag in refused.description
+    assert f"| champion v{first.outputs()['model']['version']} |" in refused.description
+    assert refused.tags["fluxora.gate.champion_before"] == first.outputs()["model"]["version"]
 
 
 def test_promote_rollback_and_history(
@@ -150,4 +155,13 @@ def test_model_auto_backtests_every_candidate_and_registers_the_best(tmp_path_fa
     version = outputs["model"]["version"]
     tags = registry.configure(home).get_model_version(cfg.train.registered_model_name, version).tags
     assert tags["fluxora.model"] == best
-    assert all(outputs["metrics"][f"candidate.{m}.mae"] == board[m]["mae"] for m in candidates)
+    # each model is a child run of the training's run, its figures under the same names
+    client = registry.configure(home)
+    run_id = client.get_model_version(cfg.train.registered_model_name, version).run_id
+    experiment = client.get_run(run_id).info.experiment_id
+    children = client.search_runs([experiment], f"tags.`mlflow.parentRunId` = '{run_id}'")
+    assert {c.info.run_name: c.data.metrics["mae"] for c in children} == pytest.approx(
+        {m: board[m]["mae"] for m in board}
+    )
+    roles = {c.info.run_name: c.data.tags[registry.ROLE_TAG] for c in children}
+    assert roles[best] == "winner" and {roles[m] for m in candidates if m != best} == {"candidate"}

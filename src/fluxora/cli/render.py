@@ -167,7 +167,8 @@ def status_text(report: dict[str, Any]) -> str:
     if online:
         stale = report.get("staleness") or {}
         lines.append("online store  latest feature timestamp per series:")
-        lines += [f"  {sid:<20} {ts or 'missing'}{_stale_flag(stale, sid)}" for sid, ts in online.items()]
+        width = max(20, *(len(sid) for sid in online))  # long series ids keep the column aligned
+        lines += [f"  {sid:<{width}} {ts or 'missing'}{_stale_flag(stale, sid)}" for sid, ts in online.items()]
         if stale.get("note"):
             lines.append(f"  {stale['note']}")
     else:
@@ -175,7 +176,8 @@ def status_text(report: dict[str, Any]) -> str:
     vintages = report.get("weather_forecast")
     if vintages:
         lines.append("weather       latest issued forecast per series:")
-        lines += [f"  {sid:<20} {ts}" for sid, ts in vintages.items()]
+        width = max(20, *(len(sid) for sid in vintages))
+        lines += [f"  {sid:<{width}} {ts}" for sid, ts in vintages.items()]
     drift = report["drift"]
     if not drift:
         lines.append("drift         no report yet")

@@ -432,29 +432,54 @@ def best_baseline(board: dict[str, Any], names: tuple[str, ...]) -> tuple[str, f
     return min(found, key=lambda kv: kv[1])
 
 
+# Leaderboard columns: (overall key, header, decimals). Fixed decimals per column so figures align
+# and compare (`.4g` printed 39 next to 37.88); the caption gives the units.
+_COLUMNS = (
+    ("mae", "MAE", 3),
+    ("rmse", "RMSE", 3),
+    ("mape", "MAPE %", 2),
+    ("smape", "sMAPE %", 2),
+    ("mase", "MASE", 3),
+    ("pinball", "pinball", 3),
+)
+
+
 def render(board: dict[str, Any]) -> str:
-    """The leaderboard as a text table."""
-    cols = ["mae", "rmse", "mape", "smape", "mase", "pinball"]
-    # Fixed decimals per column, so figures align and compare (`.4g` printed 39 next to 37.88):
-    # load units and ratios to 3 decimals, percentages to 2.
-    decimals = {"mape": 2, "smape": 2}
-    cov = (
-        next((k for k in board["models"][0]["overall"] if k.startswith("coverage_")), None) if board["models"] else None
-    )
-    header = f"{'rank':>4}  {'model':<22}" + "".join(f"{c.upper():>10}" for c in cols)
-    header += f"{cov.replace('coverage_', 'COV') + '%':>8}" if cov else ""
-    header += f"{'fit s':>8}"
-    lines = [header]
-    for e in board["models"]:
-        o = e["overall"]
-        figures = "".join(f"{o.get(c, float('nan')):>10.{decimals.get(c, 3)}f}" for c in cols)
-        line = f"{e['rank']:>4}  {e['model']:<22}" + figures
-        line += (f"{o[cov] * 100:>8.1f}" if cov in o else f"{'-':>8}") if cov else ""  # the column stays aligned
-        line += f"{e['fit_seconds']:>8.1f}"
-        lines.append(line)
+    """The leaderboard as a text table (`rich`, rendered without colour or control codes, so it
+    reads the same in a terminal, a redirected log and a Prefect artifact)."""
+    from io import StringIO
+
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    models = board["models"]
+    cov = next((k for k in models[0]["overall"] if k.startswith("coverage_")), None) if models else None
     bt = board["backtest"]
-    lines.append(
-        f"({board['n_series']} series x {len(bt['origins'])} origins, horizon {bt['horizon']} h, "
-        f"weather {bt['weather']}, refit {bt['refit']}; ranked by {board['metric'].upper()})"
+    caption = (
+        f"{board['n_series']} series x {len(bt['origins'])} origins, horizon {bt['horizon']} h, "
+        f"weather {bt['weather']}, refit {bt['refit']}; ranked by {board['metric'].upper()}. "
+        "MAE, RMSE, pinball in the data's load unit; MASE a ratio to the in-sample seasonal naive"
+        + (f"; cov: share of actuals inside the {cov.removeprefix('coverage_')} % interval" if cov else "")
     )
-    return "\n".join(lines)
+    table = Table(box=box.SIMPLE_HEAD, caption=caption, caption_justify="left", pad_edge=False)
+    table.add_column("rank", justify="right")
+    table.add_column("model")
+    for _, header, _ in _COLUMNS:
+        table.add_column(header, justify="right")
+    if cov:
+        table.add_column(f"cov{cov.removeprefix('coverage_')} %", justify="right")
+    table.add_column("fit s", justify="right")
+    for e in models:
+        o = e["overall"]
+        cells = [_cell(o.get(key), decimals) for key, _, decimals in _COLUMNS]
+        if cov:
+            cells.append(_cell(o[cov] * 100 if o.get(cov) is not None else None, 1))
+        table.add_row(str(e["rank"]), e["model"], *cells, _cell(e["fit_seconds"], 1))
+    out = StringIO()
+    Console(file=out, width=160, color_system=None, highlight=False, emoji=False).print(table)
+    return "\n".join(line.rstrip() for line in out.getvalue().splitlines()).strip("\n")
+
+
+def _cell(value: float | None, decimals: int) -> str:
+    return "-" if value is None or value != value else f"{value:.{decimals}f}"

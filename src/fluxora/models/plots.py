@@ -19,7 +19,6 @@ def backtest_plots(result: BacktestResult, board: dict[str, Any], directory: Pat
 
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
-    ev = result.evaluation
     steps = np.arange(1, result.spec.horizon + 1)
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for entry in board["models"]:
@@ -32,6 +31,27 @@ def backtest_plots(result: BacktestResult, board: dict[str, Any], directory: Pat
     plt.close(fig)
 
     shown = [e["model"] for e in board["models"][:2]]  # the two best, so the plot stays readable
+    paths.append(_forecast_figure(result, shown, directory / "forecast_vs_actual.png", n_series))
+    return paths
+
+
+def model_plots(result: BacktestResult, board: dict[str, Any], directory: Path, n_series: int = 3) -> dict[str, Path]:
+    """One forecast-vs-actual PNG per model of the leaderboard (`<model>.png` in `directory`), for
+    that model's own MLflow run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    directory.mkdir(parents=True, exist_ok=True)
+    names = [e["model"] for e in board["models"] if e["model"] in result.runs]
+    return {name: _forecast_figure(result, [name], directory / f"{name}.png", n_series) for name in names}
+
+
+def _forecast_figure(result: BacktestResult, shown: list[str], path: Path, n_series: int) -> Path:
+    """Backtest forecasts of the `shown` models against the actuals, one panel per series."""
+    import matplotlib.pyplot as plt
+
+    ev = result.evaluation
+    steps = np.arange(1, result.spec.horizon + 1)
     series = np.unique(ev.series.astype(str))[:n_series]
     fig, axes = plt.subplots(len(series), 1, figsize=(10, 2.8 * len(series)), squeeze=False)
     for ax, sid in zip(axes[:, 0], series, strict=True):
@@ -51,7 +71,6 @@ def backtest_plots(result: BacktestResult, board: dict[str, Any], directory: Pat
         ax.set_title(f"{sid}: backtest forecasts ({levels[0]:.0%}-{levels[-1]:.0%} band)", fontsize=9)
         ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
-    paths.append(directory / "forecast_vs_actual.png")
-    fig.savefig(paths[-1], dpi=90)
+    fig.savefig(path, dpi=90)
     plt.close(fig)
-    return paths
+    return path

@@ -79,8 +79,8 @@ def select(
     seasonal naive and the champion (a `champion_v<N>` row), on the same windows.
 
     The metrics are the winner's, each seasonal naive's (`naive_daily_*`, `naive_weekly_*`), the
-    better naive (`baseline_<metric>`), the skill against it, the champion's and every candidate's
-    (`candidate.<name>.<metric>`)."""
+    better naive (`baseline_<metric>`), the skill against it and the champion's. Every model's own
+    figures are in the leaderboard (and each one's MLflow child run)."""
     from fluxora.models.backtest import best_baseline
     from fluxora.models.forecasters import BASELINES
 
@@ -96,6 +96,4 @@ def select(
     metrics[f"skill_{metric}"] = 1.0 - by_name[winner][metric] / naive
     if champ is not None:
         metrics[f"champion_{metric}"] = champ
-    for name in candidates:
-        metrics |= {f"candidate.{name}.{k}": v for k, v in by_name[name].items()}
     return Selection(winner, metrics, decision)

@@ -15,6 +15,7 @@ from fluxora.fanout import SERIAL, FanOut
 from fluxora.paths import Home
 from fluxora.steps.base import StepResult, relay_logs
 from fluxora.steps.features import panel as stored_panel
+from fluxora.steps.train import training_data
 
 _log = logging.getLogger(__name__)
 
@@ -51,13 +52,19 @@ def backtest(
     board = {"data_version": io.file_digest(home.validated_data), "config_hash": cfg.fingerprint()} | board
     target = output or home.leaderboard
     io.atomic_write_text(target, json.dumps(board, indent=2, default=str))
-    run_id = registry.log_backtest(home, cfg, board, _plots(cfg, result, board, home), target)
+    plots, per_model = _plots(cfg, result, board, home)
+    _, inputs = training_data(home)
+    run_id = registry.log_backtest(home, cfg, board, plots, target, per_model, inputs)
     return BacktestResult(str(target), bt.render(board), run_id)
 
 
-def _plots(cfg: FluxoraConfig, result: Any, board: dict[str, Any], home: Home) -> list[Path]:
+def _plots(cfg: FluxoraConfig, result: Any, board: dict[str, Any], home: Home) -> tuple[list[Path], dict[str, Path]]:
+    """The leaderboard's plots, and each model's own forecast-vs-actual (for its child run)."""
     if not cfg.backtest.plots:
-        return []
-    from fluxora.models.plots import backtest_plots
+        return [], {}
+    from fluxora.models.plots import backtest_plots, model_plots
 
-    return backtest_plots(result, board, home.backtest_plots, cfg.backtest.plot_series)
+    n = cfg.backtest.plot_series
+    return backtest_plots(result, board, home.backtest_plots, n), model_plots(
+        result, board, home.backtest_plots / "models", n
+    )

@@ -51,9 +51,7 @@ def train(
     if cfg.monitor.webhook_url:  # a malformed URL is a config error now, not after training
         check_url(cfg.monitor.webhook_url)
     say = progress or _log.info
-    data_version = io.file_digest(home.validated_data)
-    if home.weather_forecasts.is_file():  # new forecast vintages are new training data
-        data_version = f"{data_version}+wf:{io.file_digest(home.weather_forecasts)[:16]}"
+    data_version, inputs = training_data(home)
     name = cfg.train.registered_model_name
     existing = registry.find_version(home, name, data_version, cfg.fingerprint())
     if existing is not None:
@@ -89,12 +87,16 @@ def train(
     with tempfile.TemporaryDirectory(prefix="fluxora-model-") as tmp:
         model_dir = model.save(Path(tmp) / "model")
         artifacts = [io.atomic_write_text(Path(tmp) / "leaderboard.json", json.dumps(board, indent=2, default=str))]
+        plots: dict[str, Path] = {}
         if cfg.backtest.plots:
-            from fluxora.models.plots import backtest_plots
+            from fluxora.models.plots import backtest_plots, model_plots
 
             artifacts += backtest_plots(result, board, Path(tmp) / "plots", cfg.backtest.plot_series)
+            plots = model_plots(result, board, Path(tmp) / "plots" / "models", cfg.backtest.plot_series)
+        competing = tuple(candidate_names(cfg.model.name, cfg.model.candidates))
+        backtested = registry.Backtested(board, chosen.winner, competing, plots)
         registered = registry.log_and_register(
-            home, cfg, model_dir, data_version, chosen.metrics, chosen.decision, artifacts
+            home, cfg, model_dir, data_version, chosen.metrics, chosen.decision, artifacts, backtested, inputs
         )
     if not registered.created:  # a concurrent run registered this data and config while this one trained
         say(f"train: version {registered.version} was {registry.CONCURRENT}; nothing new registered")
@@ -105,6 +107,21 @@ def train(
         _alert_refused(cfg, home, registered, chosen.decision.reason, chosen.metrics)
     leaderboard = [(e["model"], e["overall"]) for e in board["models"]]
     return _finish(home, TrainResult(chosen.metrics, registered, leaderboard))
+
+
+def training_data(home: Home) -> tuple[str, list[registry.DataInput]]:
+    """The data version of what a training reads (the validated data's digest, plus the weather
+    forecasts' when there are any: new vintages are new training data) and its files as the
+    datasets logged to MLflow."""
+    digest = io.file_digest(home.validated_data)
+    if not home.weather_forecasts.is_file():
+        return digest, [registry.DataInput("load (validated)", home.validated_data, digest, digest)]
+    forecasts = io.file_digest(home.weather_forecasts)
+    version = f"{digest}+wf:{forecasts[:16]}"
+    return version, [
+        registry.DataInput("load (validated)", home.validated_data, digest, version),
+        registry.DataInput("weather forecasts (issued)", home.weather_forecasts, forecasts, version),
+    ]
 
 
 def _alert_refused(
