@@ -105,11 +105,12 @@ def run_gate(
     series_in = int(raw[SERIES_ID].nunique()) if SERIES_ID in raw else 0
     report = run_batches(batches or [(raw, None)], cfg, model_freq, resolution, len(raw), series_in, collect)
     quarantine = pd.concat(quarantined, ignore_index=True).sort_values(ROW, kind="stable")
+    repairs = pd.concat(repaired, ignore_index=True)
+    if len(repaired) > 1:  # one run lists the repairs check by check, each in series order
+        order = np.argsort(repairs[CHECK].map(STAGES.index).to_numpy(), kind="stable")
+        repairs = repairs.iloc[order].reset_index(drop=True)
     return GateResult(
-        pd.concat(outs, ignore_index=True),
-        quarantine.drop(columns=[ROW]).reset_index(drop=True),
-        pd.concat(repaired, ignore_index=True),
-        report,
+        pd.concat(outs, ignore_index=True), quarantine.drop(columns=[ROW]).reset_index(drop=True), repairs, report
     )
 
 
