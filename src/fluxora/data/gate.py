@@ -176,6 +176,7 @@ def run_batches(
         rows_quarantined += len(quarantine)
         rows_repaired += done.rows_repaired
         rows_filled += done.rows_filled
+        del raw, rows, done, out, quarantine, repairs  # before the next batch is read: memory holds one
     if refusals:
         _refuse(template, ledgers, refusals)
     ledger = merge_ledgers(ledgers, template)

@@ -160,38 +160,47 @@ class SeriesBatches:
         if self.blank or any(nulls):
             self.batches.insert(0, self.blank)
         self._nulls = nulls
+        self._cached: tuple[int, pa.Table] | None = None  # the last row group read (batches share some)
 
     def __len__(self) -> int:
         return max(len(self.batches), 1)
 
     def __iter__(self) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
         if self.size <= 0 or not self.has_ids or len(self.batches) <= 1:
             table = self.file.read()
             yield table.to_pandas(), np.arange(self.rows, dtype=np.int64)
             return
-        cached: tuple[int, pa.Table] | None = None
-        for number, names in enumerate(self.batches):
-            wanted, with_nulls = set(names), number == 0 and bool(self.blank or any(self._nulls))
-            values = pa.array(names, pa.string())
-            parts, rows = [], []
-            for i, group in enumerate(self.groups):
-                if not (wanted.intersection(group) or (with_nulls and self._nulls[i])):
-                    continue
-                if cached is None or cached[0] != i:
-                    cached = (i, self.file.read_row_group(i))
-                table = cached[1]
-                ids = pc.cast(table.column(self.column), pa.string())
-                mask = pc.is_in(ids, value_set=values)
-                if with_nulls:
-                    mask = pc.or_(pc.fill_null(mask, False), pc.is_null(ids))
-                mask = pc.fill_null(mask, False)
-                parts.append(table.filter(mask))
-                rows.append(np.flatnonzero(mask.to_numpy(zero_copy_only=False)) + self.offsets[i])
-            frame = pa.concat_tables(parts).to_pandas()
-            ids = frame[self.column]
-            if isinstance(ids.dtype, pd.CategoricalDtype):
-                frame[self.column] = ids.cat.remove_unused_categories()
-            yield frame, np.concatenate(rows).astype(np.int64)
+        for number in range(len(self.batches)):
+            batch = self._read(number)
+            yield batch
+            del batch  # before the next batch is read: memory holds one
+        self._cached = None
+
+    def _read(self, number: int) -> tuple[pd.DataFrame, np.ndarray]:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        names = self.batches[number]
+        wanted, with_nulls = set(names), number == 0 and bool(self.blank or any(self._nulls))
+        values = pa.array(names, pa.string())
+        parts, rows = [], []
+        for i, group in enumerate(self.groups):
+            if not (wanted.intersection(group) or (with_nulls and self._nulls[i])):
+                continue
+            if self._cached is None or self._cached[0] != i:
+                self._cached = None
+                self._cached = (i, self.file.read_row_group(i))
+            table = self._cached[1]
+            ids = pc.cast(table.column(self.column), pa.string())
+            mask = pc.is_in(ids, value_set=values)
+            if with_nulls:
+                mask = pc.or_(pc.fill_null(mask, False), pc.is_null(ids))
+            mask = pc.fill_null(mask, False)
+            parts.append(table.filter(mask))
+            rows.append(np.flatnonzero(mask.to_numpy(zero_copy_only=False)) + self.offsets[i])
+        frame = pa.concat_tables(parts).to_pandas()
+        del parts
+        ids = frame[self.column]
+        if isinstance(ids.dtype, pd.CategoricalDtype):
+            frame[self.column] = ids.cat.remove_unused_categories()
+        return frame, np.concatenate(rows).astype(np.int64)
