@@ -101,7 +101,7 @@ def run_gate(
             if not parts or not frame.empty:  # the first frame even when empty: the columns
                 parts[:] = [p for p in parts if not p.empty] + [frame]
 
-    batches = [(raw.iloc[rows], rows) for rows in split_rows(raw, batch_series)]
+    batches: list[Batch] = [(raw.iloc[rows], rows) for rows in split_rows(raw, batch_series)]
     series_in = int(raw[SERIES_ID].nunique()) if SERIES_ID in raw else 0
     report = run_batches(batches or [(raw, None)], cfg, model_freq, resolution, len(raw), series_in, collect)
     quarantine = pd.concat(quarantined, ignore_index=True).sort_values(ROW, kind="stable")
@@ -331,7 +331,7 @@ def _apply(
             f"{found} row(s): {text}, first at {at}",
             series_id=str(df[SERIES_ID].iat[where]),
             parts={"kind": "rows", "text": text, "at": at},
-            first_row=int(df[ROW].iat[where]),
+            first_row=int(df[ROW].to_numpy()[where]),
         )
     if policy == "warn":
         return df

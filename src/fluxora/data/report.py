@@ -75,7 +75,7 @@ class Ledger:
         part[REASON] = reason.loc[original.index].astype(str) if isinstance(reason, pd.Series) else reason
         self.quarantined.append(part)
         if len(part) and check not in self.first_quarantined:
-            self.first_quarantined[check] = (int(part[ROW].iat[0]), str(part[REASON].iat[0]))
+            self.first_quarantined[check] = (int(part[ROW].to_numpy()[0]), str(part[REASON].iat[0]))
         self.checks[check].rows_quarantined += len(original)
         return df.loc[~mask].reset_index(drop=True)
 
