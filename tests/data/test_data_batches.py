@@ -171,3 +171,53 @@ def test_batch_series_must_not_be_negative(tiny_cfg: FluxoraConfig, tmp_path: Pa
     with pytest.raises(ConfigError, match=r"data\.batch_series: must be a whole number >= 0.*got -1"):
         steps.ingest(_cfg(tiny_cfg, -1), home)
     assert not home.raw_data.exists()
+
+
+def test_weather_join_in_row_groups_writes_the_same_table_and_asks_once_per_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The weather join streams the raw table row group by row group: the same rows in the same
+    order as in one go, each location fetched once for the whole table's days."""
+    import httpx
+
+    from fluxora.config import WeatherConfig
+    from fluxora.data.ingest import ingest
+
+    asked: list[str] = []
+
+    def weather(request: httpx.Request) -> httpx.Response:  # an Open-Meteo archive reply, temperature = lat / 10
+        p = request.url.params
+        asked.append(f"{p['latitude']} {p['start_date']} {p['end_date']}")
+        end = pd.Timestamp(p["end_date"]) + pd.Timedelta(hours=23)
+        times = pd.date_range(p["start_date"], end, freq="h", tz="UTC")
+        hourly = {
+            "time": [int(t.timestamp()) for t in times],
+            "temperature_2m": [float(p["latitude"]) / 10] * len(times),
+        }
+        return httpx.Response(200, json={"utc_offset_seconds": 0, "hourly": hourly})
+
+    (tmp_path / "data").mkdir()
+    stamps = pd.date_range("2024-01-01", periods=24 * 10, freq="h", tz="UTC")
+    rows = [(sid, t.isoformat(), 100.0 + i) for t in stamps for i, sid in enumerate("abc")]  # in time order
+    pd.DataFrame(rows, columns=["series_id", "timestamp", "load"]).to_csv(tmp_path / "data" / "load.csv", index=False)
+    places = {"a": "10.0,1.0", "b": "20.0,2.0", "c": "10.0,1.0"}
+    monkeypatch.setattr("fluxora.data.sources.BLOCK_BYTES", 4096)  # many blocks: many row groups
+    tables = {}
+    for size in (0, 2):
+        asked.clear()
+        cfg = DataConfig(
+            source="file", path="data/load.csv", batch_series=size, weather=WeatherConfig("open_meteo", places)
+        )
+        client = httpx.Client(transport=httpx.MockTransport(weather))
+        summary = ingest(cfg, tmp_path / f"raw{size}.parquet", tmp_path, client=client)
+        assert summary.rows == len(rows)
+        assert sorted(asked) == ["10.0 2024-01-01 2024-01-10", "20.0 2024-01-01 2024-01-10"]
+        tables[size] = pd.read_parquet(tmp_path / f"raw{size}.parquet")
+        if size:  # streamed: the CSV's blocks stay row groups
+            assert pq.ParquetFile(tmp_path / f"raw{size}.parquet").metadata.num_row_groups > 5
+    pd.testing.assert_frame_equal(tables[2], tables[0])
+    assert tables[0].groupby(SERIES_ID)[TEMPERATURE].unique().map(list).to_dict() == {
+        "a": [1.0],
+        "b": [2.0],
+        "c": [1.0],
+    }
