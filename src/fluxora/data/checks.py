@@ -8,6 +8,8 @@ not divide the model's, ...) is refused with `Refused`, which the gate turns int
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -35,13 +37,27 @@ ALLOWED: dict[str, tuple[str, ...]] = {
 
 
 class Refused(Exception):
-    """A check stops the gate: `check` failed with `message` (first seen in `series_id`)."""
+    """A check stops the gate: `check` failed with `message` (first seen in `series_id`).
 
-    def __init__(self, check: str, message: str, series_id: str | None = None) -> None:
+    When the gate runs in series batches, each batch may refuse; `parts` carries what the gate
+    needs to restate the message for all batches together (counts summed, the first example kept),
+    `first_row` the input row it was first seen at (for checks that run in input order).
+    """
+
+    def __init__(
+        self,
+        check: str,
+        message: str,
+        series_id: str | None = None,
+        parts: dict[str, Any] | None = None,
+        first_row: int | None = None,
+    ) -> None:
         super().__init__(check, message, series_id)
         self.check = check
         self.message = message
         self.series_id = series_id
+        self.parts = parts or {}
+        self.first_row = first_row
 
 
 def check_policies(cfg: GateConfig) -> None:
@@ -53,8 +69,12 @@ def check_policies(cfg: GateConfig) -> None:
 
 
 # -- structure ----------------------------------------------------------------------------------
-def working_frame(raw: pd.DataFrame, extras: list[str]) -> pd.DataFrame:
-    """Check the schema, then return the gate's working copy: UTC, categorical ids, float values."""
+def working_frame(raw: pd.DataFrame, extras: list[str], rows: np.ndarray | None = None) -> pd.DataFrame:
+    """Check the schema, then return the gate's working copy: UTC, categorical ids, float values.
+
+    `rows` are the input row numbers of `raw`'s rows (a batch of series of a larger table);
+    default 0, 1, 2, ...
+    """
     missing = [c for c in (SERIES_ID, TIMESTAMP, LOAD) if c not in raw.columns]
     if missing:
         raise Refused("columns", f"missing required columns {missing}; got {list(raw.columns)}")
@@ -73,7 +93,7 @@ def working_frame(raw: pd.DataFrame, extras: list[str]) -> pd.DataFrame:
         if not pd.api.types.is_numeric_dtype(df[col]):
             raise Refused("numeric", f"column '{col}' must be numeric, got {df[col].dtype}")
         df[col] = df[col].astype("float64")
-    df[ROW] = np.arange(len(df), dtype=np.int64)
+    df[ROW] = np.arange(len(df), dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
     df[REPAIRED] = False
     return df
 
@@ -91,6 +111,12 @@ def contract(out: pd.DataFrame, model_step: int) -> None:
                 "contract",
                 f"'{col}' still has {int(bad.sum())} non-finite value(s) after repair (nothing to interpolate from)",
                 series_id=str(out[SERIES_ID].iat[where]),
+                parts={
+                    "kind": "non_finite_after_repair",
+                    "order": 0 if col == LOAD else 1,
+                    "column": col,
+                    "count": int(bad.sum()),
+                },
             )
     ts = ns(out[TIMESTAMP])
     irregular = same_series(out) & (np.diff(ts, prepend=ts[:1]) != model_step)
@@ -100,6 +126,7 @@ def contract(out: pd.DataFrame, model_step: int) -> None:
             "contract",
             f"irregular step before {out[TIMESTAMP].iat[where]} after the gate",
             series_id=str(out[SERIES_ID].iat[where]),
+            parts={"order": 2},
         )
 
 

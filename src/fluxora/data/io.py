@@ -8,8 +8,14 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
 
 @contextmanager
@@ -61,3 +67,140 @@ def file_digest(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+class ParquetAppender:
+    """One Parquet file written table by table at a temporary path next to `target`.
+
+    `append` writes a frame (its own row groups) so memory holds one frame; `commit` closes the
+    file and moves it into place, `discard` deletes it: a failure leaves nothing half-written.
+    `schema` fixes the column types (else the first frame's); a frame that is empty is not
+    written but the first one is kept, to write an empty file with its columns if nothing else came.
+    """
+
+    def __init__(self, target: Path, schema: Callable[[pd.DataFrame], pa.Schema] | None = None) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(fd)
+        self.target, self.tmp, self.schema = target, Path(tmp), schema
+        self.rows = 0
+        self._writer: pq.ParquetWriter | None = None
+        self._empty: pd.DataFrame | None = None
+
+    def append(self, df: pd.DataFrame) -> None:
+        if df.empty:
+            if self._empty is None:
+                self._empty = df
+            return
+        self._write(df)
+
+    def _write(self, df: pd.DataFrame) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        schema = self._writer.schema if self._writer is not None else self.schema(df) if self.schema else None
+        table = pa.Table.from_pandas(df, schema=schema, preserve_index=False)
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.tmp, table.schema)
+        self._writer.write_table(table)
+        self.rows += len(df)
+
+    def commit(self) -> Path:
+        if self._writer is None and self._empty is not None:
+            self._write(self._empty)
+        if self._writer is None:
+            raise ValueError(f"nothing to write to {self.target}")
+        self._writer.close()
+        os.replace(self.tmp, self.target)
+        return self.target
+
+    def discard(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+class SeriesBatches:
+    """A Parquet table (rows in any order) read back `size` whole series at a time.
+
+    Iterating yields (frame, input row numbers) per batch, series in sorted order, each batch's
+    rows in file order (series ids as categoricals). First the rows without a usable series id
+    (null or blank), on their own. One pass over the id column finds which row groups hold which
+    series; a batch then reads only the row groups that hold its series, one at a time, so memory
+    holds a batch plus a row group. `size` <= 0: the whole table as one batch.
+    """
+
+    def __init__(self, path: Path, size: int, series_column: str = "series_id") -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist; run the ingest step first (`fluxora run`)")
+        self.path, self.size, self.column = path, size, series_column
+        self.file = pq.ParquetFile(path, read_dictionary=[series_column])
+        meta = self.file.metadata
+        self.rows = meta.num_rows
+        self.offsets = np.cumsum([0] + [meta.row_group(i).num_rows for i in range(meta.num_row_groups)])
+        self.has_ids = series_column in self.file.schema_arrow.names
+        self.groups: list[list[str]] = []  # the ids (as text) in each row group
+        nulls: list[bool] = []
+        if self.has_ids:
+            for i in range(meta.num_row_groups):
+                ids = self.file.read_row_group(i, columns=[series_column]).column(0)
+                ids = pc.cast(ids, pa.string())
+                self.groups.append([v for v in pc.unique(ids).to_pylist() if v is not None])
+                nulls.append(ids.null_count > 0)
+        names = sorted({name for group in self.groups for name in group})
+        self.series = len(names)
+        self.blank = [n for n in names if not n.strip()]
+        named = [n for n in names if n.strip()]
+        step = size if size > 0 else max(len(named), 1)
+        self.batches = [named[i : i + step] for i in range(0, len(named), step)]
+        if self.blank or any(nulls):
+            self.batches.insert(0, self.blank)
+        self._nulls = nulls
+        self._cached: tuple[int, pa.Table] | None = None  # the last row group read (batches share some)
+
+    def __len__(self) -> int:
+        return max(len(self.batches), 1)
+
+    def __iter__(self) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+        if self.size <= 0 or not self.has_ids or len(self.batches) <= 1:
+            table = self.file.read()
+            yield table.to_pandas(), np.arange(self.rows, dtype=np.int64)
+            return
+        for number in range(len(self.batches)):
+            batch = self._read(number)
+            yield batch
+            del batch  # before the next batch is read: memory holds one
+        self._cached = None
+
+    def _read(self, number: int) -> tuple[pd.DataFrame, np.ndarray]:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        names = self.batches[number]
+        wanted, with_nulls = set(names), number == 0 and bool(self.blank or any(self._nulls))
+        values = pa.array(names, pa.string())
+        parts, rows = [], []
+        for i, group in enumerate(self.groups):
+            if not (wanted.intersection(group) or (with_nulls and self._nulls[i])):
+                continue
+            if self._cached is None or self._cached[0] != i:
+                self._cached = None
+                self._cached = (i, self.file.read_row_group(i))
+            table = self._cached[1]
+            ids = pc.cast(table.column(self.column), pa.string())
+            mask = pc.is_in(ids, value_set=values)
+            if with_nulls:
+                mask = pc.or_(pc.fill_null(mask, False), pc.is_null(ids))
+            mask = pc.fill_null(mask, False)
+            parts.append(table.filter(mask))
+            rows.append(np.flatnonzero(mask.to_numpy(zero_copy_only=False)) + self.offsets[i])
+        frame = pa.concat_tables(parts).to_pandas()
+        del parts
+        ids = frame[self.column]
+        if isinstance(ids.dtype, pd.CategoricalDtype):
+            frame[self.column] = ids.cat.remove_unused_categories()
+        return frame, np.concatenate(rows).astype(np.int64)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from fluxora.data import io
-from fluxora.data.frames import CHECK, REASON, REPAIRED, ROW, first_series, freq_name
+from fluxora.data.frames import CHECK, REASON, REPAIRED, ROW, freq_name
 from fluxora.data.schema import SERIES_ID, TIMESTAMP
 from fluxora.paths import VALIDATION_REPORT
 
@@ -43,14 +43,24 @@ class Ledger:
     steps: dict[str, int] = field(default_factory=dict)  # each series' source step (ns), once detected
     quarantined: list[pd.DataFrame] = field(default_factory=list)
     repairs: list[pd.DataFrame] = field(default_factory=list)
+    # what merging series batches needs (`merge_ledgers`): the input row each listed series was
+    # first flagged at, each check's first quarantined row and reason, the series left when the
+    # weather checks ran and the load-only ones among them (count, first three)
+    series_rows: dict[str, list[int]] = field(default_factory=dict)
+    first_quarantined: dict[str, tuple[int, str]] = field(default_factory=dict)
+    series_at_weather: int = 0
+    load_only: tuple[int, list[str]] = (0, [])
+    stage: str = "schema"  # the gate step running (a refusal's place in the run order)
 
     def found(self, check: str, df: pd.DataFrame, mask: np.ndarray) -> int:
         """Count what `check` found; the first affected series are kept for the report."""
         result = self.checks[check]
         count = int(mask.sum())
         result.found += count
-        if count:
-            result.series = result.series or first_series(df, mask)
+        if count and not result.series:
+            first = df.loc[mask, [SERIES_ID, ROW]].drop_duplicates(SERIES_ID).head(10)
+            result.series = [str(s) for s in first[SERIES_ID]]
+            self.series_rows[check] = [int(r) for r in first[ROW]]
         return count
 
     def quarantine(self, df: pd.DataFrame, check: str, mask: np.ndarray, reason: Any) -> pd.DataFrame:
@@ -64,6 +74,8 @@ class Ledger:
         part[CHECK] = check
         part[REASON] = reason.loc[original.index].astype(str) if isinstance(reason, pd.Series) else reason
         self.quarantined.append(part)
+        if len(part) and check not in self.first_quarantined:
+            self.first_quarantined[check] = (int(part[ROW].to_numpy()[0]), str(part[REASON].iat[0]))
         self.checks[check].rows_quarantined += len(original)
         return df.loc[~mask].reset_index(drop=True)
 
@@ -78,22 +90,26 @@ class Ledger:
         self.repairs.append(record)
 
     def nothing_left(self) -> str:
-        """Why no row passed: the check that quarantined most rows, with its reason."""
-        worst = max(self.quarantined, key=len, default=None)
-        if worst is None:
+        """Why no row passed: the check that quarantined most rows (the first such), with its reason."""
+        counts = [(r.rows_quarantined, name) for name, r in self.checks.items() if name in self.first_quarantined]
+        if not counts:
             return "no rows passed the gate"
-        check = str(worst[CHECK].iat[0])
-        total = self.checks[check].rows_quarantined
-        return f"no rows passed the gate; most ({total}) quarantined by {check}: {worst[REASON].iat[0]}"
+        total = max(n for n, _ in counts)
+        check = next(name for n, name in counts if n == total)
+        return f"no rows passed the gate; most ({total}) quarantined by {check}: {self.first_quarantined[check][1]}"
 
-    def quarantine_frame(self, raw: pd.DataFrame) -> pd.DataFrame:
-        """The quarantine file: the input rows moved out (input columns, in input order), check, reason."""
+    def quarantine_frame(self, raw: pd.DataFrame, keep_row: bool = False) -> pd.DataFrame:
+        """The quarantine file: the input rows moved out (input columns, in input order), check, reason.
+
+        `keep_row`: keep the input row number column `ROW` (to merge batches in input order).
+        """
+        cols = [c for c in raw.columns] + ([ROW] if keep_row else []) + [CHECK, REASON]
         if not self.quarantined:
-            cols = [c for c in raw.columns] + [CHECK, REASON]
-            return raw.iloc[0:0].assign(**{CHECK: pd.Series(dtype=str), REASON: pd.Series(dtype=str)})[cols]
+            empty = raw.iloc[0:0].assign(**{CHECK: pd.Series(dtype=str), REASON: pd.Series(dtype=str)})
+            return empty.assign(**{ROW: pd.Series(dtype="int64")})[cols] if keep_row else empty[cols]
         out = pd.concat(self.quarantined, ignore_index=True).sort_values(ROW, kind="stable")
         out[SERIES_ID] = out[SERIES_ID].astype(str)
-        return out.drop(columns=[ROW, REPAIRED]).reset_index(drop=True)
+        return out.drop(columns=[REPAIRED] if keep_row else [ROW, REPAIRED]).reset_index(drop=True)
 
     def repairs_frame(self) -> pd.DataFrame:
         """The repairs file: series, timestamp, check, column and the original value."""
@@ -104,6 +120,75 @@ class Ledger:
         return out.assign(**{SERIES_ID: out[SERIES_ID].astype(str)})
 
 
+@dataclass(frozen=True)
+class Written:
+    """What the validated table holds: rows, series, first and last timestamp (None when empty)."""
+
+    rows: int = 0
+    series: int = 0
+    start: pd.Timestamp | None = None
+    end: pd.Timestamp | None = None
+
+    @classmethod
+    def of(cls, out: pd.DataFrame) -> Written:
+        if out.empty:
+            return cls(0, int(out[SERIES_ID].nunique()))
+        return cls(len(out), int(out[SERIES_ID].nunique()), out[TIMESTAMP].min(), out[TIMESTAMP].max())
+
+    def __add__(self, other: Written) -> Written:
+        starts = [t for t in (self.start, other.start) if t is not None]
+        ends = [t for t in (self.end, other.end) if t is not None]
+        return Written(
+            self.rows + other.rows,
+            self.series + other.series,  # batches hold disjoint series
+            min(starts) if starts else None,
+            max(ends) if ends else None,
+        )
+
+
+def merge_ledgers(ledgers: list[Ledger], template: Ledger, upto: int | None = None) -> Ledger:
+    """One ledger for all series batches (run in series order): counts summed, the first affected
+    series kept in the order one run over all the data would list them.
+
+    `template` holds the totals (rows_in, series_in, model step, policies); `upto`: only the
+    first `upto` checks (in run order) count, the gate stopped there (None: all of them).
+    """
+    names = list(template.checks)
+    keep = names if upto is None else names[:upto]
+    merged = Ledger(template.rows_in, template.series_in, template.model_step, dict(template.checks))
+    for name in names:
+        result = CheckResult(template.checks[name].policy)
+        merged.checks[name] = result
+        if name not in keep:
+            continue
+        pairs: list[tuple[int, int, str]] = []  # (input row or batch number, position, series)
+        for number, ledger in enumerate(ledgers):
+            part = ledger.checks[name]
+            result.found += part.found
+            result.rows_quarantined += part.rows_quarantined
+            result.rows_repaired += part.rows_repaired
+            result.rows_filled += part.rows_filled
+            rows = ledger.series_rows.get(name)
+            for i, sid in enumerate(part.series):
+                key = rows[i] if name in IN_INPUT_ORDER and rows is not None else number
+                pairs.append((key, i, sid))
+            if name in ledger.first_quarantined:
+                row, reason = ledger.first_quarantined[name]
+                if name not in merged.first_quarantined or row < merged.first_quarantined[name][0]:
+                    merged.first_quarantined[name] = (row, reason)
+        result.series = [sid for _, _, sid in sorted(pairs)[:10]]
+    for ledger in ledgers:
+        merged.steps.update(ledger.steps)
+        merged.series_at_weather += ledger.series_at_weather
+        count, first = merged.load_only
+        merged.load_only = (count + ledger.load_only[0], (first + ledger.load_only[1])[:3])
+    return merged
+
+
+# the checks that run before the gate sorts rows by series: they see (and list) rows in input order
+IN_INPUT_ORDER = ("missing_series_id", "bad_timestamps", "non_numeric")
+
+
 def build_report(
     ledger: Ledger,
     status: str,
@@ -112,7 +197,7 @@ def build_report(
     rows_quarantined: int | None = None,
     rows_repaired: int | None = None,
     rows_filled: int | None = None,
-    out: pd.DataFrame | None = None,
+    out: Written | None = None,
 ) -> dict[str, Any]:
     """The validation report; a failed one has only what was known when the gate stopped."""
     by_step: dict[str, int] = {}
@@ -126,13 +211,13 @@ def build_report(
         "rows_quarantined": rows_quarantined,
         "rows_repaired": rows_repaired,
         "rows_filled": rows_filled,
-        "rows_written": None if out is None else len(out),
+        "rows_written": None if out is None else out.rows,
         "series_in": ledger.series_in,
-        "series_out": None if out is None else int(out[SERIES_ID].nunique()),
+        "series_out": None if out is None else out.series,
         "model_resolution": freq_name(ledger.model_step),
         "source_resolution": by_step,
-        "start": None if out is None or out.empty else str(out[TIMESTAMP].min()),
-        "end": None if out is None or out.empty else str(out[TIMESTAMP].max()),
+        "start": None if out is None or out.start is None else str(out.start),
+        "end": None if out is None or out.end is None else str(out.end),
         "failure": failure,
         "checks": {name: vars(r) for name, r in ledger.checks.items()},
     }
