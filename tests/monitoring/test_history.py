@@ -8,12 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from history_support import SERIES, monitored_home
 
 from fluxora.config import compose
 from fluxora.data.schema import SERIES_ID
 from fluxora.monitoring import effect, history, loop, residual
-
-from history_support import SERIES, monitored_home
 
 
 def _settings() -> effect.EffectSettings:

@@ -74,15 +74,16 @@ def residual_drift(joined: pd.DataFrame, s: EffectSettings, share_threshold: flo
     end = None
     if len(matured):
         end = pd.Timestamp(matured["target"].max())
-        day = pd.Timedelta(days=RESIDUAL_WINDOW_DAYS)
+        seconds = (end - pd.to_datetime(matured["target"], utc=True)).dt.total_seconds().to_numpy()
         # Window 0 is the latest day (targets in (end - 1 day, end]), window j the j-th day before it.
-        back = ((end - matured["target"]) // day).astype("int64")
-        frame = matured.assign(_w=back.to_numpy())
+        back = (seconds // (86400 * RESIDUAL_WINDOW_DAYS)).astype("int64")
+        frame = matured.assign(_w=back)
         for sid, group in frame.groupby(SERIES_ID, sort=True):
-            by_w = {int(w): _window_stats(g) for w, g in group.groupby("_w")}
+            by_w: dict[int, dict[str, float] | None] = {
+                int(np.asarray(w).item()): _window_stats(g) for w, g in group.groupby("_w")
+            }
             current = by_w.get(0)
-            history = [by_w.get(j) for j in range(1, s.history_windows + 1)]
-            history = [h for h in history if h is not None]
+            history = [h for j in range(1, s.history_windows + 1) if (h := by_w.get(j)) is not None]
             if current is None or len(history) < s.min_history_windows:
                 series[str(sid)] = {
                     "status": "insufficient_data",
