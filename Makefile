@@ -9,7 +9,7 @@ UV := .tools/bin/uv
 BIN := .venv/bin
 ARGS ?=
 
-.PHONY: help install browser run test faults serve status prefect-server deploy mlflow-server prefect-server-pg repro lint format bench clean
+.PHONY: help install browser run test faults serve status monitor-ui prefect-server deploy mlflow-server prefect-server-pg repro lint format bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-9s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ serve: install ## start the forecast API on the champion model
 
 status: install ## champion, feature freshness, latest drift
 	$(BIN)/fluxora status $(ARGS)
+
+monitor-ui: install ## Evidently's UI on the monitoring history (HOST=127.0.0.1 PORT=8001)
+	$(BIN)/fluxora monitor ui --host $${HOST:-127.0.0.1} --port $${PORT:-8001} $(ARGS)
 
 prefect-server: install ## start a Prefect server (UI at http://127.0.0.1:4200) for `fluxora deploy`
 	PREFECT_HOME="$${FLUXORA_HOME:-$(CURDIR)/.fluxora}/prefect" $(BIN)/prefect server start --host 127.0.0.1 --port 4200

@@ -136,6 +136,7 @@ def monitoring_markdown(monitored: steps.MonitorResult, retrain_run: str | None 
         ["MAPE %", _num(acc.mape, 2)],
         ["interval coverage", _num(acc.coverage)],
         ["MAE / seasonal naive MAE", _num(acc.decay.get("mae_ratio"))],
+        ["residual drift (MAE vs naive, per series)", _names(monitored.residual_drifted)],
         [
             "points matured / pending / missing",
             f"{acc.points['matured']} / {acc.points['pending']} / {acc.points['missing']}",
@@ -153,6 +154,14 @@ def monitoring_markdown(monitored: steps.MonitorResult, retrain_run: str | None 
             "### Realized accuracy (served forecasts vs actuals)",
             _table(["", "value"], acc_rows),
             "Reports: " + ", ".join(_link(p) for p in (monitored.html, monitored.json, acc.html_path, acc.json_path)),
+            *(
+                [
+                    f"History: snapshot `{monitored.history['snapshot_id']}` in {_link(monitored.history['workspace'])}"
+                    " (`fluxora monitor ui` shows the runs over time)"
+                ]
+                if monitored.history
+                else []
+            ),
         ]
     )
 

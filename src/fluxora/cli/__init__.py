@@ -5,7 +5,7 @@ may import Prefect or the flows.
 - `parser`: the commands, options and help;
 - `jobs`: pipeline work (run, backtest, DVC stages) and the scheduler (deploy, trigger);
 - `admin`: the service database (users, keys), the registry's aliases, configuration;
-- `service`: serve, status and plot;
+- `service`: serve, status, plot and monitor ui (Evidently's UI on the monitoring history);
 - `render`: what the commands print.
 """
 
@@ -40,7 +40,7 @@ def _handler(command: str) -> Callable[[argparse.Namespace], int]:
     """The function for `command`; its module is imported only when that command runs."""
     if command in ("run", "backtest", "stage", "deploy", "trigger"):
         from fluxora.cli import jobs as module
-    elif command in ("serve", "status", "plot"):
+    elif command in ("serve", "status", "plot", "monitor"):
         from fluxora.cli import service as module  # type: ignore[no-redef]
     else:
         from fluxora.cli import admin as module  # type: ignore[no-redef]

@@ -49,6 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plot.add_argument("overrides", nargs="*", help="Hydra overrides")
 
+    monitor = sub.add_parser("monitor", help="monitoring history: `fluxora monitor ui` starts Evidently's UI on it")
+    msub = monitor.add_subparsers(dest="monitor_command", required=True, metavar="ACTION")
+    mui = msub.add_parser(
+        "ui", help="start Evidently's UI on the monitoring workspace ($FLUXORA_HOME/evidently): the runs over time"
+    )
+    mui.add_argument("--host", default="127.0.0.1", help="bind address (default: 127.0.0.1)")
+    mui.add_argument("--port", type=int, default=8001, help="port (default: 8001; the forecast API has 8000)")
+    mui.add_argument("overrides", nargs="*", help="Hydra overrides")
+
     users = sub.add_parser("users", help="manage API users (for the OAuth2 password flow)")
     usub = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
     ucreate = usub.add_parser("create", help="create a user; the password is read from stdin or prompted")

@@ -164,3 +164,29 @@ def plot(args: argparse.Namespace) -> int:
     origin_text = f"{drawn.origin:%Y-%m-%d %H:%M} UTC"
     print(f"{output}  ({args.series}, model version {model.version}, origin {origin_text}, {horizon} h)")
     return 0
+
+
+def monitor(args: argparse.Namespace) -> int:
+    """`fluxora monitor ui`: Evidently's own UI on the monitoring workspace, once it has runs."""
+    import os
+
+    from fluxora.errors import FluxoraError
+    from fluxora.monitoring.history import PROJECT, workspace_dir, workspace_runs
+
+    _, home = configured(args.overrides)
+    path = workspace_dir(home.root)
+    runs = workspace_runs(path).get(PROJECT, 0)
+    if not runs:
+        raise FluxoraError(
+            f"no monitoring runs in {path} yet: run `fluxora run` (or `fluxora trigger monitor` under "
+            "`fluxora deploy`) first; every monitoring run adds one"
+        )
+    if not 0 < args.port < 65536:
+        raise FluxoraError(f"--port must be between 1 and 65535, got {args.port}")
+    os.environ.setdefault("DO_NOT_TRACK", "1")  # no telemetry from the UI
+    print(f"Evidently UI on {path} ({runs} monitoring runs in project {PROJECT!r})", flush=True)
+    print(f"open http://{args.host}:{args.port} (Ctrl+C to stop)", flush=True)
+    from evidently.ui.service.app import get_config, run
+
+    run(get_config(host=args.host, port=args.port, workspace=str(path)))
+    return 0

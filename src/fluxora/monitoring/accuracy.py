@@ -26,7 +26,7 @@ from __future__ import annotations
 import html
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from itertools import chain
 from pathlib import Path
@@ -369,11 +369,13 @@ def accuracy_report(
     mae_ratio_threshold: float,
     note: str | None = None,
     window: dict[str, Any] | None = None,
+    residual: Callable[[pd.DataFrame], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Score the logged forecasts against the actuals and write `accuracy.json` and `accuracy.html`.
 
     Never raises on thin data: an empty log, nothing matured, NaN or constant actuals give a
-    summary with status "insufficient_data" and a reason.
+    summary with status "insufficient_data", a reason and when the first figures can exist
+    (`first_figures`). `residual`, given the joined points, adds residual drift (`residual`).
     """
     lo, hi = check_interval(interval)
     joined = join_actuals(forecast_points(log, (lo, hi)), actuals)
@@ -382,6 +384,9 @@ def accuracy_report(
     )
     if note and summary["status"] != "ok":
         summary["reason"] = note
+    summary["first_figures"] = first_figures(joined, min_points, summary["status"])
+    if residual is not None:
+        summary["residual"] = residual(joined)
     out_dir = Path(out_dir)
     html_path, json_path = out_dir / f"{ACCURACY_REPORT}.html", out_dir / f"{ACCURACY_REPORT}.json"
     summary |= {
@@ -393,6 +398,32 @@ def accuracy_report(
     atomic_write_text(html_path, render_html(summary))
     atomic_write_text(json_path, json.dumps(summary, indent=2, allow_nan=False) + "\n")  # last: complete marker
     return summary
+
+
+def first_figures(joined: pd.DataFrame, min_points: int, status: str) -> str | None:
+    """When an insufficient report will have its first figures: what has to happen, and from the
+    pending targets, the hour by which `min_points` points can have matured."""
+    if status == "ok":
+        return None
+    matured = int((joined["status"] == MATURED).sum()) if len(joined) else 0
+    need = max(min_points - matured, 1)
+    if not len(joined):
+        return (
+            "No served forecast is in the log yet. Figures appear once the service (`fluxora serve`) has "
+            f"answered forecasts and the actuals of {min_points} of their target hours have been ingested "
+            "(a point matures when its target hour's actual arrives)."
+        )
+    pending = joined.loc[joined["status"] == PENDING, "target"].sort_values()
+    if len(pending) < need:
+        return (
+            f"{matured} matured points, {len(pending)} pending: not enough forecasts are pending to reach "
+            f"{min_points} matured points; more served forecasts are needed."
+        )
+    at = pd.Timestamp(pending.iloc[need - 1])
+    return (
+        f"{matured} of {min_points} points matured. With the {len(pending)} pending points, the first figures "
+        f"exist once actuals up to {at.isoformat()} (UTC) have been ingested."
+    )
 
 
 def check_interval(interval: Sequence[float]) -> tuple[float, float]:
@@ -408,7 +439,10 @@ def render_html(summary: dict[str, Any]) -> str:
     esc = html.escape
     o, d, p = summary["overall"], summary["decay"], summary["points"]
     lo, hi = summary["interval"]
+    window = summary.get("window") or {}
     head = [
+        f"<p>Forecasts served after {esc(str(window.get('served_after', '–')))}, scored against actuals up to "
+        f"{esc(str(window.get('actuals_end', '–')))}.</p>",
         f"<p>Status: <b>{esc(summary['status'])}</b>{' — ' + esc(summary['reason']) if summary['reason'] else ''}</p>",
         f"<p>Points: {p[MATURED]} matured, {p[PENDING]} pending, {p[MISSING]} missing an actual. "
         f"Forecasts: {summary['forecasts']['served']} served, {summary['forecasts']['distinct']} distinct.</p>",
@@ -424,11 +458,52 @@ def render_html(summary: dict[str, Any]) -> str:
         ("Per model version", "version", summary["by_model_version"]),
         ("With and without a weather forecast", "weather", summary["by_weather"]),
     ]
+    if summary["status"] != "ok":  # no figures yet: say when there will be, not tables of "–"
+        head = [
+            head[0],
+            head[1],
+            f"<p><b>No figures yet.</b> {esc(summary.get('first_figures') or '')}</p>",
+            f"<p>Points: {p[MATURED]} matured, {p[PENDING]} pending, {p[MISSING]} missing an actual. "
+            f"Forecasts: {summary['forecasts']['served']} served, {summary['forecasts']['distinct']} distinct.</p>",
+        ]
+        sections = [(t, label, rows) for t, label, rows in sections if any(r.get("matured") for r in rows.values())]
     body = head + [_table(title, label, rows) for title, label, rows in sections]
+    if summary.get("residual"):
+        body.append(_residual_table(summary["residual"]))
     style = "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:2em}td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}"  # noqa: E501
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>Fluxora realized accuracy</title>"
         f"<style>{style}</style></head><body><h1>Realized accuracy</h1>{''.join(body)}</body></html>\n"
+    )
+
+
+def _residual_table(res: dict[str, Any]) -> str:
+    """Residual drift per series: the latest day against the series' earlier days."""
+    esc = html.escape
+    if res["status"] != "ok":
+        return f"<h2>Residual drift</h2><p>{esc(str(res['reason']))}</p>"
+    rows = []
+    for sid, r in sorted(res["series"].items()):
+        cells = []
+        for stat in ("residual_bias", "residual_ratio"):
+            v = r.get("stats", {}).get(stat)
+            if not v or v["value"] is None:
+                cells.append("<td>–</td>")
+                continue
+            mark = " <b>DRIFT</b>" if v["drifted"] else ""
+            base = "–" if v["baseline"] is None else f"{v['baseline']:.3f}"
+            score = "–" if v["score"] is None else f"{v['score']:.1f}"
+            cells.append(f"<td>{v['value']:.3f} (median {base}, {score} SD){mark}</td>")
+        rows.append(f"<tr><td>{esc(sid)}</td><td>{esc(r['status'])}</td>{''.join(cells)}</tr>")
+    share = res["drift_share"]
+    return (
+        f"<h2>Residual drift</h2><p>Latest day up to {esc(str(res['end']))} against each series' earlier days; "
+        f"retrain signal: MAE / seasonal naive MAE drifted up in {len(res['series_drifted'])} of "
+        f"{res['n_judged']} judged series (share {share:.2f}, threshold {res['drift_share_threshold']:.2f}). "
+        f"Minimum effects {esc(json.dumps(res['min_effect']))}.</p>"
+        "<table><tr><th>series</th><th>status</th><th>bias / level</th><th>MAE / naive MAE</th></tr>"
+        + "".join(rows)
+        + "</table>"
     )
 
 

@@ -41,7 +41,7 @@ WEATHER_STATS = ("weather",)
 HEATING_KNOTS = (0.0, 5.0, 10.0, 15.0)
 COOLING_KNOTS = (20.0, 25.0)
 # Which way a statistic drifts: +1 only upwards, 0 both ways.
-DIRECTION = {"level": 0, "misfit": 1, "clock": 1, "weather": 0}
+DIRECTION = {"level": 0, "misfit": 1, "clock": 1, "weather": 0, "residual_bias": 0, "residual_ratio": 1}
 MIN_HINGE_HOURS, MIN_HINGE_C = 72, 2.0  # support a temperature hinge needs in the fit span
 MIN_PRESENT = 0.5  # share of a window's (or fit span's) hours that must have a value
 

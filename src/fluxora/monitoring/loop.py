@@ -1,9 +1,11 @@
 """The closed loop's decision: retrain or not, and why. Every decision is recorded.
 
-Three signals can ask for a retrain: load drift (the share of judged series whose load drifted
+Four signals can ask for a retrain: load drift (the share of judged series whose load drifted
 against their own history, past its threshold; weather drift never counts), series that appeared
-since the last trigger (the model has not seen them), and realized-accuracy decay (the served
-model's MAE on matured targets against seasonal naive on the same targets, past its threshold).
+since the last trigger (the model has not seen them), realized-accuracy decay (the served
+model's MAE on matured targets against seasonal naive on the same targets, past its threshold),
+and residual drift (the share of series whose MAE / seasonal naive MAE rose past their own
+record, `monitoring.residual`; a residual bias alone never counts).
 Any one is enough; the guardrails then apply to both alike: a cooldown since the
 last trigger must have passed, and enough new data must have arrived since then. The training
 that follows still has to pass the promotion gate before anything is served.
@@ -45,10 +47,12 @@ def decide(
     cooldown_hours: float,
     min_new_rows: int,
     accuracy: dict[str, Any] | None = None,
+    residual: dict[str, Any] | None = None,
 ) -> Decision:
     """`state` holds the last trigger (`last_trigger_at`, `data_end`); `rows_after` counts the rows
     newer than the data end recorded at that trigger (all rows when there was none). `accuracy` is
-    the realized-accuracy report's `decay` verdict (`status`, `decayed`, `mae_ratio`, `threshold`)."""
+    the realized-accuracy report's `decay` verdict (`status`, `decayed`, `mae_ratio`, `threshold`);
+    `residual` the residual drift summary (`monitoring.residual`: `drifted`, `drift_share`)."""
     drift_ok = drift is not None and drift.get("status") != "insufficient_data"
     verdict = accuracy if accuracy is not None and accuracy.get("status") == "ok" else None
     drifted = None if drift is None else bool(drift.get("drifted"))
@@ -66,6 +70,11 @@ def decide(
         signals.append(f"{len(new)} new series ({', '.join(new[:3])}{', ...' if len(new) > 3 else ''})")
     if verdict is not None and decayed:
         signals.append(f"accuracy decay (MAE {ratio:.2f}x seasonal naive, threshold {verdict['threshold']:.2f})")
+    if residual is not None and residual.get("status") == "ok" and residual.get("drifted"):
+        signals.append(
+            f"residual drift (MAE vs seasonal naive worse than its own record) in "
+            f"{len(residual['series_drifted'])} of {residual['n_judged']} series (share {residual['drift_share']:.2f})"
+        )
     if not signals:
         quiet = [f"no load drift (share {share:.2f})" if drift_ok else "no drift result (insufficient data)"]
         if accuracy is not None:

@@ -4,7 +4,7 @@ realized accuracy of served forecasts, and the closed loop's retrain decision.""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -72,6 +72,8 @@ class MonitorResult(StepResult):
     data_end: str
     logged_to_run: str | None
     alerts: list[dict[str, Any]]  # webhook deliveries (monitoring.alerts.Delivery); [] without a webhook
+    residual_drifted: list[str] = field(default_factory=list)  # series whose MAE vs naive drifted up
+    history: dict[str, Any] | None = None  # the Evidently workspace snapshot (monitoring.history.add_snapshot)
 
 
 def monitor(cfg: FluxoraConfig, home: Home, run_id: str | None = None) -> MonitorResult:
@@ -99,20 +101,24 @@ def monitor(cfg: FluxoraConfig, home: Home, run_id: str | None = None) -> Monito
     state = loop.load_state(home.reports)
     since = pd.Timestamp(state["data_end"]) if "data_end" in state else None
     new_rows = int((data[TIMESTAMP] > since).sum()) if since is not None else len(data)
+    residual = accuracy.get("residual")
+    now = datetime.now(UTC)
     decision = loop.decide(
         drift,
         state,
         new_rows,
-        datetime.now(UTC),
+        now,
         m.retrain_cooldown_hours,
         m.retrain_min_new_rows,
         accuracy=accuracy["decay"],
+        residual=residual,
     )
     # The registry first: if it is down the step fails (and is retried) before a decision is
     # recorded, so a failed run leaves complete report files and nothing else behind.
     run_id = run_id or last_train_run(home)
     if run_id:
         registry.log_artifacts(home, run_id, files, "reports")
+    snapshot = _history(cfg, home, drift, per_series, accuracy, decision, windows, now)
     loop.log_decision(home.reports, decision)
     raised = alerts.monitor_alerts(
         drift, accuracy["decay"], _data_end(data), datetime.now(UTC), cfg.serve.max_feature_age_s, decision.reason
@@ -135,9 +141,35 @@ def monitor(cfg: FluxoraConfig, home: Home, run_id: str | None = None) -> Monito
         data_end=str(windows["end"]),
         logged_to_run=run_id,
         alerts=deliveries,
+        residual_drifted=[] if residual is None else residual["series_drifted"],
+        history=snapshot,
     )
     _write_metrics(cfg, home, out)
     return out
+
+
+def _history(
+    cfg: FluxoraConfig,
+    home: Home,
+    drift: dict[str, Any],
+    per_series: dict[str, Any],
+    accuracy: dict[str, Any],
+    decision: Decision,
+    windows: dict[str, Any],
+    now: datetime,
+) -> dict[str, Any]:
+    """This run's figures as one snapshot in the Evidently workspace (`fluxora monitor ui` shows them)."""
+    from fluxora.monitoring import history
+
+    tabs = history.figures(drift, per_series, accuracy, accuracy.get("residual"), cfg.monitor.report_max_series)
+    metadata = {
+        "data_end": str(windows.get("end")),
+        "current_window": f"{windows.get('current_start')} .. {windows.get('end')}",
+        "drift": "drift" if drift["drifted"] else drift["status"],
+        "accuracy": accuracy["status"],
+        "decision": decision.reason,
+    }
+    return history.add_snapshot(home.root, tabs, metadata=metadata, timestamp=now)
 
 
 def _data_end(data: pd.DataFrame) -> dict[str, datetime]:
@@ -236,9 +268,11 @@ def _realized_accuracy(
     note: str | None,
     window: dict[str, Any],
 ) -> dict[str, Any]:
+    from fluxora.monitoring import effect, residual
     from fluxora.monitoring.accuracy import accuracy_report
 
     m = cfg.monitor
+    s = effect.settings(m)
     return accuracy_report(
         forecast_log,
         data,
@@ -248,4 +282,5 @@ def _realized_accuracy(
         mae_ratio_threshold=m.accuracy_mae_ratio_threshold,
         note=note,
         window=window,
+        residual=lambda joined: residual.residual_drift(joined, s, m.drift_share_threshold),
     )
