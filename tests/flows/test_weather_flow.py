@@ -16,8 +16,6 @@ import pytest
 from conftest import TINY_OVERRIDES
 from fluxora.paths import Home
 
-pytestmark = pytest.mark.integration
-
 SYNTHETIC = [*TINY_OVERRIDES, "data.weather_forecast.provider=synthetic"]
 
 
@@ -68,6 +66,7 @@ def _served_issued_at(home: Home, series_id: str) -> datetime | None:
     return None if seconds != seconds else datetime.fromtimestamp(seconds, UTC)
 
 
+@pytest.mark.integration
 def test_nothing_configured_says_so_and_succeeds(prefect_harness: None, tmp_path: Path) -> None:
     from fluxora.steps.weather import NOT_CONFIGURED
 
@@ -87,6 +86,7 @@ def synthetic_run(ingested: Home) -> dict[str, Any]:
     return _run(SYNTHETIC)
 
 
+@pytest.mark.integration
 def test_synthetic_run_stores_vintages_and_accounts_for_every_row(ingested: Home, synthetic_run: dict) -> None:
     from fluxora.steps.weather import versions
 
@@ -106,6 +106,7 @@ def test_synthetic_run_stores_vintages_and_accounts_for_every_row(ingested: Home
     assert served.strftime("%Y-%m-%dT%H:%M:%SZ") == out["latest_issued"]["series_000"]
 
 
+@pytest.mark.integration
 def test_same_vintages_keep_their_version(ingested: Home, synthetic_run: dict) -> None:
     from fluxora.steps.weather import versions
 
@@ -115,6 +116,7 @@ def test_same_vintages_keep_their_version(ingested: Home, synthetic_run: dict) -
     assert len(versions(ingested)) == 1
 
 
+@pytest.mark.integration
 def test_file_with_bad_rows_reports_each_and_serves_the_new_vintage(
     ingested: Home, synthetic_run: dict, tmp_path: Path
 ) -> None:
@@ -162,3 +164,57 @@ def test_file_with_bad_rows_reports_each_and_serves_the_new_vintage(
     kept = pd.read_parquet(ingested.weather_forecasts)
     row = kept[(kept["issued_at"] == newer) & (kept["target_time"] == fresh["target_time"].iloc[5])]
     assert row["temperature"].tolist() == [0.0]
+
+
+def test_weather_deployment_is_built_with_its_cron() -> None:
+    from flows.deployments import DEPLOYMENTS, build
+    from fluxora.config import compose
+
+    cfg = compose([*TINY_OVERRIDES, "deploy.timezone=Europe/Berlin"])
+    built = {f"{d.flow_name}/{d.name}": d for d in build(cfg, ["data.weather_forecast.provider=synthetic"])}
+    weather = built[DEPLOYMENTS["weather"]]
+    assert DEPLOYMENTS["weather"] == "fluxora-weather/after-model-runs"
+    (schedule,) = weather.schedules
+    assert schedule.schedule.cron == cfg.deploy.weather_cron == "20 5,11,17,23 * * *"
+    assert schedule.schedule.timezone == "Europe/Berlin"
+    assert weather.tags == ["fluxora", "weather"] and "without retraining" in (weather.description or "")
+    assert weather.parameters == {"overrides": ["data.weather_forecast.provider=synthetic"]}
+    assert list(weather._parameter_openapi_schema.properties) == ["overrides"]
+
+
+def test_gaps_are_counted_inside_each_run() -> None:
+    from fluxora.steps.weather import count_gaps
+
+    t0 = pd.Timestamp("2024-01-01T00:00Z")
+    hours = [1, 2, 5, 6]  # 3 and 4 missing in the first run
+    frame = pd.DataFrame(
+        {
+            "series_id": ["a"] * 4 + ["b"] * 2,
+            "issued_at": [t0] * 4 + [t0 + pd.Timedelta(hours=6)] * 2,
+            "target_time": [t0 + pd.Timedelta(hours=h) for h in hours]
+            + [t0 + pd.Timedelta(hours=7), t0 + pd.Timedelta(hours=8)],
+            "temperature": 1.0,
+        }
+    )
+    assert count_gaps(frame) == 2
+    assert count_gaps(frame.iloc[:0]) == 0
+
+
+def test_artifact_lists_drops_by_reason_and_latest_issue_per_series() -> None:
+    from flows.artifacts import weather_markdown
+    from fluxora.steps import WeatherResult
+
+    text = weather_markdown(
+        WeatherResult(
+            configured=True,
+            rows_in=10,
+            rows_out=7,
+            dropped={"issued at or after their target time": 2, "without a temperature": 1},
+            data_version="abc",
+            changed=True,
+            latest_issued={"series_000": "2024-01-01T06:00:00Z"},
+        )
+    )
+    assert "| dropped: issued at or after their target time | 2 |" in text
+    assert "| series_000 | 2024-01-01T06:00:00Z |" in text and "abc (new)" in text
+    assert "nothing to do" in weather_markdown(WeatherResult(configured=False, message="nothing to do"))
