@@ -21,6 +21,7 @@ LEADERBOARD_KEY = "fluxora-leaderboard"
 GATE_KEY = "fluxora-promotion-gate"
 MONITOR_KEY = "fluxora-monitoring"
 SKIPPED_KEY = "fluxora-skipped"
+WEATHER_KEY = "fluxora-weather-forecasts"
 _PERCENT = ("mape", "smape")
 
 
@@ -201,3 +202,29 @@ def publish_skipped(reason: str) -> None:
     from prefect.artifacts import create_markdown_artifact
 
     create_markdown_artifact(f"## Skipped\n\n{_cell(reason)}", key=SKIPPED_KEY, description="Why this run did nothing")
+
+
+def weather_markdown(result: steps.WeatherResult) -> str:
+    """The weather run: rows kept and dropped by reason, the data version, the newest issue time
+    per series."""
+    if not result.configured:
+        return f"## Weather forecasts\n\n{_cell(result.message)}"
+    rows: list[list[Any]] = [["rows read", result.rows_in], ["kept", result.rows_out]]
+    rows += [[f"dropped: {why}", n] for why, n in result.dropped.items()]
+    rows += [
+        ["gaps (target hours missing inside runs)", result.gaps],
+        ["vintages stored", f"{result.vintages} runs, {result.rows_stored} rows"],
+        ["data version", f"{result.data_version} ({'new' if result.changed else 'unchanged'})"],
+        ["online store", result.online_store],
+        ["report", _link(result.report)],
+    ]
+    latest = _table(["series", "latest issued_at (UTC)"], [[s, t] for s, t in result.latest_issued.items()])
+    return f"## Weather forecasts\n\n{_table(['', 'value'], rows)}\n\n### Latest vintage per series\n\n{latest}"
+
+
+def publish_weather(result: steps.WeatherResult) -> None:
+    from prefect.artifacts import create_markdown_artifact
+
+    create_markdown_artifact(
+        weather_markdown(result), key=WEATHER_KEY, description="Weather-forecast vintages kept and dropped"
+    )

@@ -7,7 +7,7 @@ from typing import Any
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.schedules import Cron
 
-from flows.pipeline import TRAIN_DEPLOYMENT, ingest_flow, monitor_flow, train_flow
+from flows.pipeline import TRAIN_DEPLOYMENT, ingest_flow, monitor_flow, train_flow, weather_flow
 from fluxora.config import FluxoraConfig
 
 # `fluxora trigger NAME` -> deployment "<flow name>/<deployment name>"
@@ -15,6 +15,7 @@ DEPLOYMENTS = {
     "ingest": "fluxora-ingest/hourly",
     "train": TRAIN_DEPLOYMENT,
     "monitor": "fluxora-monitor/hourly",
+    "weather": "fluxora-weather/after-model-runs",
 }
 
 
@@ -61,6 +62,18 @@ def build(cfg: FluxoraConfig, overrides: list[str]) -> list[Any]:
                 "Drift of each series against its own history and realized accuracy of the served "
                 "forecasts; past a threshold it triggers fluxora-train/daily (cooldown and minimum new "
                 f"data apply). Parameters: free Hydra `overrides`.{given}"
+            ),
+        ),
+        weather_flow.to_deployment(
+            name="after-model-runs",
+            schedules=[Cron(d.weather_cron, timezone=d.timezone)],
+            parameters=params,
+            tags=["fluxora", "weather"],
+            description=(
+                "Collect the configured weather-forecast source (data.weather_forecast: a file, Open-Meteo "
+                "or synthetic), validate and version the vintages, refresh the weather_forecast view and "
+                "the online store; the service serves the new vintage without retraining. Nothing "
+                f"configured: does nothing. Parameters: free Hydra `overrides`.{given}"
             ),
         ),
     ]

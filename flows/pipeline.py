@@ -1,4 +1,4 @@
-"""Prefect flows: the whole pipeline, and the three scheduled parts of it (ingest, train, monitor).
+"""Prefect flows: the whole pipeline, and the scheduled parts of it (ingest, train, monitor, weather).
 
 Wiring only: each task is one call to a `fluxora.steps` function. I/O tasks retry with
 exponential backoff, and only on errors that may pass (a network or registry hiccup); a data
@@ -57,6 +57,11 @@ def train(cfg: FluxoraConfig, home: Home) -> steps.TrainResult:
 @_step("monitor")
 def monitor(cfg: FluxoraConfig, home: Home, run_id: str | None = None) -> steps.MonitorResult:
     return steps.monitor(cfg, home, run_id)
+
+
+@_step("weather")
+def weather(cfg: FluxoraConfig, home: Home) -> steps.WeatherResult:
+    return steps.weather(cfg, home)
 
 
 def is_transient(_task: Task[Any, Any], _run: Any, state: Any) -> bool:
@@ -187,6 +192,27 @@ def monitor_flow(overrides: list[str] | None = None) -> RunResults:
     return RunResults.of(results, retrain_run)
 
 
+@flow(name="fluxora-weather")
+def weather_flow(overrides: list[str] | None = None) -> RunResults:
+    """Scheduled after the weather models' runs: collect the configured forecast source, validate
+    and version the vintages, refresh the `weather_forecast` view and the online store, so the
+    service serves the new vintage without retraining. Nothing configured: says so, succeeds.
+
+    Args:
+        overrides: Hydra overrides, e.g. ["data.weather_forecast.provider=open_meteo"] or
+            ["data.weather_forecast.path=data/forecasts.csv"].
+    """
+    if reason := superseded():
+        return _skip(reason)
+    cfg, home = _setup(overrides, None)
+    results: list[steps.Result] = []
+    collected: steps.WeatherResult = _record(results, _io(weather, cfg)(cfg, home))
+    if not collected.configured:
+        get_run_logger().info(collected.message)
+    artifacts.publish_weather(collected)
+    return RunResults.of(results)
+
+
 TRAIN_DEPLOYMENT = "fluxora-train/daily"
 
 
@@ -261,7 +287,7 @@ def stale_reason(slot: datetime, other_slots: list[datetime], now: datetime) -> 
 
 def _brief(result: Any) -> str:
     """One log line of a step's outcome."""
-    keep = ("rows", "series", "materialized_until", "drifted", "drift_share")
+    keep = ("rows", "series", "materialized_until", "drifted", "drift_share", "data_version", "changed")
     parts = [f"{k}={getattr(result, k)}" for k in keep if hasattr(result, k)]
     if (acc := getattr(result, "accuracy", None)) is not None:
         parts.append(f"accuracy={acc.status} realized_mae={acc.mae} pending={acc.points['pending']}")

@@ -374,6 +374,7 @@ class DeployConfig:
     ingest_cron: str = "5 * * * *"  # hourly, a few minutes after the hour's data lands
     train_cron: str = "30 2 * * *"  # daily, at night
     monitor_cron: str = "20 * * * *"  # hourly, after ingest
+    weather_cron: str = "20 5,11,17,23 * * *"  # after the 00/06/12/18 UTC model runs reach Open-Meteo
     io_retries: int = 3  # retries for I/O tasks (ingest, feature materialization, monitoring)
     io_retry_backoff_s: float = 10.0  # base of the exponential backoff between retries
 

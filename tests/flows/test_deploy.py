@@ -81,7 +81,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[st
             stderr=subprocess.STDOUT,
             text=True,
         )
-        _wait_for(lambda: _deployment_count(env) == 3, 120, "three deployments")
+        _wait_for(lambda: _deployment_count(env) == 4, 120, "four deployments")
         yield env, home
     finally:
         if runner is not None:
@@ -107,14 +107,17 @@ def test_deployments_have_timezone_aware_schedules(deployed: tuple[dict[str, str
     env, _ = deployed
     cfg = compose(TINY_OVERRIDES)
     r = httpx.post(f"{env['PREFECT_API_URL']}/deployments/filter", json={}, timeout=5)
-    assert sorted(d["name"] for d in r.json()) == ["daily", "hourly", "hourly"]
+    assert sorted(d["name"] for d in r.json()) == ["after-model-runs", "daily", "hourly", "hourly"]
     crons = {s["schedule"]["cron"] for d in r.json() for s in d["schedules"]}
-    assert crons == {cfg.deploy.ingest_cron, cfg.deploy.train_cron, cfg.deploy.monitor_cron}
+    d = cfg.deploy
+    assert crons == {d.ingest_cron, d.train_cron, d.monitor_cron, d.weather_cron}
+    weather = next(x for x in r.json() if x["name"] == "after-model-runs")
+    assert [s["schedule"]["cron"] for s in weather["schedules"]] == ["20 5,11,17,23 * * *"] == [d.weather_cron]
     assert {s["schedule"]["timezone"] for d in r.json() for s in d["schedules"]} == {cfg.deploy.timezone}
     train = next(d for d in r.json() if d["name"] == "daily")
     assert train["global_concurrency_limit"]["limit"] == 1
     assert train["concurrency_options"]["collision_strategy"] == "ENQUEUE"
-    assert all(d["global_concurrency_limit"] is None for d in r.json() if d["name"] == "hourly")
+    assert all(d["global_concurrency_limit"] is None for d in r.json() if d["name"] != "daily")
 
 
 def test_trigger_runs_flows_and_training_runs_one_at_a_time(deployed: tuple[dict[str, str], Home]) -> None:
@@ -156,15 +159,30 @@ def test_trigger_runs_flows_and_training_runs_one_at_a_time(deployed: tuple[dict
     assert len(versions) == 1  # same data and config: registration is idempotent
 
 
+def test_trigger_weather_with_nothing_configured_succeeds(deployed: tuple[dict[str, str], Home]) -> None:
+    """`fluxora trigger weather`: without a forecast source the run says so and completes."""
+    env, home = deployed
+    run = _cli(env, "trigger", "weather", "--wait")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.startswith("fluxora-weather/after-model-runs: flow run") and "Completed" in run.stdout
+    found = httpx.post(
+        f"{env['PREFECT_API_URL']}/artifacts/filter",
+        json={"artifacts": {"key": {"any_": ["fluxora-weather-forecasts"]}}},
+        timeout=5,
+    ).json()
+    assert found and "no weather forecast source configured" in found[0]["data"]
+    assert not home.weather_forecasts.exists()
+
+
 def test_deployments_have_typed_parameters_descriptions_and_tags(deployed: tuple[dict[str, str], Home]) -> None:
     from fluxora.config import _group_options, conf_dir
 
     env, _ = deployed
     found = httpx.post(f"{env['PREFECT_API_URL']}/deployments/filter", json={}, timeout=5).json()
     by_tag = {next(t for t in d["tags"] if t != "fluxora"): d for d in found}
-    assert set(by_tag) == {"ingest", "train", "monitor"} and all("fluxora" in d["tags"] for d in found)
+    assert set(by_tag) == {"ingest", "train", "monitor", "weather"} and all("fluxora" in d["tags"] for d in found)
     expected = {"ingest": ["data_path", "series", "overrides"], "train": ["model", "horizon", "overrides"]}
-    for tag, names in (expected | {"monitor": ["overrides"]}).items():
+    for tag, names in (expected | {"monitor": ["overrides"], "weather": ["overrides"]}).items():
         d = by_tag[tag]
         props = d["parameter_openapi_schema"]["properties"]
         assert sorted(props, key=lambda n: props[n]["position"]) == names, tag

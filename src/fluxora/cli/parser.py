@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("overrides", nargs="*", help="Hydra overrides used by every scheduled run")
 
     trigger = sub.add_parser("trigger", help="start a deployed flow now, e.g. `fluxora trigger train model=xgboost`")
-    trigger.add_argument("flow", choices=("ingest", "train", "monitor"))
+    trigger.add_argument("flow", choices=("ingest", "train", "monitor", "weather"))
     trigger.add_argument("overrides", nargs="*", help="Hydra overrides for this run (added to the deployment's)")
     trigger.add_argument("--wait", action="store_true", help="wait for the run to finish and exit with its outcome")
     backtest = sub.add_parser("backtest", help="rolling-origin backtest of the models: leaderboard table + JSON")

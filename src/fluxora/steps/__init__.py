@@ -12,6 +12,7 @@ from fluxora.steps.ingest import IngestResult, ValidateResult, ingest, validate
 from fluxora.steps.monitor import AccuracyBrief, MonitorResult, monitor
 from fluxora.steps.run import Result, RunResults
 from fluxora.steps.train import TrainResult, train
+from fluxora.steps.weather import WeatherResult, weather
 
 # The DVC stages, in order (`fluxora stage NAME`).
 STAGES = {"ingest": ingest, "validate": validate, "features": features, "train": train, "monitor": monitor}
@@ -28,10 +29,12 @@ __all__ = [
     "StepResult",
     "TrainResult",
     "ValidateResult",
+    "WeatherResult",
     "backtest",
     "features",
     "ingest",
     "monitor",
     "train",
     "validate",
+    "weather",
 ]

@@ -3,22 +3,15 @@ applied, and the latest state materialized to the online store."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
 from fluxora.config import FluxoraConfig
 from fluxora.data import io
-from fluxora.data.schema import SERIES_ID, TIMESTAMP
 from fluxora.errors import InsufficientDataError
 from fluxora.paths import Home
 from fluxora.steps import cache
 from fluxora.steps.base import StepResult
-
-_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -37,10 +30,10 @@ def features(cfg: FluxoraConfig, home: Home) -> FeaturesResult:
     """Build every feature table, write the Feast offline sources, apply, materialize the latest state."""
     from fluxora.features import store as fs
     from fluxora.features.build import feature_batches
-    from fluxora.features.weather import forecast_states
+    from fluxora.steps.weather import VIEW, collect, forecast_table, store
 
     data = io.read_parquet(home.validated_data)
-    vintages = _weather_forecasts(cfg, home, data)
+    vintages = store(cfg, home, collect(cfg, data))
     wf = cfg.data.weather_forecast
     key = cache.Key(
         io.file_digest(home.validated_data),
@@ -51,10 +44,7 @@ def features(cfg: FluxoraConfig, home: Home) -> FeaturesResult:
         # restart, another infra): apply and load the latest state again, which is cheap.
         published = fs.republish(home, list(cached["tables"]), cfg.infra)
         return FeaturesResult(**(cached | _published(cfg, published) | {"cached": True}))
-    last = {
-        str(sid): np.datetime64(t.tz_convert(None), "ns") for sid, t in data.groupby(SERIES_ID)[TIMESTAMP].max().items()
-    }
-    forecasts = {"weather_forecast": forecast_states(vintages, wf.hours, wf.max_age_hours, last)}
+    forecasts = {VIEW: forecast_table(cfg, vintages, data)}
     published, rows = fs.publish_batches(home, feature_batches(data, cfg.features), cfg.infra, forecasts)
     if "origin_state" not in rows:
         raise InsufficientDataError(
@@ -87,27 +77,6 @@ def _published(cfg: FluxoraConfig, published: Any) -> dict[str, Any]:
         "online_store": cfg.infra.online_store,
         "materialized_until": str(published.materialized_until),
     }
-
-
-def _weather_forecasts(cfg: FluxoraConfig, home: Home, data: pd.DataFrame) -> pd.DataFrame | None:
-    """The issued temperature forecasts `data.weather_forecast` names, screened and stored in the
-    home next to the validated data (every vintage: the offline record), or None when no source
-    is configured: observations are never passed off as forecasts. Rows the screen drops are
-    counted by reason in the log."""
-    from fluxora.data import weather_forecast
-    from fluxora.paths import project_root
-
-    screened = weather_forecast.collect(cfg.data, data, project_root())
-    if screened is None:
-        home.weather_forecasts.unlink(missing_ok=True)
-        return None
-    _log.info("weather forecasts: %s", screened.summary())
-    forecasts = screened.forecasts
-    if cfg.data.weather_forecast.provider == "open_meteo" and home.weather_forecasts.is_file():
-        # A provider's live forecast is only ever its latest run: keep the runs fetched before.
-        forecasts = weather_forecast.merge(io.read_parquet(home.weather_forecasts), forecasts)
-    io.write_parquet(forecasts, home.weather_forecasts)
-    return forecasts
 
 
 def _digest(home: Home) -> str:

@@ -10,8 +10,9 @@ from fluxora.steps.features import FeaturesResult
 from fluxora.steps.ingest import IngestResult, ValidateResult
 from fluxora.steps.monitor import MonitorResult
 from fluxora.steps.train import TrainResult
+from fluxora.steps.weather import WeatherResult
 
-Result = IngestResult | ValidateResult | FeaturesResult | TrainResult | BacktestResult | MonitorResult
+Result = IngestResult | ValidateResult | FeaturesResult | TrainResult | BacktestResult | MonitorResult | WeatherResult
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class RunResults:
     features: FeaturesResult | None = None
     train: TrainResult | None = None
     monitor: MonitorResult | None = None
+    weather: WeatherResult | None = None
     skipped: str | None = None  # a superseded scheduled run ends at once, with the reason
     retrain_run: str | None = None  # the training flow run the monitor triggered, if any
 
