@@ -750,19 +750,31 @@ def test_openapi_fuzz_anonymous(api_schema: Any, fault_record: FaultRecorder) ->
 
 def test_service_sets_process_tuning_while_any_app_runs(tiny_cfg: FluxoraConfig, trained_home: Home) -> None:
     """The GIL switch interval and the frozen start-up objects last while at least one service
-    runs in the process (here two, overlapping), and are put back when the last one stops."""
+    runs in the process (here two, overlapping), and are put back when the last one stops.
+
+    Other apps may be running in this process already (this module's `client` fixture keeps one
+    open): then the tuning must outlast both of ours. The frozen count is compared as "still
+    frozen", not to the exact number: frozen objects that are freed leave the permanent
+    generation, so the count shrinks on its own while apps come and go."""
     import gc
     import sys
 
-    from fluxora.api.app import GIL_SWITCH_INTERVAL_S
+    from fluxora.api.app import GIL_SWITCH_INTERVAL_S, PROCESS_TUNING
 
     switch, frozen = sys.getswitchinterval(), gc.get_freeze_count()
+    others = PROCESS_TUNING._running  # services other tests keep running in this process
     first = TestClient(create_app(settings_for(tiny_cfg, trained_home)))
     second = TestClient(create_app(settings_for(tiny_cfg, trained_home)))
     with first:
         assert sys.getswitchinterval() == GIL_SWITCH_INTERVAL_S
-        assert gc.get_freeze_count() > frozen or frozen > 0
+        assert gc.get_freeze_count() > 0
         second.__enter__()
     assert sys.getswitchinterval() == GIL_SWITCH_INTERVAL_S  # the second still runs
+    assert gc.get_freeze_count() > 0
     second.__exit__(None, None, None)
-    assert sys.getswitchinterval() == switch and gc.get_freeze_count() == frozen
+    assert PROCESS_TUNING._running == others
+    if others:  # another service still runs: its tuning stays
+        assert sys.getswitchinterval() == GIL_SWITCH_INTERVAL_S and gc.get_freeze_count() > 0
+    else:  # the last one stopped: as before (unfrozen, if ours froze)
+        assert sys.getswitchinterval() == switch
+        assert gc.get_freeze_count() == 0 if frozen == 0 else gc.get_freeze_count() <= frozen

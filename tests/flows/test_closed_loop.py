@@ -1,6 +1,6 @@
 """The closed loop, end to end: drifted data in, a new champion served out, nobody touching it.
 
-Real processes on a real Prefect server: `fluxora deploy` serves the three deployments on a CSV
+Real processes on a real Prefect server: `fluxora deploy` serves the deployments on a CSV
 source, `fluxora serve` serves forecasts. The test only does what the clock and the outside
 world would do: it writes new data to the source file and starts the ingest and monitoring
 deployments (their hourly schedules would). Monitoring sees drift and triggers the training
@@ -24,6 +24,7 @@ import pytest
 from process_support import free_port, start_prefect_server, stop, wait_healthy
 
 from conftest import TINY_OVERRIDES
+from flows.deployments import DEPLOYMENTS
 from fluxora import registry
 from fluxora.config import compose
 from fluxora.data.synthetic import generate
@@ -82,7 +83,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         "data=csv",
         f"data.path={source}",
         f"data.roots=[{root}]",
-        *(f"deploy.{job}_cron='{never}'" for job in ("ingest", "train", "monitor")),
+        *(f"deploy.{job}_cron='{never}'" for job in DEPLOYMENTS),
     ]
     server = start_prefect_server(env, port)
     procs: list[subprocess.Popen[bytes]] = []
@@ -98,9 +99,9 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
         def deployed() -> bool:
             r = httpx.post(f"{env['PREFECT_API_URL']}/deployments/filter", json={}, timeout=5)
-            return r.status_code == 200 and len(r.json()) == 3
+            return r.status_code == 200 and len(r.json()) == len(DEPLOYMENTS)
 
-        _wait(deployed, 180, "three deployments")
+        _wait(deployed, 180, f"{len(DEPLOYMENTS)} deployments")
         yield {"env": env, "source": source, "home": Home(root / "home"), "procs": procs}
     finally:
         for proc in procs:
