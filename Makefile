@@ -22,7 +22,9 @@ $(UV):
 	       && mkdir -p .tools/bin && ln -sf ../lib/bin/uv $(UV); }
 
 .venv/.synced: uv.lock pyproject.toml | $(UV)
-	$(UV) sync --frozen --python $(PYTHON)
+	@# --compile-bytecode: every later process (CLI, tests, servers) reads .pyc files instead of compiling
+	@# the libraries' sources again, which it would do each time where PYTHONDONTWRITEBYTECODE is set
+	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
 	@touch $@
 
 install: .venv/.synced ## create .venv from the lock file (done by run/test/serve)
