@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import socket
 import subprocess
@@ -12,6 +13,33 @@ from pathlib import Path
 import httpx
 
 BIN = Path(sys.executable).parent
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")  # `make browser` installs it
+NO_CHROMIUM = "no chromium on PATH (`make browser` installs Debian's package)"
+
+
+def rendered_dom(url: str, profile: Path, window_size: str = "") -> str:
+    """The DOM of `url` after its scripts ran, from headless Chromium with a fresh profile."""
+    assert CHROMIUM, NO_CHROMIUM
+    size = [f"--window-size={window_size}"] if window_size else []
+    done = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",  # the tests run as root in CI
+            "--disable-gpu",
+            "--no-first-run",
+            f"--user-data-dir={profile}",
+            *size,
+            "--virtual-time-budget=15000",
+            "--dump-dom",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
 
 
 def free_port() -> int:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,9 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from process_support import free_port, stop, wait_healthy
+from process_support import CHROMIUM, NO_CHROMIUM, free_port, rendered_dom, stop, wait_healthy
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 OPERATIONS = ("/v1/forecast", "/health/live")
 
 
@@ -59,41 +57,18 @@ def test_docs_pages_use_only_their_own_assets(service: str, page: str) -> None:
         assert httpx.get(service + asset).status_code == 200, asset
 
 
-def _rendered(url: str, profile: Path) -> str:
-    """The DOM after the page's scripts ran, from headless Chromium (no network beyond the service)."""
-    assert CHROMIUM
-    done = subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",  # the tests run as root in CI
-            "--disable-gpu",
-            "--no-first-run",
-            f"--user-data-dir={profile}",
-            "--virtual-time-budget=15000",
-            "--dump-dom",
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout
-
-
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (`make browser` installs Debian's package)")
+@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 def test_swagger_ui_renders_the_operations_in_a_browser(service: str, tmp_path: Path) -> None:
-    dom = _rendered(f"{service}/docs", tmp_path / "profile")
+    dom = rendered_dom(f"{service}/docs", tmp_path / "profile")
     assert 'class="swagger-ui' in dom
     blocks = re.findall(r'data-path="([^"]+)"', dom)  # one per rendered operation
     for path in OPERATIONS:
         assert path in blocks, (path, blocks)
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (`make browser` installs Debian's package)")
+@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 def test_redoc_renders_the_operations_in_a_browser(service: str, tmp_path: Path) -> None:
-    dom = _rendered(f"{service}/redoc", tmp_path / "profile")
+    dom = rendered_dom(f"{service}/redoc", tmp_path / "profile")
     assert "Fluxora forecast API" in dom
     for path in OPERATIONS:
         assert path in dom, path

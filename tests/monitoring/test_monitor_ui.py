@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,13 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 from history_support import SERIES, monitored_home
-from process_support import free_port, stop, wait_healthy
+from process_support import CHROMIUM, NO_CHROMIUM, free_port, rendered_dom, stop, wait_healthy
 
 from fluxora.monitoring import history
 
 pytestmark = pytest.mark.integration  # three monitoring runs and a UI server: ~1.5 min
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 RUNS = 3
 
 
@@ -67,7 +65,7 @@ def test_the_ui_serves_every_run_over_time(ui: tuple[str, str, subprocess.Popen[
     assert all(len(s["values"]) == RUNS and all(v > 0 for v in s["values"]) for s in points["series"])
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (`make browser` installs Debian's package)")
+@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 def test_the_dashboard_renders_in_a_browser(ui: tuple[str, str, subprocess.Popen[str]], tmp_path: Path) -> None:
     url, project, _ = ui
     assert CHROMIUM
@@ -85,26 +83,7 @@ def test_the_dashboard_renders_in_a_browser(ui: tuple[str, str, subprocess.Popen
 
 
 def _dom(url: str, profile: Path) -> str:
-    assert CHROMIUM
-    done = subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",  # the tests run as root in CI
-            "--disable-gpu",
-            "--no-first-run",
-            f"--user-data-dir={profile}",
-            "--window-size=1400,2400",
-            "--virtual-time-budget=15000",
-            "--dump-dom",
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    return re.sub(r"\s+", " ", done.stdout)
+    return re.sub(r"\s+", " ", rendered_dom(url, profile, window_size="1400,2400"))
 
 
 def test_the_ui_says_where_it_is_and_refuses_an_empty_workspace(
