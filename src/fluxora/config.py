@@ -95,7 +95,7 @@ class DataConfig:
     n_series: int = 3
     start: str = "2024-01-01"
     days: int = 400
-    freq: str = "h"  # the model's resolution: finer data are averaged to it by the gate
+    freq: str = "auto"  # the model's resolution: auto (the data's own; the coarsest if they differ) | h | 30min | 15min
     seed: int = 42
     noise: float = 0.03
     batch_series: int = 200  # ingest and the gate hold this many series at a time (0 = all at once)
@@ -249,7 +249,7 @@ def model_keys(model: ModelConfig) -> list[str]:
 class TrainConfig:
     """Training set, the promotion gate and registration."""
 
-    horizon: int = 24  # hours ahead; the model is direct multi-horizon up to this
+    horizon: int | str = 24  # steps of the model resolution (hours at hourly data) or a duration: 24h, 90min
     origin_stride_hours: int = 3  # forecast origins sampled for training
     max_origins: int = 0  # 0: every origin at the stride; else a seeded uniform sample of this many (large data)
     min_train_days: int = 28  # of training origins before a backtest window
@@ -270,7 +270,7 @@ class BacktestConfig:
     """Rolling-origin evaluation (`fluxora backtest` and the promotion gate in training)."""
 
     models: list[str] = field(default_factory=lambda: ["ridge", "xgboost", "prophet", "neural"])  # + naive baselines
-    horizon: int = 0  # hours; 0 = train.horizon
+    horizon: int | str = 0  # steps or a duration (24h); 0 = train.horizon
     windows: int = 28  # forecast origins, `step_hours` apart, the last one `horizon` before the data ends
     step_hours: int = 24
     cutoffs: list[str] = field(default_factory=list)  # explicit origins (UTC, ISO); replace windows/step

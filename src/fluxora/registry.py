@@ -428,7 +428,7 @@ def _log_and_register(
 KIND_TAG = "fluxora.kind"  # on runs: train | backtest (parents), candidate (one child per model)
 ROLE_TAG = "fluxora.role"  # on child runs: winner | candidate | baseline | champion
 CONTRACT_TAG = "fluxora.contract"  # on versions: the serving contract's summary (JSON); the full one is in the model
-_CONTRACT_KEYS = ("model", "horizon", "weather", "temperature", "feature_service", "quantiles", "version")
+_CONTRACT_KEYS = ("model", "horizon", "resolution", "weather", "temperature", "feature_service", "quantiles", "version")
 _NOTE = "mlflow.note.content"  # a run's description in the MLflow UI
 _PARENT = "mlflow.parentRunId"  # what `mlflow.start_run(nested=True)` sets: the UI nests the run
 _BATCH = 1000  # metrics per log_batch call (the tracking API's limit)

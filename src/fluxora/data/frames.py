@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from fluxora.data.resolution import HOURLY, Resolution
 from fluxora.data.schema import LOAD, SERIES_ID, TEMPERATURE, TIMESTAMP
 from fluxora.data.sources import ISSUE
 from fluxora.errors import ConfigError
@@ -79,3 +80,16 @@ def step_ns(freq: str) -> int:
 def freq_name(step: int) -> str:
     minutes = step // 60_000_000_000
     return f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}min"
+
+
+def data_resolution(data: pd.DataFrame) -> Resolution:
+    """The model resolution of validated data (regular per series, as the gate writes it): the
+    step between a series' first two rows; hourly when no series has two."""
+    if data.empty:
+        return HOURLY
+    ids = data[SERIES_ID].to_numpy()
+    stamps = pd.DatetimeIndex(data[TIMESTAMP]).asi8
+    same = ids[1:] == ids[:-1]
+    diffs = np.diff(stamps)[same]
+    diffs = diffs[diffs > 0]
+    return Resolution(int(diffs.min())) if diffs.size else HOURLY

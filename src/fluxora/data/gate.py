@@ -15,8 +15,10 @@ row could not be read). Each check finds rows and applies its policy:
 
 Accounting: `rows_in` (raw rows) = `rows_out` (input rows that passed, repaired or not) +
 `rows_quarantined`, always; inserted gap rows are `rows_filled` and never counted as input.
-Finer-than-model data (15/30 min) is then averaged to the model resolution (`data.freq`):
-load is a mean power (e.g. MW), so the hourly value is the mean of its quarter-hours.
+The model resolution (`data.freq`) is the data's own by default (`auto`: each series' step; the
+coarsest when they differ, with a one-line warning naming `data.freq`, `model_freq`). Finer data
+are averaged to it: load is a mean power (e.g. MW), so an hourly value (`data.freq=h`) is the mean
+of its quarter-hours.
 
 This module runs the checks in order and applies the policies; what each check looks for is in
 `fluxora.data.checks`, how values are repaired in `fluxora.data.repairs`, the accounting and the
@@ -37,13 +39,24 @@ from fluxora.config import GateConfig
 from fluxora.data import checks, repairs
 from fluxora.data.checks import ALLOWED, Refused, check_policies
 from fluxora.data.errors import GateFailedError
-from fluxora.data.frames import CHECK, REASON, REPAIRED, ROW, codes_of, extra_columns, first_series, ns, step_ns
+from fluxora.data.frames import (
+    CHECK,
+    REASON,
+    REPAIRED,
+    ROW,
+    codes_of,
+    extra_columns,
+    first_series,
+    freq_name,
+    ns,
+    step_ns,
+)
 from fluxora.data.report import IN_INPUT_ORDER, CheckResult, Ledger, Written, build_report, merge_ledgers
 from fluxora.data.resample import to_model_resolution
 from fluxora.data.schema import LOAD, SERIES_ID, TEMPERATURE, TIMESTAMP
 from fluxora.data.sources import ISSUE
 
-__all__ = ["CHECK", "REASON", "GateResult", "run_batches", "run_gate", "split_rows"]
+__all__ = ["CHECK", "REASON", "GateResult", "auto_model_freq", "run_batches", "run_gate", "split_rows"]
 
 log = logging.getLogger("fluxora.data")
 
@@ -149,6 +162,9 @@ def run_batches(
     met first (the earliest step any batch refused at, counted over all batches).
     """
     check_policies(cfg)
+    if model_freq == "auto":
+        batches = list(batches)
+        model_freq = auto_model_freq([raw for raw, _ in batches], resolution)
     template = _ledger(cfg, rows_in, step_ns(model_freq))
     template.series_in = series_in
     ledgers: list[Ledger] = []
@@ -189,6 +205,43 @@ def run_batches(
     if count and cfg.no_weather == "load_only":
         log.warning("%s: forecast from load and calendar only (data.gate.no_weather=load_only)", _load_only(ledger))
     return build_report(ledger, "passed", None, rows_out, rows_quarantined, rows_repaired, rows_filled, written)
+
+
+def auto_model_freq(frames: Iterable[pd.DataFrame], resolution: str = "auto") -> str:
+    """`data.freq: auto`: the data's own resolution, the coarsest series step when they differ
+    (warned, naming `data.freq`); hourly where no step can be told (a too-short series, a step
+    that is not whole minutes dividing an hour: the resolution check then says what is wrong)."""
+    from fluxora.data.resolution import Resolution
+
+    if resolution != "auto":
+        return resolution
+    found: set[int] = set()
+    for raw in frames:
+        if SERIES_ID not in raw or TIMESTAMP not in raw or raw.empty:
+            continue
+        stamps = pd.to_datetime(raw[TIMESTAMP], utc=True, errors="coerce")
+        frame = pd.DataFrame({"s": raw[SERIES_ID].astype(str).to_numpy(), "t": stamps.to_numpy()}).dropna()
+        frame = frame.drop_duplicates().sort_values(["s", "t"], kind="stable")
+        diffs = frame.groupby("s", sort=False)["t"].diff().dropna()
+        if diffs.empty:
+            continue
+        medians = diffs.groupby(frame.loc[diffs.index, "s"]).median()
+        found.update(int(v.value) for v in medians if v.value > 0)
+    if not found:
+        return "h"
+    coarsest = max(found)
+    try:
+        name = Resolution(coarsest).name
+    except ValueError:
+        return "h"  # not a model resolution: the checks refuse or average it as before
+    if len(found) > 1:
+        names = ", ".join(sorted({freq_name(step) for step in found}, key=pd.Timedelta))
+        log.warning(
+            "series have different resolutions (%s): modelled at the coarsest, %s (set data.freq to choose)",
+            names,
+            name,
+        )
+    return name
 
 
 def _ledger(cfg: GateConfig, rows_in: int, model_step: int) -> Ledger:

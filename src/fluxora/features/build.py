@@ -18,19 +18,25 @@ import pyarrow as pa
 from numpy.lib.stride_tricks import sliding_window_view
 
 from fluxora.config import FeaturesConfig
+from fluxora.data.frames import data_resolution
+from fluxora.data.resolution import Resolution
 from fluxora.data.schema import LOAD, SERIES_ID, TEMPERATURE, TIMESTAMP
 from fluxora.errors import InsufficientDataError
 from fluxora.features.names import EVENT_TIMESTAMP, LOAD_HISTORY, LOAD_MEAN_24H, TEMP_HISTORY, TEMP_MEAN_24H
 
 
-def origin_states(data: pd.DataFrame, cfg: FeaturesConfig) -> pa.Table:
+def origin_states(data: pd.DataFrame, cfg: FeaturesConfig, resolution: Resolution | None = None) -> pa.Table:
     """One row per (series, origin) with a full history window, from validated canonical data.
 
-    `data` must be sorted by (series_id, timestamp) with a regular hourly step
-    (what the validation gate, `fluxora.data.gate`, writes).
+    `data` must be sorted by (series_id, timestamp) with a regular step, the model resolution
+    (what the validation gate, `fluxora.data.gate`, writes; read from the data unless given).
+    History windows are configured in hours and stored in steps: a week of load is 168 floats
+    hourly, 336 at 30 minutes, 672 at 15 minutes.
     """
-    lh, lt = cfg.load_history_hours, cfg.temp_history_hours
-    window = max(lh, lt, 24)
+    res = resolution or data_resolution(data)
+    lh, lt = res.steps(cfg.load_history_hours), res.steps(cfg.temp_history_hours)
+    day = res.day
+    window = max(lh, lt, day)
     ids: list[np.ndarray] = []  # index into `names`: the id column is built in Arrow, not as Python strings
     names: list[str] = []
     stamps: list[np.ndarray] = []
@@ -48,7 +54,8 @@ def origin_states(data: pd.DataFrame, cfg: FeaturesConfig) -> pa.Table:
         ids.append(np.full(n - window + 1, len(names), dtype="int32"))
         names.append(str(series_id))
     if not ids:
-        raise InsufficientDataError(f"no series has the {window} hours of history needed for features")
+        hours = window // res.per_hour
+        raise InsufficientDataError(f"no series has the {hours} hours of history needed for features")
     load_hist = np.concatenate(loads)
     temp_hist = np.concatenate(temps)
     event_ts = pd.DatetimeIndex(np.concatenate(stamps)).tz_localize("UTC")
@@ -58,8 +65,8 @@ def origin_states(data: pd.DataFrame, cfg: FeaturesConfig) -> pa.Table:
             EVENT_TIMESTAMP: pa.array(event_ts),
             LOAD_HISTORY: _list_array(load_hist),
             TEMP_HISTORY: _list_array(temp_hist),
-            LOAD_MEAN_24H: pa.array(load_hist[:, -24:].mean(axis=1, dtype="float64")),
-            TEMP_MEAN_24H: pa.array(temp_hist[:, -24:].mean(axis=1, dtype="float64")),
+            LOAD_MEAN_24H: pa.array(load_hist[:, -day:].mean(axis=1, dtype="float64")),
+            TEMP_MEAN_24H: pa.array(temp_hist[:, -day:].mean(axis=1, dtype="float64")),
         }
     )
 
@@ -110,8 +117,10 @@ LOAD_STATS = (
 )
 
 
-def load_stats(data: pd.DataFrame) -> pa.Table:
-    """Lags and rolling statistics of load per (series, origin), from validated canonical data."""
+def load_stats(data: pd.DataFrame, resolution: Resolution | None = None) -> pa.Table:
+    """Lags and rolling statistics of load per (series, origin), from validated canonical data;
+    the windows are the hours their names say, in steps of the data's resolution."""
+    k = (resolution or data_resolution(data)).per_hour
     load = data[LOAD].astype("float64")
     by = load.groupby(data[SERIES_ID].astype(str), sort=False)
 
@@ -124,14 +133,14 @@ def load_stats(data: pd.DataFrame) -> pa.Table:
             SERIES_ID: data[SERIES_ID].astype(str),
             EVENT_TIMESTAMP: pd.to_datetime(data[TIMESTAMP], utc=True),
             LOAD_LAST: load,
-            LOAD_LAG_1H: by.shift(1),
-            LOAD_LAG_24H: by.shift(24),
-            LOAD_LAG_168H: by.shift(168),
-            LOAD_MEAN_6H: rolling(6, "mean"),
-            LOAD_MEAN_168H: rolling(168, "mean"),
-            LOAD_STD_24H: rolling(24, "std"),
-            LOAD_MIN_24H: rolling(24, "min"),
-            LOAD_MAX_24H: rolling(24, "max"),
+            LOAD_LAG_1H: by.shift(k),
+            LOAD_LAG_24H: by.shift(24 * k),
+            LOAD_LAG_168H: by.shift(168 * k),
+            LOAD_MEAN_6H: rolling(6 * k, "mean"),
+            LOAD_MEAN_168H: rolling(168 * k, "mean"),
+            LOAD_STD_24H: rolling(24 * k, "std"),
+            LOAD_MIN_24H: rolling(24 * k, "min"),
+            LOAD_MAX_24H: rolling(24 * k, "max"),
         }
     ).dropna()
     return pa.Table.from_pandas(out.reset_index(drop=True), preserve_index=False)

@@ -24,11 +24,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fluxora.data.resolution import HOUR_NS, HOURLY, Resolution
 from fluxora.features.names import FEATURE_NAMES, FEATURE_NAMES_V5, TEMPERATURE_FEATURES
 
 COL = {name: i for i, name in enumerate(FEATURE_NAMES_V5)}  # column index in the full (latest) feature set
 
-_HOUR_NS = 3_600_000_000_000
+_HOUR_NS = HOUR_NS
+_DAY_NS = 24 * HOUR_NS
 
 
 @dataclass(frozen=True)
@@ -47,21 +49,40 @@ class Design:
     target_times: np.ndarray  # (n_origins * horizon,) datetime64[ns], UTC
 
 
-def same_hour_offsets(horizon: int) -> np.ndarray:
-    """For steps 1..H, how many hours back from the target the same hour was last observed."""
+def same_hour_offsets(horizon: int, day: int = 24) -> np.ndarray:
+    """For steps 1..H, how many steps back from the target the same time of day was last
+    observed (`day`: steps in a day, 24 hourly, 96 at 15 minutes)."""
     steps = np.arange(1, horizon + 1)
-    return 24 * np.ceil(steps / 24).astype(int)
+    return day * np.ceil(steps / day).astype(int)
 
 
-def local_hours(utc_ns: np.ndarray, timezone: str) -> np.ndarray:
-    """Hours since the epoch on the local wall clock, for UTC instants in ns (any shape)."""
+def hold_hourly(cells: np.ndarray, horizon: int, per_hour: int) -> np.ndarray:
+    """(n, horizon) step values from (n, m) hourly ones (o+1h, o+2h, ...): a sub-hourly step
+    reads the hour it falls in (held, not interpolated); NaN beyond the cells."""
+    cells = np.asarray(cells, dtype="float64")
+    out = np.full((cells.shape[0], horizon), np.nan)
+    cell = (np.arange(1, horizon + 1) + per_hour - 1) // per_hour - 1
+    inside = cell < cells.shape[1]
+    out[:, inside] = cells[:, cell[inside]]
+    return out
+
+
+def local_ns(utc_ns: np.ndarray, timezone: str) -> np.ndarray:
+    """Nanoseconds since the epoch on the local wall clock, for UTC instants in ns (any shape).
+    On a DST day the local day has 23 or 25 hours (92 or 100 quarter-hours): each instant gets
+    its own wall-clock time, so time of day and the local date stay right."""
     utc_ns = np.asarray(utc_ns, dtype="int64")
     if timezone in ("UTC", "Etc/UTC", ""):
-        return utc_ns // _HOUR_NS
+        return utc_ns
     import pandas as pd
 
     local = pd.DatetimeIndex(utc_ns.reshape(-1)).tz_localize("UTC").tz_convert(timezone).tz_localize(None)
-    return (local.asi8 // _HOUR_NS).reshape(utc_ns.shape)
+    return local.asi8.reshape(utc_ns.shape)
+
+
+def local_hours(utc_ns: np.ndarray, timezone: str) -> np.ndarray:
+    """Whole hours since the epoch on the local wall clock, for UTC instants in ns (any shape)."""
+    return local_ns(utc_ns, timezone) // _HOUR_NS
 
 
 @functools.lru_cache(maxsize=256)
@@ -111,30 +132,39 @@ def design_matrix(
     target_temperature: np.ndarray | None = None,
     calendar: Calendar | None = None,
     features: tuple[str, ...] = FEATURE_NAMES,
+    resolution: Resolution = HOURLY,
 ) -> Design:
     """Expand states (one per origin) into rows ordered origin-major, step-minor.
 
-    load_history: (n, Lh) hourly load ending at the origin; temp_history: (n, Lt), Lt >= 24,
+    Everything counts in steps of `resolution` (hourly unless given): load_history: (n, Lh)
+    load ending at the origin, at least a week of steps; temp_history: (n, Lt), at least a day,
     NaN rows (or None) for origins without temperature. origins: (n,) datetime64 (UTC).
-    target_temperature: (n, horizon) or None (persistence). `features`: the columns, in order
-    (a model's contract names them). Every input except `target_temperature` is observed at
-    or before its origin.
+    horizon: steps ahead, at most a week. target_temperature: (n, horizon) or None
+    (persistence). `features`: the columns, in order (a model's contract names them). The
+    `step` column is the lead time in hours (fractional below an hour: at hourly data the step
+    number) and `hour` the local time of day in hours (10.25 at 10:15). Every input except
+    `target_temperature` is observed at or before its origin.
     """
     calendar = calendar or Calendar()
+    res = resolution
+    day, week = res.day, res.week
     n, lh = load_history.shape
     if temp_history is None:
-        temp_history = np.full((n, 24), np.nan)
+        temp_history = np.full((n, day), np.nan)
     lt = temp_history.shape[1]
-    if horizon < 1 or horizon > 168 or lh < 168 or lt < 24:
-        raise ValueError("need 1 <= horizon <= 168, load history >= 168 h and temperature history >= 24 h")
+    if horizon < 1 or horizon > week or lh < week or lt < day:
+        raise ValueError(
+            f"need 1 <= horizon <= {week} steps, load history >= {week} and temperature history >= {day} "
+            f"steps (a week and a day at {res.name})"
+        )
     steps = np.arange(1, horizon + 1)
-    back = same_hour_offsets(horizon)
+    back = same_hour_offsets(horizon, day)
     # Column index, in the history arrays, of the value observed at (origin + step - back).
     day_idx = lh - 1 + steps - back
-    week_idx = lh - 1 + steps - 168
+    week_idx = lh - 1 + steps - week
     tday_idx = lt - 1 + steps - back
 
-    scale = np.nanmean(load_history[:, -168:], axis=1)
+    scale = np.nanmean(load_history[:, -week:], axis=1)
     scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
     inv = (1.0 / scale)[:, None]
     lag_day = load_history[:, day_idx] * inv
@@ -146,14 +176,15 @@ def design_matrix(
         temp_target = np.asarray(target_temperature, dtype="float64")
         if temp_target.shape != (n, horizon):
             raise ValueError(f"target temperature must have shape {(n, horizon)}, got {temp_target.shape}")
-    temp_mean = temp_history[:, -24:].mean(axis=1)
+    temp_mean = temp_history[:, -day:].mean(axis=1)
     has_temp = np.isfinite(temp_history).any(axis=1)
 
     origin_ns = np.asarray(origins, dtype="datetime64[ns]").astype("int64")
-    target_ns = origin_ns[:, None] + steps[None, :] * _HOUR_NS
-    local = local_hours(target_ns, calendar.timezone)
-    local_day = local // 24
-    lag_local_day = local_hours(target_ns - back[None, :] * _HOUR_NS, calendar.timezone) // 24
+    target_ns = origin_ns[:, None] + steps[None, :] * res.step_ns
+    wall = local_ns(target_ns, calendar.timezone)
+    local_day = wall // _DAY_NS
+    local = wall / _HOUR_NS  # local hours since the epoch, fractional below the hour
+    lag_local_day = local_ns(target_ns - back[None, :] * res.step_ns, calendar.timezone) // _DAY_NS
     doy_angle = 2 * np.pi * ((local / 24.0) % 365.2425) / 365.2425
 
     def per_origin(values: np.ndarray) -> np.ndarray:
@@ -161,8 +192,8 @@ def design_matrix(
 
     lag_day_holiday = holiday_flags(lag_local_day, calendar)
     columns = {
-        "step": np.broadcast_to(steps[None, :], (n, horizon)),
-        "hour": local % 24,
+        "step": np.broadcast_to((steps / res.per_hour)[None, :], (n, horizon)),
+        "hour": (wall % _DAY_NS) / _HOUR_NS,
         "dayofweek": (local_day + 3) % 7,
         "doy_sin": np.sin(doy_angle),
         "doy_cos": np.cos(doy_angle),
@@ -172,7 +203,7 @@ def design_matrix(
         "lag_same_hour_day": lag_day,
         "lag_same_hour_week": lag_week,
         "load_last": per_origin(load_history[:, -1] / scale),
-        "load_mean_24h": per_origin(load_history[:, -24:].mean(axis=1) / scale),
+        "load_mean_24h": per_origin(load_history[:, -day:].mean(axis=1) / scale),
         "log_scale": per_origin(np.log(scale)),
         "temp_same_hour_day": temp_day,
         "temp_mean_24h": per_origin(temp_mean),
@@ -186,7 +217,7 @@ def design_matrix(
         "lag_day_holiday": lag_day_holiday,
     }
     if any(f in _V5_ONLY for f in features):
-        columns |= _last_week(load_history, inv, target_ns, back, local_day, calendar)
+        columns |= _last_week(load_history, inv, target_ns, back, local_day, calendar, res)
     unknown = [f for f in features if f not in columns]
     if unknown:
         raise ValueError(f"unknown design features {unknown}")
@@ -213,6 +244,7 @@ def _last_week(
     back: np.ndarray,
     local_day: np.ndarray,
     calendar: Calendar,
+    res: Resolution = HOURLY,
 ) -> dict[str, np.ndarray]:
     """The v5 columns: same-hour loads on each of the last 7 observed days and their mean over
     all of them and over the days of the target's day type (working or not)."""
@@ -220,11 +252,12 @@ def _last_week(
     steps = np.arange(1, target_ns.shape[1] + 1)
     lags, working = [], []
     for d in range(1, 8):
-        idx = lh - 1 + steps - back - 24 * (d - 1)
+        idx = lh - 1 + steps - back - res.day * (d - 1)
         ok = idx >= 0
         values = np.where(ok[None, :], load_history[:, np.maximum(idx, 0)], np.nan) * inv
         lags.append(values)
-        day = local_hours(target_ns - (back + 24 * (d - 1))[None, :] * _HOUR_NS, calendar.timezone) // 24
+        back_ns = (back + res.day * (d - 1))[None, :] * res.step_ns
+        day = local_ns(target_ns - back_ns, calendar.timezone) // _DAY_NS
         working.append(_working(day, calendar))
     stack = np.stack(lags)  # (7, n, H)
     same = np.stack(working) == _working(local_day, calendar)[None]
@@ -251,9 +284,10 @@ def linear_basis(X: np.ndarray, features: tuple[str, ...] = FEATURE_NAMES) -> np
     col = {name: i for i, name in enumerate(features)}
     n = X.shape[0]
     rows = np.arange(n)
-    hour = X[:, col["hour"]].astype(int) % 24
+    hour = X[:, col["hour"]].astype(int) % 24  # the hour of a sub-hourly time of day
     dow = X[:, col["dayofweek"]].astype(int) % 7
-    bucket = np.minimum((X[:, col["step"]].astype(int) - 1) // 24, 6)
+    # the lead day (the step column is the lead in hours): (step - 1) // 24 at hourly data
+    bucket = np.clip(np.ceil(X[:, col["step"]] / 24.0).astype(int) - 1, 0, 6)
     off = 1.0 - X[:, col["working_day"]]
     lag_day, lag_week = X[:, col["lag_same_hour_day"]], X[:, col["lag_same_hour_week"]]
     plain_cols = [col[c] for c in features if c not in ("hour", "dayofweek", "step")]
@@ -287,14 +321,15 @@ def linear_basis(X: np.ndarray, features: tuple[str, ...] = FEATURE_NAMES) -> np
     return out
 
 
-def seasonal_naive(load_history: np.ndarray, horizon: int, season: int) -> np.ndarray:
-    """Seasonal naive forecast (season 24 or 168 hours), same row order as `design_matrix`."""
+def seasonal_naive(load_history: np.ndarray, horizon: int, season: int, resolution: Resolution = HOURLY) -> np.ndarray:
+    """Seasonal naive forecast (season 24 or 168 hours: a day or a week of steps at the
+    resolution, 96 or 672 at 15 minutes), same row order as `design_matrix`."""
     lh = load_history.shape[1]
     steps = np.arange(1, horizon + 1)
     if season == 24:
-        idx = lh - 1 + steps - same_hour_offsets(horizon)
+        idx = lh - 1 + steps - same_hour_offsets(horizon, resolution.day)
     elif season == 168:
-        idx = lh - 1 + steps - 168
+        idx = lh - 1 + steps - resolution.week
     else:
         raise ValueError("season must be 24 or 168 hours")
     return load_history[:, idx].reshape(-1)

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from fluxora.data.frames import data_resolution
 from fluxora.data.schema import ISSUED_AT, SERIES_ID, TARGET_TIME, TEMPERATURE, TIMESTAMP
 from fluxora.features.names import EVENT_TIMESTAMP, TEMP_FORECAST, WEATHER_ISSUED_AT, WEATHER_ORIGIN
 
@@ -49,7 +50,8 @@ def observed_weather(data: pd.DataFrame, heating_base_c: float, cooling_base_c: 
     frame = pd.DataFrame(
         {SERIES_ID: data[SERIES_ID].astype(str), "t": temp, "h": heating, "c": cooling}, index=data.index
     )
-    roll = frame.groupby(SERIES_ID, sort=False)[["t", "h", "c"]].rolling(24, min_periods=24)
+    k = data_resolution(data).per_hour  # a day of steps; degree-hours are step sums / steps per hour
+    roll = frame.groupby(SERIES_ID, sort=False)[["t", "h", "c"]].rolling(24 * k, min_periods=24 * k)
     out = pd.DataFrame(
         {
             SERIES_ID: frame[SERIES_ID],
@@ -57,8 +59,8 @@ def observed_weather(data: pd.DataFrame, heating_base_c: float, cooling_base_c: 
             TEMPERATURE: temp,
             HEATING_DEGREES: heating,
             COOLING_DEGREES: cooling,
-            HEATING_DEGREE_HOURS_24H: _ungroup(roll.sum()["h"], frame.index),
-            COOLING_DEGREE_HOURS_24H: _ungroup(roll.sum()["c"], frame.index),
+            HEATING_DEGREE_HOURS_24H: _ungroup(roll.sum()["h"], frame.index) / k,
+            COOLING_DEGREE_HOURS_24H: _ungroup(roll.sum()["c"], frame.index) / k,
             TEMP_MIN_24H: _ungroup(roll.min()["t"], frame.index),
             TEMP_MAX_24H: _ungroup(roll.max()["t"], frame.index),
         }

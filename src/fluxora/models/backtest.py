@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from fluxora.config import FluxoraConfig
+from fluxora.data.resolution import Resolution
 from fluxora.errors import ConfigError, InsufficientDataError
 from fluxora.fanout import SERIAL, FanOut, chunks
 from fluxora.models import metrics
@@ -45,6 +46,7 @@ class Spec:
     load_history_hours: int
     temp_history_hours: int
     max_origins: int = 0  # training origins sampled per fit (0: all at the stride)
+    resolution: str = "h"  # the model step; horizon and the two history lengths are in its steps
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -56,14 +58,17 @@ class Spec:
             "weather_noise_c": self.weather_noise_c if self.weather == "forecast" else None,
             "train_origin_stride_hours": self.stride_hours,
             "mase_season_hours": self.mase_season_hours,
+            "resolution": self.resolution,
         }
 
 
-def resolve(cfg: FluxoraConfig, panel: Panel, *, weather: str | None = None, horizon: int | None = None) -> Spec:
+def resolve(cfg: FluxoraConfig, panel: Panel, *, weather: str | None = None, horizon: int | str | None = None) -> Spec:
     """Backtest windows for this data: `backtest.cutoffs`, or `windows` origins `step_hours`
-    apart with the last one `horizon` hours before the shortest series ends."""
+    apart with the last one `horizon` steps before the shortest series ends. Everything in the
+    spec that indexes arrays counts in steps of the panel's resolution (hours in the config)."""
     bt = cfg.backtest
-    h = horizon or bt.horizon or cfg.train.horizon
+    res = panel.resolution
+    h = horizon_steps(horizon or bt.horizon or cfg.train.horizon, res)
     weather = weather_mode(cfg, weather or bt.weather)
     if weather == "issued" and not panel.forecasts:
         raise ConfigError(
@@ -78,7 +83,7 @@ def resolve(cfg: FluxoraConfig, panel: Panel, *, weather: str | None = None, hor
     else:
         if bt.windows < 1 or bt.step_hours < 1:
             raise ConfigError("invalid configuration: backtest.windows and backtest.step_hours must be >= 1")
-        last = min(s.end for s in panel.series.values()) - h * HOUR
+        last = min(s.end for s in panel.series.values()) - h * panel.step
         origins = last - np.arange(bt.windows - 1, -1, -1) * bt.step_hours * HOUR
     return Spec(
         horizon=h,
@@ -91,10 +96,26 @@ def resolve(cfg: FluxoraConfig, panel: Panel, *, weather: str | None = None, hor
         stride_hours=cfg.train.origin_stride_hours,
         min_train_days=cfg.train.min_train_days,
         mase_season_hours=bt.mase_season_hours,
-        load_history_hours=cfg.features.load_history_hours,
-        temp_history_hours=cfg.features.temp_history_hours,
+        load_history_hours=res.steps(cfg.features.load_history_hours),
+        temp_history_hours=res.steps(cfg.features.temp_history_hours),
+        resolution=res.name,
         max_origins=cfg.train.max_origins,
     )
+
+
+def horizon_steps(value: int | str, resolution: Resolution) -> int:
+    """A configured horizon (`train.horizon`, `backtest.horizon`) in steps: a whole number of
+    steps, or a duration ("24h", "90min") that is a whole number of them."""
+    try:
+        steps = resolution.horizon(value)
+    except ValueError as exc:
+        raise ConfigError(f"invalid configuration: train.horizon / backtest.horizon: {exc}") from None
+    if steps < 1 or steps > resolution.week:
+        raise ConfigError(
+            f"invalid configuration: horizon {value!r} is {steps} steps at {resolution.name}; "
+            f"use 1 to {resolution.week} steps (up to a week)"
+        )
+    return steps
 
 
 def weather_mode(cfg: FluxoraConfig, mode: str) -> str:
@@ -173,8 +194,10 @@ def training_batch(panel: Panel, origin: np.datetime64, spec: Spec, window: int)
     return batch.with_weather(spec.weather, spec.weather_noise_c, seed=spec.seed * 100_003 + 50_000 + window)
 
 
-def _mase_scale(panel: Panel, season: int) -> dict[str, float]:
+def _mase_scale(panel: Panel, season_hours: int) -> dict[str, float]:
+    """Each series' in-sample seasonal naive MAE, the season in hours (steps at the panel's resolution)."""
     out = {}
+    season = panel.resolution.steps(season_hours)
     for sid, s in panel.series.items():
         d = np.abs(s.load[season:] - s.load[:-season]) if len(s.load) > season else np.array([])
         out[sid] = float(np.nanmean(d)) if d.size else float("nan")

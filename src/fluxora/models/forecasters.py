@@ -133,6 +133,7 @@ class Forecaster(ABC):
         (`fluxora.models.calibration`), then refit on everything and keep the table.
         The contract records whether the model needs temperature (`temperature_mode`)."""
         self.contract = with_temperature_mode(self.contract, temperature_mode(batch.temp_history))
+        self.contract = replace(self.contract, resolution=batch.resolution.name)  # the step it counts in
         split = holdout_split(batch.origins, batch.horizon, self.cfg.calibration_days) if self.calibrated else None
         if split is not None:
             fit_rows, held_rows = split
@@ -144,7 +145,8 @@ class Forecaster(ABC):
         held = batch.take(held_rows)
         raw = self.fit_model(batch.take(fit_rows)).predict(held)
         quantiles = np.stack([raw.quantiles[level] for level in self.contract.quantiles])
-        table = conformal_table(held.y, quantiles, self.contract.quantiles, week_scale(held.load_history))
+        week = self.contract.step.week
+        table = conformal_table(held.y, quantiles, self.contract.quantiles, week_scale(held.load_history, week))
         self.fit_model(batch)
         assert self.predictor_ is not None
         self.predictor_.calibration = self.calibration_ = table
@@ -297,10 +299,12 @@ class SeasonalNaiveForecaster(JsonModelForecaster):
     def fit_model(self, batch: OriginBatch) -> SeasonalNaiveForecaster:
         from fluxora.features.design import seasonal_naive
 
-        h = batch.horizon
-        scale = np.nanmean(batch.load_history[:, -168:], axis=1)
+        h, res = batch.horizon, batch.resolution
+        scale = np.nanmean(batch.load_history[:, -res.week :], axis=1)
         scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)[:, None]
-        residuals = {s: (batch.y - seasonal_naive(batch.load_history, h, s).reshape(-1, h)) / scale for s in (24, 168)}
+        residuals = {
+            s: (batch.y - seasonal_naive(batch.load_history, h, s, res).reshape(-1, h)) / scale for s in (24, 168)
+        }
         season = self.season or min((24, 168), key=lambda s: float(np.nanmean(np.abs(residuals[s]))))
         if season not in (24, 168):
             raise ConfigError(f"invalid configuration: model.season_hours: {season} (use 0, 24 or 168)")
@@ -327,7 +331,7 @@ class ProphetForecaster(JsonModelForecaster):
         logging.getLogger("cmdstanpy").setLevel(logging.WARNING)
         models: dict[str, Any] = {}
         resid: dict[str, np.ndarray] = {}
-        steps = np.arange(1, batch.horizon + 1) * np.timedelta64(1, "h")
+        steps = np.arange(1, batch.horizon + 1) * np.timedelta64(batch.resolution.step_ns, "ns")
         for sid in np.unique(batch.series.astype(str)):
             rows = np.flatnonzero(batch.series.astype(str) == sid)
             times = (batch.origins[rows, None] + steps[None, :]).reshape(-1)
@@ -347,10 +351,10 @@ class ProphetForecaster(JsonModelForecaster):
     def _fit_one(self, frame: Any) -> tuple[Any, np.ndarray]:
         from prophet import Prophet
 
-        from fluxora.features.design import local_hours
+        from fluxora.features.design import local_ns
 
         c = self.contract
-        local = local_hours(frame["t"].to_numpy().astype("int64"), c.timezone).astype("datetime64[h]")
+        local = local_ns(frame["t"].to_numpy().astype("int64"), c.timezone).astype("datetime64[ns]")
         df = frame.assign(ds=local)[["ds", "y", "temperature"]].reset_index(drop=True)
         with_weather = bool(np.isfinite(df["temperature"]).all())  # the frame of a load-only series is NaN
         model = Prophet(

@@ -33,7 +33,16 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from fluxora.features.design import Calendar, Design, design_matrix, linear_basis, same_hour_offsets, seasonal_naive
+from fluxora.data.resolution import Resolution
+from fluxora.features.design import (
+    Calendar,
+    Design,
+    design_matrix,
+    hold_hourly,
+    linear_basis,
+    same_hour_offsets,
+    seasonal_naive,
+)
 from fluxora.features.names import (
     FEATURE_NAMES,
     FEATURE_SETS,
@@ -52,8 +61,9 @@ TRAINING_CURVE_FILE = "training_curve.json"  # neural: per-epoch loss, val_loss,
 KERAS_FILE = "model.keras"  # neural: the Keras native file (keras.saving.load_model(..., safe_mode=True))
 SPREAD_SCALE_ATTR = "fluxora_spread_scale"  # quantile booster attribute of older models: one factor per level
 CALIBRATION_ATTR = "fluxora_calibration"  # quantile booster attribute: JSON (levels x steps) conformal table
-CONTRACT_VERSION = 3
-OLDER_CONTRACTS = {2: {"temperature": "required"}}  # version -> the keys it lacks, with their meaning then
+CONTRACT_VERSION = 4
+# version -> the keys it lacks, with their meaning then (before 4 every model was hourly)
+OLDER_CONTRACTS = {2: {"temperature": "required", "resolution": "h"}, 3: {"resolution": "h"}}
 STATE_INPUTS = (LOAD_HISTORY, TEMP_HISTORY)
 # What a model needs of temperature (`Contract.temperature`), decided from its training data:
 TEMPERATURE_REQUIRED = "required"  # every training series had temperature: a series without it is refused
@@ -88,11 +98,26 @@ class Contract:
     holiday_subdivision: str = ""
     weather: str = WEATHER_PERSISTENCE  # where the temperature at target times comes from
     temperature: str = TEMPERATURE_REQUIRED  # required | optional | none (see TEMPERATURE_MODES)
+    # the model's step ("h", "30min", "15min"): horizon and state arrays count in it; history
+    # lengths stay in hours (a week of load is 168 floats hourly, 672 at 15 minutes)
+    resolution: str = "h"
     version: int = CONTRACT_VERSION
 
     @property
     def calendar(self) -> Calendar:
         return Calendar(self.timezone, self.holiday_country, self.holiday_subdivision)
+
+    @property
+    def step(self) -> Resolution:
+        return Resolution.parse(self.resolution)
+
+    @property
+    def load_history_steps(self) -> int:
+        return self.step.steps(self.load_history_hours)
+
+    @property
+    def temp_history_steps(self) -> int:
+        return self.step.steps(self.temp_history_hours)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -125,6 +150,10 @@ class Contract:
             raise ValueError(f"malformed contract: unknown weather {raw['weather']!r}")
         if raw["temperature"] not in TEMPERATURE_MODES:
             raise ValueError(f"malformed contract: unknown temperature {raw['temperature']!r}")
+        try:
+            Resolution.parse(str(raw["resolution"]))
+        except ValueError as exc:
+            raise ValueError(f"malformed contract: {exc}") from None
         return cls(**raw)
 
 
@@ -166,16 +195,21 @@ def target_temperature(state: Mapping[str, np.ndarray], contract: Contract, hori
     if contract.weather != WEATHER_ISSUED:
         return None
     temp = np.asarray(state[TEMP_HISTORY], dtype="float64")
-    persisted = temp[:, temp.shape[1] - 1 + np.arange(1, horizon + 1) - same_hour_offsets(horizon)]
-    issued = forecast_cells(state, horizon)
+    day = contract.step.day
+    persisted = temp[:, temp.shape[1] - 1 + np.arange(1, horizon + 1) - same_hour_offsets(horizon, day)]
+    issued = forecast_cells(state, horizon, contract.step.per_hour)
     return np.where(np.isfinite(issued), issued, persisted)
 
 
-def forecast_cells(state: Mapping[str, np.ndarray], horizon: int) -> np.ndarray:
-    """(n, horizon) issued forecast temperatures in a state, NaN where a step has none."""
+def forecast_cells(state: Mapping[str, np.ndarray], horizon: int, per_hour: int = 1) -> np.ndarray:
+    """(n, horizon) issued forecast temperatures in a state, NaN where a step has none. The
+    forecast is hourly (o+1h, o+2h, ...); a sub-hourly step reads the hour it falls in
+    (held, not interpolated)."""
     given = np.asarray(state[TEMP_FORECAST], dtype="float64")
     if given.ndim != 2:
         raise ValueError(f"{TEMP_FORECAST} must be one list of temperatures per instance")
+    if per_hour > 1:
+        return hold_hourly(given, horizon, per_hour)
     out = np.full((given.shape[0], horizon), np.nan)
     width = min(horizon, given.shape[1])
     out[:, :width] = given[:, :width]
@@ -196,6 +230,7 @@ def design_for(state: Mapping[str, np.ndarray], origins: np.ndarray, horizon: in
         target_temperature=target if reads_temperature else None,
         calendar=contract.calendar,
         features=contract.feature_names,
+        resolution=contract.step,
     )
 
 
@@ -358,8 +393,8 @@ class NaivePredictor:
     ) -> tuple[np.ndarray, np.ndarray]:
         load = np.asarray(state[LOAD_HISTORY], dtype="float64")
         n = len(origins)
-        scale = np.repeat(week_scale(load), horizon)
-        point = seasonal_naive(load, horizon, self.season)
+        scale = np.repeat(week_scale(load, contract.step.week), horizon)
+        point = seasonal_naive(load, horizon, self.season, contract.step)
         table = self.residual_q if self.calibration is None else self.residual_q + self.calibration
         q = _by_level(_offsets(table, point / scale, horizon), scale, n, horizon)
         return point.reshape(n, horizon), q
@@ -380,10 +415,10 @@ class NaivePredictor:
         return cls(int(raw["season"]), np.asarray(raw["residual_quantiles"]), _table(raw))
 
 
-def week_scale(load_history: np.ndarray) -> np.ndarray:
-    """(n,) each origin's mean load over the last week (1 where not positive or not finite):
-    the scale of the design matrix and of the conformal tables."""
-    scale = np.nanmean(load_history[:, -168:], axis=1)
+def week_scale(load_history: np.ndarray, week: int = 168) -> np.ndarray:
+    """(n,) each origin's mean load over the last week (`week` steps; 1 where not positive or
+    not finite): the scale of the design matrix and of the conformal tables."""
+    scale = np.nanmean(load_history[:, -week:], axis=1)
     return np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
 
 
@@ -402,7 +437,7 @@ class ProphetPredictor:
     ) -> tuple[np.ndarray, np.ndarray]:
         import pandas as pd
 
-        from fluxora.features.design import local_hours
+        from fluxora.features.design import local_ns
 
         n = len(origins)
         series = np.asarray(state[SERIES_KEY]).astype(str)
@@ -412,11 +447,11 @@ class ProphetPredictor:
             temp = target
         else:
             lt = np.asarray(state[TEMP_HISTORY]).shape[1]
-            idx = lt - 1 + np.arange(1, horizon + 1) - same_hour_offsets(horizon)
+            idx = lt - 1 + np.arange(1, horizon + 1) - same_hour_offsets(horizon, contract.step.day)
             temp = np.asarray(state[TEMP_HISTORY], dtype="float64")[:, idx]
-        steps = np.arange(1, horizon + 1) * np.timedelta64(1, "h")
+        steps = np.arange(1, horizon + 1) * np.timedelta64(contract.step.step_ns, "ns")
         times = np.asarray(origins, dtype="datetime64[ns]")[:, None] + steps[None, :]
-        local = local_hours(times.astype("int64"), contract.timezone).astype("datetime64[h]")
+        local = local_ns(times.astype("int64"), contract.timezone).astype("datetime64[ns]")
         point = np.full((n, horizon), np.nan)
         levels = len(contract.quantiles)
         q = np.full((levels, n, horizon), np.nan)
@@ -443,7 +478,8 @@ class ProphetPredictor:
             point[rows] = yhat
             q[:, rows, :] = yhat[None, :, :] + self.residual_q[sid][:, None, None]
         if self.calibration is not None:
-            q = add_calibration(q, self.calibration, week_scale(np.asarray(state[LOAD_HISTORY], dtype="float64")))
+            load = np.asarray(state[LOAD_HISTORY], dtype="float64")
+            q = add_calibration(q, self.calibration, week_scale(load, contract.step.week))
         return point, np.sort(q, axis=0)
 
     def to_json(self) -> str:
@@ -626,7 +662,7 @@ class NativeForecaster:
             raise ValueError(f"{lacking.size} origin(s) have no temperature; this model was trained with it")
         origins = np.asarray(origins, dtype="datetime64[ns]")
         point, q = self.predictor.predict(state, origins, horizon, c)
-        steps = np.arange(1, horizon + 1) * np.timedelta64(1, "h")
+        steps = np.arange(1, horizon + 1) * np.timedelta64(c.step.step_ns, "ns")  # the model's step
         times = origins[:, None] + steps[None, :]
         return Forecast(
             times=times,

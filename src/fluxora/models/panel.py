@@ -13,9 +13,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from fluxora.data.frames import data_resolution
+from fluxora.data.resolution import HOURLY, Resolution
 from fluxora.data.schema import LOAD, SERIES_ID, TEMPERATURE, TIMESTAMP
 from fluxora.errors import ConfigError, InsufficientDataError
 from fluxora.features.build import stack
+from fluxora.features.design import hold_hourly
 from fluxora.features.names import (
     EVENT_TIMESTAMP,
     LOAD_HISTORY,
@@ -44,6 +47,7 @@ class OriginBatch:
     temp_actual: np.ndarray  # (n, H) observed temperature at the targets (fitting only)
     target_temp: np.ndarray | None = None  # (n, H) temperature known at the origin, per weather mode
     issued_temp: np.ndarray | None = None  # (n, H) the issued forecast known at the origin (NaN: none)
+    resolution: Resolution = HOURLY  # the step of histories and horizon (a fitted contract records it)
 
     @property
     def horizon(self) -> int:
@@ -73,6 +77,7 @@ class OriginBatch:
             self.temp_actual[rows],
             None if self.target_temp is None else self.target_temp[rows],
             None if self.issued_temp is None else self.issued_temp[rows],
+            self.resolution,
         )
 
     def with_weather(self, mode: str, noise_c: float = 0.0, seed: int = 0) -> OriginBatch:
@@ -91,7 +96,7 @@ class OriginBatch:
             return replace(self, target_temp=self.temp_actual)
         if mode == "forecast":
             rng = np.random.default_rng(seed)
-            lead = np.sqrt(np.arange(1, self.horizon + 1) / 24.0)
+            lead = np.sqrt(np.arange(1, self.horizon + 1) / self.resolution.per_hour / 24.0)
             noise = rng.normal(0.0, 1.0, self.temp_actual.shape) * noise_c * lead[None, :]
             return replace(self, target_temp=self.temp_actual + noise)
         if mode == "issued":
@@ -104,35 +109,49 @@ class Series:
     start: np.datetime64  # first timestamp, datetime64[ns] UTC
     load: np.ndarray
     temp: np.ndarray
+    step: np.timedelta64 = HOUR  # the model resolution
 
     @property
     def end(self) -> np.datetime64:
-        return self.start + (len(self.load) - 1) * HOUR
+        return self.start + (len(self.load) - 1) * self.step
 
     def index_of(self, t: np.datetime64) -> int:
-        return int((np.asarray(t, dtype="datetime64[ns]") - self.start) // HOUR)
+        return int((np.asarray(t, dtype="datetime64[ns]") - self.start) // self.step)
 
 
 class Panel:
-    """Hourly series in memory, from validated canonical data (sorted, regular hourly step)."""
+    """Series in memory at the model resolution, from validated canonical data (sorted, one
+    regular step for all series: the gate's `data.freq`). Horizons and history lengths given to
+    its methods are in steps."""
 
-    def __init__(self, series: dict[str, Series], forecasts: IssuedLookup | None = None) -> None:
+    def __init__(
+        self, series: dict[str, Series], forecasts: IssuedLookup | None = None, resolution: Resolution = HOURLY
+    ) -> None:
         self.series = series
         self.forecasts = forecasts  # issued weather forecasts by (series, origin), when configured
+        self.resolution = resolution
+
+    @property
+    def step(self) -> np.timedelta64:
+        return np.timedelta64(self.resolution.step_ns, "ns")
 
     @classmethod
     def from_frame(cls, data: pd.DataFrame, forecasts: IssuedLookup | None = None) -> Panel:
         out: dict[str, Series] = {}
+        resolution = data_resolution(data)
+        step = np.timedelta64(resolution.step_ns, "ns")
         for sid, group in data.groupby(SERIES_ID, sort=True):
             stamps = group[TIMESTAMP].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
-            if len(stamps) > 1 and not (np.diff(stamps) == HOUR).all():
-                raise InsufficientDataError(f"series {sid!r} is not on a regular hourly step; resample it first")
+            if len(stamps) > 1 and not (np.diff(stamps) == step).all():
+                raise InsufficientDataError(
+                    f"series {sid!r} is not on a regular {resolution.name} step; validate it first (data.freq)"
+                )
             out[str(sid)] = Series(
-                stamps[0], group[LOAD].to_numpy(dtype="float64"), group[TEMPERATURE].to_numpy(dtype="float64")
+                stamps[0], group[LOAD].to_numpy(dtype="float64"), group[TEMPERATURE].to_numpy(dtype="float64"), step
             )
         if not out:
             raise InsufficientDataError("no data")
-        return cls(out, forecasts)
+        return cls(out, forecasts, resolution)
 
     def until(self, end: np.datetime64) -> Panel:
         """Only what was observed at or before `end`: the point-in-time guard of a backtest."""
@@ -140,8 +159,8 @@ class Panel:
         for sid, s in self.series.items():
             n = min(len(s.load), s.index_of(end) + 1)
             if n > 0:
-                cut[sid] = Series(s.start, s.load[:n], s.temp[:n])
-        return Panel(cut, self.forecasts)  # the forecasts are point in time by origin already
+                cut[sid] = Series(s.start, s.load[:n], s.temp[:n], s.step)
+        return Panel(cut, self.forecasts, self.resolution)  # the forecasts are point in time by origin already
 
     def batch(self, origins: dict[str, np.ndarray], horizon: int, lh: int, lt: int) -> OriginBatch:
         """States at the given origins (per series, datetime64) with actuals after them."""
@@ -149,7 +168,7 @@ class Panel:
         steps = np.arange(1, horizon + 1)
         for sid, stamps in origins.items():
             s = self.series[sid]
-            idx = ((np.asarray(stamps, dtype="datetime64[ns]") - s.start) // HOUR).astype("int64")
+            idx = ((np.asarray(stamps, dtype="datetime64[ns]") - s.start) // s.step).astype("int64")
             if idx.size and (idx.min() < max(lh, lt) - 1 or idx.max() >= len(s.load)):
                 raise ValueError(f"origin outside the observed history of {sid!r}")
             target = idx[:, None] + steps[None, :]
@@ -157,7 +176,7 @@ class Panel:
             clipped = np.minimum(target, len(s.load) - 1)
             y = np.where(inside, s.load[clipped], np.nan)
             temp = np.where(inside, s.temp[clipped], np.nan)
-            at = s.start + idx * HOUR
+            at = s.start + idx * s.step
             parts.append(
                 (
                     np.full(idx.size, sid, dtype=object),
@@ -166,25 +185,36 @@ class Panel:
                     s.temp[idx[:, None] + np.arange(-lt + 1, 1)[None, :]],
                     y,
                     temp,
-                    self.forecasts.at(sid, at, horizon) if self.forecasts else np.full(y.shape, np.nan),
+                    self._issued_at(sid, at, horizon) if self.forecasts else np.full(y.shape, np.nan),
                 )
             )
         if not parts or sum(len(p[0]) for p in parts) == 0:
             raise InsufficientDataError("no forecast origins")
         cols = [np.concatenate([p[k] for p in parts]) for k in range(7)]
         issued = cols[6] if self.forecasts else None
-        return OriginBatch(cols[0], cols[1].astype("datetime64[ns]"), cols[2], cols[3], cols[4], cols[5], None, issued)
+        return OriginBatch(
+            cols[0], cols[1].astype("datetime64[ns]"), cols[2], cols[3], cols[4], cols[5], None, issued, self.resolution
+        )
+
+    def _issued_at(self, sid: str, at: np.ndarray, horizon: int) -> np.ndarray:
+        """The issued (hourly) forecast at origins, one value per step of the horizon."""
+        assert self.forecasts is not None
+        k = self.resolution.per_hour
+        if k == 1:
+            return self.forecasts.at(sid, at, horizon)
+        return hold_hourly(self.forecasts.at(sid, at, -(-horizon // k)), horizon, k)
 
     def training_origins(self, horizon: int, stride_hours: int, lh: int, lt: int) -> dict[str, np.ndarray]:
-        """Every `stride` hours (on the UTC clock), origins with full history and observed targets."""
+        """Every `stride` hours (on the UTC clock), origins with full history and observed
+        targets; `horizon`, `lh` and `lt` in steps."""
         out: dict[str, np.ndarray] = {}
         for sid, s in self.series.items():
             first, last = max(lh, lt) - 1, len(s.load) - 1 - horizon
             if last < first:
                 continue
             idx = np.arange(first, last + 1)
-            stamps = s.start + idx * HOUR
-            keep = (stamps.astype("datetime64[ns]").astype("int64") // _HOUR_NS) % stride_hours == 0
+            stamps = s.start + idx * s.step
+            keep = stamps.astype("datetime64[ns]").astype("int64") % (stride_hours * _HOUR_NS) == 0
             out[sid] = stamps[keep]
         if not any(len(v) for v in out.values()):
             raise InsufficientDataError("no forecast origin has both a full history and observed targets")
@@ -225,23 +255,25 @@ def concat_batches(batches: list[OriginBatch]) -> OriginBatch:
         cat("temp_actual"),
         target,
         issued,
+        batches[0].resolution,
     )
 
 
 def batch_from_features(features: pd.DataFrame, panel: Panel, horizon: int, lh: int, lt: int) -> OriginBatch:
-    """An origin batch from point-in-time feature rows (Feast), with actuals from the panel."""
+    """An origin batch from point-in-time feature rows (Feast), with actuals from the panel
+    (`horizon`, `lh`, `lt` in steps of the panel's resolution)."""
     features = features.dropna(subset=[LOAD_HISTORY, TEMP_HISTORY]).sort_values([SERIES_ID, EVENT_TIMESTAMP])
     if features.empty:
         raise InsufficientDataError("the feature store returned no rows for the training origins")
     origins = features[EVENT_TIMESTAMP].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
     series = features[SERIES_ID].astype(str).to_numpy(dtype=object)
-    steps = np.arange(1, horizon + 1) * HOUR
+    steps = np.arange(1, horizon + 1) * panel.step
     y = np.full((len(origins), horizon), np.nan)
     temp = np.full((len(origins), horizon), np.nan)
     for sid in np.unique(series):
         rows = np.flatnonzero(series == sid)
         s = panel.series[sid]
-        idx = ((origins[rows, None] + steps[None, :] - s.start) // HOUR).astype("int64")
+        idx = ((origins[rows, None] + steps[None, :] - s.start) // s.step).astype("int64")
         ok = (idx >= 0) & (idx < len(s.load))
         safe = np.clip(idx, 0, len(s.load) - 1)
         y[rows] = np.where(ok, s.load[safe], np.nan)
@@ -254,11 +286,14 @@ def batch_from_features(features: pd.DataFrame, panel: Panel, horizon: int, lh: 
         y,
         temp,
         None,
-        _issued_from_features(features, origins, horizon),
+        _issued_from_features(features, origins, horizon, panel.resolution.per_hour),
+        panel.resolution,
     )
 
 
-def _issued_from_features(features: pd.DataFrame, origins: np.ndarray, horizon: int) -> np.ndarray | None:
+def _issued_from_features(
+    features: pd.DataFrame, origins: np.ndarray, horizon: int, per_hour: int = 1
+) -> np.ndarray | None:
     """(n, horizon) issued forecast temperatures from Feast's point-in-time rows, NaN where the
     row Feast found is not the origin's own (Feast returns the latest row within the view's TTL,
     which for an origin without a forecast is an earlier origin's: its hours do not line up)."""
@@ -269,6 +304,10 @@ def _issued_from_features(features: pd.DataFrame, origins: np.ndarray, horizon: 
         return out
     own = features[WEATHER_ORIGIN].to_numpy(dtype="float64") == origins.astype("int64") // 1_000_000_000
     for i in np.flatnonzero(own):
-        values = np.asarray(features[TEMP_FORECAST].iat[int(i)], dtype="float64")[:horizon]
+        values = np.asarray(features[TEMP_FORECAST].iat[int(i)], dtype="float64")
+        if per_hour > 1:
+            out[i] = hold_hourly(values[None, :], horizon, per_hour)[0]
+            continue
+        values = values[:horizon]
         out[i, : len(values)] = values
     return out

@@ -30,7 +30,7 @@ class LoadForecasterModel(PythonModel):
         c = self.forecaster.contract
         horizon = int((params or {}).get("horizon", c.horizon))
         origins = pd.to_datetime(model_input["origin"], utc=True).dt.tz_localize(None).to_numpy()
-        widths = {LOAD_HISTORY: c.load_history_hours, TEMP_HISTORY: c.temp_history_hours, TARGET_TEMPERATURE: None}
+        widths = {LOAD_HISTORY: c.load_history_steps, TEMP_HISTORY: c.temp_history_steps, TARGET_TEMPERATURE: None}
         state: dict[str, np.ndarray] = {}
         for name in c.state_features:
             if name == SERIES_KEY:

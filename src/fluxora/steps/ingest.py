@@ -67,7 +67,7 @@ def validate(cfg: FluxoraConfig, home: Home) -> ValidateResult:
     """
     from fluxora.data.errors import GateFailedError
     from fluxora.data.frames import ROW
-    from fluxora.data.gate import run_batches
+    from fluxora.data.gate import auto_model_freq, run_batches
     from fluxora.data.ingest import batch_size
     from fluxora.data.report import write_report
 
@@ -89,7 +89,13 @@ def validate(cfg: FluxoraConfig, home: Home) -> ValidateResult:
 
     try:
         gate, data = cfg.data.gate, cfg.data
-        report = run_batches(batches, gate, data.freq, data.resolution, batches.rows, batches.series, sink)
+        freq = data.freq
+        if freq == "auto":  # the data's own resolution: one pass over the stamps, a batch at a time
+            pass_ = io.SeriesBatches(home.raw_data, size, SERIES_ID)
+            freq = auto_model_freq(
+                (raw[[c for c in (SERIES_ID, TIMESTAMP) if c in raw]] for raw, _ in pass_), data.resolution
+            )
+        report = run_batches(batches, gate, freq, data.resolution, batches.rows, batches.series, sink)
     except GateFailedError as exc:
         for file in files:
             file.discard()

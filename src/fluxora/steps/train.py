@@ -163,6 +163,8 @@ def _champion_for(home: Home, cfg: FluxoraConfig, spec: Any, panel: Any) -> tupl
     available = {LOAD_HISTORY, TEMP_HISTORY, SERIES_KEY, TEMP_FORECAST} | (
         {TARGET_TEMPERATURE} if spec.weather != "persistence" else set()
     )
+    if c.resolution != spec.resolution:
+        return None, f"champion v{version} forecasts at {c.resolution}, these windows are at {spec.resolution}"
     if c.horizon < spec.horizon or not set(c.state_features) <= available:
         return None, f"champion v{version} cannot forecast these windows (horizon {c.horizon}, {c.state_features})"
     load_only = [sid for sid, s in panel.series.items() if not np.isfinite(s.temp).any()]
@@ -174,17 +176,17 @@ def _champion_for(home: Home, cfg: FluxoraConfig, spec: Any, panel: Any) -> tupl
 def _fit_final(cfg: FluxoraConfig, home: Home, panel: Any, winner: str) -> Any:
     """The production model: the winner refit on every origin, read through Feast."""
     from fluxora.features.store import training_set
-    from fluxora.models.backtest import weather_mode
+    from fluxora.models.backtest import horizon_steps, weather_mode
     from fluxora.models.forecasters import make_forecaster
     from fluxora.models.panel import batch_from_features, concat_batches, sample_origins
 
-    fc, h = cfg.features, cfg.train.horizon
-    origins = panel.training_origins(h, cfg.train.origin_stride_hours, fc.load_history_hours, fc.temp_history_hours)
+    fc, res = cfg.features, panel.resolution
+    h = horizon_steps(cfg.train.horizon, res)  # in steps of the data's resolution, as the histories
+    lh, lt = res.steps(fc.load_history_hours), res.steps(fc.temp_history_hours)
+    origins = panel.training_origins(h, cfg.train.origin_stride_hours, lh, lt)
     origins = sample_origins(origins, cfg.train.max_origins, cfg.backtest.seed)
     frames = training_set(home, origins, fc.feature_service, fc.series_per_batch)
-    batch = concat_batches(
-        [batch_from_features(f, panel, h, fc.load_history_hours, fc.temp_history_hours) for f in frames]
-    )
+    batch = concat_batches([batch_from_features(f, panel, h, lh, lt) for f in frames])
     weather = weather_mode(cfg, cfg.train.weather)
     batch = batch.with_weather(weather, cfg.backtest.weather_noise_c, cfg.backtest.seed)
     return make_forecaster(winner, cfg, h, weather).fit(batch)
