@@ -71,7 +71,7 @@ def checksum(directory: Path) -> str:
 def smoke_test(forecaster: NativeForecaster) -> None:
     """A forecast from a plausible synthetic state must come back finite and well-shaped."""
     c = forecaster.contract
-    hours = {LOAD_HISTORY: (c.load_history_hours, 100.0), TEMP_HISTORY: (c.temp_history_hours, 12.0)}
+    hours = {LOAD_HISTORY: (c.load_history_steps, 100.0), TEMP_HISTORY: (c.temp_history_steps, 12.0)}
     state = {
         name: np.full((1, hours.get(name, (1, 1.0))[0]), hours.get(name, (1, 1.0))[1], dtype="float64")
         for name in c.state_features

@@ -150,6 +150,7 @@ def forecast_json(
     horizon: int,
     points_json: str,
     weather: str,
+    resolution: str = "h",
 ) -> str:
     """One `ForecastResponse` as JSON text; `weather` its rendered weather members
     (`fluxora.api.weather`)."""
@@ -161,6 +162,7 @@ def forecast_json(
             "feature_age_seconds": age_s,
             "stale": stale,
             "horizon": horizon,
+            "resolution": resolution,
         }
     )
     return f'{head[:-1]},{weather},"points":{points_json}}}'

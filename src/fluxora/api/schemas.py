@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -10,7 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 # The limits of a forecast question, written once: the POST bodies below, the GET /v1/forecast
 # query (`ForecastQuery`, validated by the route itself) and its OpenAPI text all use these.
-MAX_HORIZON = 168
+MAX_HORIZON = 672  # steps: a week at 15 minutes (each model allows its own horizon, at most this)
 DEFAULT_HORIZON = 24
 # Series per POST /v1/forecast: the body's hard limit; the service allows `serve.max_series_per_request`
 # (1,000 by default, at most this), a clear 422 above it.
@@ -45,7 +46,29 @@ Timestamp = Annotated[datetime, AfterValidator(_in_range)]
 # Request numbers are finite: NaN/Infinity JSON literals (which Python's json accepts) are a 422.
 SeriesId = Annotated[str, Field(min_length=1, max_length=200, description="series identifier")]
 Level = Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False, description="quantile level, e.g. 0.1")]
-Horizon = Annotated[int, Field(ge=1, le=MAX_HORIZON, description="hours ahead")]
+
+
+def _horizon(value: int | str) -> int | str:
+    """Steps (1..MAX_HORIZON) or a duration ("24h", "90min", "2d"); the model's resolution turns a
+    duration into steps (`fluxora.data.resolution`)."""
+    if isinstance(value, int):
+        if not 1 <= value <= MAX_HORIZON:
+            raise ValueError(f"horizon must be between 1 and {MAX_HORIZON} steps, or a duration such as 24h")
+        return value
+    text = value.strip()
+    if not re.fullmatch(r"\d+|\d+\s*(min|minutes?|m|h|hours?|d|days?)", text, re.IGNORECASE):
+        raise ValueError(f"horizon {value!r} is neither a number of steps nor a duration such as 24h or 90min")
+    return int(text) if text.isdigit() else text
+
+
+Horizon = Annotated[
+    int | str,
+    AfterValidator(_horizon),
+    Field(
+        description="steps ahead at the model's resolution (hours for an hourly model, 48 = a day at 30 "
+        "minutes) or a duration such as 24h or 90min"
+    ),
+]
 Levels = Annotated[list[Level], Field(max_length=MAX_QUANTILES)]
 
 
@@ -84,7 +107,8 @@ class ForecastResponse(BaseModel):
         description="true when feature_age_seconds is beyond the service's limit (serve.max_feature_age_s): "
         "no newer data has reached the online store; always false for /v1/predict",
     )
-    horizon: int
+    horizon: int = Field(description="steps ahead at `resolution`")
+    resolution: str = Field(default="h", description="the model's step: h, 30min or 15min; points are this far apart")
     weather_issued_at: datetime | None = Field(
         default=None,
         description="issue time (UTC) of the newest weather forecast used; null when the model reads none "
@@ -145,6 +169,7 @@ class ContractInfo(BaseModel):
     history_hours: dict[str, int]
     horizon: int
     quantiles: list[float]
+    resolution: str = Field(default="h", description="the model's step (h, 30min, 15min): horizon is in these steps")
     temperature: str = Field(
         description="required: every series needs temperature history; optional: series without it are "
         "forecast from load alone; none: a load-only model (no temperature is read)"

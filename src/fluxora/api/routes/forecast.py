@@ -155,7 +155,7 @@ async def forecast_plot(
     its 80 % interval when the model has quantiles 0.1 and 0.9. Not logged as a served forecast."""
     model = call.model
     check_series(call.who, [series_id])
-    _check_request(model, horizon, ())
+    horizon = _check_request(model, horizon, ())
     c = model.forecaster.contract
     states = call.svc.online.states([series_id], c.feature_service, weather.online_features(c))
     if states.missing:
@@ -175,8 +175,8 @@ async def forecast_plot(
 
 def picture(series_id: str, version: str, origin: np.datetime64, history: np.ndarray, result: Forecast) -> Picture:
     """The `Picture` of one series' forecast (row 0 of `result`) after `history`, which ends at `origin`."""
-    hour = np.timedelta64(1, "h")
-    actual_times = origin - hour * np.arange(len(history) - 1, -1, -1)
+    step = result.times[0, 0] - origin if result.times.shape[1] else np.timedelta64(1, "h")  # the model's step
+    actual_times = origin - step * np.arange(len(history) - 1, -1, -1)
     keep = np.isfinite(history)
     lower, upper = (result.quantiles[q][0].tolist() if q in result.quantiles else [] for q in PLOT_LEVELS)
     return Picture(
@@ -220,8 +220,8 @@ async def predict(call: Serving, body: PredictRequest) -> Response:
     model = call.model
     check_series(call.who, [i.series_id for i in body.instances])
     c = model.forecaster.contract
-    _check_request(model, body.horizon, body.quantiles)
-    lengths = {name: _history_hours(model, name) for name in c.state_features}
+    horizon = _check_request(model, body.horizon, body.quantiles)
+    lengths = {name: _history_steps(model, name) for name in c.state_features}
     state: dict[str, np.ndarray] = {}
     for name, length in lengths.items():
         rows = []
@@ -240,19 +240,19 @@ async def predict(call: Serving, body: PredictRequest) -> Response:
         raise HTTPException(422, f"unknown features {extra}; this model reads {list(c.state_features)}")
     origins = np.array([_to_datetime64(i.origin) for i in body.instances], dtype="datetime64[ns]")
     levels = tuple(dict.fromkeys(body.quantiles))
-    used = weather.apply(state, origins, c, body.horizon)
-    result = _run(model, state, origins, body.horizon, levels)
+    used = weather.apply(state, origins, c, horizon)
+    result = _run(model, state, origins, horizon, levels)
     series = [i.series_id for i in body.instances]
     # Caller-supplied states rarely repeat: computed per request, not cached.
     entries = computed_rows(result, range(len(series)), levels)
-    out = _serve(call, series, origins, entries, body.horizon, "predict", started, used, with_age=False)
+    out = _serve(call, series, origins, entries, horizon, "predict", started, used, with_age=False)
     return JSONText(batch_json(model.version, out))
 
 
 def _online(
     call: Call,
     series: list[str],
-    horizon: int,
+    horizon_asked: int | str,
     quantiles: Sequence[float],
     endpoint: str,
 ) -> list[str]:
@@ -260,7 +260,7 @@ def _online(
     started = time.perf_counter()
     svc, model = call.svc, call.model
     check_series(call.who, series)  # before any read: a key never learns whether another scope's series exists
-    _check_request(model, horizon, quantiles)
+    horizon = _check_request(model, horizon_asked, quantiles)
     c = model.forecaster.contract
     states = svc.online.states(series, c.feature_service, weather.online_features(c))  # FeatureStoreError -> 503
     if states.missing:
@@ -314,12 +314,19 @@ def _refuse_too_old(call: Call, series: list[str], origin_ns: list[int]) -> None
         )
 
 
-def _check_request(model: LoadedModel, horizon: int, quantiles: Sequence[float]) -> None:
+def _check_request(model: LoadedModel, horizon: int | str, quantiles: Sequence[float]) -> int:
+    """The request's horizon in the model's steps (a duration such as "24h" converted); 422 for
+    a horizon or quantiles the model cannot give."""
     c = model.forecaster.contract
-    if horizon > c.horizon:
+    try:
+        steps = c.step.horizon(horizon)
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
+    if not 1 <= steps <= c.horizon:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
-            detail=f"horizon must be between 1 and {c.horizon} for model version {model.version}",
+            detail=f"horizon must be between 1 and {c.horizon} steps of {c.resolution} for model version "
+            f"{model.version} (asked {horizon!r})",
         )
     unknown = sorted(set(quantiles) - set(c.quantiles))
     if unknown:
@@ -328,11 +335,18 @@ def _check_request(model: LoadedModel, horizon: int, quantiles: Sequence[float])
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             detail=f"quantiles {unknown} are not available from model version {model.version}; it provides {offered}",
         )
+    return steps
 
 
 def _history_hours(model: LoadedModel, name: str) -> int | None:
     c = model.forecaster.contract
     return {LOAD_HISTORY: c.load_history_hours, TEMP_HISTORY: c.temp_history_hours}.get(name)
+
+
+def _history_steps(model: LoadedModel, name: str) -> int | None:
+    """Values a state array holds: its hours in steps of the model (672 for a 15-minute week)."""
+    c = model.forecaster.contract
+    return {LOAD_HISTORY: c.load_history_steps, TEMP_HISTORY: c.temp_history_steps}.get(name)
 
 
 def _run(
@@ -370,7 +384,15 @@ def _serve(
     stale = [age is not None and freshness.is_stale(age) for age in ages]
     out = [
         forecast_json(
-            sid, model.version, origin_text[i], ages[i], stale[i], horizon, entries[i].points_json, used.members[i]
+            sid,
+            model.version,
+            origin_text[i],
+            ages[i],
+            stale[i],
+            horizon,
+            entries[i].points_json,
+            used.members[i],
+            model.forecaster.contract.resolution,
         )
         for i, sid in enumerate(series)
     ]

@@ -31,6 +31,7 @@ async def current(svc: Svc, who: Caller, model: Model) -> ModelInfo:
             history_hours=hours,
             horizon=c.horizon,
             quantiles=list(c.quantiles),
+            resolution=c.resolution,
             temperature=c.temperature,
             weather=c.weather,
         ),
