@@ -167,7 +167,7 @@ def test_default_horizon_is_24(client: TestClient) -> None:
     assert len(r.json()["points"]) == 24
 
 
-@pytest.mark.parametrize("horizon", ["0", "-1", "169", "abc", "1.5", ""])
+@pytest.mark.parametrize("horizon", ["0", "-1", "673", "abc", "1.5", ""])  # 672 steps: a 15-minute week
 def test_invalid_horizon_is_422(client: TestClient, horizon: str) -> None:
     r = _get(client, series_id=SERIES, horizon=horizon)
     assert r.status_code == 422
@@ -260,8 +260,8 @@ def test_openapi_documents_forecast(client: TestClient) -> None:
     assert {"401", "403", "404", "422", "429", "503"} <= set(op["responses"])
     params = {p["name"]: p for p in op["parameters"]}
     assert params["series_id"]["required"] is True
-    assert params["horizon"]["schema"]["minimum"] == 1
-    assert params["horizon"]["schema"]["maximum"] == 168
+    steps, duration = params["horizon"]["schema"]["anyOf"]  # steps, or a duration such as 24h
+    assert steps["minimum"] == 1 and steps["maximum"] == 672 and "pattern" in duration
 
 
 def test_openapi_documents_forecast_security(client: TestClient) -> None:
@@ -310,8 +310,8 @@ def test_get_forecast_query_has_the_post_body_limits(client: TestClient) -> None
     spec = client.get("/openapi.json").json()
     query = {p["name"]: p["schema"] for p in spec["paths"][FORECAST]["get"]["parameters"]}
     body = spec["components"]["schemas"]["ForecastRequest"]["properties"]
-    for bound in ("minimum", "maximum", "default"):
-        assert query["horizon"][bound] == body["horizon"][bound]
+    for part in ("anyOf", "default"):  # steps (minimum, maximum) or a duration (its pattern)
+        assert query["horizon"][part] == body["horizon"][part]
     [levels, _null] = query["quantiles"]["anyOf"]
     assert levels["maxItems"] == body["quantiles"]["maxItems"]
     assert levels["items"] == body["quantiles"]["items"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -48,22 +47,12 @@ SeriesId = Annotated[str, Field(min_length=1, max_length=200, description="serie
 Level = Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False, description="quantile level, e.g. 0.1")]
 
 
-def _horizon(value: int | str) -> int | str:
-    """Steps (1..MAX_HORIZON) or a duration ("24h", "90min", "2d"); the model's resolution turns a
-    duration into steps (`fluxora.data.resolution`)."""
-    if isinstance(value, int):
-        if not 1 <= value <= MAX_HORIZON:
-            raise ValueError(f"horizon must be between 1 and {MAX_HORIZON} steps, or a duration such as 24h")
-        return value
-    text = value.strip()
-    if not re.fullmatch(r"\d+|\d+\s*(min|minutes?|m|h|hours?|d|days?)", text, re.IGNORECASE):
-        raise ValueError(f"horizon {value!r} is neither a number of steps nor a duration such as 24h or 90min")
-    return int(text) if text.isdigit() else text
+DURATION_PATTERN = r"^\s*\d+\s*(min|minutes?|m|h|hours?|d|days?)\s*$"
 
-
+# Steps (1..MAX_HORIZON; at an hourly model steps are hours) or a duration ("24h", "90min",
+# "2d") that the model's resolution turns into steps (`fluxora.data.resolution`).
 Horizon = Annotated[
-    int | str,
-    AfterValidator(_horizon),
+    Annotated[int, Field(ge=1, le=MAX_HORIZON)] | Annotated[str, Field(pattern=DURATION_PATTERN)],
     Field(
         description="steps ahead at the model's resolution (hours for an hourly model, 48 = a day at 30 "
         "minutes) or a duration such as 24h or 90min"

@@ -85,7 +85,7 @@ def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
 FORECAST_GET_DOCS: dict[str, Any] = {"parameters": query_parameters(ForecastQuery), "security": SERVING_SECURITY}
 
 
-def _forecast_query(request: Request) -> tuple[str, int, list[float]]:
+def _forecast_query(request: Request) -> tuple[str, int | str, list[float]]:
     """`series_id`, `horizon` and `quantiles` of a GET /v1/forecast, validated as FastAPI would
     validate the declared query parameters (last value of a repeated scalar, all of a list)."""
     query = request.query_params
@@ -102,7 +102,13 @@ def _forecast_query(request: Request) -> tuple[str, int, list[float]]:
         try:
             values[name] = adapter.validate_python(raw)
         except ValidationError as exc:
-            errors.extend({**e, "loc": ("query", name, *e["loc"])} for e in exc.errors(include_url=False))
+            found = exc.errors(include_url=False)
+            if is_list:  # a list's errors name the item
+                errors.extend({**e, "loc": ("query", name, *e["loc"])} for e in found)
+                continue
+            # the horizon is steps or a duration: one error, the branch the text was meant for
+            meant = found[0] if len(found) == 1 or str(raw).strip().lstrip("-").isdigit() else found[-1]
+            errors.append({**meant, "loc": ("query", name)})
     if errors:
         raise RequestValidationError(errors)
     return values["series_id"], values["horizon"], values["quantiles"] or []
