@@ -498,7 +498,22 @@ def compose(overrides: list[str] | tuple[str, ...] = (), config_dir: Path | None
     finally:
         GlobalHydra.instance().clear()
     assert isinstance(obj, FluxoraConfig)
+    _check_horizons(obj)
     return obj
+
+
+_HORIZON = re.compile(r"^\s*\d+\s*(min|minutes?|m|h|hours?|d|days?)?\s*$", re.IGNORECASE)
+
+
+def _check_horizons(cfg: FluxoraConfig) -> None:
+    """`train.horizon` and `backtest.horizon` are steps (an integer) or a duration (24h, 90min);
+    whether a duration is whole steps is decided by the data's resolution (`fluxora.data.resolution`)."""
+    for key, value in (("train.horizon", cfg.train.horizon), ("backtest.horizon", cfg.backtest.horizon)):
+        if isinstance(value, bool) or not (isinstance(value, int) or _HORIZON.match(str(value))):
+            raise ConfigError(
+                f"invalid configuration: {key}: {value!r} is neither a number of steps nor a duration "
+                "(e.g. 24, 24h, 90min)"
+            )
 
 
 def from_params(path: Path) -> FluxoraConfig:
@@ -513,6 +528,7 @@ def from_params(path: Path) -> FluxoraConfig:
     except Exception as exc:
         raise ConfigError(f"{path}: {_explain(exc, ())}") from None
     assert isinstance(obj, FluxoraConfig)
+    _check_horizons(obj)
     return obj
 
 
