@@ -56,7 +56,7 @@ def _forecast_figure(result: BacktestResult, shown: list[str], path: Path, n_ser
     fig, axes = plt.subplots(len(series), 1, figsize=(10, 2.8 * len(series)), squeeze=False)
     for ax, sid in zip(axes[:, 0], series, strict=True):
         rows = np.flatnonzero(ev.series.astype(str) == sid)
-        times = (ev.origins[rows, None] + steps[None, :] * np.timedelta64(1, "h")).reshape(-1)
+        times = (ev.origins[rows, None] + steps[None, :] * np.timedelta64(ev.resolution.step_ns, "ns")).reshape(-1)
         order = np.argsort(times, kind="stable")
         ax.plot(times[order], ev.y[rows].reshape(-1)[order], color="black", lw=1, label="actual")
         for name in shown:

@@ -105,7 +105,8 @@ def _forecast_rows(result: Any, winner: str, naive: str) -> list[list[Any]]:
     sid = sorted(set(series))[0]
     rows = np.flatnonzero(series == sid)
     horizon = ev.y.shape[1]
-    times = ev.origins[rows, None] + np.arange(1, horizon + 1)[None, :] * np.timedelta64(1, "h")
+    step = np.timedelta64(ev.resolution.step_ns, "ns")  # the model resolution
+    times = ev.origins[rows, None] + np.arange(1, horizon + 1)[None, :] * step
     run, base = result.runs[winner], result.runs[naive]
     levels = sorted(run.quantiles)
     flat = {
