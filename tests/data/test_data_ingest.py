@@ -179,3 +179,16 @@ def test_unparseable_timestamps_are_quarantined_with_or_without_offsets(tmp_path
         "unparseable timestamp: 2024-13-45 00:00",
         "unparseable timestamp: not a time",
     ]
+
+
+def test_naive_microsecond_parquet_across_a_dst_change_keeps_its_dates(tmp_path: Path) -> None:
+    """A SimBench-like export: naive local quarter-hours in microseconds, German legal time (the
+    spring-forward hour absent, the fall-back hour twice), read in Europe/Berlin in small batches."""
+    wall = pd.date_range("2016-03-26", "2016-11-01", freq="15min", tz="Europe/Berlin").tz_localize(None)
+    frame = pd.DataFrame({"series_id": "p1", "timestamp": wall.as_unit("us"), "load": 1.0})
+    frame.to_parquet(tmp_path / "profiles.parquet", row_group_size=5_000)
+    df = _run(tmp_path, _cfg(tmp_path, "profiles.parquet", timezone="Europe/Berlin"))
+    stamps = pd.DatetimeIndex(df[TIMESTAMP])
+    assert stamps.min() == pd.Timestamp("2016-03-25 23:00", tz="UTC") and stamps.max().year == 2016
+    assert (np.diff(stamps.asi8) == 15 * 60 * 10**9).all()  # one instant per quarter-hour, none lost
+    assert len(df) == len(wall)

@@ -127,3 +127,14 @@ def test_bad_policy_and_zone_are_refused() -> None:
         localize(_berlin_fall_back(), pd.Series(["a"] * 4), "Europe/Berlin", ambiguous="guess")
     with pytest.raises(ValueError, match="unknown time zone"):
         check_zone("Europe/Atlantis")
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+def test_the_stamps_own_unit_gives_the_same_instants(unit: str) -> None:
+    """Parquet files often store microseconds; a DST change used to turn such a batch into 1970."""
+    wall = pd.Series(pd.DatetimeIndex(_berlin_fall_back()).as_unit(unit))
+    utc, _ = localize(wall, pd.Series(["a"] * 4), "Europe/Berlin")
+    expected = pd.to_datetime(
+        ["2024-10-26 23:00", "2024-10-27 00:00", "2024-10-27 01:00", "2024-10-27 02:00"], utc=True
+    )
+    assert list(utc) == list(expected)

@@ -65,7 +65,9 @@ def localize(
     if nonexistent not in NONEXISTENT_POLICIES:
         raise ValueError(f"data.nonexistent must be one of {', '.join(NONEXISTENT_POLICIES)}, got {nonexistent!r}")
     tracker = tracker or AmbiguityTracker()
-    idx = pd.DatetimeIndex(local)
+    # in ns: `asi8` below counts in the index's own unit, and a file's microsecond stamps read as
+    # nanoseconds were instants in January 1970 (every batch holding a DST change)
+    idx = pd.DatetimeIndex(local).as_unit("ns")
     issues = pd.Series(None, index=local.index, dtype=object)
     placed = idx.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
     unresolved = np.asarray(placed.isna()) & ~np.asarray(idx.isna())
