@@ -26,6 +26,7 @@ def progress(message: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from fluxora.cli.render import run_summary
 
+    args.overrides = with_given_path_allowed(args.overrides)
     cfg, home = configured(args.overrides)
     started = time.perf_counter()
     print(f"fluxora run: FLUXORA_HOME={home.root}", flush=True)
@@ -45,6 +46,41 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def with_given_path_allowed(overrides: list[str]) -> list[str]:
+    """`fluxora run data=csv data.path=/srv/meters/load.csv` on one's own machine: a `data.path`
+    typed on this command line outside `data.roots` gets its folder added to `data.roots` for this
+    run (one line says so), unless the command line sets `data.roots` itself. `data.roots` guards
+    the paths that arrive from elsewhere (deployment parameters, `fluxora trigger`, `dvc repro`'s
+    params.yaml), which keep the check."""
+    from pathlib import Path
+
+    from fluxora.config import compose
+    from fluxora.data.safepaths import confine, resolve_roots
+    from fluxora.errors import FluxoraError
+    from fluxora.paths import project_root
+
+    keys = {o.split("=", 1)[0].lstrip("+~") for o in overrides if "=" in o}
+    if "data.path" not in keys or "data.roots" in keys:
+        return list(overrides)
+    data = compose(list(overrides)).data
+    if not data.path:
+        return list(overrides)
+    base = project_root()
+    fixed = data.path.split("*")[0].split("?")[0].split("[")[0]  # a glob: its fixed leading part
+    target = Path(fixed).expanduser()
+    target = (target if target.is_absolute() else base / target).resolve()
+    folder = target if target.is_dir() else target.parent
+    try:
+        confine(target if fixed == data.path else folder, data.roots, base)
+        return list(overrides)  # inside the roots already
+    except FluxoraError:
+        pass
+    roots = [str(r) for r in resolve_roots(data.roots, base)] + [str(folder)]
+    quoted = ",".join("'" + r.replace("\\", "\\\\").replace("'", "\\'") + "'" for r in roots)
+    progress(f"data.path is outside data.roots: {folder} is allowed for this run (set data.roots to choose)")
+    return [*overrides, f"data.roots=[{quoted}]"]
+
+
 def _flow_exception(state: Any) -> BaseException:
     try:
         state.result()
@@ -57,7 +93,7 @@ def backtest(args: argparse.Namespace) -> int:
     from flows.fanout import fan_out
     from fluxora import steps
 
-    cfg, home = configured(args.overrides)
+    cfg, home = configured(with_given_path_allowed(args.overrides))
     started = time.perf_counter()
     for step in (steps.ingest, steps.validate):  # the same data path as `fluxora run`
         progress(f"{step.__name__}: {step(cfg, home).outputs()}")
