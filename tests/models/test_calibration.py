@@ -15,8 +15,8 @@ from scipy.signal import lfilter
 
 from conftest import TINY_OVERRIDES
 from fluxora.config import FluxoraConfig, compose
-from fluxora.features.names import LOAD_HISTORY, TEMP_HISTORY
 from fluxora.data.resolution import Resolution
+from fluxora.features.names import LOAD_HISTORY, TEMP_HISTORY
 from fluxora.models.calibration import MIN_SCORES, conformal_table, holdout_split
 from fluxora.models.forecasters import Forecaster, make_forecaster
 from fluxora.models.native import CALIBRATION_ATTR, MODEL_FILE, XGB_QUANTILE_FILE, NativeForecaster
