@@ -213,6 +213,8 @@ def _at_steps(
     """(n, steps) values at o+1..o+steps model steps from (n, m) hourly ones starting at hour
     `base`: linear in time between the two hours around a step, the hour itself on the hour;
     and per origin the newest issue time among the hours its values used (-1: none)."""
+    if step_ns == _HOUR:  # hourly: the steps are the hours (no index arrays of the table's size)
+        return at_hour, np.where(np.isfinite(at_hour), issue, -1).max(axis=1, initial=-1)
     t = origin_at[:, None] + np.arange(1, steps + 1, dtype="int64")[None, :] * step_ns
     below = t // _HOUR - base[:, None]  # column of the hour at or before each step
     frac = ((t % _HOUR) / _HOUR).astype("float32")
