@@ -119,20 +119,17 @@ def load(case: Case, cfg: Any) -> pd.DataFrame:
 
 def panel_for(cfg: Any, data: pd.DataFrame) -> Any:
     from fluxora.data import weather_forecast
-    from fluxora.data.schema import SERIES_ID, TIMESTAMP
-    from fluxora.features.weather import IssuedLookup, forecast_states
+    from fluxora.features.weather import IssuedLookup
     from fluxora.models.panel import Panel
+    from fluxora.steps.weather import forecast_table
 
     wf = cfg.data.weather_forecast
     if not (wf.path or wf.provider):
         return Panel.from_frame(data)
     screened = weather_forecast.collect(cfg.data, data, Path("."))
     assert screened is not None
-    last = {
-        str(s): np.datetime64(t.tz_convert(None), "ns") for s, t in data.groupby(SERIES_ID)[TIMESTAMP].max().items()
-    }
-    table = forecast_states(screened.forecasts, wf.hours, wf.max_age_hours, last)
-    return Panel.from_frame(data, IssuedLookup(table))
+    # The pipeline's own table: rows at the data's step (15-minute SimBench origins each get theirs).
+    return Panel.from_frame(data, IssuedLookup(forecast_table(cfg, screened.forecasts, data)))
 
 
 def cohorts(panel: Any, span_hours: int) -> list[Any]:

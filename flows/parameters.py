@@ -7,13 +7,41 @@ from __future__ import annotations
 from pathlib import PurePath
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
+from fluxora.config import DURATION_PATTERN, parse_horizon
 from fluxora.errors import ConfigError
 
 # The options of conf/model/ (a test checks that they match), so the UI offers a choice.
 ModelName = Literal["auto", "neural", "prophet", "ridge", "seasonal_naive", "xgboost"]
-Horizon = Annotated[int, Field(ge=1, le=168)]  # hours; one week is as far as the features reach
+
+
+def horizon_value(value: object) -> int | str:
+    """Steps or a duration, parsed as `train.horizon` is at compose time (ConfigError otherwise);
+    the run then checks it against the data's resolution (whole steps, at most a week)."""
+    parsed = parse_horizon("horizon", value)
+    if isinstance(parsed, int) and parsed < 1:
+        raise ConfigError(
+            f"invalid configuration: horizon: {parsed} steps (give at least 1, or a duration such as 24h)"
+        )
+    return parsed
+
+
+def _horizon(value: object) -> int | str:
+    try:
+        return horizon_value(value)
+    except ConfigError as exc:  # pydantic reports a ValueError as the parameter's error
+        raise ValueError(str(exc)) from None
+
+
+# Steps of the data's resolution (hours at hourly data) or a duration: 24h, 90min, 2d. The
+# validator turns digits into steps and names the parameter in its error; the union is the schema
+# the Prefect server checks `-p horizon=...` against.
+Horizon = Annotated[
+    Annotated[int, Field(ge=1)] | Annotated[str, Field(pattern=DURATION_PATTERN)],
+    BeforeValidator(_horizon),
+    Field(description="steps ahead at the data's resolution, or a duration such as 24h or 90min"),
+]
 SeriesIds = list[Annotated[str, Field(min_length=1)]]
 
 
@@ -29,7 +57,7 @@ def as_overrides(
     overrides: list[str] | None,
     *,
     model: str | None = None,
-    horizon: int | None = None,
+    horizon: int | str | None = None,
     data_path: str | None = None,
     series: list[str] | None = None,
 ) -> list[str]:
@@ -42,7 +70,7 @@ def as_overrides(
     if model is not None:
         typed.append(f"model={model}")
     if horizon is not None:
-        typed.append(f"train.horizon={int(horizon)}")
+        typed.append(f"train.horizon={horizon_value(horizon)}")
     if data_path is not None and data_path.strip():
         if not any(_key(o) == "data" for o in free):
             suffix = "".join(PurePath(data_path).suffixes[-1:]).lower()

@@ -161,7 +161,8 @@ def train_flow(
     Args:
         model: The forecaster to train (conf/model/NAME.yaml; auto backtests model.candidates);
             empty: as configured.
-        horizon: Hours ahead the model forecasts (train.horizon, 1-168); empty: as configured.
+        horizon: How far ahead the model forecasts (train.horizon): steps of the data's resolution
+            (hours at hourly data) or a duration such as 24h or 90min; empty: as configured.
         overrides: More Hydra overrides, e.g. ["train.promotion_margin=0.05"].
     """
     if reason := superseded():

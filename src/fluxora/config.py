@@ -502,18 +502,30 @@ def compose(overrides: list[str] | tuple[str, ...] = (), config_dir: Path | None
     return obj
 
 
-_HORIZON = re.compile(r"^\s*\d+\s*(min|minutes?|m|h|hours?|d|days?)?\s*$", re.IGNORECASE)
+# A duration as horizons take it (also the JSON-schema pattern of the deployments' parameter).
+DURATION_PATTERN = r"^\s*\d+\s*(min|minutes?|m|h|hours?|d|days?)\s*$"
+_HORIZON = re.compile(rf"^\s*\d+\s*$|{DURATION_PATTERN}", re.IGNORECASE)
+
+
+def parse_horizon(key: str, value: object) -> int | str:
+    """A horizon as `train.horizon` takes it: steps (an int, or digits: returned as an int) or a
+    duration such as "24h" or "90min" (returned stripped). Whether a duration is whole steps is
+    decided later by the data's or the model's resolution (`fluxora.data.resolution`). ConfigError
+    naming `key` otherwise. Used at compose time, by the deployments' parameters and the CLI."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and _HORIZON.match(value):
+        text = value.strip()
+        return int(text) if text.isdigit() else text
+    raise ConfigError(
+        f"invalid configuration: {key}: {value!r} is neither a number of steps nor a duration (e.g. 24, 24h, 90min)"
+    )
 
 
 def _check_horizons(cfg: FluxoraConfig) -> None:
-    """`train.horizon` and `backtest.horizon` are steps (an integer) or a duration (24h, 90min);
-    whether a duration is whole steps is decided by the data's resolution (`fluxora.data.resolution`)."""
+    """`train.horizon` and `backtest.horizon` are steps (an integer) or a duration (24h, 90min)."""
     for key, value in (("train.horizon", cfg.train.horizon), ("backtest.horizon", cfg.backtest.horizon)):
-        if isinstance(value, bool) or not (isinstance(value, int) or _HORIZON.match(str(value))):
-            raise ConfigError(
-                f"invalid configuration: {key}: {value!r} is neither a number of steps nor a duration "
-                "(e.g. 24, 24h, 90min)"
-            )
+        parse_horizon(key, value)
 
 
 def from_params(path: Path) -> FluxoraConfig:

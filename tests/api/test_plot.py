@@ -87,5 +87,9 @@ def test_cli_plot_writes_a_self_contained_page(
     assert _polyline_points(out.read_text())[0] > actual
     assert cli.main(["plot", "nope", "--output", str(out), *TINY_OVERRIDES]) == 1
     assert cli.main(["plot", SERIES, "--horizon", "0", "--output", str(out), *TINY_OVERRIDES]) == 1
+    assert cli.main(["plot", SERIES, "--horizon", "6h", "--output", str(out), *TINY_OVERRIDES]) == 0
+    assert _polyline_points(out.read_text())[1] == 6  # a duration, at this hourly model 6 steps
+    assert cli.main(["plot", SERIES, "--horizon", "90min", "--output", str(out), *TINY_OVERRIDES]) == 1
+    assert "--horizon: invalid horizon '90min': not a whole number of h steps" in capsys.readouterr().err
     assert cli.main(["plot", SERIES, "--from", "yesterday-ish", "--output", str(out), *TINY_OVERRIDES]) == 1
     assert "--from 'yesterday-ish' is not an ISO" in capsys.readouterr().err

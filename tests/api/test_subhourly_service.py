@@ -63,3 +63,35 @@ def test_a_30_minute_model_serves_30_minute_points(tmp_path) -> None:
         instance["features"] = {"load_history": [100.0] * 168, "temp_history": [10.0] * 48}  # hourly lengths
         short = client.post("/v1/predict", json={"instances": [instance], "horizon": 4})
         assert short.status_code == 422 and "needs 336 values" in short.text
+
+
+def test_a_30_minute_issued_weather_model_serves_with_its_forecast_at_every_step(tmp_path) -> None:
+    """Hourly weather vintages serve a 30-minute model: the served origin (the last half-hour)
+    has its own forecast row, so no step falls back to persistence."""
+    overrides = [
+        *TINY_OVERRIDES,
+        "data.days=24",
+        "data.resolution=30min",
+        "data.weather_forecast.provider=synthetic",
+        "train.min_train_days=7",
+        "backtest.windows=2",
+        "model=ridge",
+        "train.horizon=24h",
+        "train.registered_model_name=half-hourly-issued",
+        "train.promotion_margin=-1",
+    ]
+    cfg = compose(overrides)
+    home = prepare(Home(tmp_path / "home"), cfg)
+    for step in (steps.ingest, steps.validate, steps.features, steps.train):
+        step(cfg, home)
+    app = create_app(settings_for(cfg, home))
+    with TestClient(app) as client:
+        client.headers.update(key_headers(app))
+        contract = client.get("/v1/models/current").json()["contract"]
+        assert contract["resolution"] == "30min" and contract["weather"] == "issued"
+        got = client.get("/v1/forecast", params={"series_id": "series_000", "horizon": "24h"})
+        assert got.status_code == 200, got.text
+        body = got.json()
+        assert pd.Timestamp(body["origin"]).minute == 30  # off the hour
+        assert body["weather_issued_at"] is not None and body["weather_fallback_steps"] == []
+        assert len(body["points"]) == 48

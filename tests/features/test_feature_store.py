@@ -383,6 +383,30 @@ def test_weather_forecast_state_uses_only_forecasts_issued_by_the_origin() -> No
     assert forecast_states(None, 4, 4).num_rows == 0
 
 
+def test_weather_forecast_state_at_a_sub_hourly_step_interpolates_between_hours() -> None:
+    """A 30-minute model's state: a row at every 30-minute origin, one value per 30-minute step,
+    linear in time between the issued hours (not the hour's value held), NaN past the forecast."""
+    issue = pd.Timestamp("2024-01-01 00:00", tz="UTC")
+    rows = [
+        {SERIES_ID: "s", ISSUED_AT: issue, TARGET_TIME: issue + pd.Timedelta(hours=lead), TEMPERATURE: 10.0 * lead}
+        for lead in range(1, 7)
+    ]
+    table = forecast_states(pd.DataFrame(rows), 2, 6, step_ns=30 * 60 * 10**9).to_pandas().set_index(EVENT_TIMESTAMP)
+    at = table[TEMP_FORECAST]
+    half = pd.Timedelta(minutes=30)
+    assert table.index[0] == issue and (np.diff(table.index.asi8) == half.value).all()
+    # At 01:00 the steps are 01:30, 02:00, 02:30, 03:00: between 10 and 20, then 20, 25, 30 ...
+    np.testing.assert_allclose(at[issue + pd.Timedelta(hours=1)], [15, 20, 25, 30])
+    # Off the hour (01:30): 02:00, 02:30, 03:00, 03:30.
+    np.testing.assert_allclose(at[issue + pd.Timedelta(hours=1) + half], [20, 25, 30, 35])
+    # 00:30: its first step (01:00) is lead 1; 00:00 has no value (the issue hour is not a forecast).
+    np.testing.assert_allclose(at[issue + half], [10, 15, 20, 25])
+    np.testing.assert_array_equal(at[issue], [np.nan, 10, 15, 20])
+    # 04:30: steps 05:00 (60), 05:30 (between 60 and the missing 07:00 lead: NaN), ...
+    np.testing.assert_array_equal(at[issue + pd.Timedelta(hours=4) + half], [50, 55, 60, np.nan])
+    assert (table[WEATHER_ORIGIN] == [t.timestamp() for t in table.index]).all()
+
+
 def test_weather_forecast_serving_row_uses_every_issue_so_far() -> None:
     """The row at a series' last load origin (the state the online store serves) also uses
     forecasts issued after the load data end; earlier rows stay point in time."""

@@ -191,7 +191,8 @@ def test_deployments_have_typed_parameters_descriptions_and_tags(deployed: tuple
         assert d["parameters"] == {"overrides": TINY_OVERRIDES}  # what `fluxora deploy` was given
     train = by_tag["train"]["parameter_openapi_schema"]["properties"]
     assert train["model"]["anyOf"][0]["enum"] == sorted(_group_options(conf_dir(), "model"))
-    assert train["horizon"]["anyOf"][0] | {"minimum": 1} == train["horizon"]["anyOf"][0]
+    steps, duration = train["horizon"]["anyOf"][0]["anyOf"]  # steps >= 1 or a duration (24h)
+    assert steps | {"minimum": 1} == steps and re.match(duration["pattern"], "90min")
     assert by_tag["ingest"]["parameter_openapi_schema"]["properties"]["series"]["anyOf"][0]["type"] == "array"
 
 

@@ -54,6 +54,20 @@ def test_flows_refuse_bad_parameter_values() -> None:
         ingest_flow.validate_parameters({"series": "series_000"})
     valid = train_flow.validate_parameters({"model": "ridge", "horizon": "12"})
     assert valid["model"] == "ridge" and valid["horizon"] == 12
+    with pytest.raises(ParameterTypeError, match="horizon: 'tomorrow' is neither"):
+        train_flow.validate_parameters({"horizon": "tomorrow"})
+    assert train_flow.validate_parameters({"horizon": " 90min "})["horizon"] == "90min"
+
+
+def test_horizon_parameter_takes_a_duration_as_train_horizon_does() -> None:
+    """`-p horizon=24h` means what `train.horizon=24h` means: a day at the data's resolution."""
+    from flows.parameters import as_overrides
+
+    assert compose(as_overrides([], horizon="24h")).train.horizon == "24h"
+    assert compose(as_overrides(["train.horizon=48"], horizon="90min")).train.horizon == "90min"
+    assert compose(as_overrides([], horizon="36")).train.horizon == 36
+    with pytest.raises(ConfigError, match="horizon: 'soon'"):
+        as_overrides([], horizon="soon")
 
 
 def test_series_subset_keeps_only_those_series(tmp_path: Path) -> None:

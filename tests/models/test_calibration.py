@@ -15,6 +15,7 @@ from scipy.signal import lfilter
 
 from conftest import TINY_OVERRIDES
 from fluxora.config import FluxoraConfig, compose
+from fluxora.data.resolution import Resolution
 from fluxora.features.names import LOAD_HISTORY, TEMP_HISTORY
 from fluxora.models.calibration import MIN_SCORES, conformal_table, holdout_split
 from fluxora.models.forecasters import Forecaster, make_forecaster
@@ -64,6 +65,16 @@ def test_holdout_split_keeps_time_order_and_a_horizon_gap() -> None:
     _, capped = holdout_split(origins, 24, 365.0)  # type: ignore[misc]
     assert len(capped) <= len(origins) / 3 + 1  # never more than a third of the span
     assert holdout_split(origins, 24, 0.0) is None
+
+
+def test_holdout_gap_is_the_horizon_at_the_models_step() -> None:
+    """48 steps at 30 minutes are 24 h: the fit part ends a day (not two) before the held-out one."""
+    step = np.timedelta64(30, "m")
+    origins = np.datetime64("2024-01-01T00", "ns") + np.arange(0, 60 * 48) * step
+    fit, held = holdout_split(origins, 48, 14.0, Resolution.parse("30min"))  # type: ignore[misc]
+    assert origins[held].min() - origins[fit].max() == np.timedelta64(24, "h") + step
+    hourly_fit, _ = holdout_split(origins, 48, 14.0)  # type: ignore[misc]
+    assert origins[held].min() - origins[hourly_fit].max() == np.timedelta64(48, "h") + step  # 48 hourly steps
 
 
 # --- coverage on a series with known noise ----------------------------------------------------------

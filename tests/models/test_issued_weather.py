@@ -79,3 +79,27 @@ def test_issued_mode_needs_a_forecast_source(cfg: FluxoraConfig, data: pd.DataFr
         bt.resolve(cfg, Panel.from_frame(data), weather="issued")
     assert bt.weather_mode(cfg, "auto") == "issued"
     assert bt.weather_mode(compose(TINY_OVERRIDES), "auto") == "persistence"
+
+
+def test_a_30_minute_backtest_reads_issued_weather_at_every_step_off_the_hour() -> None:
+    """Hourly vintages (as a weather service issues them) serve a 30-minute model: an origin at
+    hh:30 has its own forecast row, and each half-hour step lies halfway between its hours."""
+    from fluxora.steps.weather import forecast_table
+
+    cfg = compose(
+        [*TINY_OVERRIDES, "data.weather_forecast.provider=synthetic", "data.resolution=30min", "train.horizon=24h"]
+    )
+    data = run_gate(generate(cfg.data), cfg.data.gate, cfg.data.freq, cfg.data.resolution).data
+    screened = weather_forecast.collect(cfg.data, data, Path("."))
+    assert screened is not None and sum(screened.dropped.values()) == 0
+    vintages = screened.forecasts
+    assert (vintages["target_time"] == vintages["target_time"].dt.floor("h")).all()  # whole hours
+    panel = Panel.from_frame(data, IssuedLookup(forecast_table(cfg, vintages, data)))
+    sid = next(iter(panel.series))
+    origin = panel.series[sid].end - np.timedelta64(3 * 24 * 60 + 60, "m")  # 3 days before the end (23:30)
+    assert (origin.astype("datetime64[m]").astype("int64") % 60) == 30
+    batch = panel.batch({sid: np.array([origin])}, 48, 336, 48).with_weather("issued")
+    issued = batch.target_temp
+    assert issued is not None and issued.shape == (1, 48) and np.isfinite(issued).all()
+    # Steps 1, 3, 5, ... are whole hours; the others lie halfway between their neighbours.
+    np.testing.assert_allclose(issued[0, 1:-1:2], (issued[0, 0:-2:2] + issued[0, 2::2]) / 2, rtol=1e-5)

@@ -43,6 +43,7 @@ def test_sub_hourly_series_forecast_at_their_own_step(resolution: str, per_hour:
     spec = bt.resolve(cfg, panel)
     day = 24 * per_hour
     assert spec.horizon == day and spec.resolution == resolution  # "24h" = 48 or 96 steps
+    assert (spec.load_history_steps, spec.temp_history_steps) == (168 * per_hour, 24 * per_hour)
     train = bt.training_batch(panel, spec.origins[0], spec, 0)
     test = bt.evaluation_batch(panel, spec.origins[-1], spec, 3)
     assert test is not None

@@ -490,3 +490,78 @@ def test_matured_forecasts_split_with_and_without_a_weather_forecast(log_url: st
     thin = _report(log_url, actuals, tmp_path / "thin", min_points=3)["by_weather"]
     assert thin["with_forecast"]["status"] == "insufficient_data" and thin["with_forecast"]["mae_ratio"] is None
     assert thin["without_forecast"]["status"] == "ok"
+
+
+def test_a_30_minute_champion_is_scored_at_its_own_step(tmp_path: Path) -> None:
+    """Step k of a 30-minute forecast targets origin + k x 30 min; the seasonal naive is a day
+    (48 steps) and a week (336 steps) back; each step names its lead time, and the dashboard's
+    "MAE step 01" is the 1-hour lead (step 2) as for an hourly model."""
+    from fluxora.data.resolution import Resolution
+    from fluxora.monitoring import history
+
+    half = timedelta(minutes=30)
+    ts = pd.date_range(ORIGIN - timedelta(days=8), ORIGIN + 2 * H, freq="30min", tz="UTC")
+    actuals = pd.DataFrame({SERIES_ID: "a", TIMESTAMP: ts, LOAD: 100.0 + np.arange(len(ts)), TEMPERATURE: 10.0})
+    at = {t: 100.0 + i for i, t in enumerate(ts)}
+    truth = [at[pd.Timestamp(ORIGIN + k * half)] for k in (1, 2, 3, 4)]
+    log = pd.DataFrame(
+        [
+            {
+                "id": 1,
+                "served_at": ORIGIN,
+                SERIES_ID: "a",
+                "origin": pd.Timestamp(ORIGIN),
+                "model_version": "7",
+                "values": [truth[0] + 1, truth[1] - 2, truth[2] + 3, truth[3] - 4, 0.0, 0.0],
+                "quantiles": None,
+                "weather_issued_at": None,
+                "weather_fallback_steps": None,
+            }
+        ]
+    )
+    rep = accuracy.accuracy_report(
+        log,
+        actuals,
+        tmp_path,
+        min_points=1,
+        interval=(0.1, 0.9),
+        mae_ratio_threshold=1.0,
+        resolution=Resolution.parse("30min"),
+    )
+    assert rep["resolution"] == "30min"
+    assert rep["points"] == {"matured": 4, "pending": 2, "missing": 0}  # 4 half-hours up to ORIGIN + 2 h
+    assert rep["overall"]["mae"] == pytest.approx((1 + 2 + 3 + 4) / 4)
+    assert [rep["by_step"][k]["lead_hours"] for k in ("1", "2", "4")] == [0.5, 1.0, 2.0]
+    assert rep["by_step"]["2"]["mae"] == pytest.approx(2.0)
+    # The load grows by 1 a half-hour: a day back is 48 lower, a week back 336.
+    assert rep["baselines"]["naive_daily"]["naive_mae"] == pytest.approx(48.0)
+    assert rep["baselines"]["naive_weekly"]["naive_mae"] == pytest.approx(336.0)
+    tabs = history.figures({}, {}, rep, None, 10)
+    assert tabs["Accuracy"]["MAE step 01"] == pytest.approx(2.0)  # lead 1 h = step 2
+    assert tabs["Accuracy"]["MAE step 02"] == pytest.approx(4.0)  # lead 2 h = step 4
+    assert "MAE step 03" not in tabs["Accuracy"]  # step 3 is 1.5 h: not a recorded lead
+
+
+def test_hourly_steps_are_their_lead_hours() -> None:
+    joined = accuracy.join_actuals(
+        accuracy.forecast_points(
+            pd.DataFrame(
+                [{SERIES_ID: "a", "origin": ORIGIN, "model_version": "1", "values": [1.0, 2.0], "quantiles": None}]
+            ),
+            (0.1, 0.9),
+        ),
+        _actuals("a", ORIGIN - timedelta(days=8), ORIGIN + 2 * H, 5.0),
+    )
+    assert list(joined["target"]) == [pd.Timestamp(ORIGIN + H), pd.Timestamp(ORIGIN + 2 * H)]
+    assert (joined["naive_daily"] == 5.0).all() and (joined["naive_weekly"] == 5.0).all()
+
+
+def test_the_monitor_scores_at_the_data_step_before_any_champion(tmp_path: Path) -> None:
+    from fluxora.steps.monitor import champion_resolution
+
+    home = Home(tmp_path / "home").ensure()
+    cfg = compose(TINY)
+    ts = pd.date_range(ORIGIN, periods=8, freq="30min", tz="UTC")
+    data = pd.DataFrame({SERIES_ID: "a", TIMESTAMP: ts, LOAD: 1.0, TEMPERATURE: 10.0})
+    assert champion_resolution(cfg, home, data).name == "30min"
+    assert champion_resolution(cfg, home, data.iloc[::2]).name == "h"

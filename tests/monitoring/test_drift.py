@@ -142,3 +142,23 @@ def test_nothing_to_judge_writes_only_the_summary(tmp_path: Path) -> None:
     page = (tmp_path / "drift.html").read_text()
     assert "No series could be judged yet" in page and "50 days of history in all" in page
     assert math.isclose(json.loads((tmp_path / "drift.json").read_text())["drift_share_threshold"], 0.1)
+
+
+def test_sub_hourly_series_are_judged_on_the_same_hourly_windows() -> None:
+    """Drift compares hour-of-week profiles of hourly means whatever the model's step: a 30-minute
+    series (each hour's two half-hours around its hourly value) gives the hourly series' statistics."""
+    hourly = generate(DataConfig(n_series=2, days=70))
+    halves = []
+    for offset, shift in ((pd.Timedelta(0), 1.0), (pd.Timedelta(minutes=30), -1.0)):
+        part = hourly.copy()
+        part[TIMESTAMP] = pd.to_datetime(part[TIMESTAMP], utc=True) + offset
+        part[LOAD] = part[LOAD] + shift  # the mean of the two half-hours is the hourly value
+        halves.append(part)
+    half_hourly = pd.concat(halves).sort_values([SERIES_ID, TIMESTAMP], kind="stable").reset_index(drop=True)
+    end_h, by_hour = effect.panel_effects(hourly, S)
+    end_m, by_half = effect.panel_effects(half_hourly, S)
+    assert end_h == end_m and set(by_hour) == set(by_half)
+    for sid in by_hour:
+        assert {"level", "misfit", "clock"} <= set(by_hour[sid]["stats"])
+        for stat, res in by_hour[sid]["stats"].items():
+            assert by_half[sid]["stats"][stat]["value"] == pytest.approx(res["value"], rel=1e-9, abs=1e-12), stat

@@ -105,8 +105,9 @@ class ForecastResponse(BaseModel):
     )
     weather_fallback_steps: list[int] | None = Field(
         default=None,
-        description="steps (1 = the first hour) without a forecast temperature, which used persistence "
-        "(the same hour on the latest observed day); null for a model that reads no weather forecast",
+        description="steps at the model's resolution (1 = the first point) without a forecast temperature, "
+        "which used persistence (the same time of day on the latest observed day); null for a model that "
+        "reads no weather forecast",
     )
     points: list[ForecastPoint]
 

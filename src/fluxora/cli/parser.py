@@ -43,7 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument(
         "--from", dest="start", help="first hour of actuals shown, ISO (default: 7 days before the origin)"
     )
-    plot.add_argument("--horizon", type=int, help="hours ahead (default: serve's default, 24)")
+    plot.add_argument(
+        "--horizon", help="steps at the model's resolution or a duration, e.g. 24h, 90min (default: serve's, 24 steps)"
+    )
     plot.add_argument(
         "--output", type=Path, help="HTML file to write (default: $FLUXORA_HOME/reports/plot_SERIES.html)"
     )

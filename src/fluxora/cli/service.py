@@ -9,9 +9,12 @@ import logging
 import logging.config
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fluxora.cli import configured
+
+if TYPE_CHECKING:
+    from fluxora.models.native import Contract
 
 ACCESS_LOGGER = "fluxora.api.access"  # its messages are JSON objects (fluxora.api.middleware)
 _log = logging.getLogger("fluxora.serve")
@@ -130,9 +133,7 @@ def plot(args: argparse.Namespace) -> int:
         start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
     model = ModelStore(ServiceSettings.from_config(cfg, home)).load_champion()  # RegistryError: no champion
     c = model.forecaster.contract
-    horizon = args.horizon if args.horizon is not None else min(24, c.horizon)
-    if not 1 <= horizon <= c.horizon:
-        raise FluxoraError(f"--horizon must be between 1 and {c.horizon} for model version {model.version}")
+    horizon = _horizon_steps(args.horizon, model.version, c) if args.horizon is not None else min(24, c.horizon)
     states = OnlineFeatures(home).states([args.series], c.feature_service, weather.online_features(c))
     if states.missing:
         raise FluxoraError(f"unknown series {args.series!r}: not in the online store (fluxora run materializes it)")
@@ -162,8 +163,26 @@ def plot(args: argparse.Namespace) -> int:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(forecast_page(drawn), encoding="utf-8")
     origin_text = f"{drawn.origin:%Y-%m-%d %H:%M} UTC"
-    print(f"{output}  ({args.series}, model version {model.version}, origin {origin_text}, {horizon} h)")
+    ahead = f"{horizon} steps of {c.resolution}" if c.resolution != "h" else f"{horizon} h"
+    print(f"{output}  ({args.series}, model version {model.version}, origin {origin_text}, {ahead})")
     return 0
+
+
+def _horizon_steps(value: str, version: str, contract: Contract) -> int:
+    """`--horizon` in the model's steps: steps or a duration, read as `train.horizon` is."""
+    from fluxora.config import parse_horizon
+    from fluxora.errors import FluxoraError
+
+    try:
+        steps = contract.step.horizon(parse_horizon("--horizon", value))
+    except ValueError as exc:
+        raise FluxoraError(f"--horizon: {exc}") from None
+    if not 1 <= steps <= contract.horizon:
+        raise FluxoraError(
+            f"--horizon must be between 1 and {contract.horizon} steps of {contract.resolution} "
+            f"for model version {version} (asked {value!r})"
+        )
+    return steps
 
 
 def monitor(args: argparse.Namespace) -> int:

@@ -154,15 +154,17 @@ def collect(cfg: DataConfig, data: pd.DataFrame, base: Path, client: httpx.Clien
 
 
 def _synthetic(cfg: DataConfig, data: pd.DataFrame) -> pd.DataFrame:
-    """Seeded vintages over the data. Past its end the weather they forecast is the last
-    observed day's, repeated (the synthetic world has no observed future), so the last runs
-    still cover the hours the service will serve."""
+    """Seeded vintages over the data, hourly as a weather service issues them (sub-hourly data is
+    read on the whole hours). Past its end the weather they forecast is the last observed day's,
+    repeated (the synthetic world has no observed future), so the last runs still cover the
+    hours the service will serve."""
     from fluxora.data.synthetic import issued_forecasts
 
     wf = cfg.weather_forecast
-    end = pd.to_datetime(data[TIMESTAMP], utc=True).max()
     frame = data[[SERIES_ID, TIMESTAMP, TEMPERATURE]].copy()
     frame[TIMESTAMP] = pd.to_datetime(frame[TIMESTAMP], utc=True)
+    frame = frame[frame[TIMESTAMP] == frame[TIMESTAMP].dt.floor("h")]  # forecasts target whole hours
+    end = frame[TIMESTAMP].max()
     tails = []
     for _, group in frame.groupby(SERIES_ID, sort=False):
         last = group.tail(24)

@@ -170,7 +170,7 @@ def feature_tables(
     return {
         "origin_state": origin_states(data, cfg),
         **per_series_tables(data, cfg),
-        "weather_forecast": forecast_states(forecasts, hours, max_age),
+        "weather_forecast": forecast_states(forecasts, hours, max_age, step_ns=data_resolution(data).step_ns),
     }
 
 

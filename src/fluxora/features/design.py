@@ -56,17 +56,6 @@ def same_hour_offsets(horizon: int, day: int = 24) -> np.ndarray:
     return day * np.ceil(steps / day).astype(int)
 
 
-def hold_hourly(cells: np.ndarray, horizon: int, per_hour: int) -> np.ndarray:
-    """(n, horizon) step values from (n, m) hourly ones (o+1h, o+2h, ...): a sub-hourly step
-    reads the hour it falls in (held, not interpolated); NaN beyond the cells."""
-    cells = np.asarray(cells, dtype="float64")
-    out = np.full((cells.shape[0], horizon), np.nan)
-    cell = (np.arange(1, horizon + 1) + per_hour - 1) // per_hour - 1
-    inside = cell < cells.shape[1]
-    out[:, inside] = cells[:, cell[inside]]
-    return out
-
-
 def local_ns(utc_ns: np.ndarray, timezone: str) -> np.ndarray:
     """Nanoseconds since the epoch on the local wall clock, for UTC instants in ns (any shape).
     On a DST day the local day has 23 or 25 hours (92 or 100 quarter-hours): each instant gets

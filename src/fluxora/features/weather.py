@@ -1,9 +1,10 @@
 """Weather features: observed temperature terms at a time, and issued temperature forecasts.
 
-Observed terms are stamped at their observation time. Forecasts are stamped at their issue
-time and hold the forecast temperature for the hours after it (a row issued at `i` holds
-i+1 .. i+H), so a point-in-time read at origin `o` returns the latest forecast issued at or
-before `o` — never a forecast issued later, and never observed values posing as forecasts.
+Observed terms are stamped at their observation time. Forecasts are stamped at the origin
+they serve and hold the forecast temperature for the steps after it at the model's step (a
+row at `o` holds o+1 .. o+H steps, sub-hourly steps interpolated between the issued hours), so
+a point-in-time read at origin `o` returns the latest forecast issued at or before `o` — never
+a forecast issued later, and never observed values posing as forecasts.
 """
 
 from __future__ import annotations
@@ -97,15 +98,19 @@ def forecast_states(
     hours: int,
     max_age_hours: int,
     last_origins: dict[str, np.datetime64] | None = None,
+    step_ns: int = _HOUR,
 ) -> pa.Table:
-    """The temperature forecast known at each hourly origin `o`, for o+1h .. o+`hours` (NaN where
-    there is none), with the newest issue time used and the origin itself (seconds since the epoch).
+    """The temperature forecast known at each origin `o` (every `step_ns`, the model's step), for
+    the `hours` after it at that step: o+1 step .. o+`hours` (NaN where there is none), with the
+    newest issue time used and the origin itself (seconds since the epoch).
 
-    `forecasts` is long format (series_id, issued_at, target_time, temperature), one row per
-    vintage: a full run per issue time (a utility's feed, Open-Meteo's live forecast) or fixed
-    lead offsets (Open-Meteo's previous runs: each hour predicted 1, 2, ... days before). For each
-    target hour the latest vintage issued at or before `o` wins, unless it was issued more than
-    `max_age_hours` before `o` (stale: treated as missing).
+    `forecasts` is long format (series_id, issued_at, target_time, temperature), hourly target
+    times, one row per vintage: a full run per issue time (a utility's feed, Open-Meteo's live
+    forecast) or fixed lead offsets (Open-Meteo's previous runs: each hour predicted 1, 2, ...
+    days before). For each target hour the latest vintage issued at or before `o` wins, unless it
+    was issued more than `max_age_hours` before `o` (stale: treated as missing). A sub-hourly
+    step between two hours is interpolated linearly in time between their values (NaN unless
+    both are known); a step on the hour reads its hour, so hourly states are the hourly values.
 
     `last_origins` (series -> its latest load timestamp) bounds each series' rows: no row after
     it, and its row *at* it, the state the online store serves, uses every vintage issued so far,
@@ -118,6 +123,8 @@ def forecast_states(
     """
     if forecasts is None or forecasts.empty:
         return FORECAST_SCHEMA.empty_table()
+    if step_ns <= 0 or _HOUR % step_ns:
+        raise ValueError(f"model step {step_ns} ns does not divide an hour")
     issued, target = _utc_ns(forecasts[ISSUED_AT]), _utc_ns(forecasts[TARGET_TIME])
     lead = (target - issued) // _HOUR
     keep = (lead >= 1) & (lead <= max_age_hours + hours)  # a value for the issue hour itself is not a forecast
@@ -132,9 +139,9 @@ def forecast_states(
     ).drop_duplicates(["key", ISSUED_AT], keep="last")
     if vintages.empty:
         return FORECAST_SCHEMA.empty_table()
-    # Hourly origins per series, from its first issue to its last load (or `max_age` past its last issue).
+    # Origins per series at the model step, from its first issue to its last load (or `max_age` past its last issue).
     span = vintages.assign(code=vintages["key"] // (1 << 32)).groupby("code")[ISSUED_AT].agg(["min", "max"])
-    first = -(-span["min"].to_numpy() // _HOUR) * _HOUR  # ceil to the hour
+    first = -(-span["min"].to_numpy() // step_ns) * step_ns  # ceil to the step
     last = span["max"].to_numpy() + max_age_hours * _HOUR
     bounded = np.zeros(len(span), dtype=bool)
     if last_origins is not None:
@@ -142,20 +149,25 @@ def forecast_states(
             [_ns(last_origins.get(str(names[c]))) for c in span.index.to_numpy()], dtype="int64"
         )  # 0 for a series without load: no rows
         bounded = load_end > 0
-        last = np.where(bounded, load_end // _HOUR * _HOUR, -1)
-    count = np.maximum((last - first) // _HOUR + 1, 0)
+        last = np.where(bounded, load_end // step_ns * step_ns, -1)
+    count = np.maximum((last - first) // step_ns + 1, 0)
     origin_code = np.repeat(span.index.to_numpy(), count)
-    origin_at = np.repeat(first, count) + (np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)) * _HOUR
+    origin_at = (
+        np.repeat(first, count) + (np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)) * step_ns
+    )
     serving = np.repeat(bounded, count) & (origin_at == np.repeat(last, count))
     as_of = np.where(serving, _LATEST, origin_at)
-    # Every (origin, lead) asks for its target hour's latest vintage issued by the origin.
     n = len(origin_at)
-    steps = np.tile(np.arange(1, hours + 1, dtype="int64"), n)
+    # The hours each origin's steps fall between: from the hour of its first step, `hours` of
+    # them hourly, two more below the hour (its last step may end past the next whole hour).
+    base = (origin_at + step_ns) // _HOUR
+    m = hours if step_ns == _HOUR else hours + 2
+    # Every (origin, hour) asks for its target hour's latest vintage issued by the origin.
     wanted = pd.DataFrame(
         {
-            "as_of": np.repeat(as_of, hours),
-            "key": np.repeat(origin_code, hours) * (1 << 32) + np.repeat(origin_at // _HOUR, hours) + steps,
-            "cell": np.arange(n * hours),
+            "as_of": np.repeat(as_of, m),
+            "key": (np.repeat(origin_code * (1 << 32) + base, m) + np.tile(np.arange(m, dtype="int64"), n)),
+            "cell": np.arange(n * m),
         }
     )
     vintages = vintages.sort_values(ISSUED_AT, kind="stable")
@@ -171,25 +183,50 @@ def forecast_states(
     cell = found["cell"].to_numpy()[hit]
     vi = found["vi"].to_numpy()[hit].astype("int64")  # row of the winning vintage (exact: small integers)
     when = vintages[ISSUED_AT].to_numpy(dtype="int64")[vi]
-    fresh = np.repeat(origin_at, hours)[cell] - when <= max_age_hours * _HOUR
+    fresh = np.repeat(origin_at, m)[cell] - when <= max_age_hours * _HOUR
     cell, vi, when = cell[fresh], vi[fresh], when[fresh]
-    values = np.full(n * hours, np.nan, dtype="float32")
-    values[cell] = vintages[TEMPERATURE].to_numpy(dtype="float32")[vi]
-    newest = np.full(n * hours, -1, dtype="int64")
-    newest[cell] = when
-    newest = newest.reshape(n, hours).max(axis=1)
+    at_hour = np.full(n * m, np.nan, dtype="float32")
+    at_hour[cell] = vintages[TEMPERATURE].to_numpy(dtype="float32")[vi]
+    issue = np.full(n * m, -1, dtype="int64")
+    issue[cell] = when
+    values, newest = _at_steps(
+        at_hour.reshape(n, m), issue.reshape(n, m), origin_at, base, hours * (_HOUR // step_ns), step_ns
+    )
     rows = newest >= 0  # an origin without any fresh cell has no forecast: no row
-    offsets = pa.array(np.arange(0, (int(rows.sum()) + 1) * hours, hours, dtype="int32"))
+    width = values.shape[1]
+    offsets = pa.array(np.arange(0, (int(rows.sum()) + 1) * width, width, dtype="int32"))
     return pa.table(
         {
             SERIES_ID: pa.array(names[origin_code[rows]], pa.string()),
             EVENT_TIMESTAMP: pa.array(origin_at[rows], pa.timestamp("ns", tz="UTC")),
-            TEMP_FORECAST: pa.ListArray.from_arrays(offsets, pa.array(values.reshape(n, hours)[rows].reshape(-1))),
+            TEMP_FORECAST: pa.ListArray.from_arrays(offsets, pa.array(values[rows].reshape(-1))),
             WEATHER_ISSUED_AT: pa.array(newest[rows] // _SECOND, pa.int64()),
             WEATHER_ORIGIN: pa.array(origin_at[rows] // _SECOND, pa.int64()),
         },
         schema=FORECAST_SCHEMA,
     )
+
+
+def _at_steps(
+    at_hour: np.ndarray, issue: np.ndarray, origin_at: np.ndarray, base: np.ndarray, steps: int, step_ns: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(n, steps) values at o+1..o+steps model steps from (n, m) hourly ones starting at hour
+    `base`: linear in time between the two hours around a step, the hour itself on the hour;
+    and per origin the newest issue time among the hours its values used (-1: none)."""
+    if step_ns == _HOUR:  # hourly: the steps are the hours (no index arrays of the table's size)
+        return at_hour, np.where(np.isfinite(at_hour), issue, -1).max(axis=1, initial=-1)
+    t = origin_at[:, None] + np.arange(1, steps + 1, dtype="int64")[None, :] * step_ns
+    below = t // _HOUR - base[:, None]  # column of the hour at or before each step
+    frac = ((t % _HOUR) / _HOUR).astype("float32")
+    above = np.minimum(below + 1, at_hour.shape[1] - 1)
+    rows = np.arange(len(origin_at))[:, None]
+    lo, hi = at_hour[rows, below], at_hour[rows, above]
+    between = frac > 0
+    values = np.where(between, lo + frac * (hi - lo), lo).astype("float32")
+    ok = np.isfinite(values)
+    newest = np.where(ok, issue[rows, below], -1)
+    newest = np.maximum(newest, np.where(ok & between, issue[rows, above], -1))
+    return values, newest.max(axis=1, initial=-1)
 
 
 def _ns(value: np.datetime64 | None) -> int:

@@ -43,8 +43,8 @@ class Spec:
     stride_hours: int
     min_train_days: int
     mase_season_hours: int
-    load_history_hours: int
-    temp_history_hours: int
+    load_history_steps: int
+    temp_history_steps: int
     max_origins: int = 0  # training origins sampled per fit (0: all at the stride)
     resolution: str = "h"  # the model step; horizon and the two history lengths are in its steps
 
@@ -96,8 +96,8 @@ def resolve(cfg: FluxoraConfig, panel: Panel, *, weather: str | None = None, hor
         stride_hours=cfg.train.origin_stride_hours,
         min_train_days=cfg.train.min_train_days,
         mase_season_hours=bt.mase_season_hours,
-        load_history_hours=res.steps(cfg.features.load_history_hours),
-        temp_history_hours=res.steps(cfg.features.temp_history_hours),
+        load_history_steps=res.steps(cfg.features.load_history_hours),
+        temp_history_steps=res.steps(cfg.features.temp_history_hours),
         resolution=res.name,
         max_origins=cfg.train.max_origins,
     )
@@ -164,7 +164,7 @@ class BacktestResult:
 
 def evaluation_batch(panel: Panel, origin: np.datetime64, spec: Spec, window: int) -> OriginBatch | None:
     """States at `origin` built from data observed by then; actuals after it for scoring."""
-    lh, lt = spec.load_history_hours, spec.temp_history_hours
+    lh, lt = spec.load_history_steps, spec.temp_history_steps
     eligible = {
         sid: np.array([origin])
         for sid, s in panel.series.items()
@@ -181,7 +181,7 @@ def evaluation_batch(panel: Panel, origin: np.datetime64, spec: Spec, window: in
 def training_batch(panel: Panel, origin: np.datetime64, spec: Spec, window: int) -> OriginBatch:
     """Training origins whose targets are all observed by `origin - gap`."""
     seen = panel.until(origin - spec.gap_hours * HOUR)
-    lh, lt = spec.load_history_hours, spec.temp_history_hours
+    lh, lt = spec.load_history_steps, spec.temp_history_steps
     origins = seen.training_origins(spec.horizon, spec.stride_hours, lh, lt)
     origins = sample_origins(origins, spec.max_origins, spec.seed)
     batch = seen.batch(origins, spec.horizon, lh, lt)

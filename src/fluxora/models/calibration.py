@@ -26,15 +26,19 @@ import math
 
 import numpy as np
 
-_HOUR = np.timedelta64(1, "h")
+from fluxora.data.resolution import HOURLY, Resolution
+
 MAX_HOLDOUT_SHARE = 1 / 3  # never hold out more than this share of the training span
 MIN_SCORES = 30  # fewer finite scores at a step: no correction there (0)
 
 
-def holdout_split(origins: np.ndarray, horizon: int, days: float) -> tuple[np.ndarray, np.ndarray] | None:
+def holdout_split(
+    origins: np.ndarray, horizon: int, days: float, resolution: Resolution = HOURLY
+) -> tuple[np.ndarray, np.ndarray] | None:
     """Row indices (fit, held out): held out are the origins in the last `days` (at most a third
-    of the span); fit are those at least `horizon` hours before the first held-out origin, so
-    their targets end before it. None when `days` is 0 or either part would be empty."""
+    of the span); fit are those at least `horizon` steps of `resolution` before the first
+    held-out origin, so their targets end before it. None when `days` is 0 or either part
+    would be empty."""
     if days <= 0 or len(origins) == 0:
         return None
     t = np.asarray(origins, dtype="datetime64[ns]")
@@ -42,7 +46,7 @@ def holdout_split(origins: np.ndarray, horizon: int, days: float) -> tuple[np.nd
     holdout = min(np.timedelta64(round(days * 24 * 3600), "s").astype("timedelta64[ns]"), span * MAX_HOLDOUT_SHARE)
     start = t.max() - holdout
     held = np.flatnonzero(t > start)
-    fit = np.flatnonzero(t <= start - horizon * _HOUR)
+    fit = np.flatnonzero(t <= start - horizon * np.timedelta64(resolution.step_ns, "ns"))
     if held.size == 0 or fit.size == 0:
         return None
     return fit, held

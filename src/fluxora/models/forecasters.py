@@ -134,7 +134,11 @@ class Forecaster(ABC):
         The contract records whether the model needs temperature (`temperature_mode`)."""
         self.contract = with_temperature_mode(self.contract, temperature_mode(batch.temp_history))
         self.contract = replace(self.contract, resolution=batch.resolution.name)  # the step it counts in
-        split = holdout_split(batch.origins, batch.horizon, self.cfg.calibration_days) if self.calibrated else None
+        split = (
+            holdout_split(batch.origins, batch.horizon, self.cfg.calibration_days, batch.resolution)
+            if self.calibrated
+            else None
+        )
         if split is not None:
             fit_rows, held_rows = split
             # a series the held-out fit never saw cannot be scored by per-series models
@@ -418,7 +422,7 @@ class NeuralForecaster(Forecaster):
         h = batch.horizon
         X, y = _scaled_targets(batch, self.contract)
         rng = np.random.default_rng(c.neural_seed)
-        split = holdout_split(batch.origins, h, c.neural_validation_days)
+        split = holdout_split(batch.origins, h, c.neural_validation_days, batch.resolution)
         fit_o, val_o = split if split is not None else (np.arange(len(batch)), np.zeros(0, dtype="int64"))
 
         def rows(origins: np.ndarray, limit: int) -> np.ndarray:

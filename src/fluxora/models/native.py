@@ -38,7 +38,6 @@ from fluxora.features.design import (
     Calendar,
     Design,
     design_matrix,
-    hold_hourly,
     linear_basis,
     same_hour_offsets,
     seasonal_naive,
@@ -197,19 +196,17 @@ def target_temperature(state: Mapping[str, np.ndarray], contract: Contract, hori
     temp = np.asarray(state[TEMP_HISTORY], dtype="float64")
     day = contract.step.day
     persisted = temp[:, temp.shape[1] - 1 + np.arange(1, horizon + 1) - same_hour_offsets(horizon, day)]
-    issued = forecast_cells(state, horizon, contract.step.per_hour)
+    issued = forecast_cells(state, horizon)
     return np.where(np.isfinite(issued), issued, persisted)
 
 
-def forecast_cells(state: Mapping[str, np.ndarray], horizon: int, per_hour: int = 1) -> np.ndarray:
+def forecast_cells(state: Mapping[str, np.ndarray], horizon: int) -> np.ndarray:
     """(n, horizon) issued forecast temperatures in a state, NaN where a step has none. The
-    forecast is hourly (o+1h, o+2h, ...); a sub-hourly step reads the hour it falls in
-    (held, not interpolated)."""
+    state holds them at the model's step (o+1 step, o+2 steps, ...; sub-hourly steps interpolated
+    between the issued hours by `fluxora.features.weather.forecast_states`)."""
     given = np.asarray(state[TEMP_FORECAST], dtype="float64")
     if given.ndim != 2:
         raise ValueError(f"{TEMP_FORECAST} must be one list of temperatures per instance")
-    if per_hour > 1:
-        return hold_hourly(given, horizon, per_hour)
     out = np.full((given.shape[0], horizon), np.nan)
     width = min(horizon, given.shape[1])
     out[:, :width] = given[:, :width]

@@ -18,7 +18,6 @@ from fluxora.data.resolution import HOURLY, Resolution
 from fluxora.data.schema import LOAD, SERIES_ID, TEMPERATURE, TIMESTAMP
 from fluxora.errors import ConfigError, InsufficientDataError
 from fluxora.features.build import stack
-from fluxora.features.design import hold_hourly
 from fluxora.features.names import (
     EVENT_TIMESTAMP,
     LOAD_HISTORY,
@@ -197,12 +196,10 @@ class Panel:
         )
 
     def _issued_at(self, sid: str, at: np.ndarray, horizon: int) -> np.ndarray:
-        """The issued (hourly) forecast at origins, one value per step of the horizon."""
+        """The issued forecast at origins, one value per step of the horizon (the lookup's rows
+        are at the model's step, `fluxora.features.weather.forecast_states`)."""
         assert self.forecasts is not None
-        k = self.resolution.per_hour
-        if k == 1:
-            return self.forecasts.at(sid, at, horizon)
-        return hold_hourly(self.forecasts.at(sid, at, -(-horizon // k)), horizon, k)
+        return self.forecasts.at(sid, at, horizon)
 
     def training_origins(self, horizon: int, stride_hours: int, lh: int, lt: int) -> dict[str, np.ndarray]:
         """Every `stride` hours (on the UTC clock), origins with full history and observed
@@ -286,15 +283,14 @@ def batch_from_features(features: pd.DataFrame, panel: Panel, horizon: int, lh: 
         y,
         temp,
         None,
-        _issued_from_features(features, origins, horizon, panel.resolution.per_hour),
+        _issued_from_features(features, origins, horizon),
         panel.resolution,
     )
 
 
-def _issued_from_features(
-    features: pd.DataFrame, origins: np.ndarray, horizon: int, per_hour: int = 1
-) -> np.ndarray | None:
-    """(n, horizon) issued forecast temperatures from Feast's point-in-time rows, NaN where the
+def _issued_from_features(features: pd.DataFrame, origins: np.ndarray, horizon: int) -> np.ndarray | None:
+    """(n, horizon) issued forecast temperatures from Feast's point-in-time rows (at the model's
+    step, as `fluxora.features.weather.forecast_states` stores them), NaN where the
     row Feast found is not the origin's own (Feast returns the latest row within the view's TTL,
     which for an origin without a forecast is an earlier origin's: its hours do not line up)."""
     if TEMP_FORECAST not in features.columns:
@@ -304,10 +300,6 @@ def _issued_from_features(
         return out
     own = features[WEATHER_ORIGIN].to_numpy(dtype="float64") == origins.astype("int64") // 1_000_000_000
     for i in np.flatnonzero(own):
-        values = np.asarray(features[TEMP_FORECAST].iat[int(i)], dtype="float64")
-        if per_hour > 1:
-            out[i] = hold_hourly(values[None, :], horizon, per_hour)[0]
-            continue
-        values = values[:horizon]
+        values = np.asarray(features[TEMP_FORECAST].iat[int(i)], dtype="float64")[:horizon]
         out[i, : len(values)] = values
     return out

@@ -1,19 +1,19 @@
 """Realized accuracy: the service's forecast log joined with the actuals that have arrived since.
 
-Each logged forecast is exploded into one point per step (target = origin + step hours, the
-service's hourly convention). A point is *matured* when its target has a finite actual in the
-validated data, *pending* when its target lies after the series' latest actual (or the series
-has none yet), and *missing* when the target is inside the data but its actual is absent or
-not finite (quarantined, a gap). Only matured points are scored.
+Each logged forecast is exploded into one point per step (target = origin + step × the
+model's step: an hour, 30 or 15 minutes, `fluxora.data.resolution`). A point is *matured*
+when its target has a finite actual in the validated data, *pending* when its target lies
+after the series' latest actual (or the series has none yet), and *missing* when the target is
+inside the data but its actual is absent or not finite (quarantined, a gap). Only matured points are scored.
 
 A forecast point served many times (same series, origin, model version, step and value: a
 repeated request, or a shorter horizon from the same origin) counts once: how often consumers
 ask for a series must not weight the accuracy.
 
 Accuracy decay compares the served model's MAE with seasonal naive forecasts made from the same
-origins on the very same matured targets (same hour yesterday / last week, as known at the
-origin), so it needs no registry and is unit-free. The stricter of the two baselines decides,
-as in the promotion gate ("beat the better naive").
+origins on the very same matured targets (same time of day yesterday / last week, a day and a
+week of the model's steps, as known at the origin), so it needs no registry and is unit-free.
+The stricter of the two baselines decides, as in the promotion gate ("beat the better naive").
 
 The weather split (`by_weather`) scores forecasts made *with* a weather forecast (the service
 logged a vintage and no step fell back to persistence) apart from those made *without* one (any
@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from fluxora.data.io import atomic_write_text
+from fluxora.data.resolution import HOURLY, Resolution
 from fluxora.data.schema import LOAD, SERIES_ID, TIMESTAMP
 from fluxora.models.metrics import coverage, mae, mape
 from fluxora.paths import ACCURACY_REPORT
@@ -43,8 +44,7 @@ from fluxora.paths import ACCURACY_REPORT
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-STEP = pd.Timedelta(hours=1)  # the service forecasts hourly points
-NAIVE_LAGS = {"naive_daily": 24, "naive_weekly": 168}  # hours
+NAIVE_LAGS = {"naive_daily": 24, "naive_weekly": 168}  # hours; in steps at the model's resolution
 LOG_COLUMNS = (
     "id",
     "served_at",
@@ -133,9 +133,10 @@ def weather_group(log: pd.DataFrame) -> np.ndarray:
     return np.where((fallbacks == 0) & with_vintage, WITH_WEATHER, WITHOUT_WEATHER).astype(object)
 
 
-def forecast_points(log: pd.DataFrame, interval: tuple[float, float]) -> pd.DataFrame:
+def forecast_points(log: pd.DataFrame, interval: tuple[float, float], resolution: Resolution = HOURLY) -> pd.DataFrame:
     """One row per (distinct forecast, step): series, origin, step, target, value, lower, upper,
-    and the forecast's weather group (`weather`: with or without a weather forecast)."""
+    and the forecast's weather group (`weather`: with or without a weather forecast). Steps are
+    the model's (`resolution`): the target of step k is origin + k steps."""
     cols = [SERIES_ID, "origin", "model_version", "step", "target", "value", "lower", "upper", "weather"]
     if log.empty:
         return _typed_points(pd.DataFrame({c: [] for c in cols}))
@@ -157,7 +158,7 @@ def forecast_points(log: pd.DataFrame, interval: tuple[float, float]) -> pd.Data
             "origin": origin,
             "model_version": log["model_version"].astype(str).to_numpy()[rows],
             "step": step,
-            "target": origin + pd.to_timedelta(step, unit="h"),
+            "target": origin + pd.to_timedelta(step * resolution.step_ns, unit="ns"),
             "value": _floats(chain.from_iterable(v or () for v in log["values"]), n),
             "lower": _level(log["quantiles"], interval[0], lengths),
             "upper": _level(log["quantiles"], interval[1], lengths),
@@ -203,8 +204,9 @@ def _level(quantiles: pd.Series, level: float, lengths: np.ndarray) -> np.ndarra
     return _floats(out, int(lengths.sum()))
 
 
-def join_actuals(points: pd.DataFrame, actuals: pd.DataFrame) -> pd.DataFrame:
-    """Add `actual`, the status of each point and the seasonal naive forecasts from the same origin."""
+def join_actuals(points: pd.DataFrame, actuals: pd.DataFrame, resolution: Resolution = HOURLY) -> pd.DataFrame:
+    """Add `actual`, the status of each point and the seasonal naive forecasts from the same
+    origin (a day and a week of `resolution` steps back, as known at the origin)."""
     load = pd.to_numeric(actuals[LOAD], errors="coerce") if len(actuals) else pd.Series(dtype="float64")
     known = pd.DataFrame(
         {
@@ -222,10 +224,11 @@ def join_actuals(points: pd.DataFrame, actuals: pd.DataFrame) -> pd.DataFrame:
     last_actual = out[SERIES_ID].map(last)
     pending = last_actual.isna() | (out["target"] > last_actual)
     out["status"] = np.where(out["actual"].notna(), MATURED, np.where(pending, PENDING, MISSING))
-    for name, lag in NAIVE_LAGS.items():
-        # The latest value at the same hour known at the origin: lag * ceil(step / lag) hours back.
+    for name, hours in NAIVE_LAGS.items():
+        # The latest value at the same time of day known at the origin: lag * ceil(step / lag) steps back.
+        lag = resolution.steps(hours)
         back = lag * -(-out["step"] // lag)
-        out[name] = _at(lookup, out[SERIES_ID], out["target"] - pd.to_timedelta(back, unit="h"))
+        out[name] = _at(lookup, out[SERIES_ID], out["target"] - pd.to_timedelta(back * resolution.step_ns, unit="ns"))
     return out
 
 
@@ -243,8 +246,11 @@ def summarize(
     interval: tuple[float, float],
     mae_ratio_threshold: float,
     served: int,
+    resolution: Resolution = HOURLY,
 ) -> dict[str, Any]:
-    """Overall, per step, per series, per day of origin and per model version; and the decay verdict."""
+    """Overall, per step, per series, per day of origin and per model version; and the decay verdict.
+    Each step's row names its lead time in hours (`lead_hours`: 0.5 for step 1 at 30 minutes), so
+    figures read the same at every resolution."""
     matured = joined[joined["status"] == MATURED]
     counts = joined["status"].value_counts()
     overall = _scores(joined, min_points)
@@ -264,7 +270,8 @@ def summarize(
         },
         "points": {s: int(counts.get(s, 0)) for s in (MATURED, PENDING, MISSING)},
         "overall": overall,
-        "by_step": _groups(joined, "step", min_points),
+        "resolution": resolution.name,
+        "by_step": _by_step(joined, min_points, resolution),
         "by_series": by_series,
         "by_origin_day": _groups(joined.assign(day=joined["origin"].dt.strftime("%Y-%m-%d")), "day", min_points),
         "by_model_version": _groups(joined, "model_version", min_points),
@@ -292,6 +299,10 @@ def _by_weather(joined: pd.DataFrame, min_points: int, threshold: float) -> dict
         scores |= {"mae_ratio": decay["mae_ratio"], "baseline": decay["baseline"], "ratio_status": decay["status"]}
         out[group] = scores
     return out
+
+
+def _by_step(joined: pd.DataFrame, min_points: int, resolution: Resolution) -> dict[str, dict[str, Any]]:
+    return {k: {"lead_hours": int(k) / resolution.per_hour} | r for k, r in _groups(joined, "step", min_points).items()}
 
 
 def _groups(frame: pd.DataFrame, key: str, min_points: int) -> dict[str, dict[str, Any]]:
@@ -370,17 +381,24 @@ def accuracy_report(
     note: str | None = None,
     window: dict[str, Any] | None = None,
     residual: Callable[[pd.DataFrame], dict[str, Any]] | None = None,
+    resolution: Resolution = HOURLY,
 ) -> dict[str, Any]:
     """Score the logged forecasts against the actuals and write `accuracy.json` and `accuracy.html`.
+    `resolution` is the step the forecasts count in (the champion's, `Contract.resolution`).
 
     Never raises on thin data: an empty log, nothing matured, NaN or constant actuals give a
     summary with status "insufficient_data", a reason and when the first figures can exist
     (`first_figures`). `residual`, given the joined points, adds residual drift (`residual`).
     """
     lo, hi = check_interval(interval)
-    joined = join_actuals(forecast_points(log, (lo, hi)), actuals)
+    joined = join_actuals(forecast_points(log, (lo, hi), resolution), actuals, resolution)
     summary = summarize(
-        joined, min_points=min_points, interval=(lo, hi), mae_ratio_threshold=mae_ratio_threshold, served=len(log)
+        joined,
+        min_points=min_points,
+        interval=(lo, hi),
+        mae_ratio_threshold=mae_ratio_threshold,
+        served=len(log),
+        resolution=resolution,
     )
     if note and summary["status"] != "ok":
         summary["reason"] = note

@@ -30,8 +30,10 @@ PROJECT = "Fluxora monitoring"
 WORKSPACE_DIR = "evidently"
 SEP = " · "
 _NS = uuid.UUID("8f9b3f4e-5c1a-4c33-9a53-6f0e8e1b7a21")  # namespace of the dashboard's stable ids
-# Horizon steps recorded: a few, not all (each figure is one Evidently metric, ~0.05-0.1 s to compute).
-STEPS = (1, 2, 3, 6, 12, 24, 36, 48)
+# Lead times recorded, in hours: a few, not all (each figure is one Evidently metric, ~0.05-0.1 s
+# to compute). They pick the same lead at every resolution ("MAE step 24" is a day ahead: step 24
+# of an hourly model, step 48 at 30 minutes, 96 at 15), so a dashboard reads the same for all.
+LEAD_HOURS = (1, 2, 3, 6, 12, 24, 36, 48)
 
 
 def workspace_dir(home_root: Path) -> Path:
@@ -90,8 +92,9 @@ def figures(
         for stat, res in per_series[sid].get("stats", {}).items():
             put("Drift", f"{sid}{SEP}{stat} score", res.get("score"))
     for step, r in sorted(accuracy.get("by_step", {}).items(), key=lambda kv: int(kv[0])):
-        if int(step) in STEPS and r.get("status") == "ok":
-            put("Accuracy", f"MAE step {int(step):02d}", r.get("mae"))
+        lead = float(r.get("lead_hours", int(step)))  # reports before the field: hourly steps
+        if lead in LEAD_HOURS and r.get("status") == "ok":
+            put("Accuracy", f"MAE step {int(lead):02d}", r.get("mae"))
     for sid in _first(accuracy.get("by_series", {}), max_series):
         r = accuracy["by_series"][sid]
         if r.get("status") == "ok":

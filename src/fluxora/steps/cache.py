@@ -19,7 +19,7 @@ from typing import Any
 from fluxora.data.io import atomic_write_text
 from fluxora.paths import Home
 
-FORMAT = 1  # bump when a step's outputs change meaning, so old records are not reused
+FORMAT = 2  # bump when a step's outputs change meaning, so old records are not reused (2: weather at the model step)
 
 
 @dataclass(frozen=True)

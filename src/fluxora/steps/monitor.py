@@ -13,6 +13,7 @@ import pandas as pd
 
 from fluxora.config import FluxoraConfig
 from fluxora.data import io
+from fluxora.data.resolution import Resolution
 from fluxora.data.schema import TIMESTAMP
 from fluxora.monitoring.loop import Decision
 from fluxora.paths import DRIFT_REPORT, Home
@@ -283,4 +284,18 @@ def _realized_accuracy(
         note=note,
         window=window,
         residual=lambda joined: residual.residual_drift(joined, s, m.drift_share_threshold),
+        resolution=champion_resolution(cfg, home, data),
     )
+
+
+def champion_resolution(cfg: FluxoraConfig, home: Home, data: pd.DataFrame) -> Resolution:
+    """The step the served forecasts count in: the champion's (its registered contract; a contract
+    without the field is hourly), else, before any champion, the validated data's."""
+    from fluxora import registry
+    from fluxora.data.frames import data_resolution
+
+    champion = registry.read_champion(home, cfg.train.registered_model_name) if home.has_registry else None
+    tag = (champion or {}).get("tags", {}).get(registry.CONTRACT_TAG)
+    if tag:
+        return Resolution.parse(str(json.loads(tag).get("resolution") or "h"))
+    return data_resolution(data)

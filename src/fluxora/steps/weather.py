@@ -95,15 +95,16 @@ def _same(home: Home, forecasts: pd.DataFrame) -> bool:
 
 
 def forecast_table(cfg: FluxoraConfig, vintages: pd.DataFrame | None, data: pd.DataFrame) -> Any:
-    """The `weather_forecast` view's table: per series and hourly origin up to its latest load
-    timestamp, the forecast as issued by then (`features.weather.forecast_states`)."""
+    """The `weather_forecast` view's table: per series and origin at the data's (model) step up to
+    its latest load timestamp, the forecast as issued by then (`features.weather.forecast_states`)."""
+    from fluxora.data.frames import data_resolution
     from fluxora.features.weather import forecast_states
 
     wf = cfg.data.weather_forecast
     last = {
         str(sid): np.datetime64(t.tz_convert(None), "ns") for sid, t in data.groupby(SERIES_ID)[TIMESTAMP].max().items()
     }
-    return forecast_states(vintages, wf.hours, wf.max_age_hours, last)
+    return forecast_states(vintages, wf.hours, wf.max_age_hours, last, data_resolution(data).step_ns)
 
 
 # --- the weather step ------------------------------------------------------------------------
