@@ -179,7 +179,8 @@ def publish_training(trained: steps.TrainResult, cfg: FluxoraConfig, home: Home)
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
     if trained.leaderboard is not None:
-        spec = f"{cfg.backtest.windows} windows, horizon {cfg.train.horizon} h"
+        h = cfg.train.horizon
+        spec = f"{cfg.backtest.windows} windows, horizon {f'{h} steps' if isinstance(h, int) else h}"
         create_table_artifact(
             leaderboard_rows(trained),
             key=LEADERBOARD_KEY,

@@ -160,11 +160,11 @@ def test_model_max_horizon_works(client: TestClient, tiny_cfg: FluxoraConfig) ->
     assert len(r.json()["points"]) == h
 
 
-def test_default_horizon_is_24(client: TestClient) -> None:
+def test_default_horizon_is_a_day_at_most_the_models(client: TestClient, tiny_cfg: FluxoraConfig) -> None:
     r = _get(client, series_id=SERIES)
     assert r.status_code == 200
-    assert r.json()["horizon"] == 24
-    assert len(r.json()["points"]) == 24
+    assert r.json()["horizon"] == min(24, tiny_cfg.train.horizon)  # an hourly model: 24 steps
+    assert len(r.json()["points"]) == r.json()["horizon"]
 
 
 @pytest.mark.parametrize("horizon", ["0", "-1", "673", "abc", "1.5", ""])  # 672 steps: a 15-minute week
@@ -260,7 +260,7 @@ def test_openapi_documents_forecast(client: TestClient) -> None:
     assert {"401", "403", "404", "422", "429", "503"} <= set(op["responses"])
     params = {p["name"]: p for p in op["parameters"]}
     assert params["series_id"]["required"] is True
-    steps, duration = params["horizon"]["schema"]["anyOf"]  # steps, or a duration such as 24h
+    steps, duration, _left_out = params["horizon"]["schema"]["anyOf"]  # steps, a duration (24h), or left out
     assert steps["minimum"] == 1 and steps["maximum"] == 672 and "pattern" in duration
 
 
@@ -310,8 +310,8 @@ def test_get_forecast_query_has_the_post_body_limits(client: TestClient) -> None
     spec = client.get("/openapi.json").json()
     query = {p["name"]: p["schema"] for p in spec["paths"][FORECAST]["get"]["parameters"]}
     body = spec["components"]["schemas"]["ForecastRequest"]["properties"]
-    for part in ("anyOf", "default"):  # steps (minimum, maximum) or a duration (its pattern)
-        assert query["horizon"][part] == body["horizon"][part]
+    # steps (minimum, maximum) or a duration (its pattern); left out: a day ahead, at most the model's horizon
+    assert query["horizon"]["anyOf"] == body["horizon"]["anyOf"] and "default" not in query["horizon"]
     [levels, _null] = query["quantiles"]["anyOf"]
     assert levels["maxItems"] == body["quantiles"]["maxItems"]
     assert levels["items"] == body["quantiles"]["items"]

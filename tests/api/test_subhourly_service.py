@@ -40,8 +40,9 @@ def test_a_30_minute_model_serves_30_minute_points(tmp_path) -> None:
         contract = current.json()["contract"]
         assert contract["resolution"] == "30min" and contract["horizon"] == 48  # "24h" = 48 steps
         assert contract["history_hours"]["load_history"] == 168  # hours stay hours
-        for horizon, count in (("24h", 48), (6, 6), ("90min", 3)):
-            got = client.get("/v1/forecast", params={"series_id": "series_000", "horizon": horizon})
+        for horizon, count in (("24h", 48), (6, 6), ("90min", 3), (None, 48)):  # left out: a day ahead
+            asked = {} if horizon is None else {"horizon": horizon}
+            got = client.get("/v1/forecast", params={"series_id": "series_000", **asked})
             assert got.status_code == 200, got.text
             body = got.json()
             assert body["resolution"] == "30min" and body["horizon"] == count
@@ -60,6 +61,8 @@ def test_a_30_minute_model_serves_30_minute_points(tmp_path) -> None:
         posted = client.post("/v1/predict", json={"instances": [instance], "horizon": "24h"})
         assert posted.status_code == 200, posted.text
         assert len(posted.json()["forecasts"][0]["points"]) == 48
+        batch = client.post("/v1/forecast", json={"series_ids": ["series_000"]})  # no horizon: a day
+        assert batch.status_code == 200 and len(batch.json()["forecasts"][0]["points"]) == 48
         instance["features"] = {"load_history": [100.0] * 168, "temp_history": [10.0] * 48}  # hourly lengths
         short = client.post("/v1/predict", json={"instances": [instance], "horizon": 4})
         assert short.status_code == 422 and "needs 336 values" in short.text

@@ -11,7 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 # The limits of a forecast question, written once: the POST bodies below, the GET /v1/forecast
 # query (`ForecastQuery`, validated by the route itself) and its OpenAPI text all use these.
 MAX_HORIZON = 672  # steps: a week at 15 minutes (each model allows its own horizon, at most this)
-DEFAULT_HORIZON = 24
+DEFAULT_HORIZON = "24h"  # a horizon left out: a day ahead at the model's step, at most its own horizon
 # Series per POST /v1/forecast: the body's hard limit; the service allows `serve.max_series_per_request`
 # (1,000 by default, at most this), a clear 422 above it.
 MAX_SERIES_PER_REQUEST = 10_000
@@ -50,12 +50,14 @@ Level = Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False, description="qua
 DURATION_PATTERN = r"^\s*\d+\s*(min|minutes?|m|h|hours?|d|days?)\s*$"
 
 # Steps (1..MAX_HORIZON; at an hourly model steps are hours) or a duration ("24h", "90min",
-# "2d") that the model's resolution turns into steps (`fluxora.data.resolution`).
+# "2d") that the model's resolution turns into steps (`fluxora.data.resolution`); None (left
+# out): a day ahead, at most the model's own horizon (the route decides, `DEFAULT_HORIZON`).
 Horizon = Annotated[
-    Annotated[int, Field(ge=1, le=MAX_HORIZON)] | Annotated[str, Field(pattern=DURATION_PATTERN)],
+    Annotated[int, Field(ge=1, le=MAX_HORIZON)] | Annotated[str, Field(pattern=DURATION_PATTERN)] | None,
     Field(
         description="steps ahead at the model's resolution (hours for an hourly model, 48 = a day at 30 "
-        "minutes) or a duration such as 24h or 90min"
+        "minutes) or a duration such as 24h or 90min; left out: a day ahead (24h), or the model's own "
+        "horizon when that is shorter"
     ),
 ]
 Levels = Annotated[list[Level], Field(max_length=MAX_QUANTILES)]
@@ -118,7 +120,7 @@ class ForecastRequest(RequestBody):
         max_length=MAX_SERIES_PER_REQUEST,
         description="series to forecast (at most serve.max_series_per_request)",
     )
-    horizon: Horizon = DEFAULT_HORIZON
+    horizon: Horizon = None
     quantiles: Levels = Field(default_factory=list)
 
 
@@ -127,7 +129,7 @@ class ForecastQuery(RequestBody):
     FastAPI's parameter solving, and documents its parameters from this model's JSON schema."""
 
     series_id: SeriesId = Field(description="series to forecast")
-    horizon: Horizon = DEFAULT_HORIZON
+    horizon: Horizon = None
     quantiles: Levels | None = Field(default=None, description="quantile levels, e.g. 0.1")
 
 
@@ -149,7 +151,7 @@ class PredictInstance(RequestBody):
 
 class PredictRequest(RequestBody):
     instances: list[PredictInstance] = Field(min_length=1, max_length=MAX_INSTANCES)
-    horizon: Horizon = DEFAULT_HORIZON
+    horizon: Horizon = None
     quantiles: Levels = Field(default_factory=list)
 
 

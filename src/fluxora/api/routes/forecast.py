@@ -85,7 +85,7 @@ def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
 FORECAST_GET_DOCS: dict[str, Any] = {"parameters": query_parameters(ForecastQuery), "security": SERVING_SECURITY}
 
 
-def _forecast_query(request: Request) -> tuple[str, int | str, list[float]]:
+def _forecast_query(request: Request) -> tuple[str, int | str | None, list[float]]:
     """`series_id`, `horizon` and `quantiles` of a GET /v1/forecast, validated as FastAPI would
     validate the declared query parameters (last value of a repeated scalar, all of a list)."""
     query = request.query_params
@@ -154,7 +154,7 @@ PLOT_ERRORS: dict[int | str, dict[str, Any]] = {
 async def forecast_plot(
     call: Serving,
     series_id: Annotated[SeriesId, Query()],
-    horizon: Annotated[Horizon, Query()] = DEFAULT_HORIZON,
+    horizon: Annotated[Horizon, Query()] = None,
 ) -> Response:
     """A self-contained HTML page (inline SVG): the series' recent actuals (the online state's
     load history), the champion's forecast from that state, as GET /v1/forecast serves it, and
@@ -258,7 +258,7 @@ async def predict(call: Serving, body: PredictRequest) -> Response:
 def _online(
     call: Call,
     series: list[str],
-    horizon_asked: int | str,
+    horizon_asked: int | str | None,
     quantiles: Sequence[float],
     endpoint: str,
 ) -> list[str]:
@@ -320,10 +320,12 @@ def _refuse_too_old(call: Call, series: list[str], origin_ns: list[int]) -> None
         )
 
 
-def _check_request(model: LoadedModel, horizon: int | str, quantiles: Sequence[float]) -> int:
-    """The request's horizon in the model's steps (a duration such as "24h" converted); 422 for
-    a horizon or quantiles the model cannot give."""
+def _check_request(model: LoadedModel, horizon: int | str | None, quantiles: Sequence[float]) -> int:
+    """The request's horizon in the model's steps (a duration such as "24h" converted; none asked:
+    a day ahead, at most the model's horizon); 422 for a horizon or quantiles the model cannot give."""
     c = model.forecaster.contract
+    if horizon is None:
+        horizon = min(c.step.horizon(DEFAULT_HORIZON), c.horizon)
     try:
         steps = c.step.horizon(horizon)
     except ValueError as exc:
