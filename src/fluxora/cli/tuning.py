@@ -20,8 +20,10 @@ def tune(args: argparse.Namespace) -> int:
     if args.show:
         return _show()
     from fluxora import steps
+    from fluxora.models.tuning import check
 
     cfg, home = configured(args.overrides)
+    check(cfg.tune, cfg.train.promotion_metric)  # a bad tune.* setting fails before anything is written
     for step in (steps.ingest, steps.validate):  # the same data path as `fluxora run` and `fluxora backtest`
         progress(f"{step.__name__}: {step(cfg, home).outputs()}")
     result = steps.tune(cfg, home, progress=progress)
