@@ -158,3 +158,9 @@ def test_an_empty_space_is_refused() -> None:
     cfg = compose(empty)
     with pytest.raises(ConfigError, match=r"tune\.space: every range is \[\]"):
         tuning.check(cfg.tune, cfg.train.promotion_metric)
+
+
+def test_tune_settings_do_not_change_the_config_hash_registered_versions_are_keyed_on() -> None:
+    base = compose([]).fingerprint()
+    assert compose(["tune.trials=5", "tune.space.max_depth=[2,4]"]).fingerprint() == base
+    assert compose(["model.max_depth=4"]).fingerprint() != base
