@@ -31,7 +31,7 @@ def tune(args: argparse.Namespace) -> int:
         f" vs {result.configured_value:.5g} with the configured settings" if result.configured_value is not None else ""
     )
     print(
-        f"tune: study {result.study}: best {result.metric} {result.value:.5g} (trial {result.best_trial}, "
+        f"tune: study {result.study}: best {result.metric} {result.value:.5g} (#{result.best_trial} of "
         f"{result.trials} finished){against}, on the windows before the gate's"
     )
     if result.interrupted:

@@ -67,7 +67,9 @@ def tune(cfg: FluxoraConfig, home: Home, progress: Callable[[str], None] | None 
     spec = tuning.windows(gate, panel, cfg.tune.windows, cfg.tune.step_hours)
     data_version, inputs = training_data(home)
     name = cfg.tune.study or study_name(cfg, data_version)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # each trial is reported below, once
+    # Each finished trial is reported below, once; a Ctrl-C is reported by the command, without
+    # Optuna's warning and traceback for the trial it cut short.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = _study(cfg, home, name)
     settings = _settings(cfg, metric, spec, gate, home)
     run_id = registry.start_tuning(home, cfg, name, settings, inputs, str(study.user_attrs.get(RUN_ATTR, "")))
