@@ -15,7 +15,9 @@ Printed per file: MAE / the better seasonal naive's MAE for each model, the tuni
 and configured values on its own windows, and wall times. `train.max_origins` bounds every
 training set (default 10000) so a trial stays affordable on a shared 2-core machine.
 
-    nice .venv/bin/python -u benchmarks/tuning.py [--trials 12] [--files uk uci simbench] [override ...]
+    nice .venv/bin/python -u benchmarks/tuning.py [override ...] [--trials 12] [--files uk uci simbench]
+
+(overrides first: `--files` takes every word after it).
 """
 
 from __future__ import annotations
