@@ -285,6 +285,37 @@ class BacktestConfig:
 
 
 @dataclass
+class TuneSpace:
+    """`fluxora tune`'s search space: `[low, high]` for each XGBoost setting searched (`model.*`
+    of the same name); `[]` keeps the configured value. n_estimators, learning_rate and
+    min_child_weight are searched on a log scale."""
+
+    n_estimators: list[int] = field(default_factory=lambda: [100, 1500])
+    max_depth: list[int] = field(default_factory=lambda: [3, 10])
+    learning_rate: list[float] = field(default_factory=lambda: [0.01, 0.3])
+    subsample: list[float] = field(default_factory=lambda: [0.5, 1.0])
+    colsample_bytree: list[float] = field(default_factory=lambda: [0.4, 1.0])
+    min_child_weight: list[float] = field(default_factory=lambda: [1.0, 100.0])
+
+
+@dataclass
+class TuneConfig:
+    """`fluxora tune`: an Optuna (TPE) search of XGBoost's settings on backtest windows that end
+    before the gate's first window (see docs/models.md#tuning-xgboost)."""
+
+    trials: int = 30  # finished trials the study should hold; a rerun continues up to this many
+    timeout_s: float = 0.0  # stop starting trials after this long (0: no limit)
+    metric: str = ""  # an overall backtest metric, lower is better; "" = train.promotion_metric
+    windows: int = 14  # tuning origins, `step_hours` apart, the last one's targets ending at the gate's first origin
+    step_hours: int = 24
+    seed: int = 0  # TPE sampler seed (a resumed study is seeded with seed + trials already in it)
+    startup_trials: int = 8  # random trials before TPE models the results
+    start_from_config: bool = True  # trial 0 of a new study: the configured model.* values
+    study: str = ""  # Optuna study name; "" = xgboost-<hash of the data version and the config>
+    space: TuneSpace = field(default_factory=TuneSpace)
+
+
+@dataclass
 class MonitorConfig:
     """Per-series drift judged against each series' own history, realized accuracy of served
     forecasts, retrain guardrails (see docs/monitoring.md)."""
@@ -414,13 +445,18 @@ class FluxoraConfig:
     serve: ServeConfig = field(default_factory=ServeConfig)
     infra: InfraConfig = field(default_factory=InfraConfig)
     deploy: DeployConfig = field(default_factory=DeployConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def fingerprint(self) -> str:
-        """Stable hash of every parameter, for tagging runs."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
+        """Stable hash of every parameter, for tagging runs. `tune` is left out: how a search
+        runs does not change what a training makes (its result reaches training only as
+        `model.*` overrides)."""
+        tree = self.to_dict()
+        tree.pop("tune")
+        blob = json.dumps(tree, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 

@@ -187,6 +187,15 @@ class Home:
         """Where the pipeline keeps downloaded champion models (the service has its own)."""
         return self.root / "cache" / "models"
 
+    @property
+    def tuning_db(self) -> Path:
+        """`fluxora tune`'s Optuna storage (SQLite): every study and trial, so a search resumes."""
+        return self.root / "tuning" / "optuna.db"
+
+    def tuned(self, model: str) -> Path:
+        """`fluxora tune`'s result for `model` (`tuned/xgboost.yaml`): the best settings and their overrides."""
+        return self.root / "tuned" / f"{model}.yaml"
+
     def lock_file(self, name: str) -> Path:
         """An inter-process lock of this home (`registry`: MLflow store set-up and registration)."""
         return self.root / "locks" / f"{name}.lock"

@@ -1021,3 +1021,91 @@ def alias_version(tracking_uri: str, name: str, alias: str = CHAMPION) -> tuple[
         _release_sqlite(tracking_uri)
     tags = {k: v for k, v in (mv.tags or {}).items() if k.startswith("fluxora.")}
     return str(mv.version), tags
+
+
+STUDY_TAG = "fluxora.study"  # on tuning runs: the Optuna study (`fluxora tune`)
+TRIAL_TAG = "fluxora.trial"  # on a trial's run: the Optuna trial number
+
+
+def start_tuning(
+    home: Home,
+    cfg: FluxoraConfig,
+    study: str,
+    settings: dict[str, Any],
+    inputs: list[DataInput],
+    run_id: str = "",
+) -> str:
+    """A study's parent run (`tune xgboost <study>`): its settings and data once, at creation.
+    A resumed study passes its run: reopened, so every trial of the study nests under one run
+    (a new one when that run is gone, e.g. another tracking store)."""
+    from mlflow.entities import Param
+    from mlflow.exceptions import MlflowException
+
+    client = configure(home)
+    if run_id:
+        try:
+            client.update_run(run_id, status="RUNNING")
+            return run_id
+        except MlflowException:
+            _log.warning("tuning run %s is not in this tracking store; starting a new one", run_id)
+    experiment_id = ensure_experiment(client, cfg.train.experiment, home)
+    note = (
+        f"Optuna search of XGBoost's settings, study `{study}`: one child run per trial; "
+        "the best trial's settings and score are this run's `best.*` tags and metrics."
+    )
+    tags = {KIND_TAG: "tune", STUDY_TAG: study, "fluxora.config_hash": cfg.fingerprint(), _NOTE: note}
+    if inputs:
+        tags["fluxora.data_version"] = inputs[0].data_version
+    run = client.create_run(experiment_id, tags=tags, run_name=f"tune xgboost {study}")
+    new_id = str(run.info.run_id)
+    client.log_batch(new_id, params=[Param(k, str(v)) for k, v in _params(settings).items()])
+    _log_inputs(client, new_id, inputs, "tune")
+    return new_id
+
+
+def log_trial(home: Home, parent_id: str, number: int, params: dict[str, Any], scores: dict[str, float]) -> str:
+    """One finished trial as a child run of the study's: its `model.*` settings and its metrics."""
+    from mlflow.entities import Metric, Param
+
+    client = configure(home)
+    parent = client.get_run(parent_id)
+    tags = {
+        _PARENT: parent_id,
+        KIND_TAG: "trial",
+        TRIAL_TAG: str(number),
+        STUDY_TAG: parent.data.tags.get(STUDY_TAG, ""),
+    }
+    child = client.create_run(parent.info.experiment_id, tags=tags, run_name=f"trial {number}")
+    run_id = str(child.info.run_id)
+    now = int(time.time() * 1000)
+    client.log_batch(
+        run_id,
+        metrics=[Metric(k, float(v), now, 0) for k, v in scores.items() if v == v],
+        params=[Param(f"model.{k}", str(v)) for k, v in params.items()],
+    )
+    client.set_terminated(run_id, "FINISHED")
+    return run_id
+
+
+def finish_tuning(
+    home: Home, run_id: str, best: dict[str, Any] | None, trials: int, artifacts: list[Path], status: str = "FINISHED"
+) -> None:
+    """The study's best on its parent run (metric `best_<metric>` with the trials so far as its step,
+    tags `best.model.*`, `best.trial`), the result file as an artifact, and the run ended with `status`."""
+    from mlflow.entities import Metric, RunTag
+
+    client = configure(home)
+    if best is None:
+        client.set_terminated(run_id, status)
+        return
+    now = int(time.time() * 1000)
+    metrics = [
+        Metric(f"best_{best['metric']}", float(best["value"]), now, trials),
+        Metric("trials", trials, now, trials),
+    ]
+    tags = [RunTag(f"best.model.{k}", str(v)) for k, v in best["params"].items()]
+    tags.append(RunTag("best.trial", str(best["trial"])))
+    client.log_batch(run_id, metrics=metrics, tags=tags)
+    for path in artifacts:
+        client.log_artifact(run_id, str(path), artifact_path="tune")
+    client.set_terminated(run_id, status)

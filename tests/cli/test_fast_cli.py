@@ -18,7 +18,7 @@ from fluxora.cli.service import ACCESS_LOGGER, JsonLines, PlainLines
 from fluxora.features import store as fs
 from fluxora.paths import Home
 
-HEAVY = ("feast", "mlflow", "evidently", "prefect", "pandas", "xgboost", "sklearn")
+HEAVY = ("feast", "mlflow", "evidently", "prefect", "pandas", "xgboost", "sklearn", "optuna")
 
 # Runs the command in-process, then reports which heavy top-level packages it imported.
 _PROBE = """
@@ -210,3 +210,16 @@ def test_run_summary_says_when_the_data_are_older_than_the_staleness_limit() -> 
     assert _old_data_line(datetime.now(UTC).isoformat(), 172_800.0) == []  # fresh data: nothing to say
     assert _old_data_line("2024-02-14 23:00:00+00:00", 0.0) == []  # the check is off
     assert _old_data_line(None, 172_800.0) == []
+
+
+def test_tune_help_and_show_import_no_heavy_library(tmp_path) -> None:
+    """`fluxora tune --help` and `tune --show` (what `fluxora run $(fluxora tune --show)` runs) are fast."""
+    home = Home(tmp_path)
+    result, out = _probe(["tune", "--help"], home)
+    assert result == {"code": 0, "heavy": []} and "tuned/xgboost.yaml" in out
+    result, _ = _probe(["tune", "--show"], home)
+    assert result == {"code": 1, "heavy": []}  # no result yet: an error, not a traceback
+    home.tuned("xgboost").parent.mkdir(parents=True)
+    home.tuned("xgboost").write_text("overrides: [model.max_depth=4, model.learning_rate=0.1]\n")
+    result, out = _probe(["tune", "--show"], home)
+    assert result == {"code": 0, "heavy": []} and out.strip() == "model.max_depth=4 model.learning_rate=0.1"

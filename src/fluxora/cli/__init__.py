@@ -6,6 +6,7 @@ may import Prefect or the flows.
 - `jobs`: pipeline work (run, backtest, DVC stages) and the scheduler (deploy, trigger);
 - `admin`: the service database (users, keys), the registry's aliases, configuration;
 - `service`: serve, status, plot and monitor ui (Evidently's UI on the monitoring history);
+- `tuning`: tune (Optuna search of XGBoost's settings) and `tune --show`;
 - `render`: what the commands print.
 """
 
@@ -40,6 +41,8 @@ def _handler(command: str) -> Callable[[argparse.Namespace], int]:
     """The function for `command`; its module is imported only when that command runs."""
     if command in ("run", "backtest", "stage", "deploy", "trigger"):
         from fluxora.cli import jobs as module
+    elif command == "tune":
+        from fluxora.cli import tuning as module  # type: ignore[no-redef]
     elif command in ("serve", "status", "plot", "monitor"):
         from fluxora.cli import service as module  # type: ignore[no-redef]
     else:

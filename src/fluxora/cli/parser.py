@@ -104,6 +104,27 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. backtest.horizon=48 data=csv")
     backtest.add_argument("--output", type=Path, help="leaderboard JSON (default: $FLUXORA_HOME/reports/)")
 
+    tune = sub.add_parser(
+        "tune",
+        help="search XGBoost's settings with Optuna on backtest windows before the gate's; print the overrides",
+        description="Optuna (TPE, seeded) search of the XGBoost settings in tune.space (model.n_estimators, "
+        "max_depth, learning_rate, subsample, colsample_bytree, min_child_weight) on tune.windows backtest "
+        "origins that end where the gate's backtest windows begin, so the gate's leaderboard stays out of "
+        "sample. Each trial is an MLflow child run of the study's run. The study is kept in "
+        "$FLUXORA_HOME/tuning/optuna.db: rerunning the same command (after Ctrl-C, tune.timeout_s, or with a "
+        "larger tune.trials) continues it. The best settings go to $FLUXORA_HOME/tuned/xgboost.yaml and are "
+        "printed as Hydra overrides on the last line; `fluxora run` does not read that file: pass the overrides.",
+        epilog="Examples: `fluxora tune tune.trials=20 train.max_origins=10000`, then "
+        "`fluxora run $(fluxora tune --show)`. Settings: conf/tune/default.yaml (trials, timeout_s, metric, "
+        "windows, step_hours, seed, space).",
+    )
+    tune.add_argument(
+        "--show",
+        action="store_true",
+        help="only print the overrides of the last result ($FLUXORA_HOME/tuned/xgboost.yaml); tune nothing",
+    )
+    tune.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. tune.trials=20 data=csv")
+
     promote = sub.add_parser("promote", help="make a registered model version the champion")
     promote.add_argument("version", help="model version number")
     promote.add_argument("--reason", default="manual promotion", help="why (kept in the promotion history)")

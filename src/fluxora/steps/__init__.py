@@ -12,6 +12,7 @@ from fluxora.steps.ingest import IngestResult, ValidateResult, ingest, validate
 from fluxora.steps.monitor import AccuracyBrief, MonitorResult, monitor
 from fluxora.steps.run import Result, RunResults
 from fluxora.steps.train import TrainResult, train
+from fluxora.steps.tune import TuneResult, tune
 from fluxora.steps.weather import WeatherResult, weather
 
 # The DVC stages, in order (`fluxora stage NAME`).
@@ -28,6 +29,7 @@ __all__ = [
     "RunResults",
     "StepResult",
     "TrainResult",
+    "TuneResult",
     "ValidateResult",
     "WeatherResult",
     "backtest",
@@ -35,6 +37,7 @@ __all__ = [
     "ingest",
     "monitor",
     "train",
+    "tune",
     "validate",
     "weather",
 ]
