@@ -162,6 +162,11 @@ class XGBoostParams:
     quantile_learning_rate: float = 0.2
     quantile_min_child_weight: float = 200.0  # large leaves: in-sample quantiles overfit (too narrow)
     quantile_max_rows: int = 50_000
+    # the point booster fits the residual of a ridge model on the same rows (`ridge`, with
+    # model.ridge_alpha) or the load itself (`none`)
+    xgb_base: str = "ridge"
+    early_stopping_rounds: int = 30  # on the calibration hold-out; 0: always n_estimators trees
+    reg_lambda: float = 1.0  # L2 penalty on leaf weights
 
 
 @dataclass
@@ -229,7 +234,7 @@ class ModelConfig(
 
 # The settings each model reads (`fluxora config show` shows only the selected model's).
 MODEL_SCHEMAS: dict[str, tuple[type, ...]] = {
-    "xgboost": (XGBoostParams, CalibrationParams),
+    "xgboost": (XGBoostParams, RidgeParams, CalibrationParams),  # the point booster corrects ridge
     "ridge": (RidgeParams, CalibrationParams),
     "prophet": (ProphetParams, CalibrationParams),
     "seasonal_naive": (SeasonalNaiveParams,),
