@@ -129,7 +129,7 @@ class FeaturesConfig:
     temp_history_hours: int = 24
     heating_base_c: float = 15.0  # below this, heating load rises (degree-hours)
     cooling_base_c: float = 22.0  # above this, cooling load rises
-    feature_service: str = "load_forecast_v4"  # the train/serve contract (feature_repo/definitions.py)
+    feature_service: str = "load_forecast_v5"  # the train/serve contract (feature_repo/definitions.py)
     # Local calendar of the series (one per deployment): hour/day-of-week/holidays are local.
     timezone: str = "UTC"  # IANA name, e.g. Europe/London; UTC hours shift at DST changes
     holiday_country: str = ""  # ISO code for the `holidays` package, e.g. GB; "" = no holidays
@@ -162,9 +162,9 @@ class XGBoostParams:
     quantile_learning_rate: float = 0.2
     quantile_min_child_weight: float = 200.0  # large leaves: in-sample quantiles overfit (too narrow)
     quantile_max_rows: int = 50_000
-    # the point booster fits the residual of a ridge model on the same rows (`ridge`, with
-    # model.ridge_alpha) or the load itself (`none`)
-    xgb_base: str = "ridge"
+    # the point booster fits the load itself (`none`) or the residual of a ridge model on the
+    # same rows (`ridge`, with model.ridge_alpha; ridge's forecast is its base margin)
+    xgb_base: str = "none"
     early_stopping_rounds: int = 30  # on the calibration hold-out; 0: always n_estimators trees
     reg_lambda: float = 1.0  # L2 penalty on leaf weights
 

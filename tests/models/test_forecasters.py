@@ -215,14 +215,15 @@ def test_linear_basis_crosses_hour_with_season_and_temperature() -> None:
 
 
 def test_xgboost_corrects_a_ridge_base_stored_as_json(
-    cfg: FluxoraConfig, fitted: dict[str, Forecaster], batches: tuple[OriginBatch, OriginBatch], tmp_path: Path
+    cfg: FluxoraConfig, batches: tuple[OriginBatch, OriginBatch], tmp_path: Path
 ) -> None:
-    """The default point booster starts from ridge on the same rows: ridge.json is saved with it
-    and serving adds it back; the trees change ridge's forecast (they are not empty)."""
+    """`model.xgb_base=ridge`: the point booster starts from ridge on the same rows; ridge.json
+    is saved with it and serving adds it back; the trees change ridge's forecast."""
     from fluxora.models.native import XGB_BASE_FILE, XGBoostPredictor
 
-    _, test = batches
-    model = fitted["xgboost"]
+    train, test = batches
+    based = replace(cfg, model=replace(cfg.model, xgb_base="ridge"))
+    model = make_forecaster("xgboost", based, H, "persistence").fit(train)
     assert isinstance(model.predictor_, XGBoostPredictor) and model.predictor_.base is not None
     model.save(tmp_path)
     assert json.loads((tmp_path / XGB_BASE_FILE).read_text())["kind"] == "ridge"
@@ -231,25 +232,19 @@ def test_xgboost_corrects_a_ridge_base_stored_as_json(
     state = {LOAD_HISTORY: test.load_history, TEMP_HISTORY: test.temp_history}
     served = loaded.forecast(state, test.origins, H).point
     np.testing.assert_allclose(served, model.predict(test).point, rtol=1e-6)
-    ridge_alone = make_forecaster("ridge", cfg, H, "persistence").fit(batches[0]).predict(test).point
+    ridge_alone = make_forecaster("ridge", cfg, H, "persistence").fit(train).predict(test).point
     assert not np.allclose(served, ridge_alone, rtol=1e-3)
 
 
-def test_xgboost_without_base_saves_and_serves_as_before(
-    cfg: FluxoraConfig, batches: tuple[OriginBatch, OriginBatch], tmp_path: Path
-) -> None:
-    """`model.xgb_base=none` (and every model saved before the base existed): no ridge.json,
-    the booster alone."""
-    from fluxora.models.native import XGB_BASE_FILE
+def test_xgboost_default_has_no_base_file(fitted: dict[str, Forecaster], tmp_path: Path) -> None:
+    """The default (`model.xgb_base=none`), like every model saved before the base existed: no
+    ridge.json, the booster alone (the round trip above serves it)."""
+    from fluxora.models.native import XGB_BASE_FILE, XGBoostPredictor
 
-    train, test = batches
-    plain = replace(cfg, model=replace(cfg.model, xgb_base="none"))
-    model = make_forecaster("xgboost", plain, H, "persistence").fit(train)
-    model.save(tmp_path)
+    fitted["xgboost"].save(tmp_path)
     assert not (tmp_path / XGB_BASE_FILE).exists()
-    state = {LOAD_HISTORY: test.load_history, TEMP_HISTORY: test.temp_history}
-    served = NativeForecaster.load(tmp_path).forecast(state, test.origins, H).point
-    np.testing.assert_allclose(served, model.predict(test).point, rtol=1e-6)
+    loaded = NativeForecaster.load(tmp_path)
+    assert isinstance(loaded.predictor, XGBoostPredictor) and loaded.predictor.base is None
 
 
 def test_xgboost_early_stopping_sizes_the_refit(cfg: FluxoraConfig, batches: tuple[OriginBatch, OriginBatch]) -> None:
