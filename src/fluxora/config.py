@@ -129,7 +129,7 @@ class FeaturesConfig:
     temp_history_hours: int = 24
     heating_base_c: float = 15.0  # below this, heating load rises (degree-hours)
     cooling_base_c: float = 22.0  # above this, cooling load rises
-    feature_service: str = "load_forecast_v4"  # the train/serve contract (feature_repo/definitions.py)
+    feature_service: str = "load_forecast_v5"  # the train/serve contract (feature_repo/definitions.py)
     # Local calendar of the series (one per deployment): hour/day-of-week/holidays are local.
     timezone: str = "UTC"  # IANA name, e.g. Europe/London; UTC hours shift at DST changes
     holiday_country: str = ""  # ISO code for the `holidays` package, e.g. GB; "" = no holidays
@@ -162,6 +162,11 @@ class XGBoostParams:
     quantile_learning_rate: float = 0.2
     quantile_min_child_weight: float = 200.0  # large leaves: in-sample quantiles overfit (too narrow)
     quantile_max_rows: int = 50_000
+    # the point booster fits the load itself (`none`) or the residual of a ridge model on the
+    # same rows (`ridge`, with model.ridge_alpha; ridge's forecast is its base margin)
+    xgb_base: str = "none"
+    early_stopping_rounds: int = 30  # on the calibration hold-out; 0: always n_estimators trees
+    reg_lambda: float = 1.0  # L2 penalty on leaf weights
 
 
 @dataclass
@@ -229,7 +234,7 @@ class ModelConfig(
 
 # The settings each model reads (`fluxora config show` shows only the selected model's).
 MODEL_SCHEMAS: dict[str, tuple[type, ...]] = {
-    "xgboost": (XGBoostParams, CalibrationParams),
+    "xgboost": (XGBoostParams, RidgeParams, CalibrationParams),  # the point booster corrects ridge
     "ridge": (RidgeParams, CalibrationParams),
     "prophet": (ProphetParams, CalibrationParams),
     "seasonal_naive": (SeasonalNaiveParams,),

@@ -29,7 +29,7 @@ from fluxora.data.schema import LOAD, SERIES_ID, TEMPERATURE, TIMESTAMP
 from fluxora.errors import FeatureStoreError, RegistryError
 from fluxora.features import store as fs
 from fluxora.features.design import Design, design_matrix, seasonal_naive
-from fluxora.features.names import EVENT_TIMESTAMP, FEATURE_NAMES, LOAD_HISTORY, TEMP_HISTORY
+from fluxora.features.names import EVENT_TIMESTAMP, FEATURE_NAMES, FEATURE_SETS, LOAD_HISTORY, TEMP_HISTORY
 from fluxora.models.forecasters import make_forecaster
 from fluxora.models.native import CONTRACT_FILE, STATE_INPUTS, NativeForecaster
 from fluxora.models.panel import OriginBatch
@@ -147,7 +147,8 @@ def test_native_round_trip_reproduces_fitted_model(tiny_cfg: FluxoraConfig, tmp_
     assert loaded.contract == model.contract
     times, values = _fc(loaded, load, temp, origins, horizon)
     assert times.shape == values.shape == (n, horizon)
-    design = design_matrix(load, temp, origins, horizon, HEAT, COOL)
+    c = model.contract
+    design = design_matrix(load, temp, origins, horizon, HEAT, COOL, calendar=c.calendar, features=c.feature_names)
     expected = model.booster_.inplace_predict(design.X) * design.scale
     np.testing.assert_allclose(values.reshape(-1), expected, rtol=1e-6)
     np.testing.assert_array_equal(times.reshape(-1), design.target_times)
@@ -156,7 +157,7 @@ def test_native_round_trip_reproduces_fitted_model(tiny_cfg: FluxoraConfig, tmp_
 def test_native_loads_registered_champion(champion_dir: Path, tiny_cfg: FluxoraConfig) -> None:
     forecaster = NativeForecaster.load(champion_dir)
     assert forecaster.contract.horizon == tiny_cfg.train.horizon
-    assert forecaster.contract.feature_names == FEATURE_NAMES
+    assert forecaster.contract.feature_names == FEATURE_SETS[tiny_cfg.features.feature_service]  # v5 by default
     load, temp = _histories()
     _, values = _fc(forecaster, load, temp, ORIGINS.to_numpy(), tiny_cfg.train.horizon)
     assert np.isfinite(values).all()

@@ -28,7 +28,7 @@ from fluxora.paths import project_root
 def test_default_config_is_typed() -> None:
     cfg = compose()
     assert isinstance(cfg, FluxoraConfig)
-    assert cfg.model.name == "xgboost"
+    assert cfg.model.name == "auto" and cfg.model.candidates == ["ridge", "xgboost"]
     assert cfg.train.horizon == 24
     assert isinstance(cfg.model.learning_rate, float)
 
@@ -116,7 +116,7 @@ def test_every_model_option_has_a_schema_and_sets_only_its_keys() -> None:
         cfg = compose([f"model={option.stem}"])
         assert cfg.model.name == "auto" or cfg.model.name in MODEL_SCHEMAS
         assert all(c in MODEL_SCHEMAS for c in cfg.model.candidates)
-        written = set(yaml.safe_load(option.read_text())) - {"name", "candidates"}
+        written = set(yaml.safe_load(option.read_text())) - {"name", "candidates", "defaults"}
         assert written <= set(model_keys(cfg.model)), f"{option.name} sets keys its model does not read"
 
 
@@ -128,11 +128,12 @@ def test_config_show_is_a_view_with_the_selected_models_settings() -> None:
         return section
 
     assert model_section(["model=ridge"]) == {"name": "ridge", "ridge_alpha": 1.0, "calibration_days": 28.0}
-    xgb = model_section([])
-    assert "n_estimators" in xgb and "ridge_alpha" not in xgb and "prophet_max_iter" not in xgb
-    auto = model_section(["model=auto"])
-    assert {"candidates", "n_estimators", "ridge_alpha", "prophet_max_iter"} <= set(auto)
-    assert "season_hours" not in auto
+    xgb = model_section(["model=xgboost"])  # its point booster corrects ridge: ridge_alpha is read
+    assert {"n_estimators", "ridge_alpha", "xgb_base"} <= set(xgb) and "prophet_max_iter" not in xgb
+    auto = model_section([])  # the default: model=auto, ridge and xgboost
+    assert {"candidates", "n_estimators", "ridge_alpha"} <= set(auto)
+    assert "season_hours" not in auto and "prophet_max_iter" not in auto
+    assert "prophet_max_iter" in model_section(["model.candidates=[ridge,xgboost,prophet]"])
     # Another model's setting moved off its default is in effect (backtest.models) and shown.
     assert model_section(["model=ridge", "model.n_estimators=9"])["n_estimators"] == 9
 
@@ -147,6 +148,19 @@ def test_model_config_is_the_union_of_the_model_schemas() -> None:
 def test_fingerprint_is_stable_and_sensitive() -> None:
     assert compose().fingerprint() == compose().fingerprint()
     assert compose().fingerprint() != compose(["train.horizon=48"]).fingerprint()
+
+
+def test_auto_fits_each_candidate_with_its_own_settings() -> None:
+    """`model=auto` composes conf/model/NAME.yaml for every model it can fit: one source."""
+    from dataclasses import asdict
+
+    auto = asdict(compose(["model=auto"]).model)
+    for name in ("xgboost", "ridge", "prophet", "neural"):
+        own = asdict(compose([f"model={name}"]).model)
+        written = set(yaml.safe_load((conf_dir() / "model" / f"{name}.yaml").read_text())) - {"name", "candidates"}
+        assert {k: auto[k] for k in written} == {k: own[k] for k in written}, name
+    changed = compose(["model=auto", "model.n_estimators=7"]).model
+    assert changed.n_estimators == 7
 
 
 def test_committed_params_yaml_matches_conf() -> None:

@@ -212,3 +212,56 @@ def test_linear_basis_crosses_hour_with_season_and_temperature() -> None:
     plain = len(FEATURE_NAMES) - 3
     heating_block = basis[:24, plain + 4 * 24 : plain + 5 * 24]
     np.testing.assert_allclose(heating_block, np.diag(np.full(24, 10.0))[np.roll(np.arange(24), -1)])
+
+
+def test_xgboost_corrects_a_ridge_base_stored_as_json(
+    cfg: FluxoraConfig, batches: tuple[OriginBatch, OriginBatch], tmp_path: Path
+) -> None:
+    """`model.xgb_base=ridge`: the point booster starts from ridge on the same rows; ridge.json
+    is saved with it and serving adds it back; the trees change ridge's forecast."""
+    from fluxora.models.native import XGB_BASE_FILE, XGBoostPredictor
+
+    train, test = batches
+    based = replace(cfg, model=replace(cfg.model, xgb_base="ridge"))
+    model = make_forecaster("xgboost", based, H, "persistence").fit(train)
+    assert isinstance(model.predictor_, XGBoostPredictor) and model.predictor_.base is not None
+    model.save(tmp_path)
+    assert json.loads((tmp_path / XGB_BASE_FILE).read_text())["kind"] == "ridge"
+    loaded = NativeForecaster.load(tmp_path)
+    assert isinstance(loaded.predictor, XGBoostPredictor) and loaded.predictor.base is not None
+    state = {LOAD_HISTORY: test.load_history, TEMP_HISTORY: test.temp_history}
+    served = loaded.forecast(state, test.origins, H).point
+    np.testing.assert_allclose(served, model.predict(test).point, rtol=1e-6)
+    ridge_alone = make_forecaster("ridge", cfg, H, "persistence").fit(train).predict(test).point
+    assert not np.allclose(served, ridge_alone, rtol=1e-3)
+
+
+def test_xgboost_default_has_no_base_file(fitted: dict[str, Forecaster], tmp_path: Path) -> None:
+    """The default (`model.xgb_base=none`), like every model saved before the base existed: no
+    ridge.json, the booster alone (the round trip above serves it)."""
+    from fluxora.models.native import XGB_BASE_FILE, XGBoostPredictor
+
+    fitted["xgboost"].save(tmp_path)
+    assert not (tmp_path / XGB_BASE_FILE).exists()
+    loaded = NativeForecaster.load(tmp_path)
+    assert isinstance(loaded.predictor, XGBoostPredictor) and loaded.predictor.base is None
+
+
+def test_xgboost_early_stopping_sizes_the_refit(cfg: FluxoraConfig, batches: tuple[OriginBatch, OriginBatch]) -> None:
+    """The calibration fit stops on its held-out origins; the refit on every origin grows that
+    many trees (at most n_estimators). Off (0): always n_estimators."""
+    train, _ = batches
+    stopped = make_forecaster("xgboost", cfg, H, "persistence").fit(train)
+    assert stopped.rounds_ is not None and 1 <= stopped.rounds_ <= cfg.model.n_estimators
+    assert stopped.booster_.num_boosted_rounds() == stopped.rounds_
+    off = replace(cfg, model=replace(cfg.model, early_stopping_rounds=0))
+    full = make_forecaster("xgboost", off, H, "persistence").fit(train)
+    assert full.rounds_ is None and full.booster_.num_boosted_rounds() == cfg.model.n_estimators
+
+
+def test_xgboost_base_setting_is_checked(cfg: FluxoraConfig) -> None:
+    from fluxora.errors import ConfigError
+
+    bad = replace(cfg, model=replace(cfg.model, xgb_base="lasso"))
+    with pytest.raises(ConfigError, match=r"model\.xgb_base: 'lasso'"):
+        make_forecaster("xgboost", bad, H, "persistence")

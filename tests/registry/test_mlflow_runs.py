@@ -51,7 +51,9 @@ def logged(trained_home: Home, tiny_cfg: FluxoraConfig, tmp_path_factory: pytest
 def test_the_training_run_is_named_for_what_it_did(logged: dict[str, Any], tiny_cfg: FluxoraConfig) -> None:
     parent = logged["parent"]
     model = logged["version"].tags["fluxora.model"]
-    assert re.fullmatch(rf"train {model} h{tiny_cfg.train.horizon} \d{{4}}-\d\d-\d\dT\d\d:\d\d", parent.info.run_name)
+    auto = " (auto)" if tiny_cfg.model.name == "auto" else ""  # the default: the backtest's winner
+    when = r"\d{4}-\d\d-\d\dT\d\d:\d\d"
+    assert re.fullmatch(rf"train {model}{re.escape(auto)} h{tiny_cfg.train.horizon} {when}", parent.info.run_name)
     assert parent.data.tags[registry.KIND_TAG] == "train"
     assert f"**{model}**" in parent.data.tags["mlflow.note.content"]  # the run's description in the UI
     # The parent holds the trained model's figures and the gate's references, not every candidate's.
@@ -65,7 +67,8 @@ def test_one_child_run_per_backtested_model(logged: dict[str, Any], tiny_cfg: Fl
     assert set(children) == {e["model"] for e in board["models"]}
     winner = logged["version"].tags["fluxora.model"]
     roles = {n: run.data.tags[registry.ROLE_TAG] for n, run in children.items()}
-    assert roles == {n: "winner" if n == winner else "baseline" for n in children}
+    others = set(tiny_cfg.model.candidates) if tiny_cfg.model.name == "auto" else set()  # the default: auto
+    assert roles == {n: "winner" if n == winner else "candidate" if n in others else "baseline" for n in children}
     horizon = tiny_cfg.train.horizon
     for entry in board["models"]:
         run = children[entry["model"]]
@@ -81,7 +84,7 @@ def test_one_child_run_per_backtested_model(logged: dict[str, Any], tiny_cfg: Fl
         by_step = {m.step: m.value for m in history}
         assert all(by_step[r["step"]] == pytest.approx(r["mae"]) for r in entry["per_horizon"])
         assert [a.path for a in client.list_artifacts(run.info.run_id, "plots")] == [f"plots/{entry['model']}.png"]
-    assert children[winner].data.params["model.n_estimators"] == str(tiny_cfg.model.n_estimators)
+    assert children["xgboost"].data.params["model.n_estimators"] == str(tiny_cfg.model.n_estimators)
     assert children["seasonal_naive_weekly"].data.params["model.season_hours"] == "168"
 
 

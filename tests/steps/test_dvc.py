@@ -120,18 +120,19 @@ def test_dvc_repro_plots_metrics_and_an_experiment(tmp_path: Path) -> None:
     assert shown.returncode == 0, shown.stderr
     metrics = {path: entry["data"] for path, entry in _data(json.loads(shown.stdout)).items()}
     board = {Path(p).stem: m for p, m in metrics.items() if p.startswith(".fluxora/metrics/backtest/")}
-    assert set(board) == {"xgboost", "seasonal_naive_daily", "seasonal_naive_weekly"}
-    assert sorted(m["rank"] for m in board.values()) == [1, 2, 3]
+    assert set(board) == {"ridge", "xgboost", "seasonal_naive_daily", "seasonal_naive_weekly"}  # model=auto
+    assert sorted(m["rank"] for m in board.values()) == [1, 2, 3, 4]
     train = metrics[".fluxora/metrics/train.json"]
+    winner = min(("ridge", "xgboost"), key=lambda m: board[m]["mae"])  # what the default registers
     assert (
         train["mae"]
-        == board["xgboost"]["mae"]
+        == board[winner]["mae"]
         < min(board["seasonal_naive_daily"]["mae"], board["seasonal_naive_weekly"]["mae"])
     )
     assert {"drifted", "retrain"} <= set(metrics[".fluxora/metrics/monitor/drift.json"])
     assert all(len(m) <= 10 for m in metrics.values())  # no 30-column row
     table = _dvc(project, "metrics", "show", ".fluxora/metrics/backtest")
-    assert table.returncode == 0 and len(table.stdout.strip().splitlines()) == 4, table.stdout
+    assert table.returncode == 0 and len(table.stdout.strip().splitlines()) == 5, table.stdout
 
     # Plots render: vega specs with data for both, no errors.
     plots = _dvc(project, "plots", "show", "--json")
@@ -162,7 +163,7 @@ def test_dvc_repro_plots_metrics_and_an_experiment(tmp_path: Path) -> None:
     table = _dvc(project, "exp", "show", "--json")
     assert table.returncode == 0, table.stderr
     rows = _exp_rows(json.loads(table.stdout))
-    assert sorted(r["params"]["model"]["name"] for r in rows) == ["ridge", "xgboost"]
+    assert sorted(r["params"]["model"]["name"] for r in rows) == ["auto", "ridge"]
     assert all(r["metrics"]["mae"] > 0 and r["metrics"]["model_version"] >= 1 for r in rows)
     diff = _dvc(project, "plots", "diff", "HEAD", "--json")  # the baseline's plot against the experiment's
     assert diff.returncode == 0 and not json.loads(diff.stdout).get("errors"), diff.stdout[-2000:]

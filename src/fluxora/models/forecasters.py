@@ -22,7 +22,6 @@ from fluxora.errors import ConfigError
 from fluxora.features.names import FEATURE_SETS, SERIES_KEY, TARGET_TEMPERATURE, TEMP_FORECAST, TEMP_HISTORY
 from fluxora.models.calibration import conformal_table, holdout_split
 from fluxora.models.native import (
-    CALIBRATION_ATTR,
     CONTRACT_FILE,
     KERAS_FILE,
     MODEL_FILE,
@@ -34,7 +33,6 @@ from fluxora.models.native import (
     WEATHER_ISSUED,
     WEATHER_PERSISTENCE,
     WEATHER_TARGET,
-    XGB_QUANTILE_FILE,
     Contract,
     Forecast,
     NaivePredictor,
@@ -147,7 +145,7 @@ class Forecaster(ABC):
             self.calibration_ = None
             return self.fit_model(batch)
         held = batch.take(held_rows)
-        raw = self.fit_model(batch.take(fit_rows)).predict(held)
+        raw = self.fit_held_out(batch.take(fit_rows), held).predict(held)
         quantiles = np.stack([raw.quantiles[level] for level in self.contract.quantiles])
         week = self.contract.step.week
         table = conformal_table(held.y, quantiles, self.contract.quantiles, week_scale(held.load_history, week))
@@ -155,6 +153,11 @@ class Forecaster(ABC):
         assert self.predictor_ is not None
         self.predictor_.calibration = self.calibration_ = table
         return self
+
+    def fit_held_out(self, batch: OriginBatch, held: OriginBatch) -> Forecaster:
+        """The calibration fit: on the older origins, knowing the held-out ones it is scored on
+        (a family may stop early on them; the refit on every origin then reuses what it learnt)."""
+        return self.fit_model(batch)
 
     @abstractmethod
     def write_model(self, directory: Path) -> None:
@@ -193,26 +196,54 @@ def _scaled_targets(batch: OriginBatch, contract: Contract) -> tuple[np.ndarray,
 
 class XGBoostForecaster(Forecaster):
     """One global model across series, direct multi-horizon (the step is a feature), on loads
-    scaled by each series' weekly mean; one output per quantile level (`reg:quantileerror`)."""
+    scaled by each series' weekly mean; one output per quantile level (`reg:quantileerror`).
+
+    With `model.xgb_base: ridge` the point booster starts from a ridge model fitted on the same
+    design rows (its forecast is the `base_margin`) and learns ridge's residual; with
+    `model.early_stopping_rounds` the calibration fit stops adding trees when the held-out
+    origins' error has not improved for that many rounds, and the refit on every origin grows
+    as many trees (at most `n_estimators`)."""
 
     name = "xgboost"
 
-    def fit_model(self, batch: OriginBatch) -> XGBoostForecaster:
+    def __init__(self, contract: Contract, cfg: ModelConfig) -> None:
+        super().__init__(contract, cfg)
+        if cfg.xgb_base not in ("ridge", "none"):
+            raise ConfigError(f"invalid configuration: model.xgb_base: {cfg.xgb_base!r} (use ridge or none)")
+        self.rounds_: int | None = None  # trees the held-out fit chose; None: n_estimators
+
+    def fit(self, batch: OriginBatch) -> XGBoostForecaster:
+        self.rounds_ = None  # chosen afresh by this fit's held-out origins
+        super().fit(batch)
+        return self
+
+    def fit_held_out(self, batch: OriginBatch, held: OriginBatch) -> XGBoostForecaster:
+        return self.fit_model(batch, held if self.cfg.early_stopping_rounds > 0 else None)
+
+    def fit_model(self, batch: OriginBatch, valid: OriginBatch | None = None) -> XGBoostForecaster:
         import xgboost as xgb
 
+        c = self.cfg
         X, y = _scaled_targets(batch, self.contract)
         keep = np.flatnonzero(np.isfinite(y))
-        c = self.cfg
+        base = self._fit_base(X, y, batch)
+        margin = None if base is None else base.point_scaled(X[keep], self.contract.feature_names)
         params: dict[str, Any] = {
             "tree_method": "hist",
             "subsample": c.subsample,
             "colsample_bytree": c.colsample_bytree,
             "min_child_weight": c.min_child_weight,
+            "reg_lambda": c.reg_lambda,
             "seed": c.seed,
             "nthread": c.n_jobs or -1,
         }
         point = params | {"objective": "reg:squarederror", "max_depth": c.max_depth, "learning_rate": c.learning_rate}
-        self.booster_ = xgb.train(point, xgb.QuantileDMatrix(X[keep], label=y[keep]), num_boost_round=c.n_estimators)
+        train = xgb.QuantileDMatrix(X[keep], label=y[keep], base_margin=margin)
+        if valid is None:
+            rounds = c.n_estimators if self.rounds_ is None else self.rounds_
+            self.booster_ = xgb.train(point, train, num_boost_round=rounds)
+        else:
+            self.booster_ = self._early_stopped(point, train, valid, base)
         # The quantile objective's leaf line search is ~7x slower per tree than squared error
         # here, so the spread model is smaller and fits on a random subsample of rows. Its
         # in-sample quantiles are too narrow; `fit` calibrates them on held-out origins.
@@ -228,14 +259,58 @@ class XGBoostForecaster(Forecaster):
         self.quantile_booster_ = xgb.train(
             spread, xgb.QuantileDMatrix(X[sub], label=y[sub]), num_boost_round=c.quantile_estimators
         )
-        self.predictor_ = XGBoostPredictor(self.booster_, self.quantile_booster_)
+        self.predictor_ = XGBoostPredictor(self.booster_, self.quantile_booster_, base=base)
         return self
 
+    def _fit_base(self, X: np.ndarray, y: np.ndarray, batch: OriginBatch) -> RidgePredictor | None:
+        if self.cfg.xgb_base == "none":
+            return None
+        return fit_ridge(X, y, self.contract, self.cfg.ridge_alpha, len(batch))
+
+    def _early_stopped(
+        self, params: dict[str, Any], train: Any, valid: OriginBatch, base: RidgePredictor | None
+    ) -> Any:
+        """Boost on `train` until the held-out origins' squared error stops improving; keeps the
+        number of trees for the refit (`rounds_`) and returns the booster cut at the best round."""
+        import xgboost as xgb
+
+        Xv, yv = _scaled_targets(valid, self.contract)
+        kv = np.flatnonzero(np.isfinite(yv))
+        margin = None if base is None else base.point_scaled(Xv[kv], self.contract.feature_names)
+        dvalid = xgb.DMatrix(Xv[kv], label=yv[kv], base_margin=margin)
+        booster = xgb.train(
+            params,
+            train,
+            num_boost_round=self.cfg.n_estimators,
+            evals=[(dvalid, "held_out")],
+            early_stopping_rounds=self.cfg.early_stopping_rounds,
+            verbose_eval=False,
+        )
+        self.rounds_ = int(booster.best_iteration) + 1
+        return booster[: self.rounds_]
+
     def write_model(self, directory: Path) -> None:
-        table = None if self.calibration_ is None else json.dumps(self.calibration_.tolist())
-        self.quantile_booster_.set_attr(**{CALIBRATION_ATTR: table})  # None removes it
-        self.booster_.save_model(str(directory / MODEL_FILE))
-        self.quantile_booster_.save_model(str(directory / XGB_QUANTILE_FILE))
+        assert isinstance(self.predictor_, XGBoostPredictor)
+        self.predictor_.save(directory, self.calibration_)
+
+
+def fit_ridge(X: np.ndarray, y: np.ndarray, contract: Contract, alpha: float, origins: int) -> RidgePredictor:
+    """Ridge on `linear_basis` of design rows X (origins x horizon rows) and scaled targets y
+    (NaN: unobserved), with its residual quantiles per step at the contract's levels."""
+    from fluxora.features.design import linear_basis
+
+    keep = np.isfinite(y)
+    basis = linear_basis(X[keep], contract.feature_names)
+    mean = basis.mean(axis=0, dtype="float64")
+    std = basis.std(axis=0, dtype="float64")
+    std = np.where(std > 1e-9, std, 1.0)
+    basis -= mean.astype("float32")
+    basis /= std.astype("float32")
+    coef, intercept = ridge_coefficients(basis, y[keep], alpha)
+    residual = np.full(len(y), np.nan)
+    residual[keep] = y[keep] - (basis @ coef + intercept)
+    levels = contract.quantiles
+    return RidgePredictor(mean, std, coef, intercept, residual_quantiles(residual.reshape(origins, -1), levels))
 
 
 class RidgeForecaster(JsonModelForecaster):
@@ -244,23 +319,8 @@ class RidgeForecaster(JsonModelForecaster):
     name = "ridge"
 
     def fit_model(self, batch: OriginBatch) -> RidgeForecaster:
-        from fluxora.features.design import linear_basis
-
         X, y = _scaled_targets(batch, self.contract)
-        keep = np.isfinite(y)
-        basis = linear_basis(X[keep], self.contract.feature_names)
-        mean = basis.mean(axis=0, dtype="float64")
-        std = basis.std(axis=0, dtype="float64")
-        std = np.where(std > 1e-9, std, 1.0)
-        basis -= mean.astype("float32")
-        basis /= std.astype("float32")
-        coef, intercept = ridge_coefficients(basis, y[keep], self.cfg.ridge_alpha)
-        residual = np.full(len(y), np.nan)
-        residual[keep] = y[keep] - (basis @ coef + intercept)
-        levels = self.contract.quantiles
-        self.predictor_ = RidgePredictor(
-            mean, std, coef, intercept, residual_quantiles(residual.reshape(len(batch), -1), levels)
-        )
+        self.predictor_ = fit_ridge(X, y, self.contract, self.cfg.ridge_alpha, len(batch))
         return self
 
     def model_json(self) -> str:

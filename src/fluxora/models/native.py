@@ -7,7 +7,8 @@ a backtest scores exactly what the service would serve.
 
 | contract.model   | model.json holds                                                       |
 |------------------|------------------------------------------------------------------------|
-| xgboost          | the point booster (XGBoost JSON); `quantiles.json` the quantile booster |
+| xgboost          | the point booster (XGBoost JSON); `quantiles.json` the quantile booster; |
+|                  | `ridge.json` (newer models) the ridge base the point booster corrects  |
 | ridge            | standardisation, coefficients and residual quantiles (plain JSON)      |
 | seasonal_naive   | the season and residual quantiles per step (plain JSON)                |
 | prophet          | per series, `prophet.serialize.model_to_json` text and residual quantiles |
@@ -55,6 +56,7 @@ from fluxora.features.names import (
 MODEL_FILE = "model.json"
 CONTRACT_FILE = "contract.json"
 XGB_QUANTILE_FILE = "quantiles.json"  # xgboost: the quantile booster next to model.json
+XGB_BASE_FILE = "ridge.json"  # xgboost: the ridge model whose residual the point booster fits (optional)
 NEURAL_WEIGHTS_FILE = "weights.npz"  # neural: the weights as plain arrays (np.load, no pickle)
 TRAINING_CURVE_FILE = "training_curve.json"  # neural: per-epoch loss, val_loss, lr (logged to MLflow)
 KERAS_FILE = "model.keras"  # neural: the Keras native file (keras.saving.load_model(..., safe_mode=True))
@@ -283,11 +285,16 @@ class XGBoostPredictor:
     """A squared-error booster for the point forecast and a multi-quantile booster
     (`reg:quantileerror`, one output per level) for the spread around it: level l is
     `point + q_l - q_0.5` plus the conformal correction of (l, step), sorted so levels never
-    cross. The correction table is read from the quantile booster's attributes."""
+    cross. The correction table is read from the quantile booster's attributes.
+
+    With a `base` (a ridge model on the same design rows, `ridge.json`) the point booster was
+    fitted on ridge's residual: ridge's forecast is its `base_margin` and the trees add what
+    ridge misses. Models saved without `ridge.json` are plain boosters."""
 
     booster: Any
     quantile_booster: Any
     calibration: np.ndarray | None = None  # (L, H) scaled units; None: read from the booster
+    base: RidgePredictor | None = None
 
     def __post_init__(self) -> None:
         raw = self.quantile_booster.attr(SPREAD_SCALE_ATTR)
@@ -300,7 +307,8 @@ class XGBoostPredictor:
         self, state: Mapping[str, np.ndarray], origins: np.ndarray, horizon: int, contract: Contract
     ) -> tuple[np.ndarray, np.ndarray]:
         design = design_for(state, origins, horizon, contract)
-        point = np.asarray(self.booster.inplace_predict(design.X), dtype="float64")
+        point = np.asarray(self.booster.inplace_predict(design.X, base_margin=self.margin(design.X, contract)))
+        point = point.astype("float64")
         q = np.asarray(self.quantile_booster.inplace_predict(design.X), dtype="float64").reshape(len(point), -1)
         spread = (q - q[:, [contract.quantiles.index(0.5)]]) * self.spread_scale
         levels = point[:, None] + spread
@@ -308,6 +316,20 @@ class XGBoostPredictor:
             levels = _plus_steps(levels, self.calibration, horizon)
         n = len(origins)
         return (point * design.scale).reshape(n, horizon), _by_level(levels, design.scale, n, horizon)
+
+    def margin(self, X: np.ndarray, contract: Contract) -> np.ndarray | None:
+        """The point booster's base margin for design rows: the base model's forecast (scaled)."""
+        return None if self.base is None else self.base.point_scaled(X, contract.feature_names)
+
+    def save(self, directory: Path, calibration: np.ndarray | None) -> None:
+        """The boosters as XGBoost JSON with `calibration` (the table to store; None: none) as an
+        attribute of the quantile booster, and the base as ridge JSON."""
+        table = None if calibration is None else json.dumps(np.asarray(calibration).tolist())
+        self.quantile_booster.set_attr(**{CALIBRATION_ATTR: table})  # None removes it
+        self.booster.save_model(str(directory / MODEL_FILE))
+        self.quantile_booster.save_model(str(directory / XGB_QUANTILE_FILE))
+        if self.base is not None:
+            (directory / XGB_BASE_FILE).write_text(self.base.to_json())
 
     @classmethod
     def load(cls, directory: Path) -> XGBoostPredictor:
@@ -318,7 +340,8 @@ class XGBoostPredictor:
             booster.load_model(str(directory / name))
             booster.set_param({"nthread": 1})  # serving: one request, one thread; no oversubscription
             boosters.append(booster)
-        return cls(boosters[0], boosters[1])
+        base = RidgePredictor.load(directory, XGB_BASE_FILE) if (directory / XGB_BASE_FILE).is_file() else None
+        return cls(boosters[0], boosters[1], base=base)
 
 
 def _offsets(residual_q: np.ndarray, point_scaled: np.ndarray, horizon: int) -> np.ndarray:
@@ -339,12 +362,16 @@ class RidgePredictor:
     residual_q: np.ndarray  # (L, H) in scaled units
     calibration: np.ndarray | None = None  # (L, H) in scaled units
 
+    def point_scaled(self, X: np.ndarray, features: tuple[str, ...]) -> np.ndarray:
+        """Design rows -> the point forecast (rows,) in units of each origin's weekly mean load."""
+        basis = linear_basis(X, features)
+        return np.asarray(((basis - self.mean) / self.std) @ self.coef + self.intercept, dtype="float64")
+
     def predict(
         self, state: Mapping[str, np.ndarray], origins: np.ndarray, horizon: int, contract: Contract
     ) -> tuple[np.ndarray, np.ndarray]:
         design = design_for(state, origins, horizon, contract)
-        basis = linear_basis(design.X, contract.feature_names)
-        point = ((basis - self.mean) / self.std) @ self.coef + self.intercept
+        point = self.point_scaled(design.X, contract.feature_names)
         n = len(origins)
         table = self.residual_q if self.calibration is None else self.residual_q + self.calibration
         q = _by_level(_offsets(table, point, horizon), design.scale, n, horizon)
@@ -364,8 +391,8 @@ class RidgePredictor:
         )
 
     @classmethod
-    def load(cls, directory: Path) -> RidgePredictor:
-        raw = _read(directory, "ridge")
+    def load(cls, directory: Path, file: str = MODEL_FILE) -> RidgePredictor:
+        raw = _read(directory, "ridge", file)
         return cls(
             np.asarray(raw["mean"]),
             np.asarray(raw["std"]),
@@ -609,10 +636,10 @@ def _table(raw: dict[str, Any]) -> np.ndarray | None:
     return None if table is None else np.asarray(table, dtype="float64")
 
 
-def _read(directory: Path, kind: str) -> dict[str, Any]:
-    raw = json.loads((directory / MODEL_FILE).read_text())
+def _read(directory: Path, kind: str, file: str = MODEL_FILE) -> dict[str, Any]:
+    raw = json.loads((directory / file).read_text())
     if not isinstance(raw, dict) or raw.get("kind") != kind:
-        raise ValueError(f"{directory / MODEL_FILE} is not a {kind} model")
+        raise ValueError(f"{directory / file} is not a {kind} model")
     return raw
 
 
