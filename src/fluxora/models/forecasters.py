@@ -187,6 +187,37 @@ def _scaled_targets(batch: OriginBatch, contract: Contract) -> tuple[np.ndarray,
     return design.X, batch.y.reshape(-1) / design.scale
 
 
+def point_params(c: ModelConfig) -> dict[str, Any]:
+    """The point booster's XGBoost parameters (squared error), serial and distributed fits alike."""
+    return _booster_params(c) | {
+        "objective": "reg:squarederror",
+        "max_depth": c.max_depth,
+        "learning_rate": c.learning_rate,
+    }
+
+
+def spread_params(c: ModelConfig, quantiles: tuple[float, ...]) -> dict[str, Any]:
+    """The quantile booster's XGBoost parameters (one output per level of `quantiles`)."""
+    return _booster_params(c) | {
+        "objective": "reg:quantileerror",
+        "quantile_alpha": np.asarray(quantiles),
+        "max_depth": c.quantile_max_depth,
+        "learning_rate": c.quantile_learning_rate,
+        "min_child_weight": c.quantile_min_child_weight,
+    }
+
+
+def _booster_params(c: ModelConfig) -> dict[str, Any]:
+    return {
+        "tree_method": "hist",
+        "subsample": c.subsample,
+        "colsample_bytree": c.colsample_bytree,
+        "min_child_weight": c.min_child_weight,
+        "seed": c.seed,
+        "nthread": c.n_jobs or -1,
+    }
+
+
 class XGBoostForecaster(Forecaster):
     """One global model across series, direct multi-horizon (the step is a feature), on loads
     scaled by each series' weekly mean; one output per quantile level (`reg:quantileerror`)."""
@@ -199,28 +230,14 @@ class XGBoostForecaster(Forecaster):
         X, y = _scaled_targets(batch, self.contract)
         keep = np.flatnonzero(np.isfinite(y))
         c = self.cfg
-        params: dict[str, Any] = {
-            "tree_method": "hist",
-            "subsample": c.subsample,
-            "colsample_bytree": c.colsample_bytree,
-            "min_child_weight": c.min_child_weight,
-            "seed": c.seed,
-            "nthread": c.n_jobs or -1,
-        }
-        point = params | {"objective": "reg:squarederror", "max_depth": c.max_depth, "learning_rate": c.learning_rate}
+        point = point_params(c)
         self.booster_ = xgb.train(point, xgb.QuantileDMatrix(X[keep], label=y[keep]), num_boost_round=c.n_estimators)
         # The quantile objective's leaf line search is ~7x slower per tree than squared error
         # here, so the spread model is smaller and fits on a random subsample of rows. Its
         # in-sample quantiles are too narrow; `fit` calibrates them on held-out origins.
         rng = np.random.default_rng(c.seed)
         sub = np.sort(rng.choice(keep, min(len(keep), c.quantile_max_rows), replace=False))
-        spread = params | {
-            "objective": "reg:quantileerror",
-            "quantile_alpha": np.asarray(self.contract.quantiles),
-            "max_depth": c.quantile_max_depth,
-            "learning_rate": c.quantile_learning_rate,
-            "min_child_weight": c.quantile_min_child_weight,
-        }
+        spread = spread_params(c, self.contract.quantiles)
         self.quantile_booster_ = xgb.train(
             spread, xgb.QuantileDMatrix(X[sub], label=y[sub]), num_boost_round=c.quantile_estimators
         )
