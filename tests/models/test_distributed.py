@@ -48,7 +48,8 @@ def client() -> Iterator[Any]:
     from distributed import Client, LocalCluster
 
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0")
-    with cluster, Client(cluster) as c:
+    # not the default client: Prefect's DaskTaskRunner does not make its client the default either
+    with cluster, Client(cluster, set_as_default=False) as c:
         yield c
 
 

@@ -59,6 +59,15 @@ def fit_xgboost(
 ) -> Any:
     """An `XGBoostForecaster` fitted on `origins` (series -> UTC stamps) by the cluster behind
     `client` (a `distributed.Client`), calibrated as the serial fit; ready to `save`."""
+    # xgboost.dask looks the client up as the current one; Prefect's runner does not make its
+    # client the default, so make it current for the length of the fit.
+    with client.as_current():
+        return _fit(client, cfg, home, panel, origins, horizon, weather)
+
+
+def _fit(
+    client: Any, cfg: FluxoraConfig, home: Any, panel: Panel, origins: dict[str, np.ndarray], horizon: int, weather: str
+) -> Any:
     from fluxora.fanout import chunks
     from fluxora.models.calibration import conformal_table, holdout_bounds
     from fluxora.models.forecasters import (
