@@ -85,7 +85,7 @@ def _fit(
         Unit(
             home,
             {sid: origins[sid] for sid in group},
-            Panel({sid: panel.series[sid] for sid in group}, panel.forecasts, res),
+            Panel({sid: panel.series[sid] for sid in group}, None, res),  # issued forecasts come from Feast
             fc.feature_service,
             fc.series_per_batch,
             horizon,
