@@ -95,3 +95,12 @@ def test_serial_fan_out_keeps_the_serial_fit(cfg: FluxoraConfig, featured_home: 
     a = _fit_final(cfg, featured_home, panel, "xgboost", SERIAL)
     b = _fit_final(cfg, featured_home, panel, "xgboost")
     assert a.booster_.save_raw("json") == b.booster_.save_raw("json")  # same code path, seeded: identical
+
+
+def test_units_leave_no_worker_without_rows() -> None:
+    from fluxora.models.distributed import unit_size
+
+    assert unit_size(20, 50, 2) == 10  # one unit of 20 would train on one worker only
+    assert unit_size(1000, 50, 2) == 50
+    assert unit_size(3, 1, 2) == 1
+    assert unit_size(1, 50, 4) == 1

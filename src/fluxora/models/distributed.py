@@ -81,6 +81,8 @@ def _fit(
     fc, res, c = cfg.features, panel.resolution, cfg.model
     model = make_forecaster("xgboost", cfg, horizon, weather)
     assert isinstance(model, XGBoostForecaster)
+    ids = sorted(sid for sid, t in origins.items() if len(t))
+    workers = len(client.nthreads())
     units = [
         Unit(
             home,
@@ -95,9 +97,7 @@ def _fit(
             cfg.backtest.weather_noise_c,
             cfg.backtest.seed + i,  # `forecast` weather: seeded noise per unit
         )
-        for i, group in enumerate(
-            chunks(sorted(sid for sid, t in origins.items() if len(t)), cfg.infra.series_per_task)
-        )
+        for i, group in enumerate(chunks(ids, unit_size(len(ids), cfg.infra.series_per_task, workers)))
     ]
     batches = client.map(_read, units, pure=False)
     stats = [s for s in client.gather(client.map(_batch_stats, batches, pure=False)) if s is not None]
@@ -148,9 +148,15 @@ def _fit(
         sum(s[0] for s in sizes),
         n_fit,
         len(sizes),
-        len(client.scheduler_info().get("workers", {})),
+        len(client.nthreads()),
     )
     return model
+
+
+def unit_size(n_series: int, series_per_task: int, workers: int) -> int:
+    """Series per unit: `infra.series_per_task`, smaller when that would leave a worker without
+    rows (each worker trains on the units it holds)."""
+    return max(1, min(series_per_task, -(-n_series // max(1, workers))))
 
 
 def _dask_params(params: dict[str, Any]) -> dict[str, Any]:
