@@ -238,7 +238,11 @@ def summary(figures: list[dict[str, Any]]) -> None:
             f"disk x{f['disk']['total'] / base['disk']['total']:.2f}"
         )
         by_stage = {name: s for name, s, _ in f["stages"]}
-        grown = [f"{n.split(' (')[0]} x{by_stage[n] / s:.2f}" for n, s, _ in base["stages"] if n in by_stage and s > 0]
+        grown = [
+            f"{n.split(' (')[0].strip()} x{by_stage[n] / s:.2f}"
+            for n, s, _ in base["stages"]
+            if n in by_stage and s > 0
+        ]
         print("  per stage: " + ", ".join(grown))
 
 
