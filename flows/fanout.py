@@ -41,6 +41,12 @@ class TaskRunnerFanOut:
         self.runner = runner
         self.in_flight = max(1, in_flight)
 
+    @property
+    def client(self) -> Any:
+        """The cluster's `distributed.Client`: work that has its own Dask interface (the final
+        XGBoost fit, `fluxora.models.distributed`) runs on the same workers."""
+        return self.runner.client
+
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
         pending: deque[Any] = deque()
         for item in items:

@@ -257,6 +257,9 @@ class TrainConfig:
     horizon: int | str = 24  # steps of the model resolution (hours at hourly data) or a duration: 24h, 90min
     origin_stride_hours: int = 3  # forecast origins sampled for training
     max_origins: int = 0  # 0: every origin at the stride; else a seeded uniform sample of this many (large data)
+    # With infra=dask the final XGBoost fit runs on the cluster's workers (xgboost.dask) on this
+    # many origins, a seeded uniform sample (0: every origin at the stride), instead of max_origins.
+    dask_max_origins: int = 0
     min_train_days: int = 28  # of training origins before a backtest window
     quantiles: list[float] = field(default_factory=lambda: [0.1, 0.5, 0.9])  # 0.5 is always added
     # What the registered model reads for the temperature at target times: `auto` is `issued` (the

@@ -7,6 +7,10 @@ fan-out backed by Prefect's Dask task runner when `infra.task_runner=dask` (`flo
 the library never imports Prefect or Dask. Work units and their results travel between
 processes, so `fn` must be picklable (a module-level function or a `functools.partial` of one)
 and each item should carry only the data its unit needs.
+
+A fan-out on a Dask cluster also has a `client` (a `distributed.Client` on the same workers):
+work with a Dask interface of its own, the final XGBoost fit (`fluxora.models.distributed`),
+uses it directly; `Serial` has none, and then that work runs in this process.
 """
 
 from __future__ import annotations

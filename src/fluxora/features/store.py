@@ -394,7 +394,11 @@ def training_set(
     from fluxora.errors import InsufficientDataError
     from fluxora.fanout import chunks
 
-    states = pd.read_parquet(offline_path(home), columns=[SERIES_ID, EVENT_TIMESTAMP])
+    # only the wanted series' keys: a unit of a few series does not read every series' index
+    wanted_ids = sorted(str(sid) for sid in origins)
+    states = pd.read_parquet(
+        offline_path(home), columns=[SERIES_ID, EVENT_TIMESTAMP], filters=[(SERIES_ID, "in", wanted_ids)]
+    )
     wanted = pd.DataFrame(
         [(sid, t) for sid, stamps in origins.items() for t in stamps], columns=[SERIES_ID, EVENT_TIMESTAMP]
     )

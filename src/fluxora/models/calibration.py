@@ -23,6 +23,7 @@ forecaster is then refitted on every origin and serves its quantiles plus the ta
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -42,14 +43,26 @@ def holdout_split(
     if days <= 0 or len(origins) == 0:
         return None
     t = np.asarray(origins, dtype="datetime64[ns]")
-    span = t.max() - t.min()
-    holdout = min(np.timedelta64(round(days * 24 * 3600), "s").astype("timedelta64[ns]"), span * MAX_HOLDOUT_SHARE)
-    start = t.max() - holdout
-    held = np.flatnonzero(t > start)
-    fit = np.flatnonzero(t <= start - horizon * np.timedelta64(resolution.step_ns, "ns"))
+    fit_end, held_after = holdout_bounds(t.min(), t.max(), horizon, days, resolution)
+    held = np.flatnonzero(t > held_after)
+    fit = np.flatnonzero(t <= fit_end)
     if held.size == 0 or fit.size == 0:
         return None
     return fit, held
+
+
+def holdout_bounds(
+    first: Any, last: Any, horizon: int, days: float, resolution: Resolution = HOURLY
+) -> tuple[np.datetime64, np.datetime64]:
+    """(fit_end, held_after) of `holdout_split` for origins spanning `first`..`last`: fit origins
+    are at or before fit_end, held-out ones after held_after (the distributed fit applies the
+    same cut to each batch of series)."""
+    first, last = np.asarray(first, dtype="datetime64[ns]"), np.asarray(last, dtype="datetime64[ns]")
+    holdout = min(
+        np.timedelta64(round(days * 24 * 3600), "s").astype("timedelta64[ns]"), (last - first) * MAX_HOLDOUT_SHARE
+    )
+    start = last - holdout
+    return start - horizon * np.timedelta64(resolution.step_ns, "ns"), start
 
 
 def conformal_table(y: np.ndarray, quantiles: np.ndarray, levels: tuple[float, ...], scale: np.ndarray) -> np.ndarray:

@@ -194,6 +194,38 @@ def _scaled_targets(batch: OriginBatch, contract: Contract) -> tuple[np.ndarray,
     return design.X, batch.y.reshape(-1) / design.scale
 
 
+def point_params(c: ModelConfig) -> dict[str, Any]:
+    """The point booster's XGBoost parameters (squared error), serial and distributed fits alike."""
+    return _booster_params(c) | {
+        "objective": "reg:squarederror",
+        "max_depth": c.max_depth,
+        "learning_rate": c.learning_rate,
+    }
+
+
+def spread_params(c: ModelConfig, quantiles: tuple[float, ...]) -> dict[str, Any]:
+    """The quantile booster's XGBoost parameters (one output per level of `quantiles`)."""
+    return _booster_params(c) | {
+        "objective": "reg:quantileerror",
+        "quantile_alpha": np.asarray(quantiles),
+        "max_depth": c.quantile_max_depth,
+        "learning_rate": c.quantile_learning_rate,
+        "min_child_weight": c.quantile_min_child_weight,
+    }
+
+
+def _booster_params(c: ModelConfig) -> dict[str, Any]:
+    return {
+        "tree_method": "hist",
+        "subsample": c.subsample,
+        "colsample_bytree": c.colsample_bytree,
+        "min_child_weight": c.min_child_weight,
+        "reg_lambda": c.reg_lambda,
+        "seed": c.seed,
+        "nthread": c.n_jobs or -1,
+    }
+
+
 class XGBoostForecaster(Forecaster):
     """One global model across series, direct multi-horizon (the step is a feature), on loads
     scaled by each series' weekly mean; one output per quantile level (`reg:quantileerror`).
@@ -228,16 +260,7 @@ class XGBoostForecaster(Forecaster):
         keep = np.flatnonzero(np.isfinite(y))
         base = self._fit_base(X, y, batch)
         margin = None if base is None else base.point_scaled(X[keep], self.contract.feature_names)
-        params: dict[str, Any] = {
-            "tree_method": "hist",
-            "subsample": c.subsample,
-            "colsample_bytree": c.colsample_bytree,
-            "min_child_weight": c.min_child_weight,
-            "reg_lambda": c.reg_lambda,
-            "seed": c.seed,
-            "nthread": c.n_jobs or -1,
-        }
-        point = params | {"objective": "reg:squarederror", "max_depth": c.max_depth, "learning_rate": c.learning_rate}
+        point = point_params(c)
         train = xgb.QuantileDMatrix(X[keep], label=y[keep], base_margin=margin)
         if valid is None:
             rounds = c.n_estimators if self.rounds_ is None else self.rounds_
@@ -249,13 +272,7 @@ class XGBoostForecaster(Forecaster):
         # in-sample quantiles are too narrow; `fit` calibrates them on held-out origins.
         rng = np.random.default_rng(c.seed)
         sub = np.sort(rng.choice(keep, min(len(keep), c.quantile_max_rows), replace=False))
-        spread = params | {
-            "objective": "reg:quantileerror",
-            "quantile_alpha": np.asarray(self.contract.quantiles),
-            "max_depth": c.quantile_max_depth,
-            "learning_rate": c.quantile_learning_rate,
-            "min_child_weight": c.quantile_min_child_weight,
-        }
+        spread = spread_params(c, self.contract.quantiles)
         self.quantile_booster_ = xgb.train(
             spread, xgb.QuantileDMatrix(X[sub], label=y[sub]), num_boost_round=c.quantile_estimators
         )

@@ -82,7 +82,7 @@ def train(
     failpoint("train:backtested")
 
     with relay_logs(say):
-        model = _fit_final(cfg, home, panel, chosen.winner)
+        model = _fit_final(cfg, home, panel, chosen.winner, fan_out)
     failpoint("train:fitted")
     with tempfile.TemporaryDirectory(prefix="fluxora-model-") as tmp:
         model_dir = model.save(Path(tmp) / "model")
@@ -173,8 +173,10 @@ def _champion_for(home: Home, cfg: FluxoraConfig, spec: Any, panel: Any) -> tupl
     return (version, native), ""
 
 
-def _fit_final(cfg: FluxoraConfig, home: Home, panel: Any, winner: str) -> Any:
-    """The production model: the winner refit on every origin, read through Feast."""
+def _fit_final(cfg: FluxoraConfig, home: Home, panel: Any, winner: str, fan_out: FanOut = SERIAL) -> Any:
+    """The production model: the winner refit on every origin (or `train.max_origins` of them),
+    read through Feast. On a Dask fan-out (`infra=dask`, it has a `client`) XGBoost fits on the
+    cluster's workers on `train.dask_max_origins` origins (`fluxora.models.distributed`)."""
     from fluxora.features.store import training_set
     from fluxora.models.backtest import horizon_steps, weather_mode
     from fluxora.models.forecasters import make_forecaster
@@ -184,10 +186,16 @@ def _fit_final(cfg: FluxoraConfig, home: Home, panel: Any, winner: str) -> Any:
     h = horizon_steps(cfg.train.horizon, res)  # in steps of the data's resolution, as the histories
     lh, lt = res.steps(fc.load_history_hours), res.steps(fc.temp_history_hours)
     origins = panel.training_origins(h, cfg.train.origin_stride_hours, lh, lt)
+    weather = weather_mode(cfg, cfg.train.weather)
+    client = getattr(fan_out, "client", None)
+    if winner == "xgboost" and client is not None and cfg.model.xgb_base == "none":  # a ridge base fits here
+        from fluxora.models.distributed import fit_xgboost
+
+        origins = sample_origins(origins, cfg.train.dask_max_origins, cfg.backtest.seed)
+        return fit_xgboost(client, cfg, home, panel, origins, h, weather)
     origins = sample_origins(origins, cfg.train.max_origins, cfg.backtest.seed)
     frames = training_set(home, origins, fc.feature_service, fc.series_per_batch)
     batch = concat_batches([batch_from_features(f, panel, h, lh, lt) for f in frames])
-    weather = weather_mode(cfg, cfg.train.weather)
     batch = batch.with_weather(weather, cfg.backtest.weather_noise_c, cfg.backtest.seed)
     return make_forecaster(winner, cfg, h, weather).fit(batch)
 
