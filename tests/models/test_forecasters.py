@@ -265,3 +265,28 @@ def test_xgboost_base_setting_is_checked(cfg: FluxoraConfig) -> None:
     bad = replace(cfg, model=replace(cfg.model, xgb_base="lasso"))
     with pytest.raises(ConfigError, match=r"model\.xgb_base: 'lasso'"):
         make_forecaster("xgboost", bad, H, "persistence")
+
+
+def test_ridge_fits_the_same_model_in_chunks_as_in_one_go(
+    cfg: FluxoraConfig, batches: tuple[OriginBatch, OriginBatch]
+) -> None:
+    """The basis is reduced chunk by chunk (memory: one chunk, not ~210 float32 columns per design
+    row); the chunk size must not change the model, and the model is the standardised ridge."""
+    from scipy.linalg import solve
+
+    from fluxora.models.forecasters import _scaled_targets, fit_ridge
+
+    train, _ = batches
+    contract = make_forecaster("ridge", cfg, H, "persistence").contract
+    X, y = _scaled_targets(train, contract)
+    y[::5] = np.nan  # unobserved targets are left out of the fit
+    whole = fit_ridge(X, y, contract, 1.0, len(train), chunk=len(y))
+    parts = fit_ridge(X, y, contract, 1.0, len(train), chunk=997)
+    np.testing.assert_allclose(parts.coef, whole.coef, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(parts.residual_q, whole.residual_q, rtol=1e-7, atol=1e-9)
+    keep = np.isfinite(y)
+    basis = linear_basis(X[keep], contract.feature_names).astype("float64")
+    z = (basis - basis.mean(axis=0)) / np.where(basis.std(axis=0) > 1e-9, basis.std(axis=0), 1.0)
+    direct = solve(z.T @ z + np.eye(z.shape[1]), z.T @ (y[keep] - y[keep].mean()))
+    np.testing.assert_allclose(whole.coef, direct, rtol=1e-6, atol=1e-8)
+    assert np.isclose(whole.intercept, y[keep].mean())

@@ -311,21 +311,55 @@ class XGBoostForecaster(Forecaster):
         self.predictor_.save(directory, self.calibration_)
 
 
-def fit_ridge(X: np.ndarray, y: np.ndarray, contract: Contract, alpha: float, origins: int) -> RidgePredictor:
+def fit_ridge(
+    X: np.ndarray, y: np.ndarray, contract: Contract, alpha: float, origins: int, chunk: int = 65_536
+) -> RidgePredictor:
     """Ridge on `linear_basis` of design rows X (origins x horizon rows) and scaled targets y
-    (NaN: unobserved), with its residual quantiles per step at the contract's levels."""
+    (NaN: unobserved), with its residual quantiles per step at the contract's levels.
+
+    The basis (~210 float32 columns, four times the design rows' width) is built `chunk` rows at
+    a time and reduced to float64 sums and a Gram matrix, then a second pass scores the residuals,
+    so memory is the design rows plus one chunk: a year of 15-minute SimBench profiles needed
+    ~10 GB for the whole basis. Standardising (mean, std of each column) is applied to the
+    accumulated moments, which is the same model as standardising the rows first."""
+    from scipy.linalg import solve
+
     from fluxora.features.design import linear_basis
 
-    keep = np.isfinite(y)
-    basis = linear_basis(X[keep], contract.feature_names)
-    mean = basis.mean(axis=0, dtype="float64")
-    std = basis.std(axis=0, dtype="float64")
+    names = contract.feature_names
+    keep = np.flatnonzero(np.isfinite(y))
+    n = len(keep)
+    if n == 0:
+        raise ValueError("no observed targets to fit ridge on")
+    gram = zy = total = shift = None
+    for start in range(0, n, chunk):
+        rows = keep[start : start + chunk]
+        block = np.asarray(linear_basis(X[rows], names), dtype="float64")
+        if shift is None:  # moments about the first chunk's means: no cancellation when centring
+            shift = block.mean(axis=0)
+            width = block.shape[1]
+            gram, zy, total = np.zeros((width, width)), np.zeros(width), np.zeros(width)
+        block -= shift
+        gram += block.T @ block
+        zy += block.T @ y[rows]
+        total += block.sum(axis=0)
+    assert gram is not None and zy is not None and total is not None and shift is not None
+    moved = total / n  # the columns' means about `shift`
+    mean = shift + moved
+    ymean = float(np.mean(y[keep]))
+    centred = gram - n * np.outer(moved, moved)  # sum of (b - mean)(b - mean)^T
+    zy = zy - n * moved * ymean  # sum of (b - mean) y, minus the part ymean carries
+    std = np.sqrt(np.clip(np.diag(centred) / n, 0.0, None))
     std = np.where(std > 1e-9, std, 1.0)
-    basis -= mean.astype("float32")
-    basis /= std.astype("float32")
-    coef, intercept = ridge_coefficients(basis, y[keep], alpha)
+    zgram = centred / np.outer(std, std)
+    zzy = zy / std
+    coef = solve(zgram + alpha * np.eye(len(std)), zzy, assume_a="pos")
+    intercept = ymean  # the standardised columns have mean 0
     residual = np.full(len(y), np.nan)
-    residual[keep] = y[keep] - (basis @ coef + intercept)
+    for start in range(0, n, chunk):
+        rows = keep[start : start + chunk]
+        block = np.asarray(linear_basis(X[rows], names), dtype="float64")
+        residual[rows] = y[rows] - (((block - mean) / std) @ coef + intercept)
     levels = contract.quantiles
     return RidgePredictor(mean, std, coef, intercept, residual_quantiles(residual.reshape(origins, -1), levels))
 
