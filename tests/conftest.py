@@ -20,6 +20,7 @@ from fluxora.paths import HOME_ENV, Home
 TINY_OVERRIDES = [
     "data.n_series=2",
     "data.days=45",
+    "train.horizon=24",  # steps: tests count in them (the default is 24h, the same 24 steps at hourly data)
     "backtest.windows=4",
     "train.min_train_days=14",
     "train.origin_stride_hours=6",

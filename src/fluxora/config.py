@@ -129,7 +129,7 @@ class FeaturesConfig:
     temp_history_hours: int = 24
     heating_base_c: float = 15.0  # below this, heating load rises (degree-hours)
     cooling_base_c: float = 22.0  # above this, cooling load rises
-    feature_service: str = "load_forecast_v5"  # the train/serve contract (feature_repo/definitions.py)
+    feature_service: str = "load_forecast_v4"  # the train/serve contract (feature_repo/definitions.py)
     # Local calendar of the series (one per deployment): hour/day-of-week/holidays are local.
     timezone: str = "UTC"  # IANA name, e.g. Europe/London; UTC hours shift at DST changes
     holiday_country: str = ""  # ISO code for the `holidays` package, e.g. GB; "" = no holidays
@@ -254,7 +254,7 @@ def model_keys(model: ModelConfig) -> list[str]:
 class TrainConfig:
     """Training set, the promotion gate and registration."""
 
-    horizon: int | str = 24  # steps of the model resolution (hours at hourly data) or a duration: 24h, 90min
+    horizon: int | str = "24h"  # a duration (24h: a day ahead at any resolution) or steps of the model resolution
     origin_stride_hours: int = 3  # forecast origins sampled for training
     max_origins: int = 0  # 0: every origin at the stride; else a seeded uniform sample of this many (large data)
     # With infra=dask the final XGBoost fit runs on the cluster's workers (xgboost.dask) on this

@@ -157,7 +157,7 @@ def test_native_round_trip_reproduces_fitted_model(tiny_cfg: FluxoraConfig, tmp_
 def test_native_loads_registered_champion(champion_dir: Path, tiny_cfg: FluxoraConfig) -> None:
     forecaster = NativeForecaster.load(champion_dir)
     assert forecaster.contract.horizon == tiny_cfg.train.horizon
-    assert forecaster.contract.feature_names == FEATURE_SETS[tiny_cfg.features.feature_service]  # v5 by default
+    assert forecaster.contract.feature_names == FEATURE_SETS[tiny_cfg.features.feature_service]  # the default service
     load, temp = _histories()
     _, values = _fc(forecaster, load, temp, ORIGINS.to_numpy(), tiny_cfg.train.horizon)
     assert np.isfinite(values).all()

@@ -29,7 +29,7 @@ def test_default_config_is_typed() -> None:
     cfg = compose()
     assert isinstance(cfg, FluxoraConfig)
     assert cfg.model.name == "auto" and cfg.model.candidates == ["ridge", "xgboost"]
-    assert cfg.train.horizon == 24
+    assert cfg.train.horizon == "24h"  # a day ahead at any resolution
     assert isinstance(cfg.model.learning_rate, float)
 
 

@@ -115,7 +115,9 @@ def test_drifted_data_leads_to_retrain_promotion_and_the_new_version_served(loop
 
     # Day one: data, a first model (a weak one, made champion by hand), the service on it.
     assert _cli(env, "trigger", "ingest", "--wait").returncode == 0
-    first = _cli(env, "trigger", "train", "--wait", "model.n_estimators=3", "model.quantile_estimators=3")
+    first = _cli(  # a weak XGBoost (3 trees): the default model=auto would make a good ridge champion
+        env, "trigger", "train", "--wait", "model=xgboost", "model.n_estimators=3", "model.quantile_estimators=3"
+    )
     assert first.returncode == 0, first.stdout + first.stderr
     if (registry.champion(home, name) or {}).get("version") != "1":
         assert _cli(env, "promote", "1", "--reason", "test set-up").returncode == 0

@@ -75,7 +75,9 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Home:
     from fluxora.runtime import prepare
 
     home = prepare(Home(tmp_path_factory.mktemp("faults-base")))
-    weak = compose([*TINY_OVERRIDES, "model.n_estimators=3", "model.quantile_estimators=3"])
+    weak = compose(
+        [*TINY_OVERRIDES, "model=xgboost", "model.n_estimators=3", "model.quantile_estimators=3"]
+    )  # not auto: ridge is no weak model
     for step in (steps.ingest, steps.validate, steps.features, steps.train):
         step(weak, home)
     if registry.champion(home, NAME) is None:  # the weak model need not beat seasonal naive
