@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fluxora.config import FluxoraConfig, redact
+from fluxora.data.resolution import Resolution
 from fluxora.errors import RegistryError, RegistryUnavailableError
 from fluxora.faults import failpoint
 from fluxora.paths import Home, project_root
@@ -363,7 +364,10 @@ def _log_and_register(
     name = cfg.train.registered_model_name
     contract = json.loads((model_dir / CONTRACT_FILE).read_text())
     model = str(contract["model"])
-    horizon = int(contract.get("horizon") or cfg.train.horizon)
+    horizon = contract.get("horizon")
+    if not horizon:  # a contract without it: the configured horizon at the contract's step
+        horizon = Resolution.parse(str(contract.get("resolution") or "h")).horizon(cfg.train.horizon)
+    horizon = int(horizon)
     tags = {
         "fluxora.config_hash": cfg.fingerprint(),
         "fluxora.data_version": data_version,
