@@ -23,7 +23,7 @@ from fluxora.config import FluxoraConfig, compose
 from fluxora.errors import ConfigError, DataValidationError, InsufficientDataError
 from fluxora.faults import failpoint
 from fluxora.paths import Home
-from fluxora.runtime import prepare
+from fluxora.runtime import prepare, release_memory
 from fluxora.steps import RunResults
 
 _PERMANENT = (ConfigError, DataValidationError, InsufficientDataError, ValueError, TypeError, KeyError)
@@ -92,6 +92,7 @@ def _record(results: list[steps.Result], result: Any) -> Any:
     cannot say so)."""
     get_run_logger().info("%s: %s", result.step, _brief(result))
     results.append(result)
+    release_memory()  # the step's tables are gone: the next step's peak does not stack on this one's
     failpoint(f"after:{result.step}")
     return result
 

@@ -6,6 +6,7 @@ Must run before Prefect, Feast or MLflow are imported; nothing here runs at impo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from typing import TYPE_CHECKING
@@ -49,3 +50,21 @@ def prepare(home: Home | None = None, cfg: FluxoraConfig | None = None) -> Home:
     for name in _NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
     return home
+
+
+def release_memory() -> None:
+    """Hand the memory a finished step freed back to the operating system.
+
+    glibc keeps freed heap pages in its arenas and Arrow's allocator (mimalloc) keeps freed
+    blocks, so without this a process that once held a large table keeps that peak as resident
+    memory for the rest of a run, and the next step's peak comes on top of it."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    with contextlib.suppress(ImportError):
+        import pyarrow
+
+        pyarrow.default_memory_pool().release_unused()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)

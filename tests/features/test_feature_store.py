@@ -281,6 +281,43 @@ def test_asof_store_dedups_by_created_timestamp_like_stock(tmp_path: Path) -> No
     assert type(cut).__name__ != "AsofRetrievalJob"
 
 
+def test_materialization_pulls_equal_the_stock_stores(tmp_path: Path) -> None:
+    """What materialization reads (each key's newest row in a range, or every row in it) is the
+    stock DuckDB store's, read by a DuckDB query on the file instead of the whole file in memory."""
+    from feast import FileSource
+    from feast.infra.offline_stores.duckdb import DuckDBOfflineStore
+
+    from fluxora.features.offline_store import DuckDBAsofOfflineStore, RangeRetrievalJob
+
+    t0 = pd.Timestamp("2024-03-01", tz="UTC")
+    hours = [pd.Timedelta(hours=h) for h in (0, 1, 2, 2, 5)]
+    frame = pd.DataFrame(
+        {
+            "sid": ["a", "a", "a", "b", "b"],
+            "ts": [t0 + h for h in hours],
+            "created": [t0, t0, t0 + pd.Timedelta(days=1), t0, t0],
+            "raw_value": [1.0, 2.0, 3.0, 4.0, 5.0],
+        }
+    )
+    path = tmp_path / "pull.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
+    home = Home(tmp_path).ensure()
+    config = fs.open_store(home, InfraConfig()).config
+    source = FileSource(name="pull_source", path=str(path), timestamp_field="ts", created_timestamp_column="created")
+    start, end = (t0 + pd.Timedelta(hours=1)).to_pydatetime(), (t0 + pd.Timedelta(hours=4)).to_pydatetime()
+    for pull in ("pull_latest_from_table_or_query", "pull_all_from_table_or_query"):
+        args = (config, source, ["sid"], ["raw_value"], "ts", "created", start, end)
+        ours = getattr(DuckDBAsofOfflineStore, pull)(*args)
+        assert isinstance(ours, RangeRetrievalJob)
+        a, b = ours.to_df(), getattr(DuckDBOfflineStore, pull)(*args).to_df()
+        cols = ["sid", "ts", "raw_value"]
+        a, b = (f[cols].sort_values(cols).reset_index(drop=True) for f in (a, b))
+        b["ts"] = pd.to_datetime(b["ts"], utc=True)
+        pd.testing.assert_frame_equal(a, b, check_dtype=False)
+    latest = DuckDBAsofOfflineStore.pull_latest_from_table_or_query(*args[:-2], start, end).to_df()
+    assert sorted(latest["raw_value"]) == [3.0, 4.0]  # a: its newest row in range; b: 5.0 is after `end`
+
+
 # --- deployments -------------------------------------------------------------------------
 
 

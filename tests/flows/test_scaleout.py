@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -110,23 +111,40 @@ def test_dask_backtest_equals_serial(prefect_harness: None) -> None:
     assert len(serial["models"][0]["per_series"]) == 3
 
 
-def test_feature_batches_equal_the_whole_tables() -> None:
+def test_feature_batches_equal_the_whole_tables(tmp_path: Path) -> None:
+    """Batches cut from the table in memory, and batches read from the validated file (the
+    features step: the table is never in memory at once), give the whole tables; so does the
+    panel read from the file in batches."""
+    import numpy as np
     import pyarrow as pa
 
+    from fluxora.data import io
     from fluxora.data.gate import run_gate
+    from fluxora.data.schema import SERIES_ID
     from fluxora.data.synthetic import generate
     from fluxora.features.build import feature_batches, feature_tables
+    from fluxora.models.panel import Panel
 
     cfg = compose([*TINY_OVERRIDES, "data.n_series=3", "features.series_per_batch=2"])
     data = run_gate(generate(cfg.data), cfg.data.gate, cfg.data.freq, cfg.data.resolution).data
     whole = feature_tables(data, cfg.features)
-    batches = list(feature_batches(data, cfg.features))
-    assert len(batches) == 2
-    for view, table in whole.items():
-        if view == "weather_forecast":
-            continue
-        joined = pa.concat_tables([b[view] for b in batches])
-        assert joined.equals(table.cast(joined.schema)), view
+    path = tmp_path / "validated.parquet"
+    io.write_parquet(data, path)  # as the gate writes it: series in order, time order within a series
+    from_file = [f for f, _ in io.SeriesBatches(path, 2, SERIES_ID)]
+    for batches in (list(feature_batches(data, cfg.features)), list(feature_batches(from_file, cfg.features))):
+        assert len(batches) == 2
+        for view, table in whole.items():
+            if view == "weather_forecast":
+                continue
+            joined = pa.concat_tables([b[view] for b in batches])
+            assert joined.equals(table.cast(joined.schema)), view
+    one, batched = Panel.from_frame(data), Panel.from_frames(f for f, _ in io.SeriesBatches(path, 1, SERIES_ID))
+    assert list(one.series) == list(batched.series) and one.resolution == batched.resolution
+    for sid, s in one.series.items():
+        b = batched.series[sid]
+        assert s.start == b.start and s.step == b.step
+        np.testing.assert_array_equal(s.load, b.load)
+        np.testing.assert_array_equal(s.temp, b.temp)
 
 
 def test_sample_origins_is_seeded_uniform_and_bounded() -> None:

@@ -557,11 +557,53 @@ def test_hourly_steps_are_their_lead_hours() -> None:
 
 
 def test_the_monitor_scores_at_the_data_step_before_any_champion(tmp_path: Path) -> None:
+    from fluxora.data.frames import data_resolution
     from fluxora.steps.monitor import champion_resolution
 
     home = Home(tmp_path / "home").ensure()
     cfg = compose(TINY)
     ts = pd.date_range(ORIGIN, periods=8, freq="30min", tz="UTC")
     data = pd.DataFrame({SERIES_ID: "a", TIMESTAMP: ts, LOAD: 1.0, TEMPERATURE: 10.0})
-    assert champion_resolution(cfg, home, data).name == "30min"
-    assert champion_resolution(cfg, home, data.iloc[::2]).name == "h"
+    assert champion_resolution(cfg, home, data_resolution(data)).name == "30min"
+    assert champion_resolution(cfg, home, data_resolution(data.iloc[::2])).name == "h"
+
+
+def test_the_monitor_in_series_batches_equals_one_pass(tmp_path: Path) -> None:
+    """The monitor reads the validated table `data.batch_series` series at a time: every
+    per-series verdict, the realized accuracy and the data ends equal one pass over the table."""
+    from fluxora import steps
+    from fluxora.config import DataConfig
+    from fluxora.data.synthetic import generate
+
+    def run(home: Home, cfg: Any, batch: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        out = steps.monitor(compose([*cfg, f"data.batch_series={batch}"]), home).outputs()
+        (home.reports / DECISIONS_FILE).unlink(missing_ok=True)  # the next run decides afresh
+        series = json.loads(home.drift_series.read_text())
+        accuracy = json.loads(Path(out["accuracy"]["json_path"]).read_text())
+        keep = ("overall", "points", "by_series", "by_step", "decay")
+        return {"series": series["series"], "windows": series["windows"], "drifted": out["series_drifted"]}, {
+            k: accuracy[k] for k in keep
+        }
+
+    # Drift: 5 series x 20 weeks, enough history for verdicts; batches of 2 series and one pass.
+    home = Home(tmp_path / "drift").ensure()
+    data = generate(DataConfig(n_series=5, days=140))
+    stamps, ids = data[TIMESTAMP], data[SERIES_ID]
+    # Spans that differ: the latest hour and the first are the table's, not a batch's.
+    late = (ids == "series_003") & (stamps < stamps.max() - pd.Timedelta(days=20))  # a newcomer
+    short = (ids == "series_004") & (stamps > stamps.max() - pd.Timedelta(days=2))  # ends early
+    io.write_parquet(data[~(late | short)].reset_index(drop=True), home.validated_data)
+    base = ["monitor.current_days=7", "monitor.reference_days=14"]
+    batched, _ = run(home, base, 2)
+    whole, _ = run(home, base, 0)
+    assert batched == whole
+    status = {sid: r["status"] for sid, r in whole["series"].items()}
+    # series_004 (alone in the last batch) has no data in the current window at the table's end.
+    assert status == {"series_000": "ok", "series_001": "ok", "series_002": "ok", "series_003": "new"}
+
+    # Realized accuracy: the forecast log of two series, scored a series at a time.
+    home, cfg = _monitor_home(tmp_path / "acc", error=60.0)
+    overrides = ["monitor.current_days=7", "monitor.reference_days=14", "monitor.accuracy_days=30"]
+    _, acc_batched = run(home, overrides, 1)
+    _, acc_whole = run(home, overrides, 0)
+    assert acc_batched == acc_whole and acc_whole["points"]["matured"] > 24

@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -120,6 +120,32 @@ class ParquetAppender:
         self.tmp.unlink(missing_ok=True)
 
 
+def column_range(path: Path, column: str) -> tuple[Any, Any] | None:
+    """The smallest and largest non-null value of a Parquet column (None: no value), from the row
+    groups' statistics where they were written, else by reading that column a row group at a time."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    file = pq.ParquetFile(path)
+    index = file.schema_arrow.get_field_index(column)
+    lows, highs = [], []
+    for i in range(file.metadata.num_row_groups):
+        group = file.metadata.row_group(i)
+        stats = group.column(index).statistics if index >= 0 else None
+        if group.num_rows == 0:
+            continue
+        if stats is not None and stats.has_min_max and stats.null_count < group.num_rows:
+            lows.append(stats.min)
+            highs.append(stats.max)
+            continue
+        values = file.read_row_group(i, columns=[column]).column(0)
+        low_high = pc.min_max(values)
+        if low_high["min"].is_valid:
+            lows.append(low_high["min"].as_py())
+            highs.append(low_high["max"].as_py())
+    return (min(lows), max(highs)) if lows else None
+
+
 class SeriesBatches:
     """A Parquet table (rows in any order) read back `size` whole series at a time.
 
@@ -127,10 +153,13 @@ class SeriesBatches:
     rows in file order (series ids as categoricals). First the rows without a usable series id
     (null or blank), on their own. One pass over the id column finds which row groups hold which
     series; a batch then reads only the row groups that hold its series, one at a time, so memory
-    holds a batch plus a row group. `size` <= 0: the whole table as one batch.
+    holds a batch plus a row group. `size` <= 0: the whole table as one batch. `columns` reads
+    only those (the series column is always read).
     """
 
-    def __init__(self, path: Path, size: int, series_column: str = "series_id") -> None:
+    def __init__(
+        self, path: Path, size: int, series_column: str = "series_id", columns: Sequence[str] | None = None
+    ) -> None:
         import pyarrow as pa
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
@@ -138,6 +167,7 @@ class SeriesBatches:
         if not path.is_file():
             raise FileNotFoundError(f"{path} does not exist; run the ingest step first (`fluxora run`)")
         self.path, self.size, self.column = path, size, series_column
+        self.columns = None if columns is None else list(dict.fromkeys([series_column, *columns]))
         self.file = pq.ParquetFile(path, read_dictionary=[series_column])
         meta = self.file.metadata
         self.rows = meta.num_rows
@@ -167,7 +197,7 @@ class SeriesBatches:
 
     def __iter__(self) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
         if self.size <= 0 or not self.has_ids or len(self.batches) <= 1:
-            table = self.file.read()
+            table = self.file.read(columns=self.columns)
             yield table.to_pandas(), np.arange(self.rows, dtype=np.int64)
             return
         for number in range(len(self.batches)):
@@ -189,7 +219,7 @@ class SeriesBatches:
                 continue
             if self._cached is None or self._cached[0] != i:
                 self._cached = None
-                self._cached = (i, self.file.read_row_group(i))
+                self._cached = (i, self.file.read_row_group(i, columns=self.columns))
             table = self._cached[1]
             ids = pc.cast(table.column(self.column), pa.string())
             mask = pc.is_in(ids, value_set=values)

@@ -174,26 +174,37 @@ def feature_tables(
     }
 
 
-def feature_batches(data: pd.DataFrame, cfg: FeaturesConfig) -> Iterator[dict[str, pa.Table]]:
+def feature_batches(data: pd.DataFrame | Iterable[pd.DataFrame], cfg: FeaturesConfig) -> Iterator[dict[str, pa.Table]]:
     """The per-series feature tables (every view but `weather_forecast`), `cfg.series_per_batch`
     series at a time, in series order: concatenated, they are `feature_tables`' tables.
 
+    `data` is the validated table, or its whole series already in batches of that size in series
+    order (`fluxora.data.io.SeriesBatches` reading the file, so the table is never in memory at once).
     A year of hourly origin states is ~0.8 kB a row (168 + 24 float32), 6.6 GB for 1,000 series,
     so the features step writes them batch by batch instead of building them at once. A batch
     whose series are all too short has no `origin_state` table."""
-    ids = data[SERIES_ID].astype(str).to_numpy()
-    order = np.argsort(ids, kind="stable")  # sorted by series, time order kept within a series
-    series, starts = np.unique(ids[order], return_index=True)
-    ends = np.append(starts[1:], len(order))
-    size = max(1, cfg.series_per_batch)
-    for first in range(0, len(series), size):
-        last = min(first + size, len(series)) - 1
-        part = data.iloc[order[starts[first] : ends[last]]].reset_index(drop=True)
+    parts = _series_parts(data, cfg.series_per_batch) if isinstance(data, pd.DataFrame) else data
+    for part in parts:
+        part = part.reset_index(drop=True)
         part[SERIES_ID] = part[SERIES_ID].astype(str)
+        # Series order, time order kept within a series (the order `_series_parts` cuts in).
+        part = part.iloc[np.argsort(part[SERIES_ID].to_numpy(), kind="stable")].reset_index(drop=True)
         tables = per_series_tables(part, cfg)
         with contextlib.suppress(InsufficientDataError):  # too short here; other batches may have states
             tables["origin_state"] = origin_states(part, cfg)
         yield tables
+        del part, tables
+
+
+def _series_parts(data: pd.DataFrame, series_per_batch: int) -> Iterator[pd.DataFrame]:
+    ids = data[SERIES_ID].astype(str).to_numpy()
+    order = np.argsort(ids, kind="stable")  # sorted by series, time order kept within a series
+    series, starts = np.unique(ids[order], return_index=True)
+    ends = np.append(starts[1:], len(order))
+    size = max(1, series_per_batch)
+    for first in range(0, len(series), size):
+        last = min(first + size, len(series)) - 1
+        yield data.iloc[order[starts[first] : ends[last]]]
 
 
 def per_series_tables(data: pd.DataFrame, cfg: FeaturesConfig) -> dict[str, pa.Table]:

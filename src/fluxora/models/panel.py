@@ -8,6 +8,7 @@ or before the origin) and `target_temp` (the weather known at the origin, per we
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -151,6 +152,25 @@ class Panel:
         if not out:
             raise InsufficientDataError("no data")
         return cls(out, forecasts, resolution)
+
+    @classmethod
+    def from_frames(cls, frames: Iterable[pd.DataFrame], forecasts: IssuedLookup | None = None) -> Panel:
+        """`from_frame` of the validated table given as batches of whole series (e.g. read with
+        `fluxora.data.io.SeriesBatches`), so the table is never in memory at once."""
+        parts = [
+            cls.from_frame(frame.assign(**{SERIES_ID: frame[SERIES_ID].astype(str)})) for frame in frames if len(frame)
+        ]
+        if not parts:
+            raise InsufficientDataError("no data")
+        # A batch whose series have one row each cannot show the step; the others must agree.
+        seen = {p.resolution for p in parts if any(len(s.load) > 1 for s in p.series.values())}
+        if len(seen) > 1:
+            names = ", ".join(sorted(r.name for r in seen))
+            raise InsufficientDataError(f"the series are at different steps ({names}); validate them first (data.freq)")
+        resolution = seen.pop() if seen else HOURLY
+        step = np.timedelta64(resolution.step_ns, "ns")
+        out = {sid: replace(s, step=step) for p in parts for sid, s in p.series.items()}
+        return cls(dict(sorted(out.items())), forecasts, resolution)
 
     def until(self, end: np.datetime64) -> Panel:
         """Only what was observed at or before `end`: the point-in-time guard of a backtest."""

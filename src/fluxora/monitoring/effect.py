@@ -278,13 +278,16 @@ def panel_effects(
     end: pd.Timestamp | None = None,
     holidays_country: str = "",
     timezone: str = "UTC",
+    first: pd.Timestamp | None = None,
 ) -> tuple[pd.Timestamp | None, dict[str, dict[str, Any]]]:
-    """Every series with data in the current window, at the data's latest hour (or `end`)."""
+    """Every series with data in the current window, at the data's latest hour (or `end`).
+    `first` is the data's first hour (default: `data`'s), so a batch of series judges its
+    newcomers as the whole panel would."""
     frames = hourly(data, holidays_country, timezone)
     if not frames:
         return None, {}
     end = end if end is not None else max(f.index.max() for f in frames.values())
-    first = min(f.index.min() for f in frames.values())
+    first = first if first is not None else min(f.index.min() for f in frames.values())
     out: dict[str, dict[str, Any]] = {}
     for sid, frame in frames.items():
         if frame.index.max() <= end - pd.Timedelta(days=s.window_days):

@@ -8,6 +8,7 @@ from typing import Any
 
 from fluxora.config import FluxoraConfig
 from fluxora.data import io
+from fluxora.data.schema import LOAD, SERIES_ID, TEMPERATURE, TIMESTAMP
 from fluxora.errors import InsufficientDataError
 from fluxora.paths import Home
 from fluxora.steps import cache
@@ -30,11 +31,14 @@ def features(cfg: FluxoraConfig, home: Home) -> FeaturesResult:
     """Build every feature table, write the Feast offline sources, apply, materialize the latest state."""
     from fluxora.features import store as fs
     from fluxora.features.build import feature_batches
+    from fluxora.features.weather import forecast_states
     from fluxora.steps.weather import VIEW, collect, forecast_table, store
 
-    data = io.read_parquet(home.validated_data)
-    vintages = store(cfg, home, collect(cfg, data))
     wf = cfg.data.weather_forecast
+    # Issued weather forecasts are screened against the whole table; without a source the table
+    # is only ever read a batch of series at a time (memory holds one batch, not the data).
+    data = io.read_parquet(home.validated_data) if wf.path or wf.provider else None
+    vintages = store(cfg, home, None if data is None else collect(cfg, data))
     key = cache.Key(
         io.file_digest(home.validated_data),
         cache.config_hash(cfg.features, wf.hours, wf.max_age_hours, _digest(home) if vintages is not None else ""),
@@ -44,8 +48,10 @@ def features(cfg: FluxoraConfig, home: Home) -> FeaturesResult:
         # restart, another infra): apply and load the latest state again, which is cheap.
         published = fs.republish(home, list(cached["tables"]), cfg.infra)
         return FeaturesResult(**(cached | _published(cfg, published) | {"cached": True}))
-    forecasts = {VIEW: forecast_table(cfg, vintages, data)}
-    published, rows = fs.publish_batches(home, feature_batches(data, cfg.features), cfg.infra, forecasts)
+    forecasts = {VIEW: forecast_table(cfg, vintages, data) if data is not None else forecast_states(None, 0, 0)}
+    size = cfg.features.series_per_batch
+    source = data if data is not None else (f for f, _ in io.SeriesBatches(home.validated_data, size, SERIES_ID))
+    published, rows = fs.publish_batches(home, feature_batches(source, cfg.features), cfg.infra, forecasts)
     if "origin_state" not in rows:
         raise InsufficientDataError(
             f"no series has the {max(cfg.features.load_history_hours, cfg.features.temp_history_hours, 24)} "
@@ -68,7 +74,12 @@ def panel(home: Home) -> Any:
 
     path = fs.table_path(home, "weather_forecast")
     lookup = IssuedLookup(pq.read_table(path)) if path.is_file() else None
-    return Panel.from_frame(io.read_parquet(home.validated_data), lookup or None)
+    columns = [TIMESTAMP, LOAD, TEMPERATURE]
+    batches = io.SeriesBatches(home.validated_data, _PANEL_BATCH, SERIES_ID, columns)
+    return Panel.from_frames((frame for frame, _ in batches), lookup or None)
+
+
+_PANEL_BATCH = 500  # series read at a time into the panel: the table is never in memory at once
 
 
 def _published(cfg: FluxoraConfig, published: Any) -> dict[str, Any]:

@@ -87,21 +87,22 @@ def monitor(cfg: FluxoraConfig, home: Home, run_id: str | None = None) -> Monito
 
     m = cfg.monitor
     alerts.Webhook.from_config(m, home)  # a malformed webhook URL is a config error, before any work
-    data = io.read_parquet(home.validated_data)
+    span = _span(home)
     # First, before anything is written: an unreachable forecast-log database fails the step whole.
-    forecast_log, log_note, log_window = _forecast_log(cfg, home, data)
-    drift, per_series, windows = _drift(cfg, home, data)
+    forecast_log, log_note, log_window = _forecast_log(cfg, home, span)
+    state = loop.load_state(home.reports)
+    since = pd.Timestamp(state["data_end"]) if "data_end" in state else None
+    scan = _scan(cfg, home, span, forecast_log, since)
+    drift, per_series, windows = _drift(cfg, home, scan)
     series_path = io.atomic_write_text(
         home.drift_series, json.dumps({"windows": windows, "series": per_series}, indent=2, default=str)
     )
     files = [Path(p) for p in (drift["html_path"], drift["json_path"], drift["evidently_json_path"]) if p]
 
-    accuracy = _realized_accuracy(cfg, home, forecast_log, data, log_note, log_window)
+    accuracy = _realized_accuracy(cfg, home, forecast_log, scan, log_note, log_window)
     files += [Path(accuracy["html_path"]), Path(accuracy["json_path"]), series_path]
 
-    state = loop.load_state(home.reports)
-    since = pd.Timestamp(state["data_end"]) if "data_end" in state else None
-    new_rows = int((data[TIMESTAMP] > since).sum()) if since is not None else len(data)
+    new_rows = scan.new_rows
     residual = accuracy.get("residual")
     now = datetime.now(UTC)
     decision = loop.decide(
@@ -122,7 +123,7 @@ def monitor(cfg: FluxoraConfig, home: Home, run_id: str | None = None) -> Monito
     snapshot = _history(cfg, home, drift, per_series, accuracy, decision, windows, now)
     loop.log_decision(home.reports, decision)
     raised = alerts.monitor_alerts(
-        drift, accuracy["decay"], _data_end(data), datetime.now(UTC), cfg.serve.max_feature_age_s, decision.reason
+        drift, accuracy["decay"], scan.ends, datetime.now(UTC), cfg.serve.max_feature_age_s, decision.reason
     )
     deliveries = [d.to_dict() for d in alerts.send(m, home, raised, "monitor")]
     out = MonitorResult(
@@ -173,26 +174,94 @@ def _history(
     return history.add_snapshot(home.root, tabs, metadata=metadata, timestamp=now)
 
 
-def _data_end(data: pd.DataFrame) -> dict[str, datetime]:
-    """Series -> its latest timestamp (UTC): the origin its online features have once materialized."""
-    from fluxora.data.schema import SERIES_ID
+@dataclass
+class _Scan:
+    """What monitoring needs of the validated data, gathered in one pass a batch of series at a time."""
 
-    if not len(data):
-        return {}
-    ends = pd.to_datetime(data[TIMESTAMP], utc=True).groupby(data[SERIES_ID]).max()
-    return {str(s): t.to_pydatetime() for s, t in ends.items()}
+    end: pd.Timestamp | None  # the data's latest hour (the drift window's end)
+    per_series: dict[str, dict[str, Any]]  # series -> its drift verdict (`effect.panel_effects`)
+    actuals: pd.DataFrame  # the logged series' rows from the forecast log's first origin on (minus a week)
+    new_rows: int  # rows after the last decision's data end (all rows before any decision)
+    ends: dict[str, datetime]  # series -> its latest timestamp (UTC): what its online features hold
+    resolution: Resolution  # the data's step
 
 
-def _drift(cfg: FluxoraConfig, home: Home, data: pd.DataFrame) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+def _span(home: Home) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """The validated data's first and last timestamp (UTC), from the file's statistics."""
+    if not home.validated_data.is_file():
+        raise FileNotFoundError(f"{home.validated_data} does not exist; run the ingest step first (`fluxora run`)")
+    found = io.column_range(home.validated_data, TIMESTAMP)
+    return None if found is None else (_utc(found[0]), _utc(found[1]))
+
+
+def _utc(value: Any) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tz is None else stamp.tz_convert("UTC")
+
+
+def _scan(
+    cfg: FluxoraConfig,
+    home: Home,
+    span: tuple[pd.Timestamp, pd.Timestamp] | None,
+    forecast_log: pd.DataFrame,
+    since: pd.Timestamp | None,
+) -> _Scan:
+    """Drift per series, the actuals the forecast log is scored on, new rows and each series' end,
+    reading the validated table `data.batch_series` series at a time: memory holds one batch and
+    the per-series results, not the data (every figure is a per-series one, so batches agree with
+    one pass over the whole table)."""
+    from fluxora.data.frames import data_resolution
+    from fluxora.data.ingest import batch_size
+    from fluxora.data.schema import LOAD, SERIES_ID, TEMPERATURE
+    from fluxora.monitoring import effect
+    from fluxora.monitoring.accuracy import NAIVE_LAGS
+
+    s = effect.settings(cfg.monitor)
+    # The model's calendar; the synthetic sample has its own holidays.
+    country = cfg.features.holiday_country or (cfg.data.holidays_country if cfg.data.source == "synthetic" else "")
+    end = None if span is None else span[1].floor("h")
+    first = None if span is None else span[0].floor("h")
+    logged = set(forecast_log[SERIES_ID].astype(str)) if len(forecast_log) else set()
+    # The scored targets and their naive forecasts (up to a week before a target) lie after this.
+    cutoff = (
+        pd.to_datetime(forecast_log["origin"], utc=True).min() - pd.Timedelta(hours=max(NAIVE_LAGS.values()) + 1)
+        if len(forecast_log)
+        else None
+    )
+    per_series: dict[str, dict[str, Any]] = {}
+    actuals: list[pd.DataFrame] = []
+    ends: dict[str, datetime] = {}
+    steps: list[Resolution] = []
+    new_rows = 0
+    columns = [TIMESTAMP, LOAD, TEMPERATURE]
+    for frame, _ in io.SeriesBatches(home.validated_data, batch_size(cfg.data), SERIES_ID, columns):
+        if not len(frame):
+            continue
+        frame[SERIES_ID] = frame[SERIES_ID].astype(str)
+        stamps = pd.to_datetime(frame[TIMESTAMP], utc=True)
+        _, judged = effect.panel_effects(frame, s, end, country, cfg.features.timezone, first)
+        per_series.update(judged)
+        new_rows += int((stamps > since).sum()) if since is not None else len(frame)
+        ends.update({str(k): t.to_pydatetime() for k, t in stamps.groupby(frame[SERIES_ID]).max().items()})
+        steps.append(data_resolution(frame))
+        if cutoff is not None:
+            keep = frame[SERIES_ID].isin(logged).to_numpy() & (stamps >= cutoff).to_numpy()
+            actuals.append(frame.loc[keep, [SERIES_ID, TIMESTAMP, LOAD]])
+        del frame, stamps
+    found = pd.concat(actuals, ignore_index=True) if actuals else pd.DataFrame(columns=[SERIES_ID, TIMESTAMP, LOAD])
+    resolution = min(steps, key=lambda r: r.step_ns) if steps else data_resolution(found)
+    return _Scan(end, dict(sorted(per_series.items())), found, new_rows, ends, resolution)
+
+
+def _drift(cfg: FluxoraConfig, home: Home, scan: _Scan) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Every series judged against its own history, and the Evidently report of it."""
     from fluxora.monitoring import effect
     from fluxora.monitoring.drift import drift_report
 
     m = cfg.monitor
     s = effect.settings(m)
-    # The model's calendar; the synthetic sample has its own holidays.
     country = cfg.features.holiday_country or (cfg.data.holidays_country if cfg.data.source == "synthetic" else "")
-    end, per_series = effect.panel_effects(data, s, holidays_country=country, timezone=cfg.features.timezone)
+    end, per_series = scan.end, scan.per_series
     windows = {
         "kind": "own_history",
         "current_start": None if end is None else str(end - pd.Timedelta(days=s.window_days)),
@@ -246,26 +315,25 @@ def _write_metrics(cfg: FluxoraConfig, home: Home, out: MonitorResult) -> None:
 
 
 def _forecast_log(
-    cfg: FluxoraConfig, home: Home, data: pd.DataFrame
+    cfg: FluxoraConfig, home: Home, span: tuple[pd.Timestamp, pd.Timestamp] | None
 ) -> tuple[pd.DataFrame, str | None, dict[str, Any]]:
     """The service's forecast log for the accuracy window (forecasts served after the latest
     actual minus `monitor.accuracy_days`)."""
     from fluxora.monitoring import accuracy
 
     accuracy.check_interval(cfg.monitor.accuracy_interval)  # a config error, before anything is written
-    stamps = pd.to_datetime(data[TIMESTAMP], utc=True) if len(data) else pd.Series(dtype="datetime64[ns, UTC]")
-    end = stamps.max() if len(stamps) else pd.Timestamp.now(tz="UTC")
+    end = span[1] if span is not None else pd.Timestamp.now(tz="UTC")
     after = (end - pd.Timedelta(days=cfg.monitor.accuracy_days)).to_pydatetime()
     url = cfg.infra.database_url or home.service_database_url  # the service's, as it would use it
     log, note = accuracy.load_log(url, served_after=after)
-    return log, note, {"served_after": after.isoformat(), "actuals_end": str(end) if len(stamps) else None}
+    return log, note, {"served_after": after.isoformat(), "actuals_end": str(end) if span is not None else None}
 
 
 def _realized_accuracy(
     cfg: FluxoraConfig,
     home: Home,
     forecast_log: pd.DataFrame,
-    data: pd.DataFrame,
+    scan: _Scan,
     note: str | None,
     window: dict[str, Any],
 ) -> dict[str, Any]:
@@ -276,7 +344,7 @@ def _realized_accuracy(
     s = effect.settings(m)
     return accuracy_report(
         forecast_log,
-        data,
+        scan.actuals,
         home.reports,
         min_points=m.accuracy_min_points,
         interval=m.accuracy_interval,
@@ -284,18 +352,17 @@ def _realized_accuracy(
         note=note,
         window=window,
         residual=lambda joined: residual.residual_drift(joined, s, m.drift_share_threshold),
-        resolution=champion_resolution(cfg, home, data),
+        resolution=champion_resolution(cfg, home, scan.resolution),
     )
 
 
-def champion_resolution(cfg: FluxoraConfig, home: Home, data: pd.DataFrame) -> Resolution:
+def champion_resolution(cfg: FluxoraConfig, home: Home, data_step: Resolution) -> Resolution:
     """The step the served forecasts count in: the champion's (its registered contract; a contract
-    without the field is hourly), else, before any champion, the validated data's."""
+    without the field is hourly), else, before any champion, the validated data's (`data_step`)."""
     from fluxora import registry
-    from fluxora.data.frames import data_resolution
 
     champion = registry.read_champion(home, cfg.train.registered_model_name) if home.has_registry else None
     tag = (champion or {}).get("tags", {}).get(registry.CONTRACT_TAG)
     if tag:
         return Resolution.parse(str(json.loads(tag).get("resolution") or "h"))
-    return data_resolution(data)
+    return data_step

@@ -20,6 +20,7 @@ from fluxora.fanout import SERIAL, FanOut
 from fluxora.faults import failpoint
 from fluxora.paths import Home
 from fluxora.registry import RegisteredModel
+from fluxora.runtime import release_memory
 from fluxora.steps import dvcfiles
 from fluxora.steps.base import StepResult, relay_logs
 from fluxora.steps.features import panel as stored_panel
@@ -81,6 +82,7 @@ def train(
     dvc_files = dvcfiles.write(home, result, board, chosen.winner)
     failpoint("train:backtested")
 
+    release_memory()  # the backtest's training batches: the final fit's peak does not stack on theirs
     with relay_logs(say):
         model = _fit_final(cfg, home, panel, chosen.winner, fan_out)
     failpoint("train:fitted")
