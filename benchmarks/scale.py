@@ -47,12 +47,14 @@ class PeakRss:
         self.interval_s = interval_s
         self.peak = 0
         self.overall = 0
+        self.own = 0  # peak of this process alone (the flow's), since the last reset
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def now(self) -> int:
         me = psutil.Process()
         total = me.memory_info().rss
+        self.own = max(self.own, total)
         for child in me.children(recursive=True):
             with contextlib.suppress(psutil.Error):  # a child that just ended
                 total += child.memory_info().rss
@@ -72,6 +74,7 @@ class PeakRss:
         self._thread.join()
 
     def reset(self) -> None:
+        self.own = 0
         self.peak = self.now()
 
 
@@ -278,7 +281,11 @@ def _run(overrides: list[str], memory: PeakRss, rows: list[tuple[str, float, int
             started = time.perf_counter()
             out = fn(*a, **kw)
             rows.append((name, time.perf_counter() - started, memory.peak))
-            print(f"  {name}: {rows[-1][1]:.1f} s, peak RSS {memory.peak / GIB:.2f} GB", flush=True)
+            print(
+                f"  {name}: {rows[-1][1]:.1f} s, peak RSS {memory.peak / GIB:.2f} GB "
+                f"(the flow's process alone {memory.own / GIB:.2f} GB)",
+                flush=True,
+            )
             return out
 
         return wrapper
