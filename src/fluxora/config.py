@@ -98,7 +98,7 @@ class DataConfig:
     freq: str = "auto"  # the model's resolution: auto (the data's own; the coarsest if they differ) | h | 30min | 15min
     seed: int = 42
     noise: float = 0.03
-    batch_series: int = 200  # ingest and the gate hold this many series at a time (0 = all at once)
+    batch_series: int = 200  # ingest, the gate and monitoring hold this many series at a time (0 = all at once)
     # synthetic extras (all off by default)
     resolution: str = "auto"  # source resolution: auto (detected per series) | 15min | 30min | h
     holidays_country: str = "DE"  # public holidays lower synthetic load ("" for none)

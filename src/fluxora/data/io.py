@@ -154,7 +154,7 @@ class SeriesBatches:
     (null or blank), on their own. One pass over the id column finds which row groups hold which
     series; a batch then reads only the row groups that hold its series, one at a time, so memory
     holds a batch plus a row group. `size` <= 0: the whole table as one batch. `columns` reads
-    only those (the series column is always read).
+    only those the file has (the series column is always read).
     """
 
     def __init__(
@@ -167,8 +167,10 @@ class SeriesBatches:
         if not path.is_file():
             raise FileNotFoundError(f"{path} does not exist; run the ingest step first (`fluxora run`)")
         self.path, self.size, self.column = path, size, series_column
-        self.columns = None if columns is None else list(dict.fromkeys([series_column, *columns]))
         self.file = pq.ParquetFile(path, read_dictionary=[series_column])
+        present = set(self.file.schema_arrow.names)
+        wanted = None if columns is None else dict.fromkeys([series_column, *columns])
+        self.columns = None if wanted is None else [c for c in wanted if c in present]
         meta = self.file.metadata
         self.rows = meta.num_rows
         self.offsets = np.cumsum([0] + [meta.row_group(i).num_rows for i in range(meta.num_row_groups)])
