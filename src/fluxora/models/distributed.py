@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from fluxora.config import FluxoraConfig
-from fluxora.errors import InsufficientDataError
+from fluxora.errors import FeatureStoreError, InsufficientDataError
 from fluxora.models.panel import OriginBatch, Panel
 
 _log = logging.getLogger(__name__)
@@ -39,11 +39,12 @@ _log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Unit:
-    """One work unit: a group of series, their training origins and only their part of the panel."""
+    """One work unit: a group of series and their training origins. The worker reads the series'
+    states through Feast and their loads from the validated table, so a unit carries no data."""
 
-    home: Any  # fluxora.paths.Home (the offline store is read on the worker)
+    home: Any  # fluxora.paths.Home (the offline store and the validated table are read on the worker)
     origins: dict[str, np.ndarray]
-    panel: Panel
+    resolution: Any  # fluxora.data.resolution.Resolution: the panel's step, checked on the worker
     service: str
     series_per_batch: int
     horizon: int
@@ -87,7 +88,7 @@ def _fit(
         Unit(
             home,
             {sid: origins[sid] for sid in group},
-            Panel({sid: panel.series[sid] for sid in group}, None, res),  # issued forecasts come from Feast
+            res,
             fc.feature_service,
             fc.series_per_batch,
             horizon,
@@ -177,11 +178,41 @@ def _read(unit: Unit) -> OriginBatch | None:
     from fluxora.models.panel import batch_from_features, concat_batches
 
     try:
+        panel = _panel(unit)
         frames = training_set(unit.home, unit.origins, unit.service, unit.series_per_batch)
-        batches = [batch_from_features(f, unit.panel, unit.horizon, unit.lh, unit.lt) for f in frames]
+        batches = [batch_from_features(f, panel, unit.horizon, unit.lh, unit.lt) for f in frames]
     except InsufficientDataError:
         return None
     return concat_batches(batches).with_weather(unit.weather, unit.noise_c, unit.seed)
+
+
+def _panel(unit: Unit) -> Panel:
+    """The unit's series from the validated table (only the row groups that hold them are read);
+    issued forecasts come from Feast, as in the serial fit's training set."""
+    import pyarrow.parquet as pq
+
+    from fluxora.data.schema import LOAD, SERIES_ID, TEMPERATURE, TIMESTAMP
+
+    ids = sorted(unit.origins)
+    table = pq.read_table(
+        unit.home.validated_data, columns=[SERIES_ID, TIMESTAMP, LOAD, TEMPERATURE], filters=[(SERIES_ID, "in", ids)]
+    )
+    frame = table.to_pandas()
+    frame[SERIES_ID] = frame[SERIES_ID].astype(str)
+    if not len(frame):
+        raise FeatureStoreError(
+            f"the validated table at {unit.home.validated_data} holds none of this unit's series: "
+            "workers need the flow's FLUXORA_HOME"
+        )
+    panel = Panel.from_frames([frame])
+    missing = sorted(set(ids) - set(panel.series))
+    if missing or (panel.resolution != unit.resolution and any(len(s.load) > 1 for s in panel.series.values())):
+        raise FeatureStoreError(
+            f"the validated table at {unit.home.validated_data} does not hold what the flow trained on "
+            f"({len(missing)} series missing, step {panel.resolution.name} vs {unit.resolution.name}): "
+            "workers need the flow's FLUXORA_HOME"
+        )
+    return panel
 
 
 def _batch_stats(batch: OriginBatch | None) -> dict[str, Any] | None:
