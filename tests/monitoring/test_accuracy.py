@@ -575,8 +575,8 @@ def test_the_monitor_in_series_batches_equals_one_pass(tmp_path: Path) -> None:
     from fluxora.config import DataConfig
     from fluxora.data.synthetic import generate
 
-    def run(home: Home, cfg: Any, batch: int) -> tuple[dict[str, Any], dict[str, Any]]:
-        out = steps.monitor(compose([*cfg, f"data.batch_series={batch}"]), home).outputs()
+    def run(home: Home, overrides: list[str], batch: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        out = steps.monitor(compose([*overrides, f"data.batch_series={batch}"]), home).outputs()
         (home.reports / DECISIONS_FILE).unlink(missing_ok=True)  # the next run decides afresh
         series = json.loads(home.drift_series.read_text())
         accuracy = json.loads(Path(out["accuracy"]["json_path"]).read_text())
@@ -602,7 +602,7 @@ def test_the_monitor_in_series_batches_equals_one_pass(tmp_path: Path) -> None:
     assert status == {"series_000": "ok", "series_001": "ok", "series_002": "ok", "series_003": "new"}
 
     # Realized accuracy: the forecast log of two series, scored a series at a time.
-    home, cfg = _monitor_home(tmp_path / "acc", error=60.0)
+    home, _ = _monitor_home(tmp_path / "acc", error=60.0)
     overrides = ["monitor.current_days=7", "monitor.reference_days=14", "monitor.accuracy_days=30"]
     _, acc_batched = run(home, overrides, 1)
     _, acc_whole = run(home, overrides, 0)
