@@ -126,6 +126,8 @@ def column_range(path: Path, column: str) -> tuple[Any, Any] | None:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; run the ingest step first (`fluxora run`)")
     file = pq.ParquetFile(path)
     index = file.schema_arrow.get_field_index(column)
     lows, highs = [], []

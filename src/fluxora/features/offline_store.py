@@ -15,7 +15,7 @@ cutoff of feast#6615) fall back to the stock implementation, so results never si
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeGuard
 
 import duckdb
 import numpy as np
@@ -95,19 +95,9 @@ class DuckDBAsofOfflineStore(DuckDBOfflineStore):
         start_date: datetime,
         end_date: datetime,
     ) -> RetrievalJob:
-        if not _parquet_file(data_source):
-            return DuckDBOfflineStore.pull_latest_from_table_or_query(
-                config,
-                data_source,
-                join_key_columns,
-                feature_name_columns,
-                timestamp_field,
-                created_timestamp_column,
-                start_date,
-                end_date,
-            )
         columns = (join_key_columns, feature_name_columns, timestamp_field, created_timestamp_column)
-        return RangeRetrievalJob(data_source.path, *columns, start_date, end_date, True, config.offline_store)
+        stock = DuckDBOfflineStore.pull_latest_from_table_or_query
+        return _pull(stock, True, config, data_source, *columns, start_date, end_date)
 
     @staticmethod
     def pull_all_from_table_or_query(
@@ -120,22 +110,31 @@ class DuckDBAsofOfflineStore(DuckDBOfflineStore):
         start_date: datetime | None = None,
         end_date: datetime | None = None,
     ) -> RetrievalJob:
-        if not _parquet_file(data_source):
-            return DuckDBOfflineStore.pull_all_from_table_or_query(
-                config,
-                data_source,
-                join_key_columns,
-                feature_name_columns,
-                timestamp_field,
-                created_timestamp_column,
-                start_date,
-                end_date,
-            )
         columns = (join_key_columns, feature_name_columns, timestamp_field, created_timestamp_column)
-        return RangeRetrievalJob(data_source.path, *columns, start_date, end_date, False, config.offline_store)
+        stock = DuckDBOfflineStore.pull_all_from_table_or_query
+        return _pull(stock, False, config, data_source, *columns, start_date, end_date)
 
 
-def _parquet_file(source: Any) -> bool:
+def _pull(
+    stock: Any,
+    latest: bool,
+    config: RepoConfig,
+    source: Any,
+    keys: list[str],
+    features: list[str],
+    timestamp: str,
+    created: str | None,
+    start: datetime | None,
+    end: datetime | None,
+) -> RetrievalJob:
+    """Materialization's read: a DuckDB range query on a local parquet source, else the stock store's."""
+    if not _parquet_file(source):
+        return stock(config, source, keys, features, timestamp, created, start, end)
+    return RangeRetrievalJob(source.path, keys, features, timestamp, created, start, end, latest, config.offline_store)
+
+
+def _parquet_file(source: Any) -> TypeGuard[FileSource]:
+    """A local parquet file: what DuckDB reads here directly."""
     return isinstance(source, FileSource) and source.path.endswith(".parquet") and "://" not in source.path
 
 
@@ -241,7 +240,7 @@ def _supported(feature_views: list[FeatureView], entity_df: Any, filter_by_creat
         return False
     for fv in feature_views:
         source = fv.batch_source
-        if not isinstance(source, FileSource) or not source.path.endswith(".parquet") or "://" in source.path:
+        if not _parquet_file(source):
             return False
         if not _join_key_map(fv) or any(v not in entity_df.columns for v in _join_key_map(fv).values()):
             return False

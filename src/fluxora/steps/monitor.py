@@ -186,10 +186,13 @@ class _Scan:
     resolution: Resolution  # the data's step
 
 
+def _holidays(cfg: FluxoraConfig) -> str:
+    """The model's holiday calendar; the synthetic sample has its own holidays."""
+    return cfg.features.holiday_country or (cfg.data.holidays_country if cfg.data.source == "synthetic" else "")
+
+
 def _span(home: Home) -> tuple[pd.Timestamp, pd.Timestamp] | None:
     """The validated data's first and last timestamp (UTC), from the file's statistics."""
-    if not home.validated_data.is_file():
-        raise FileNotFoundError(f"{home.validated_data} does not exist; run the ingest step first (`fluxora run`)")
     found = io.column_range(home.validated_data, TIMESTAMP)
     return None if found is None else (_utc(found[0]), _utc(found[1]))
 
@@ -217,8 +220,7 @@ def _scan(
     from fluxora.monitoring.accuracy import NAIVE_LAGS
 
     s = effect.settings(cfg.monitor)
-    # The model's calendar; the synthetic sample has its own holidays.
-    country = cfg.features.holiday_country or (cfg.data.holidays_country if cfg.data.source == "synthetic" else "")
+    country = _holidays(cfg)
     end = None if span is None else span[1].floor("h")
     first = None if span is None else span[0].floor("h")
     logged = set(forecast_log[SERIES_ID].astype(str)) if len(forecast_log) else set()
@@ -260,7 +262,7 @@ def _drift(cfg: FluxoraConfig, home: Home, scan: _Scan) -> tuple[dict[str, Any],
 
     m = cfg.monitor
     s = effect.settings(m)
-    country = cfg.features.holiday_country or (cfg.data.holidays_country if cfg.data.source == "synthetic" else "")
+    country = _holidays(cfg)
     end, per_series = scan.end, scan.per_series
     windows = {
         "kind": "own_history",
