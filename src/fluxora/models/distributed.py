@@ -198,19 +198,17 @@ def _panel(unit: Unit) -> Panel:
         unit.home.validated_data, columns=[SERIES_ID, TIMESTAMP, LOAD, TEMPERATURE], filters=[(SERIES_ID, "in", ids)]
     )
     frame = table.to_pandas()
-    frame[SERIES_ID] = frame[SERIES_ID].astype(str)
-    if not len(frame):
+    home = unit.home.validated_data
+    if missing := sorted(set(ids) - set(frame[SERIES_ID].astype(str))):
         raise FeatureStoreError(
-            f"the validated table at {unit.home.validated_data} holds none of this unit's series: "
-            "workers need the flow's FLUXORA_HOME"
+            f"the validated table at {home} lacks {len(missing)} of this unit's {len(ids)} series "
+            f"(e.g. {missing[0]!r}): workers need the flow's FLUXORA_HOME"
         )
     panel = Panel.from_frames([frame])
-    missing = sorted(set(ids) - set(panel.series))
-    if missing or (panel.resolution != unit.resolution and any(len(s.load) > 1 for s in panel.series.values())):
+    if panel.resolution != unit.resolution and any(len(s.load) > 1 for s in panel.series.values()):
         raise FeatureStoreError(
-            f"the validated table at {unit.home.validated_data} does not hold what the flow trained on "
-            f"({len(missing)} series missing, step {panel.resolution.name} vs {unit.resolution.name}): "
-            "workers need the flow's FLUXORA_HOME"
+            f"the validated table at {home} is at {panel.resolution.name}, the flow trained at "
+            f"{unit.resolution.name}: workers need the flow's FLUXORA_HOME"
         )
     return panel
 
