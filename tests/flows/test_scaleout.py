@@ -164,3 +164,43 @@ def test_sample_origins_is_seeded_uniform_and_bounded() -> None:
     assert all((sampled[s] == again).all() for s, again in sample_origins(origins, 120, seed=1).items())
     # Proportional in expectation: the longest series (300 origins of 600) gets about half.
     assert 40 <= len(sampled["s2"]) <= 80
+
+
+@pytest.mark.parametrize(("step_min", "stride"), [(60, 1), (60, 6), (15, 1), (30, 24)])
+def test_sampled_training_origins_equal_sampling_every_candidate(step_min: int, stride: int) -> None:
+    """The grid-based draw gives exactly the candidates (and the sample) of filtering every
+    step's stamp by the stride, for starts on and off the stride, off the step, and too short."""
+    import numpy as np
+
+    from fluxora.data.resolution import Resolution
+    from fluxora.models.panel import Panel, Series, sample_origins
+
+    step = np.timedelta64(step_min, "m").astype("timedelta64[ns]")
+    starts = ["2024-01-01T00:00", "2024-01-01T03:00", "2024-01-02T05:45", "2024-01-01T00:07", "2024-01-03T01:30"]
+    lengths = [900, 700, 1_000, 800, 40]  # the last is shorter than a history and a horizon
+    series = {
+        f"s{i}": Series(np.datetime64(t, "ns"), np.zeros(n), np.zeros(n), step)
+        for i, (t, n) in enumerate(zip(starts, lengths, strict=True))
+    }
+    panel = Panel(series, None, Resolution(int(step.astype("int64"))))
+    horizon, lh, lt = 24, 168, 24
+
+    def every_candidate() -> dict[str, np.ndarray]:
+        out = {}
+        for sid, s in series.items():
+            first, last = max(lh, lt) - 1, len(s.load) - 1 - horizon
+            if last >= first:
+                stamps = s.start + np.arange(first, last + 1) * s.step
+                out[sid] = stamps[stamps.astype("int64") % (stride * 3_600_000_000_000) == 0]
+        return out
+
+    reference = every_candidate()
+    grid = panel.training_origins(horizon, stride, lh, lt)
+    assert list(grid) == list(reference)
+    assert all(np.array_equal(grid[sid], reference[sid]) for sid in reference)
+    assert len(grid["s3"]) == 0  # a start off the step's grid (00:07) is never on the stride
+    for most in (0, 37, 10**9):
+        drawn = panel.sampled_training_origins(horizon, stride, lh, lt, most, seed=3)
+        expected = sample_origins(reference, most, seed=3)
+        assert list(drawn) == list(expected)
+        assert all(np.array_equal(drawn[sid], expected[sid]) for sid in expected)

@@ -24,7 +24,7 @@ from fluxora.fanout import SERIAL, FanOut, chunks
 from fluxora.models import metrics
 from fluxora.models.forecasters import make_forecaster
 from fluxora.models.native import NativeForecaster
-from fluxora.models.panel import HOUR, WEATHER_MODES, OriginBatch, Panel, concat_batches, sample_origins
+from fluxora.models.panel import HOUR, WEATHER_MODES, OriginBatch, Panel, concat_batches
 
 Progress = Callable[[str], None]
 
@@ -182,8 +182,7 @@ def training_batch(panel: Panel, origin: np.datetime64, spec: Spec, window: int)
     """Training origins whose targets are all observed by `origin - gap`."""
     seen = panel.until(origin - spec.gap_hours * HOUR)
     lh, lt = spec.load_history_steps, spec.temp_history_steps
-    origins = seen.training_origins(spec.horizon, spec.stride_hours, lh, lt)
-    origins = sample_origins(origins, spec.max_origins, spec.seed)
+    origins = seen.sampled_training_origins(spec.horizon, spec.stride_hours, lh, lt, spec.max_origins, spec.seed)
     batch = seen.batch(origins, spec.horizon, lh, lt)
     span = (batch.origins.max() - batch.origins.min()) / np.timedelta64(1, "D")
     if span < spec.min_train_days:

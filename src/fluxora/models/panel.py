@@ -224,32 +224,88 @@ class Panel:
     def training_origins(self, horizon: int, stride_hours: int, lh: int, lt: int) -> dict[str, np.ndarray]:
         """Every `stride` hours (on the UTC clock), origins with full history and observed
         targets; `horizon`, `lh` and `lt` in steps."""
-        out: dict[str, np.ndarray] = {}
+        return {sid: g.stamps() for sid, g in self._origin_grids(horizon, stride_hours, lh, lt).items()}
+
+    def sampled_training_origins(
+        self, horizon: int, stride_hours: int, lh: int, lt: int, max_total: int, seed: int
+    ) -> dict[str, np.ndarray]:
+        """`sample_origins(training_origins(...), max_total, seed)`, the same origins, without
+        building every candidate first: at 10,000 series x 1 year hourly the candidates are 87 M
+        stamps (0.7 GB) for a sample of 50,000. The candidates of a series are a regular grid, so
+        the sample's positions map to stamps directly."""
+        grids = self._origin_grids(horizon, stride_hours, lh, lt)
+        sizes = np.array([g.count for g in grids.values()])
+        keep = _sample_positions(sizes, max_total, seed)
+        if keep is None:
+            return {sid: g.stamps() for sid, g in grids.items()}
+        bounds, offsets = _position_bounds(keep, sizes)
+        return {sid: g.stamps(keep[bounds[i] : bounds[i + 1]] - offsets[i]) for i, (sid, g) in enumerate(grids.items())}
+
+    def _origin_grids(self, horizon: int, stride_hours: int, lh: int, lt: int) -> dict[str, _Grid]:
+        """Each series' candidate origins as a grid: positions `first + k * period` (k < count)."""
+        stride_ns = stride_hours * _HOUR_NS
+        out: dict[str, _Grid] = {}
         for sid, s in self.series.items():
             first, last = max(lh, lt) - 1, len(s.load) - 1 - horizon
             if last < first:
                 continue
-            idx = np.arange(first, last + 1)
-            stamps = s.start + idx * s.step
-            keep = stamps.astype("datetime64[ns]").astype("int64") % (stride_hours * _HOUR_NS) == 0
-            out[sid] = stamps[keep]
-        if not any(len(v) for v in out.values()):
+            step_ns = int(s.step.astype("timedelta64[ns]").astype("int64"))
+            start_ns = int(np.datetime64(s.start, "ns").astype("int64"))
+            # the step divides an hour (Resolution), so it divides the stride: a stamp off the
+            # step's own grid is never on the stride's, else every `period`-th index is
+            period = max(1, stride_ns // step_ns)
+            if start_ns % step_ns:
+                out[sid] = _Grid(s.start, s.step, first, period, 0)
+                continue
+            offset = (-(start_ns // step_ns + first)) % period  # steps to the first stamp on the stride
+            aligned = first + offset
+            count = (last - aligned) // period + 1 if aligned <= last else 0
+            out[sid] = _Grid(s.start, s.step, aligned, period, count)
+        if not any(g.count for g in out.values()):
             raise InsufficientDataError("no forecast origin has both a full history and observed targets")
         return out
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """A series' candidate training origins: indices `first + k * period` for k < `count`."""
+
+    start: np.datetime64
+    step: np.timedelta64
+    first: int
+    period: int
+    count: int
+
+    def stamps(self, positions: np.ndarray | None = None) -> np.ndarray:
+        k = np.arange(self.count) if positions is None else np.asarray(positions, dtype="int64")
+        return (self.start + (self.first + k * self.period) * self.step).astype("datetime64[ns]")
+
+
+def _sample_positions(sizes: np.ndarray, max_total: int, seed: int) -> np.ndarray | None:
+    """Sorted global positions of a seeded uniform sample of `max_total` (None: keep all)."""
+    total = int(sizes.sum())
+    if max_total <= 0 or total <= max_total:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(total, max_total, replace=False))
+
+
+def _position_bounds(keep: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each series' share of the sorted positions starts and ends, and each series' offset."""
+    ends = np.cumsum(sizes)
+    return np.searchsorted(keep, np.concatenate([[0], ends])), np.concatenate([[0], ends[:-1]])
 
 
 def sample_origins(origins: dict[str, np.ndarray], max_total: int, seed: int) -> dict[str, np.ndarray]:
     """At most `max_total` origins, a seeded uniform sample across series and time (0: keep all).
 
     For large panels: 1,000 series x 1 year at a 1-hour stride is 8.6 M origins (x 24 design rows);
-    a uniform sample keeps every series, hour of day and season represented at a size that trains."""
+    a uniform sample keeps every series, hour of day and season represented at a size that trains.
+    `Panel.sampled_training_origins` draws the same sample without building the candidates."""
     sizes = np.array([len(v) for v in origins.values()])
-    total = int(sizes.sum())
-    if max_total <= 0 or total <= max_total:
+    keep = _sample_positions(sizes, max_total, seed)
+    if keep is None:
         return origins
-    keep = np.sort(np.random.default_rng(seed).choice(total, max_total, replace=False))
-    bounds = np.searchsorted(keep, np.concatenate([[0], np.cumsum(sizes)]))
-    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    bounds, offsets = _position_bounds(keep, sizes)
     return {
         sid: stamps[keep[bounds[i] : bounds[i + 1]] - offsets[i]] for i, (sid, stamps) in enumerate(origins.items())
     }

@@ -182,21 +182,22 @@ def _fit_final(cfg: FluxoraConfig, home: Home, panel: Any, winner: str, fan_out:
     from fluxora.features.store import training_set
     from fluxora.models.backtest import horizon_steps, weather_mode
     from fluxora.models.forecasters import make_forecaster
-    from fluxora.models.panel import batch_from_features, concat_batches, sample_origins
+    from fluxora.models.panel import batch_from_features, concat_batches
 
     fc, res = cfg.features, panel.resolution
     h = horizon_steps(cfg.train.horizon, res)  # in steps of the data's resolution, as the histories
     lh, lt = res.steps(fc.load_history_hours), res.steps(fc.temp_history_hours)
-    origins = panel.training_origins(h, cfg.train.origin_stride_hours, lh, lt)
     weather = weather_mode(cfg, cfg.train.weather)
     client = getattr(fan_out, "client", None)
+
+    def origins(most: int) -> dict[str, np.ndarray]:
+        return panel.sampled_training_origins(h, cfg.train.origin_stride_hours, lh, lt, most, cfg.backtest.seed)
+
     if winner == "xgboost" and client is not None and cfg.model.xgb_base == "none":  # a ridge base fits here
         from fluxora.models.distributed import fit_xgboost
 
-        origins = sample_origins(origins, cfg.train.dask_max_origins, cfg.backtest.seed)
-        return fit_xgboost(client, cfg, home, panel, origins, h, weather)
-    origins = sample_origins(origins, cfg.train.max_origins, cfg.backtest.seed)
-    frames = training_set(home, origins, fc.feature_service, fc.series_per_batch)
+        return fit_xgboost(client, cfg, home, panel, origins(cfg.train.dask_max_origins), h, weather)
+    frames = training_set(home, origins(cfg.train.max_origins), fc.feature_service, fc.series_per_batch)
     batch = concat_batches([batch_from_features(f, panel, h, lh, lt) for f in frames])
     batch = batch.with_weather(weather, cfg.backtest.weather_noise_c, cfg.backtest.seed)
     return make_forecaster(winner, cfg, h, weather).fit(batch)
