@@ -250,7 +250,7 @@ class Panel:
             if last < first:
                 continue
             step_ns = int(s.step.astype("timedelta64[ns]").astype("int64"))
-            start_ns = int(np.datetime64(s.start, "ns").astype("int64"))
+            start_ns = int(np.asarray(s.start, dtype="datetime64[ns]").astype("int64"))
             # the step divides an hour (Resolution), so it divides the stride: a stamp off the
             # step's own grid is never on the stride's, else every `period`-th index is
             period = max(1, stride_ns // step_ns)
