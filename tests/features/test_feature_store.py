@@ -622,3 +622,28 @@ def test_api_reader_reports_a_torn_down_store(tmp_path: Path, tables: dict[str, 
     sqlite3.connect(online_db).close()  # an empty file where the store was
     with pytest.raises(FeatureStoreError, match="has not been applied"):
         reader.states(["series_000"], "load_forecast_v1", V1_FEATURES)
+
+
+def test_offline_tables_are_zstd_with_dictionaries_only_off_floats(
+    sqlite_store: fs.Published, tables: dict[str, pa.Table]
+) -> None:
+    """Float columns and float histories are plain zstd (the windows' shifted repeats compress,
+    a per-value dictionary does not); ids, stamps and calendar integers keep their dictionaries;
+    every table reads back as written."""
+    home = sqlite_store.home
+    for view in ("origin_state", "load_stats", "calendar"):
+        assert pq.read_table(fs.table_path(home, view)).equals(
+            tables[view].cast(pq.read_schema(fs.table_path(home, view)))
+        )
+        meta = pq.ParquetFile(fs.table_path(home, view)).metadata
+        columns = {
+            meta.row_group(0).column(i).path_in_schema: meta.row_group(0).column(i) for i in range(meta.num_columns)
+        }
+        assert {c.compression for c in columns.values()} == {"ZSTD"}, view
+        for path, column in columns.items():
+            schema_type = pq.read_schema(fs.table_path(home, view)).field(path.split(".")[0]).type
+            is_float = pa.types.is_floating(schema_type) or (
+                pa.types.is_list(schema_type) and pa.types.is_floating(schema_type.value_type)
+            )
+            dictionary = any("DICTIONARY" in e for e in column.encodings)
+            assert dictionary != is_float, (view, path, column.encodings)

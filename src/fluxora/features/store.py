@@ -61,9 +61,25 @@ def table_path(home: Home, view: str) -> Path:
     return home.features_dir / f"{view}.parquet"
 
 
+def writer_options(schema: pa.Schema) -> dict[str, Any]:
+    """How the offline tables are encoded: zstd (level 1), with dictionaries only for columns that
+    are not floats. A history window repeats the one before it shifted by a step, which zstd's
+    matches find and a per-value dictionary does not: a year of hourly origin states is 3.7x
+    smaller than with pyarrow's default (snappy, every column dictionary-encoded), written 1.8x
+    and read 1.5x as fast (`benchmarks/offline_encoding.py`)."""
+
+    def floats(kind: pa.DataType) -> bool:
+        while pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
+            kind = kind.value_type
+        return bool(pa.types.is_floating(kind))
+
+    keep = [field.name for field in schema if not floats(field.type)]
+    return {"compression": "zstd", "compression_level": 1, "use_dictionary": keep}
+
+
 def write_offline(table: pa.Table, home: Home, view: str = "origin_state") -> Path:
     """Write one offline source atomically (a reader never sees a partial file)."""
-    return atomic_write(table_path(home, view), lambda tmp: pq.write_table(table, tmp))
+    return atomic_write(table_path(home, view), lambda tmp: pq.write_table(table, tmp, **writer_options(table.schema)))
 
 
 def redis_connection_string(url: str) -> str:
@@ -261,7 +277,7 @@ def write_offline_batches(home: Home, batches: Iterable[dict[str, pa.Table]]) ->
                 if view not in writers:
                     temps[view] = table_path(home, view).with_suffix(".parquet.partial")
                     temps[view].parent.mkdir(parents=True, exist_ok=True)
-                    writers[view] = pq.ParquetWriter(temps[view], table.schema)
+                    writers[view] = pq.ParquetWriter(temps[view], table.schema, **writer_options(table.schema))
                 writers[view].write_table(table.cast(writers[view].schema), row_group_size=ROW_GROUP_ROWS)
                 rows[view] = rows.get(view, 0) + table.num_rows
                 latest.append(_latest_rows(table))
