@@ -140,7 +140,8 @@ class Panel:
         out: dict[str, Series] = {}
         resolution = data_resolution(data)
         step = np.timedelta64(resolution.step_ns, "ns")
-        for sid, group in data.groupby(SERIES_ID, sort=True):
+        # observed: a categorical id column (as parquet reads it) groups by the ids present only
+        for sid, group in data.groupby(SERIES_ID, sort=True, observed=True):
             stamps = group[TIMESTAMP].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
             if len(stamps) > 1 and not (np.diff(stamps) == step).all():
                 raise InsufficientDataError(
@@ -151,15 +152,13 @@ class Panel:
             )
         if not out:
             raise InsufficientDataError("no data")
-        return cls(out, forecasts, resolution)
+        return cls(dict(sorted(out.items())), forecasts, resolution)
 
     @classmethod
     def from_frames(cls, frames: Iterable[pd.DataFrame], forecasts: IssuedLookup | None = None) -> Panel:
         """`from_frame` of the validated table given as batches of whole series (e.g. read with
         `fluxora.data.io.SeriesBatches`), so the table is never in memory at once."""
-        parts = [
-            cls.from_frame(frame.assign(**{SERIES_ID: frame[SERIES_ID].astype(str)})) for frame in frames if len(frame)
-        ]
+        parts = [cls.from_frame(frame) for frame in frames if len(frame)]
         if not parts:
             raise InsufficientDataError("no data")
         # A batch whose series have one row each cannot show the step; the others must agree.
