@@ -544,16 +544,19 @@ def _train_note(decision: GateDecision, metrics: dict[str, float], model: str, c
 
 
 def _dataset(inp: DataInput) -> Any:
-    """An MLflow dataset for a Parquet file: its schema and row count, name, digest and location."""
+    """An MLflow dataset for a Parquet file: its schema and row count, name, digest and location,
+    from the file's footer and a sample of its first rows, never the whole table
+    (`fluxora.mlflow_datasets`)."""
     import warnings
 
-    import pandas as pd
-    from mlflow.data.pandas_dataset import from_pandas
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
 
-    frame = pd.read_parquet(inp.path)
+    from fluxora.mlflow_datasets import ParquetFileDataset
+
     with warnings.catch_warnings():  # MLflow registers its local source for both "" and "file" schemes
         warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple ways")
-        return from_pandas(frame, source=inp.path.resolve().as_uri(), name=inp.name, digest=inp.digest[:36])
+        source = resolve_dataset_source(inp.path.resolve().as_uri())
+    return ParquetFileDataset(inp.path, source, inp.name, inp.digest[:36])
 
 
 def _log_inputs(client: MlflowClient, run_id: str, inputs: list[DataInput], context: str) -> list[Any]:

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 
 from fluxora import registry
@@ -97,7 +98,44 @@ def test_the_training_data_is_a_dataset_input(logged: dict[str, Any], trained_ho
         ds = found.dataset
         assert ds.name == "load (validated)" and ds.digest == io.file_digest(trained_home.validated_data)
         assert json.loads(ds.source)["uri"].endswith("validated.parquet")
-        assert json.loads(ds.profile)["num_rows"] > 0 and "series_id" in ds.schema
+        rows = pq.ParquetFile(trained_home.validated_data).metadata.num_rows
+        assert json.loads(ds.profile)["num_rows"] == rows and "series_id" in ds.schema
+
+
+def test_a_parquet_dataset_describes_the_file_as_mlflow_would_the_frame(tmp_path: Path) -> None:
+    """The file-backed dataset (footer + a sample) gives the schema and profile MLflow's pandas
+    dataset infers from the whole frame: the same column types, nullable columns not required."""
+    import warnings
+
+    import numpy as np
+    import pandas as pd
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.pandas_dataset import from_pandas
+
+    from fluxora.mlflow_datasets import SCHEMA_SAMPLE_ROWS, ParquetFileDataset
+
+    n = 3 * SCHEMA_SAMPLE_ROWS  # the nulls are all past the sample the types are inferred on
+    temperature = np.where(np.arange(n) > 2 * SCHEMA_SAMPLE_ROWS, np.nan, 12.5)
+    frame = pd.DataFrame(
+        {
+            "series_id": [f"s{i % 7}" for i in range(n)],
+            "timestamp": pd.date_range("2024-01-01", periods=n, freq="h", tz="UTC"),
+            "load": np.arange(n, dtype="float64"),
+            "temperature": temperature,
+            "flag": np.arange(n) % 2 == 0,
+        }
+    )
+    path = tmp_path / "table.parquet"
+    frame.to_parquet(path, row_group_size=4_096)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        source = resolve_dataset_source(path.resolve().as_uri())
+        stock = from_pandas(pd.read_parquet(path), source=path.resolve().as_uri(), name="t", digest="d")
+    ours = ParquetFileDataset(path, source, "t", "d")
+    assert ours.profile == stock.profile
+    assert [(c.name, c.type) for c in ours.schema.inputs] == [(c.name, c.type) for c in stock.schema.inputs]
+    assert {c.name: c.required for c in ours.schema.inputs} == {c.name: c.required for c in stock.schema.inputs}
+    assert json.loads(ours.to_dict()["schema"]) == json.loads(stock.to_dict()["schema"])
 
 
 def test_the_version_says_what_the_gate_decided_and_links_its_run(logged: dict[str, Any]) -> None:
