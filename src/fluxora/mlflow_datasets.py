@@ -10,6 +10,7 @@ training data costs the same at any size. Imported only when a run is logged (it
 from __future__ import annotations
 
 import json
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from mlflow.data.dataset_source import DatasetSource
 from mlflow.types import ColSpec, Schema
 from mlflow.types.utils import _infer_schema
 
+from fluxora.data.io import file_digest
+
 SCHEMA_SAMPLE_ROWS = 10_000
 
 
@@ -29,12 +32,14 @@ class ParquetFileDataset(Dataset):
     statistics count no nulls in it (unknown counts: not required; a NaN stored as a value, not as
     a null, is not counted)."""
 
-    def __init__(self, path: Path, source: DatasetSource, name: str, digest: str) -> None:
+    def __init__(self, path: Path, source: DatasetSource, name: str, digest: str | None = None) -> None:
+        self._path = path
         self._file = pq.ParquetFile(path)
         super().__init__(source=source, name=name, digest=digest)
 
     def _compute_digest(self) -> str:
-        raise NotImplementedError("the digest is given: the file's MD5")
+        """The file's MD5 (MLflow keeps at most 36 characters), when no digest was given."""
+        return file_digest(self._path)[:36]
 
     def to_dict(self) -> dict[str, str]:
         config: dict[str, str] = super().to_dict()
@@ -48,8 +53,8 @@ class ParquetFileDataset(Dataset):
         meta = self._file.metadata
         return {"num_rows": meta.num_rows, "num_elements": meta.num_rows * meta.num_columns}
 
-    @property
-    def schema(self) -> Schema | None:
+    @cached_property
+    def schema(self) -> Schema | None:  # the same file every time the dataset is logged (parent, children)
         if self._file.metadata.num_rows == 0:
             return None
         first = next(self._file.iter_batches(batch_size=SCHEMA_SAMPLE_ROWS))
